@@ -1,0 +1,82 @@
+"""Arrays of a data set and its deterministic train/validation/test split."""
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+__all__ = ["DataSplits", "Dataset", "split_dataset"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Examples ``(x, y)`` of a conditional model, with optional labels of the hidden factor.
+
+    :param x: conditions ``[N, x_dim]``, float32.
+    :param y: targets ``[N, y_dim]``: int64 classes in ``[0, num_classes)`` for the categorical
+        likelihood, float32 zeros and ones for Bernoulli, float32 values for Gaussian.
+    :param labels: the hidden factor ``[N]`` (int64, ``0..num_labels-1``), or ``None``.
+    :param likelihood: ``"categorical"``, ``"bernoulli"`` or ``"gaussian"``.
+    :param num_classes: classes per factor of ``y`` (2 for Bernoulli, 0 for Gaussian).
+    :param name: the data set's name, for reports.
+    :param info: plotting metadata (e.g. the image layout of ``digits``).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    labels: np.ndarray | None
+    likelihood: str
+    num_classes: int
+    name: str
+    info: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return self.x.shape[0]
+
+    @property
+    def x_dim(self):
+        return self.x.shape[1]
+
+    @property
+    def y_dim(self):
+        return self.y.shape[1]
+
+    @property
+    def num_labels(self):
+        return 0 if self.labels is None else int(self.labels.max()) + 1
+
+    def subset(self, index):
+        return replace(
+            self, x=self.x[index], y=self.y[index], labels=None if self.labels is None else self.labels[index]
+        )
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """The three splits of one data set, the indices that made them, and the data's generator if known."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    indices: dict
+    generator: object | None = None
+
+
+def split_dataset(data, val_fraction, test_fraction, seed, generator=None):
+    """Split ``data`` by a permutation drawn from ``seed``: the same seed gives the same split."""
+    n = len(data)
+    n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
+    if n - n_val - n_test < 2 or n_val < 2 or n_test < 2:
+        raise ValueError(
+            f"{n} examples are too few for val_fraction={val_fraction}, test_fraction={test_fraction}: "
+            "each split needs at least 2"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    indices = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
+    indices = {k: np.sort(v) for k, v in indices.items()}
+    return DataSplits(
+        train=data.subset(indices["train"]),
+        val=data.subset(indices["val"]),
+        test=data.subset(indices["test"]),
+        indices=indices,
+        generator=generator,
+    )

@@ -1,0 +1,26 @@
+"""Torch building blocks shared by the CVAE's model and guide networks."""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["MIN_SCALE", "mlp", "positive_scale", "split_loc_scale"]
+
+# Floor on every predicted standard deviation, so that densities stay bounded.
+MIN_SCALE = 1e-3
+
+
+def mlp(in_dim, hidden, out_dim):
+    """Two hidden ReLU layers. The NumPyro twin (:mod:`infovae.numpyro.models.layers`) mirrors it."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
+    )
+
+
+def positive_scale(raw):
+    return F.softplus(raw) + MIN_SCALE
+
+
+def split_loc_scale(params):
+    loc, raw = torch.chunk(params, 2, dim=-1)
+    return loc, positive_scale(raw)

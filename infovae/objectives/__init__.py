@@ -1,0 +1,23 @@
+"""Objectives for conditional VAEs in Pyro: :class:`InfoVAE_ELBO` and the divergences it composes."""
+
+from infovae.objectives._traces import UnsupportedModelError
+from infovae.objectives.divergences import (
+    DEFAULT_KERNEL_SCALES,
+    categorical_kl,
+    jensen_shannon,
+    mmd,
+    moment_matched_kl,
+    monte_carlo_jensen_shannon,
+)
+from infovae.objectives.infovae_elbo import InfoVAE_ELBO
+
+__all__ = [
+    "DEFAULT_KERNEL_SCALES",
+    "InfoVAE_ELBO",
+    "UnsupportedModelError",
+    "categorical_kl",
+    "jensen_shannon",
+    "mmd",
+    "moment_matched_kl",
+    "monte_carlo_jensen_shannon",
+]

@@ -1,0 +1,231 @@
+"""Divergences between distributions and between samples, as pure functions on tensors.
+
+Each function is the math of one term of :class:`~infovae.objectives.InfoVAE_ELBO`; the ELBO only
+gathers their inputs from a model/guide trace. The NumPyro twin
+(:mod:`infovae.numpyro.objectives.divergences`) has the same functions with the same signatures.
+
+All functions are differentiable in every input except where stated (the median-heuristic bandwidth
+is treated as a constant, as is usual).
+"""
+
+import math
+from numbers import Real
+
+import torch
+
+__all__ = [
+    "DEFAULT_KERNEL_SCALES",
+    "KERNELS",
+    "categorical_kl",
+    "jensen_shannon",
+    "mmd",
+    "moment_matched_kl",
+    "monte_carlo_jensen_shannon",
+]
+
+DEFAULT_KERNEL_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+KERNELS = ("imq", "rbf")
+
+
+def categorical_kl(q_probs, p_probs):
+    r"""KL divergence between categorical distributions, :math:`\sum_c q_c \log(q_c / p_c)`.
+
+    :param q_probs: probabilities ``[..., C]`` (rows sum to one).
+    :param p_probs: probabilities ``[..., C]``, broadcastable against ``q_probs``.
+    :returns: the divergence, shape ``[...]``. ``0 log 0 = 0``; ``q_c > 0 = p_c`` gives ``inf``.
+    """
+    return (torch.xlogy(q_probs, q_probs) - torch.xlogy(q_probs, p_probs)).sum(-1)
+
+
+def _aggregate_gaussian(loc, scale):
+    """Mean ``[d]`` and covariance ``[d, d]`` of the equal-weight mixture of diagonal Gaussians."""
+    mean = loc.mean(0)
+    centred = loc - mean
+    # mean_i(diag(s_i^2) + m_i m_i^T) - m m^T, written with centred locations so that no large
+    # terms cancel.
+    cov = torch.diag_embed((scale**2).mean(0)) + centred.T @ centred / loc.shape[0]
+    return mean, cov
+
+
+def moment_matched_kl(loc, scale, prior_loc=None, prior_scale=None):
+    r"""KL between the moment-matched Gaussians of two aggregates of diagonal Gaussians.
+
+    The aggregate posterior :math:`q(z) = \frac1B\sum_i \mathcal N(m_i, \mathrm{diag}\,s_i^2)` is
+    replaced by the Gaussian with its mean :math:`\bar m` and full covariance
+    :math:`\frac1B\sum_i(\mathrm{diag}\,s_i^2 + m_i m_i^\top) - \bar m\bar m^\top`; likewise the
+    aggregate prior (the standard normal when ``prior_loc`` and ``prior_scale`` are ``None``). The
+    result is the analytic KL between the two Gaussians. It matches first and second moments only.
+
+    :param loc: posterior means ``[B, d]``.
+    :param scale: posterior standard deviations ``[B, d]``.
+    :param prior_loc: prior means ``[B, d]`` (a conditional prior), or ``None``.
+    :param prior_scale: prior standard deviations ``[B, d]``, or ``None``.
+    :returns: scalar tensor.
+    """
+    if (prior_loc is None) != (prior_scale is None):
+        raise ValueError("moment_matched_kl: give both prior_loc and prior_scale, or neither")
+    if loc.dim() != 2 or loc.shape != scale.shape:
+        raise ValueError(
+            f"moment_matched_kl: loc and scale must both be [B, d], got {tuple(loc.shape)} "
+            f"and {tuple(scale.shape)}"
+        )
+    d = loc.shape[-1]
+    mean_q, cov_q = _aggregate_gaussian(loc, scale)
+    if prior_loc is None:
+        mean_p = torch.zeros_like(mean_q)
+        cov_p = torch.eye(d, dtype=loc.dtype, device=loc.device)
+    else:
+        loc_p, scale_p = torch.broadcast_tensors(prior_loc, prior_scale)
+        mean_p, cov_p = _aggregate_gaussian(loc_p.expand_as(loc), scale_p.expand_as(loc))
+    chol_q = torch.linalg.cholesky(cov_q)
+    chol_p = torch.linalg.cholesky(cov_p)
+    # tr(S_p^-1 S_q) = |L_p^-1 L_q|_F^2 and the Mahalanobis term through one triangular solve each.
+    whitened = torch.linalg.solve_triangular(chol_p, chol_q, upper=False)
+    diff = torch.linalg.solve_triangular(chol_p, (mean_p - mean_q).unsqueeze(-1), upper=False)
+    logdet_p = 2.0 * chol_p.diagonal().log().sum()
+    logdet_q = 2.0 * chol_q.diagonal().log().sum()
+    return 0.5 * ((whitened**2).sum() + (diff**2).sum() - d + logdet_p - logdet_q)
+
+
+def _squared_distances(a, b):
+    """Pairwise squared Euclidean distances ``[n, m]`` through one matrix product."""
+    sq = (a * a).sum(-1).unsqueeze(-1) + (b * b).sum(-1).unsqueeze(-2) - 2.0 * a @ b.T
+    return sq.clamp_min(0.0)
+
+
+def _kernel(sq_dist, kernel, widths):
+    """Multi-scale kernel summed over ``widths`` (each already multiplied by the scale)."""
+    total = 0.0
+    for w in widths:
+        if kernel == "imq":
+            total = total + w / (w + sq_dist)
+        else:
+            total = total + torch.exp(-sq_dist / w)
+    return total
+
+
+def _check_kernel(kernel, scales, bandwidth):
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    scales = tuple(scales)
+    if not scales or not all(isinstance(s, Real) and math.isfinite(s) and s > 0 for s in scales):
+        raise ValueError(f"kernel scales must be a non-empty sequence of positive numbers, got {scales!r}")
+    if not (
+        bandwidth is None
+        or bandwidth == "median"
+        or (isinstance(bandwidth, Real) and not isinstance(bandwidth, bool) and math.isfinite(bandwidth) and bandwidth > 0)
+    ):
+        raise ValueError(f"bandwidth must be None, 'median' or a positive number, got {bandwidth!r}")
+    return scales
+
+
+def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None):
+    r"""Unbiased estimate (U-statistic) of the squared maximum mean discrepancy between samples.
+
+    .. math::
+
+        \frac{1}{n(n-1)}\sum_{i\ne j} k(x_i,x_j) + \frac{1}{m(m-1)}\sum_{i\ne j} k(y_i,y_j)
+        - \frac{2}{nm}\sum_{i,j} k(x_i,y_j)
+
+    The estimate can be slightly negative when the two samples come from one distribution; that is
+    what unbiasedness means. Kernels on ``d``-dimensional points, summed over ``scales``:
+
+    - ``"imq"``: :math:`\sum_s C_s / (C_s + |a-b|^2)`, :math:`C_s = 2 d s`;
+    - ``"rbf"``: :math:`\sum_s \exp(-|a-b|^2 / (2 d s))`.
+
+    ``bandwidth`` replaces the base width ``2 d``: ``"median"`` uses the median squared distance
+    between distinct points of the pooled sample (held constant for gradients), a positive number
+    is used as given.
+
+    :param x: sample ``[n, d]`` with ``n >= 2``.
+    :param y: sample ``[m, d]`` with ``m >= 2``.
+    :returns: scalar tensor.
+    """
+    scales = _check_kernel(kernel, scales, bandwidth)
+    if x.dim() != 2 or y.dim() != 2 or x.shape[-1] != y.shape[-1]:
+        raise ValueError(
+            f"mmd: x and y must be [n, d] and [m, d] with the same d, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    n, m = x.shape[0], y.shape[0]
+    if n < 2 or m < 2:
+        raise ValueError(f"mmd needs at least 2 draws on each side for the U-statistic, got n={n}, m={m}")
+    d_xx = _squared_distances(x, x)
+    d_yy = _squared_distances(y, y)
+    d_xy = _squared_distances(x, y)
+    if bandwidth is None:
+        base = 2.0 * x.shape[-1]
+    elif bandwidth == "median":
+        base = _median_squared_distance(d_xx, d_yy, d_xy)
+    else:
+        base = float(bandwidth)
+    widths = [base * s for s in scales]
+    k_xx = _kernel(d_xx, kernel, widths)
+    k_yy = _kernel(d_yy, kernel, widths)
+    k_xy = _kernel(d_xy, kernel, widths)
+    # The U-statistic leaves out the i == j terms, whatever their rounded distance.
+    sum_xx = k_xx.sum() - k_xx.diagonal().sum()
+    sum_yy = k_yy.sum() - k_yy.diagonal().sum()
+    return sum_xx / (n * (n - 1)) + sum_yy / (m * (m - 1)) - 2.0 * k_xy.mean()
+
+
+def _median_squared_distance(d_xx, d_yy, d_xy):
+    with torch.no_grad():
+        n, m = d_xx.shape[0], d_yy.shape[0]
+        iu_x = torch.triu_indices(n, n, offset=1, device=d_xx.device)
+        iu_y = torch.triu_indices(m, m, offset=1, device=d_yy.device)
+        pooled = torch.cat([d_xx[iu_x[0], iu_x[1]], d_yy[iu_y[0], iu_y[1]], d_xy.reshape(-1)])
+        median = pooled.median()
+        # All points identical: any width gives the same (zero) discrepancy; avoid 0/0.
+        return median.clamp_min(torch.finfo(median.dtype).tiny)
+
+
+def _entropy(probs):
+    return -torch.xlogy(probs, probs).sum(-1)
+
+
+def jensen_shannon(probs, weights):
+    r"""Generalised Jensen–Shannon divergence of K categorical distributions.
+
+    :math:`\mathrm{JSD}_\pi(p_1..p_K) = H(\sum_k \pi_k p_k) - \sum_k \pi_k H(p_k)`, in nats, bounded by
+    :math:`H(\pi) \le \log K`.
+
+    :param probs: ``[K, ..., C]``: the K distributions over C classes, with any batch dims between.
+    :param weights: mixture weights ``[K]``, or ``[K, ...]`` broadcastable against ``probs[..., 0]``
+        (per-example weights); they must sum to one over K.
+    :returns: tensor ``[...]``.
+    """
+    if probs.dim() < 2:
+        raise ValueError(f"jensen_shannon: probs must be [K, ..., C], got shape {tuple(probs.shape)}")
+    if probs.shape[0] < 2:
+        raise ValueError(f"jensen_shannon needs at least 2 distributions along dim 0, got {probs.shape[0]}")
+    if weights.shape[0] != probs.shape[0]:
+        raise ValueError(
+            f"jensen_shannon: weights has {weights.shape[0]} entries along dim 0 but probs has {probs.shape[0]}"
+        )
+    w = weights.reshape(weights.shape + (1,) * (probs.dim() - 1 - weights.dim()))
+    mixture = (w.unsqueeze(-1) * probs).sum(0)
+    return _entropy(mixture) - (w * _entropy(probs)).sum(0)
+
+
+def monte_carlo_jensen_shannon(cross_log_probs, weights):
+    r"""Monte-Carlo Jensen–Shannon divergence from one draw of each of K distributions.
+
+    With :math:`y_k \sim p_k` and ``cross_log_probs[k, j] =`` :math:`\log p_j(y_k)`,
+
+    .. math:: \mathrm{JSD}_\pi \approx \sum_k \pi_k \Big(\log p_k(y_k) - \log\sum_j \pi_j p_j(y_k)\Big),
+
+    an unbiased estimate of :math:`\sum_k \pi_k \mathrm{KL}(p_k \,\|\, \sum_j\pi_j p_j)`.
+
+    :param cross_log_probs: ``[K, K, ...]``.
+    :param weights: ``[K]`` or ``[K, ...]`` as in :func:`jensen_shannon`.
+    :returns: tensor ``[...]``.
+    """
+    K = cross_log_probs.shape[0]
+    if K < 2:
+        raise ValueError(f"monte_carlo_jensen_shannon needs at least 2 distributions, got {K}")
+    if cross_log_probs.shape[1] != K:
+        raise ValueError(f"cross_log_probs must be [K, K, ...], got {tuple(cross_log_probs.shape)}")
+    w = weights.reshape(weights.shape + (1,) * (cross_log_probs.dim() - 1 - weights.dim()))
+    own = torch.diagonal(cross_log_probs, dim1=0, dim2=1).movedim(-1, 0)
+    log_mixture = torch.logsumexp(w.log().unsqueeze(0) + cross_log_probs, dim=1)
+    return (w * (own - log_mixture)).sum(0)
