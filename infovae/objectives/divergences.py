@@ -174,7 +174,11 @@ def _median_squared_distance(d_xx, d_yy, d_xy):
         iu_x = torch.triu_indices(n, n, offset=1, device=d_xx.device)
         iu_y = torch.triu_indices(m, m, offset=1, device=d_yy.device)
         pooled = torch.cat([d_xx[iu_x[0], iu_x[1]], d_yy[iu_y[0], iu_y[1]], d_xy.reshape(-1)])
-        median = pooled.median()
+        # The usual median (the mean of the two middle values for an even count), as numpy's.
+        k = (pooled.numel() + 1) // 2
+        median = pooled.kthvalue(k).values
+        if pooled.numel() % 2 == 0:
+            median = 0.5 * (median + pooled.kthvalue(k + 1).values)
         # All points identical: any width gives the same (zero) discrepancy; avoid 0/0.
         return median.clamp_min(torch.finfo(median.dtype).tiny)
 

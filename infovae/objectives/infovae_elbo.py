@@ -176,7 +176,8 @@ class InfoVAE_ELBO(ELBO):
     def differentiable_loss(self, model, guide, *args, **kwargs):
         """The loss as a scalar tensor that autograd differentiates to the gradient estimate."""
         loss = self._terms(model, guide, args, kwargs, every_term=False)["loss"]
-        warn_if_nan(loss, "loss")
+        # Detached, so that no gradient hook is left on the graph.
+        warn_if_nan(loss.detach(), "loss")
         return loss
 
     def loss_and_grads(self, model, guide, *args, **kwargs):
