@@ -175,10 +175,7 @@ class InfoVAE_ELBO(ELBO):
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
         """The loss as a scalar tensor that autograd differentiates to the gradient estimate."""
-        loss = self._terms(model, guide, args, kwargs, every_term=False)["loss"]
-        # Detached, so that no gradient hook is left on the graph.
-        warn_if_nan(loss.detach(), "loss")
-        return loss
+        return self.differentiable_terms(model, guide, *args, **kwargs)["loss"]
 
     def loss_and_grads(self, model, guide, *args, **kwargs):
         """The loss as a float, after back-propagating its gradient into the parameters."""
@@ -186,6 +183,17 @@ class InfoVAE_ELBO(ELBO):
         if loss.requires_grad:
             loss.backward(retain_graph=self.retain_graph)
         return loss.item()
+
+    def differentiable_terms(self, model, guide, *args, **kwargs):
+        """The loss and the terms it is made of, as tensors from one pass, for logging while training.
+
+        ``"loss"`` is :meth:`differentiable_loss`; the other entries are as in :meth:`loss_terms`, but
+        only ``recon``, ``kl`` and the terms with a non-zero weight are present.
+        """
+        terms = self._terms(model, guide, args, kwargs, every_term=False)
+        # Detached, so that no gradient hook is left on the graph.
+        warn_if_nan(terms["loss"].detach(), "loss")
+        return terms
 
     def loss_terms(self, model, guide, *args, **kwargs):
         """Every term of the objective, as floats.

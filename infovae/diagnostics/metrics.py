@@ -1,0 +1,134 @@
+"""What happened to the latent, as numbers: pure functions on numpy arrays.
+
+Latent distributions are given by their parameters, ``{"probs": [n, K]}`` (discrete) or
+``{"loc": [n, d], "scale": [n, d]}`` (Gaussian), as the backends return them.
+"""
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.cluster import KMeans
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import normalized_mutual_info_score
+from sklearn.preprocessing import StandardScaler
+
+__all__ = [
+    "active_units",
+    "elbo_surgery",
+    "is_discrete",
+    "latent_codes",
+    "latent_features",
+    "latent_perplexity",
+    "normalised_mutual_information",
+    "probe_accuracy",
+    "sample_latents",
+]
+
+# A dimension counts as used when its posterior mean varies across examples by more than this
+# (Burda, Grosse & Salakhutdinov 2016).
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+def is_discrete(params):
+    return "probs" in params
+
+
+def sample_latents(params, rng, num_samples=None):
+    """Draws ``z ~ q`` per example: integers ``[*S, n]`` (discrete) or vectors ``[*S, n, d]``."""
+    shape = () if num_samples is None else (num_samples,)
+    if is_discrete(params):
+        probs = params["probs"]
+        cdf = np.cumsum(probs, axis=-1)
+        u = rng.random(shape + (probs.shape[0], 1))
+        # The last value catches draws above a cdf that rounds to just under one.
+        return np.minimum((u > cdf).sum(-1), probs.shape[-1] - 1)
+    eps = rng.standard_normal(shape + params["loc"].shape)
+    return params["loc"] + params["scale"] * eps
+
+
+def latent_features(z, num_values=None):
+    """Classifier features of latent draws: one-hot for a discrete latent, the vector otherwise."""
+    if num_values is not None:
+        return np.eye(num_values)[z]
+    return z
+
+
+def probe_accuracy(z_fit, labels_fit, z_eval, labels_eval, num_values=None):
+    """Accuracy on ``z_eval`` of a logistic-regression probe trained on ``z_fit`` to predict the label.
+
+    The probe sees *sampled* latents, so it measures the label information that survives the
+    posterior's noise, not that of the encoder's deterministic output.
+    """
+    scaler = StandardScaler().fit(latent_features(z_fit, num_values))
+    probe = LogisticRegression(max_iter=2000)
+    if len(np.unique(labels_fit)) < 2:
+        # One class in the fitting set: the probe can only predict it.
+        return float(np.mean(labels_eval == labels_fit[0]))
+    probe.fit(scaler.transform(latent_features(z_fit, num_values)), labels_fit)
+    return float(probe.score(scaler.transform(latent_features(z_eval, num_values)), labels_eval))
+
+
+def latent_codes(params, num_labels, seed=0):
+    """One discrete code per example: the most probable latent value (discrete), or a k-means
+    cluster of the posterior means with as many clusters as labels (Gaussian)."""
+    if is_discrete(params):
+        return params["probs"].argmax(-1)
+    return KMeans(n_clusters=max(num_labels, 2), n_init=4, random_state=seed).fit_predict(params["loc"])
+
+
+def normalised_mutual_information(labels, codes):
+    return float(normalized_mutual_info_score(labels, codes))
+
+
+def latent_perplexity(q):
+    """``exp H(mean_i q_i)``: how many latent values the aggregate posterior effectively uses."""
+    mean = q["probs"].mean(0)
+    return float(np.exp(-np.sum(mean * np.log(np.where(mean > 0, mean, 1.0)))))
+
+
+def active_units(q):
+    """Gaussian latent dimensions whose posterior mean varies across examples (variance > 0.01)."""
+    return int((q["loc"].var(0) > ACTIVE_UNIT_THRESHOLD).sum())
+
+
+def _kl_rows(q, p):
+    return np.sum(q * (np.log(np.where(q > 0, q, 1.0)) - np.log(np.where(q > 0, p, 1.0))), axis=-1)
+
+
+def _gaussian_log_density(z, loc, scale):
+    """``[i, j] = log N(z_i; loc_j, diag scale_j^2)`` for all pairs, in row chunks to bound memory."""
+    out = np.empty((len(z), len(loc)))
+    for start in range(0, len(z), 256):
+        zi = z[start : start + 256, None, :]
+        out[start : start + 256] = (
+            -0.5 * (((zi - loc) / scale) ** 2).sum(-1) - np.log(scale).sum(-1) - 0.5 * loc.shape[-1] * np.log(2 * np.pi)
+        )
+    return out
+
+
+def elbo_surgery(q, p, rng):
+    """Split ``mean_i KL(q(z|x_i,y_i) || p(z))`` into ``mi + marginal_kl`` (Hoffman & Johnson 2016).
+
+    ``p(z) = mean_i p(z|x_i)`` is the aggregate prior and ``q(z) = mean_i q(z|x_i,y_i)`` the aggregate
+    posterior, both over the examples given; ``mi`` is the mutual information between example and
+    latent under q, ``marginal_kl = KL(q(z) || p(z))``. Exact for a discrete latent; for a Gaussian one
+    a Monte-Carlo estimate from one draw per example, with the aggregates' densities computed exactly
+    as mixtures over the examples (so ``mi <= log n``).
+
+    :returns: ``{"mean_kl", "mi", "marginal_kl"}``, with ``mean_kl == mi + marginal_kl``.
+    """
+    if is_discrete(q):
+        qs, ps = q["probs"], p["probs"]
+        q_mean, p_mean = qs.mean(0), ps.mean(0)
+        mi = float(_kl_rows(qs, q_mean).mean())
+        marginal_kl = float(_kl_rows(q_mean, p_mean))
+    else:
+        z = sample_latents(q, rng)
+        n = len(z)
+        log_q_cross = _gaussian_log_density(z, q["loc"], q["scale"])
+        log_p_cross = _gaussian_log_density(z, p["loc"], p["scale"])
+        log_q_own = np.diagonal(log_q_cross)
+        log_q_agg = logsumexp(log_q_cross, axis=1) - np.log(n)
+        log_p_agg = logsumexp(log_p_cross, axis=1) - np.log(n)
+        mi = float(np.mean(log_q_own - log_q_agg))
+        marginal_kl = float(np.mean(log_q_agg - log_p_agg))
+    return {"mean_kl": mi + marginal_kl, "mi": mi, "marginal_kl": marginal_kl}

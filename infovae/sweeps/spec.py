@@ -1,0 +1,165 @@
+"""A sweep file: a base config, the grid (or list, or random draws) of overrides, and the seeds.
+
+.. code-block:: yaml
+
+    base: ../strategies/standard_vae.yaml     # or an inline config mapping
+    grid:                                     # every combination of these values
+      objective.beta: [1.0, 0.0]
+      objective.marginal_weight: [0.0, 100.0]
+    list:                                     # and/or explicit trials, each a map of overrides
+      - {objective.beta: 2.0, objective.marginal_weight: 0.5}
+    random:                                   # and/or draws from distributions
+      num_trials: 4
+      seed: 0
+      space:
+        objective.jsd_weight: {loguniform: [0.01, 1.0]}
+        objective.beta: {uniform: [0.0, 1.0]}
+        model.latent_size: {choice: [4, 8, 16]}
+    seeds: [0, 1, 2]                          # each trial runs once per seed (train.seed)
+"""
+
+import hashlib
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from infovae.training.config import ConfigError, apply_overrides
+
+__all__ = ["SweepSpec", "Trial", "load_sweep"]
+
+SWEEP_KEYS = {"base", "grid", "list", "random", "seeds"}
+DISTRIBUTIONS = ("uniform", "loguniform", "choice")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One run of a sweep: the overrides on the base config, and the seed."""
+
+    overrides: dict
+    seed: int
+
+    @property
+    def name(self):
+        """A readable, stable directory name."""
+        parts = [f"{key.rsplit('.', 1)[-1]}={_short(value)}" for key, value in sorted(self.overrides.items())]
+        readable = re.sub(r"[^A-Za-z0-9_.=+-]", "_", "_".join(parts))[:80] or "base"
+        digest = hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[:6]
+        return f"{readable}-{digest}-seed{self.seed}"
+
+    def raw_config(self, base):
+        return apply_overrides(base, [f"{k}={json.dumps(v)}" for k, v in self.overrides.items()] + [f"train.seed={self.seed}"])
+
+
+def _short(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    base: dict
+    trials: tuple
+    swept_keys: tuple
+    path: Path
+
+
+def _fail(path, message):
+    raise ConfigError(f"{path}: {message}")
+
+
+def _draw(path, key, spec, rng):
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+        _fail(path, f"random.space.{key} must be one of {{uniform: [lo, hi]}}, {{loguniform: [lo, hi]}}, {{choice: [...]}}")
+    (kind, args), = spec.items()
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            _fail(path, f"random.space.{key}.choice must be a non-empty list")
+        return args[int(rng.integers(len(args)))]
+    if not (isinstance(args, list) and len(args) == 2 and all(isinstance(a, (int, float)) for a in args) and args[0] < args[1]):
+        _fail(path, f"random.space.{key}.{kind} must be [low, high] with low < high")
+    if kind == "loguniform":
+        if args[0] <= 0:
+            _fail(path, f"random.space.{key}.loguniform needs low > 0")
+        return float(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))))
+    return float(rng.uniform(*args))
+
+
+def load_sweep(path):
+    """Read and check a sweep file; the trials' configs are validated when they run (an invalid
+    combination is a failed trial, not a failed sweep)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {getattr(error, 'problem', error)}") from None
+    if not isinstance(raw, dict):
+        _fail(path, "a sweep file must be a mapping with base, grid/list/random and seeds")
+    unknown = set(raw) - SWEEP_KEYS
+    if unknown:
+        _fail(path, f"unknown key(s) {sorted(unknown)}; a sweep has {sorted(SWEEP_KEYS)}")
+    base = raw.get("base", {})
+    if isinstance(base, str):
+        base_path = (path.parent / base).resolve()
+        if not base_path.is_file():
+            _fail(path, f"base config {base!r} does not exist (looked for {base_path})")
+        try:
+            base = yaml.safe_load(base_path.read_text()) or {}
+        except yaml.YAMLError as error:
+            _fail(base_path, f"not valid YAML: {getattr(error, 'problem', error)}")
+        base = _resolve_data_path(base, base_path.parent)
+    elif isinstance(base, dict):
+        base = _resolve_data_path(base, path.parent)
+    else:
+        _fail(path, "base must be a config mapping or the path of a config file")
+
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        _fail(path, "seeds must be a non-empty list of integers")
+
+    combos = []
+    grid = raw.get("grid") or {}
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        _fail(path, "grid must map dotted config keys to non-empty lists of values")
+    if grid:
+        keys = list(grid)
+        combos += [dict(zip(keys, values)) for values in itertools.product(*grid.values())]
+    listed = raw.get("list") or []
+    if not isinstance(listed, list) or not all(isinstance(item, dict) for item in listed):
+        _fail(path, "list must be a list of mappings of dotted config keys to values")
+    combos += [dict(item) for item in listed]
+    random = raw.get("random")
+    if random is not None:
+        if not isinstance(random, dict) or set(random) - {"num_trials", "seed", "space"} or not isinstance(random.get("space"), dict):
+            _fail(path, "random must have space (a map of key: distribution), num_trials and optionally seed")
+        num = random.get("num_trials")
+        if not isinstance(num, int) or num < 1:
+            _fail(path, "random.num_trials must be a positive integer")
+        rng = np.random.default_rng(random.get("seed", 0))
+        combos += [{k: _draw(path, k, spec, rng) for k, spec in random["space"].items()} for _ in range(num)]
+    if not combos:
+        combos = [{}]
+    for combo in combos:
+        for key in combo:
+            if not isinstance(key, str) or not key or key == "train.seed":
+                _fail(path, f"cannot sweep over {key!r}" + (": use seeds" if key == "train.seed" else ""))
+    trials = tuple(Trial(combo, seed) for combo in combos for seed in seeds)
+    names = [t.name for t in trials]
+    if len(set(names)) != len(names):
+        _fail(path, "two trials have the same overrides and seed")
+    swept = tuple(dict.fromkeys(k for combo in combos for k in combo))
+    return SweepSpec(base=base, trials=trials, swept_keys=swept, path=path)
+
+
+def _resolve_data_path(base, folder):
+    """A relative npz path in the base config is relative to the file that names it."""
+    data = base.get("data") if isinstance(base, dict) else None
+    if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
+        base = {**base, "data": {**data, "path": str((folder / data["path"]).resolve())}}
+    return base

@@ -1,0 +1,216 @@
+"""Runs end to end through the command line: run directories, resume, atomic checkpoints, bad input."""
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from infovae.cli import main
+from infovae.training import checkpoint as checkpoint_module
+from infovae.training.checkpoint import load_checkpoint
+from infovae.training.config import parse_config
+from infovae.training.loop import TrainingDiverged, resume_run, start_run
+from infovae.training.pyro_backend import PyroBackend
+
+SUMMARY_KEYS = {"test_loss", "test_recon", "test_kl", "mi", "marginal_kl", "jsd", "latent_perplexity", "probe_accuracy", "nmi", "coverage_tv"}
+
+TINY = {
+    "data": {"kind": "strategies", "num_examples": 240, "horizon": 4, "num_strategies": 3},
+    "model": {"latent": "discrete", "latent_size": 4, "hidden": 16},
+    "objective": {"beta": 0.5, "marginal": "kl", "marginal_weight": 2.0, "jsd_weight": 0.1},
+    "train": {"steps": 30, "batch_size": 32, "eval_every": 10, "eval_examples": 60, "lr": 0.01},
+}
+
+
+def write_config(tmp_path, raw=TINY, name="tiny.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def run_cli(argv, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return done.value.code, out, err
+
+
+@pytest.mark.parametrize(
+    "model, objective",
+    [
+        ({"latent": "discrete"}, {}),
+        ({"latent": "gaussian", "latent_size": 2, "prior": "learned"}, {"marginal": "mmd", "marginal_weight": 5.0, "jsd_weight": 0.1}),
+    ],
+)
+def test_train_writes_a_complete_run_directory(tmp_path, capsys, model, objective):
+    raw = {**TINY, "model": {**TINY["model"], **model}, "objective": {"beta": 0.5, **objective}}
+    code, out, err = run_cli(["train", write_config(tmp_path, raw), "--out", tmp_path / "run"], capsys)
+    assert code == 0, err
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= {"config.yaml", "splits.npz", "metrics.jsonl", "checkpoint.pkl", "summary.json"}
+    summary = json.loads((run / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert 0 <= summary["probe_accuracy"] <= 1 and 0 <= summary["coverage_tv"] <= 1
+    assert summary["probe_accuracy"] <= summary["bayes_accuracy"] + 0.25  # the ceiling, up to held-out noise
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 20, 30]
+    assert {"loss", "recon", "kl", "marginal", "jsd", "mi", "marginal_kl", "probe_accuracy", "nmi", "train_loss"} <= set(records[0])
+    assert "test_loss" in out and str(run) in out
+    assert parse_config(yaml.safe_load((run / "config.yaml").read_text())).objective.beta == 0.5
+
+
+def test_overrides_on_the_command_line(tmp_path, capsys):
+    code, _, err = run_cli(["train", write_config(tmp_path), "objective.beta=0", "train.steps=10", "--out", tmp_path / "run"], capsys)
+    assert code == 0, err
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["objective"]["beta"] == 0.0 and saved["train"]["steps"] == 10
+
+
+def _final_weights(run):
+    return load_checkpoint(run / "checkpoint.pkl")["backend"]
+
+
+def _without_timings(text):
+    return [{k: v for k, v in json.loads(line).items() if "seconds" not in k} for line in text.splitlines()]
+
+
+def test_resume_gives_the_same_weights_and_metrics_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    config = parse_config(TINY)
+    start_run(config, tmp_path / "whole", progress=False)
+
+    real_step = PyroBackend.step
+    calls = {"n": 0}
+
+    def crashing_step(self, x, y):
+        calls["n"] += 1
+        if calls["n"] == 25:
+            raise KeyboardInterrupt
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(PyroBackend, "step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        start_run(config, tmp_path / "crashed", progress=False)
+    monkeypatch.setattr(PyroBackend, "step", real_step)
+    assert load_checkpoint(tmp_path / "crashed" / "checkpoint.pkl")["step"] == 20
+    resume_run(tmp_path / "crashed", progress=False)
+
+    whole, resumed = _final_weights(tmp_path / "whole"), _final_weights(tmp_path / "crashed")
+    for part in ("model", "guide"):
+        for name, value in whole[part].items():
+            assert torch.equal(value, resumed[part][name]), name
+    assert _without_timings((tmp_path / "whole" / "metrics.jsonl").read_text()) == _without_timings(
+        (tmp_path / "crashed" / "metrics.jsonl").read_text()
+    )
+    a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("whole", "crashed"))
+    assert {k: v for k, v in a.items() if "seconds" not in k} == {k: v for k, v in b.items() if "seconds" not in k}
+
+
+def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    config = parse_config(TINY)
+    real_fsync = checkpoint_module.os.fsync
+    writes = {"n": 0}
+
+    def failing_fsync(fd):
+        # The second checkpoint dies after its bytes are written but before they reach the disk.
+        if ".checkpoint.pkl." in os.readlink(f"/proc/self/fd/{fd}"):
+            writes["n"] += 1
+            if writes["n"] == 2:
+                raise OSError("disk full")
+        real_fsync(fd)
+
+    monkeypatch.setattr(checkpoint_module.os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        start_run(config, tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    assert load_checkpoint(run / "checkpoint.pkl")["step"] == 10
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.setattr(checkpoint_module.os, "fsync", real_fsync)
+    summary = resume_run(run, progress=False)
+    assert summary["steps"] == 30
+
+
+def test_a_non_finite_loss_stops_the_run_naming_the_term_and_step(tmp_path, monkeypatch):
+    real_step = PyroBackend.step
+    calls = {"n": 0}
+
+    def diverging_step(self, x, y):
+        calls["n"] += 1
+        terms = real_step(self, x, y)
+        if calls["n"] == 15:
+            terms["marginal"] = float("nan")
+        return terms
+
+    monkeypatch.setattr(PyroBackend, "step", diverging_step)
+    with pytest.raises(TrainingDiverged, match="step 15: the marginal term is nan.*checkpoint \\(step 10\\)"):
+        start_run(parse_config(TINY), tmp_path / "run", progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pkl")["step"] == 10
+
+
+def test_a_corrupt_checkpoint_is_reported(tmp_path, capsys):
+    start_run(parse_config({**TINY, "train": {**TINY["train"], "steps": 10}}), tmp_path / "run", progress=False)
+    (tmp_path / "run" / "summary.json").unlink()
+    (tmp_path / "run" / "checkpoint.pkl").write_bytes(pickle.dumps({"step": 10})[:7])
+    code, _, err = run_cli(["train", "--resume", tmp_path / "run"], capsys)
+    assert code == 2 and "cannot be read" in err and err.count("\n") == 1
+
+
+def _npz(tmp_path, **arrays):
+    path = tmp_path / "data.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+BAD_INPUT = {
+    "missing config": (lambda t: t / "nope.yaml", "does not exist"),
+    "yaml error": (lambda t: _text(t, "data: {kind: [strategies\n"), "not valid YAML"),
+    "unknown key": (lambda t: _text(t, "objective: {betta: 1}\n"), "objective.betta: unknown key"),
+    "wrong type": (lambda t: _text(t, "train: {steps: lots}\n"), "train.steps"),
+    "out of range": (lambda t: _text(t, "objective: {beta: -2}\n"), "objective.beta"),
+    "npz lengths differ": (
+        lambda t: _text(t, f"data: {{kind: npz, path: {_npz(t, x=np.zeros((50, 2)), y=np.zeros((40, 3)))}}}\nmodel: {{likelihood: gaussian}}\n"),
+        "",
+    ),
+    "npz with NaN": (
+        lambda t: _text(t, f"data: {{kind: npz, path: {_npz(t, x=np.full((50, 2), np.nan), y=np.zeros((50, 3)))}}}\nmodel: {{likelihood: gaussian}}\n"),
+        "",
+    ),
+    "npz missing": (lambda t: _text(t, "data: {kind: npz, path: missing.npz}\nmodel: {likelihood: gaussian}\n"), "missing.npz"),
+}
+
+
+def _text(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_is_one_line_exit_2_and_no_traceback(tmp_path, capsys, case):
+    make, message = BAD_INPUT[case]
+    code, out, err = run_cli(["train", make(tmp_path), "--out", tmp_path / "run"], capsys)
+    assert code == 2
+    assert err.startswith("infovae: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert message in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text("{}")
+    code, _, err = run_cli(["train", write_config(tmp_path), "--out", run], capsys)
+    assert code == 2 and "already exists" in err
+    assert (run / "summary.json").read_text() == "{}"
+    code, _, err = run_cli(["train", "--resume", run], capsys)
+    assert code == 2 and "holds no run to resume" in err
+
+
+def test_bad_command_line_usage_is_one_line(capsys):
+    code, _, err = run_cli(["train", "--bogus"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    code, _, err = run_cli(["train"], capsys)
+    assert code == 2 and "give a CONFIG file" in err
