@@ -121,6 +121,16 @@ def sweep(sweep_file, executor, workers, address, out, retry_failed, progress):
 
 
 @cli.command()
+@click.argument("directory", type=PATH)
+def report(directory):
+    """PNG figures and report.md for a run or a sweep DIRECTORY."""
+    from infovae.diagnostics.report import write_report
+
+    path = _fail_on_bad_input(write_report, directory)
+    click.echo(f"report: {path}")
+
+
+@cli.command()
 def schema():
     """Print every config key with its default and meaning."""
     from infovae.training.config import describe_schema

@@ -124,7 +124,7 @@ class StrategyGenerator:
 
 
 def make_strategies(
-    num_examples=6000,
+    num_examples=20000,
     num_strategies=4,
     num_actions=5,
     horizon=12,

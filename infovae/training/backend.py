@@ -38,9 +38,10 @@ class Backend(ABC):
         """Parameters of ``p(z|x)``, numpy."""
 
     @abstractmethod
-    def log_likelihood(self, x, y, z):
+    def log_likelihood(self, x, y, z, pointwise=False):
         """``log p(y|x,z)`` for latents ``z`` with leading dims ``[*S, n]`` (integers for a discrete
-        latent, ``[*S, n, d]`` for a Gaussian one); returns ``[*S, n]``."""
+        latent, ``[*S, n, d]`` for a Gaussian one); returns ``[*S, n]``, or ``[*S, n, y_dim]`` per
+        factor of ``y`` with ``pointwise``."""
 
     @abstractmethod
     def decoder_mean(self, x, z):
@@ -48,8 +49,9 @@ class Backend(ABC):
         (Bernoulli) or locations ``[..., y_dim]`` (Gaussian)."""
 
     @abstractmethod
-    def generate(self, x, seed):
-        """Draw ``z ~ p(z|x)`` then ``y ~ p(y|x,z)``; returns ``(z, y)``."""
+    def generate(self, x, seed, z=None):
+        """Draw ``z ~ p(z|x)`` (unless ``z`` is given, with leading dims ``[*S, n]``) then
+        ``y ~ p(y|x,z)``; returns ``(z, y)``."""
 
     @abstractmethod
     def state_dict(self):

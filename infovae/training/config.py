@@ -47,7 +47,7 @@ class StrategiesData(_Splits):
     """Behaviour episodes from K hidden strategies (:mod:`infovae.data.strategies`)."""
 
     kind: Literal["strategies"] = "strategies"
-    num_examples: int = Field(6000, ge=20, description="Episodes generated.")
+    num_examples: int = Field(20000, ge=20, description="Episodes generated.")
     num_strategies: int = Field(4, ge=1, description="K, the number of hidden strategies.")
     num_actions: int = Field(5, ge=2, description="Actions available at each step.")
     horizon: int = Field(12, ge=1, description="Steps per episode.")

@@ -72,8 +72,9 @@ class PyroBackend(Backend):
         return self._params(self.model.prior(self._x(x)))
 
     @torch.no_grad()
-    def log_likelihood(self, x, y, z):
-        return self.model.decoder(self._x(x), self._z(z)).log_prob(self._y(y)).numpy()
+    def log_likelihood(self, x, y, z, pointwise=False):
+        fn = self.model.decoder(self._x(x), self._z(z))
+        return (fn.base_dist if pointwise else fn).log_prob(self._y(y)).numpy()
 
     @torch.no_grad()
     def decoder_mean(self, x, z):
@@ -81,11 +82,11 @@ class PyroBackend(Backend):
         return (fn.loc if self.arch.likelihood == "gaussian" else fn.probs).numpy()
 
     @torch.no_grad()
-    def generate(self, x, seed):
+    def generate(self, x, seed, z=None):
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             x = self._x(x)
-            z = self.model.prior(x).sample()
+            z = self.model.prior(x).sample() if z is None else self._z(z)
             y = self.model.decoder(x, z).sample()
         return z.numpy(), y.numpy()
 

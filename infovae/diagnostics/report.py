@@ -1,0 +1,329 @@
+"""Reports: the figures of a run (or a sweep) as PNG files and a ``report.md`` that embeds them with
+the key numbers and what they say. :func:`run_figures` and :func:`sweep_figures` give the same figures
+to a notebook without the command line."""
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from infovae.diagnostics import plots
+from infovae.diagnostics.metrics import latent_codes
+
+__all__ = ["run_figures", "sweep_figures", "write_report", "write_run_report", "write_sweep_report"]
+
+REPORT_DIR, REPORT = "report", "report.md"
+# A probe that ends this far below its best has decayed (accuracy points).
+DECAY_THRESHOLD = 0.05
+FIGURE_EXAMPLES = 2000
+
+
+def _num_labels(splits):
+    return max(splits.train.num_labels, splits.test.num_labels)
+
+
+def _generated_panels(run, test, q, p, rng):
+    """The decoder's outputs per latent value, beside the data's own where the data has them."""
+    backend, arch, info = run.backend, run.backend.arch, test.info
+    if arch.latent == "discrete":
+        z = np.arange(arch.latent_size)[:, None]
+        weights = p["probs"].mean(0)
+        label = "z ="
+    else:
+        # Six latents drawn from the aggregate prior stand for the continuum.
+        pick = rng.integers(len(test), size=6)
+        z = (p["loc"][pick] + p["scale"][pick] * rng.standard_normal(p["loc"][pick].shape))[:, None, :]
+        weights = np.full(6, 1 / 6)
+        label = "prior draw"
+    if run.config.data.kind == "strategies":
+        mean = backend.decoder_mean(test.x, z)  # [K, n, T, A]
+        latent_actions = mean.mean(axis=(1, 2))
+        true = run.splits.generator.action_distributions(test.x).mean(1)
+        return plots.plot_generated_strategies(latent_actions, weights, true, run.splits.generator.strategy_mix, label)
+    if run.config.data.kind == "digits":
+        from infovae.data.digits import to_images
+
+        chosen = test.subset(slice(0, 8))
+        probs = backend.decoder_mean(chosen.x, z)  # [K, 8, |y|]
+        return plots.plot_generated_digits(
+            to_images(chosen.x, probs, info), to_images(chosen.x, np.zeros_like(chosen.y), info), label.split()[0]
+        )
+    return None
+
+
+def run_figures(run, seed=0):
+    """Every figure of a trained run (see :func:`infovae.training.loop.open_run`), by file stem."""
+    records, splits = run.metrics, run.splits
+    test = splits.test.subset(slice(0, FIGURE_EXAMPLES))
+    figures = {
+        "loss_terms": plots.plot_loss_terms(records),
+        "elbo_surgery": plots.plot_elbo_surgery(records),
+    }
+    num_labels = _num_labels(splits)
+    if test.labels is not None:
+        figures["probe"] = plots.plot_probe(records, num_labels)
+    q, p = run.backend.posterior(test.x, test.y), run.backend.prior(test.x)
+    figures["latent_usage"] = plots.plot_latent_usage(q, p)
+    if test.labels is not None:
+        num_codes = q["probs"].shape[1] if "probs" in q else max(num_labels, 2)
+        codes = latent_codes(q, num_labels, seed)
+        figures["contingency"] = plots.plot_contingency(codes, test.labels, num_codes, test.info.get("label_name", "label"))
+    generated = _generated_panels(run, test, q, p, np.random.default_rng(seed))
+    if generated is not None:
+        figures["generated"] = generated
+    figures["ppc"] = _ppc_figure(run, seed)
+    return figures
+
+
+def _ppc_figure(run, seed):
+    import arviz as az
+
+    from infovae.diagnostics.arviz import pooled_predictive, to_datatree
+
+    tree = pooled_predictive(to_datatree(run.backend, run.splits.test, num_draws=50, max_examples=300, seed=seed))
+    if run.config.likelihood == "gaussian":
+        az.plot_ppc_dist(tree, var_names=["y"], kind="kde", num_samples=30, backend="matplotlib")
+        title = "Posterior predictive density of y (z ~ q) against the observed y, pooled over factors"
+    else:
+        az.plot_ppc_rootogram(tree, var_names=["y"], backend="matplotlib")
+        title = "Rootogram: predicted counts of each value of y (z ~ q) against the observed counts, pooled over factors"
+    fig = plt.gcf()  # the figure ArviZ just drew on
+    fig.suptitle(title, fontsize=10)
+    fig.set_size_inches(8, 4)
+    return fig
+
+
+def _save(figures, folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, fig in figures.items():
+        fig.savefig(folder / f"{name}.png", dpi=110)
+        plt.close(fig)
+
+
+def _fmt(value, digits=3):
+    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _probe_sentence(records):
+    acc = [(r["step"], r["probe_accuracy"]) for r in records if r.get("probe_accuracy") is not None]
+    if not acc:
+        return "The data has no labels, so there is no probe."
+    (peak_step, peak), (last_step, last) = max(acc, key=lambda a: a[1]), acc[-1]
+    ceiling = next((r["bayes_accuracy"] for r in reversed(records) if r.get("bayes_accuracy") is not None), None)
+    verdict = (
+        f"**the probe decayed** by {peak - last:.3f} from its best"
+        if peak - last > DECAY_THRESHOLD
+        else "the probe did **not** decay (within {:.2f} of its best)".format(DECAY_THRESHOLD)
+    )
+    bound = f" The Bayes ceiling is {ceiling:.3f}." if ceiling is not None else ""
+    return f"Sampled-z probe accuracy peaked at {peak:.3f} (step {peak_step}) and ended at {last:.3f} (step {last_step}): {verdict}.{bound}"
+
+
+def _kl_sentence(summary):
+    mi, mk = summary.get("mi"), summary.get("marginal_kl")
+    if mi is None or mk is None:
+        return ""
+    total = mi + mk
+    share = mi / total if total > 0 else 0.0
+    return (
+        f"On the test split the KL to the aggregate prior is {total:.3f} nats: **{mi:.3f} nats of information "
+        f"about the example** (I(x,y; z)) and **{mk:.3f} nats of marginal mismatch** KL(q(z) || p(z)) "
+        f"({100 * share:.0f}% / {100 * (1 - share):.0f}%)."
+    )
+
+
+def _coverage_sentence(run):
+    tv = (run.summary or {}).get("coverage_tv")
+    if tv is None:
+        return ""
+    test = run.splits.test.subset(slice(0, FIGURE_EXAMPLES))
+    _, y_gen = run.backend.generate(test.x, seed=0)
+    generator = run.splits.generator
+    generated = generator.posterior(test.x, y_gen).mean(0)
+    rows = "\n".join(
+        f"| {s} | {true:.3f} | {gen:.3f} |" for s, (true, gen) in enumerate(zip(generator.strategy_mix, generated))
+    )
+    verdict = "the prior covers every strategy" if tv < 0.1 else "**the prior does not cover the strategies evenly**"
+    missing = [s for s, (t, g) in enumerate(zip(generator.strategy_mix, generated)) if g < 0.5 * t]
+    gap = f" Under-generated strategies: {missing}." if missing else ""
+    return (
+        f"Data generated from the prior has strategy mix at total variation **{tv:.3f}** from the true mix: {verdict}.{gap}\n\n"
+        f"| strategy | true mix | generated mix |\n|---|---|---|\n{rows}"
+    )
+
+
+def write_run_report(run_dir, seed=0):
+    """Figures and ``report.md`` for the run in ``run_dir``; returns the report's path."""
+    from infovae.diagnostics.arviz import to_datatree, write_datatree
+    from infovae.training.loop import open_run
+
+    run = open_run(run_dir)
+    folder = Path(run_dir) / REPORT_DIR
+    figures = run_figures(run, seed)
+    _save(figures, folder)
+    write_datatree(to_datatree(run.backend, run.splits.test, seed=seed), folder / "inference.nc")
+    s = run.summary or {}
+    c = run.config
+    keys = ["test_loss", "test_recon", "test_kl", "mi", "marginal_kl", "jsd", "nll", "latent_perplexity", "active_units",
+            "probe_accuracy", "bayes_accuracy", "nmi", "coverage_tv"]  # fmt: skip
+    table = "\n".join(f"| {k} | {_fmt(s.get(k))} |" for k in keys if s.get(k) is not None)
+    captions = {
+        "loss_terms": "The objective's terms on held-out data over training.",
+        "elbo_surgery": "The KL term split into information about the example and marginal mismatch.",
+        "probe": "Label information in sampled z over training, against the Bayes ceiling and chance.",
+        "latent_usage": "How the aggregate posterior uses the latent, against the aggregate prior.",
+        "contingency": "Which latent codes each label uses (rows sum to one).",
+        "generated": "What the decoder makes of each latent value, beside the data's own.",
+        "ppc": "ArviZ posterior predictive check.",
+    }
+    body = "\n\n".join(f"### {name.replace('_', ' ')}\n{captions[name]}\n\n![{name}]({REPORT_DIR}/{name}.png)" for name in figures)
+    text = f"""# Run report: {Path(run_dir).name}
+
+Data **{c.data.kind}**, {c.model.latent} latent of size {c.model.latent_size} ({c.model.prior} prior),
+objective beta={c.objective.beta}, marginal={c.objective.marginal} (weight {c.objective.marginal_weight}),
+jsd_weight={c.objective.jsd_weight}; {s.get('steps', '?')} steps with the {c.backend} backend.
+
+## What happened to the latent
+
+- {_probe_sentence(run.metrics)}
+- {_kl_sentence(s)}
+
+{_coverage_sentence(run)}
+
+## Test summary
+
+| metric | value |
+|---|---|
+{table}
+
+## Figures
+
+{body}
+
+ArviZ data (posterior z, posterior predictive, pointwise log-likelihood): `{REPORT_DIR}/inference.nc`.
+"""
+    path = Path(run_dir) / REPORT
+    path.write_text(text)
+    return path
+
+
+# -- sweeps -----------------------------------------------------------------------------------
+
+
+def _settings(rows, key_names):
+    return sorted({tuple(r[k] for k in key_names) for r in rows}, key=lambda t: tuple(str(v) for v in t))
+
+
+def sweep_figures(sweep_dir):
+    """Heatmaps of the key metrics over (beta, marginal weight) for each JSD weight, probe curves per
+    setting, and an ArviZ forest plot across seeds."""
+    from infovae.sweeps.results import aggregate
+    from infovae.sweeps.spec import load_sweep
+    from infovae.sweeps.sweep import SWEEP
+
+    sweep_dir = Path(sweep_dir)
+    record = json.loads((sweep_dir / SWEEP).read_text())
+    spec = load_sweep(record["spec"])
+    rows = _read_rows(sweep_dir)
+    figures = {}
+    table = aggregate(spec, rows)
+    axes_keys = ("objective.beta", "objective.marginal_weight")
+    if all(k in spec.swept_keys for k in axes_keys):
+        for metric in ("probe_accuracy", "nmi", "coverage_tv", "mi"):
+            if any(e[f"{metric}_mean"] is not None for e in table):
+                figures[f"heatmap_{metric}"] = plots.plot_sweep_heatmap(table, metric, axes_keys, "objective.jsd_weight")
+    figures["probe_curves"] = _probe_curves(spec, sweep_dir)
+    forest = _forest(spec, rows)
+    if forest is not None:
+        figures["forest"] = forest
+    return figures
+
+
+def _read_rows(sweep_dir):
+    import csv
+
+    with open(Path(sweep_dir) / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for k, v in row.items():
+            try:
+                row[k] = float(v) if v not in ("", None) else None
+            except ValueError:
+                pass
+    return rows
+
+
+def _probe_curves(spec, sweep_dir):
+    from infovae.sweeps.trial import read_outcome
+
+    curves = {}
+    for trial in spec.trials:
+        trial_dir = Path(sweep_dir) / "trials" / trial.name
+        outcome = read_outcome(trial_dir)
+        metrics_path = trial_dir / "run" / "metrics.jsonl"
+        if outcome is None or outcome["status"] != "ok" or not metrics_path.exists():
+            continue
+        records = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+        label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in trial.overrides.items()) or "base"
+        curves.setdefault(label, []).append([(r["step"], r.get("probe_accuracy")) for r in records])
+    fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
+    for i, (label, runs) in enumerate(sorted(curves.items())):
+        steps = [s for s, _ in runs[0]]
+        values = np.array([[v if v is not None else np.nan for _, v in run] for run in runs if len(run) == len(steps)])
+        mean = np.nanmean(values, 0)
+        ax.plot(steps, mean, marker="o", ms=3, color=f"C{i % 10}", ls="-" if i < 10 else "--", label=label)
+        if len(values) > 1:
+            ax.fill_between(steps, np.nanmin(values, 0), np.nanmax(values, 0), color=f"C{i % 10}", alpha=0.15)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("probe accuracy on sampled z (validation)")
+    ax.set_title("Probe over training per setting (line: mean over seeds; band: min-max)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _forest(spec, rows):
+    """ArviZ forest plot of the probe accuracy across seeds, one row per setting."""
+    import arviz as az
+
+    ok = [r for r in rows if r["status"] == "ok" and r.get("probe_accuracy") is not None]
+    if not ok or not spec.swept_keys:
+        return None
+    settings = _settings(ok, spec.swept_keys)
+    seeds = sorted({r["seed"] for r in ok})
+    values = np.full((1, len(seeds), len(settings)), np.nan)
+    for r in ok:
+        values[0, seeds.index(r["seed"]), settings.index(tuple(r[k] for k in spec.swept_keys))] = r["probe_accuracy"]
+    names = [", ".join(f"{k.split('.')[-1]}={v:g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}" for k, v in zip(spec.swept_keys, s)) for s in settings]
+    tree = az.from_dict({"posterior": {"probe_accuracy": values}}, dims={"probe_accuracy": ["setting"]}, coords={"setting": names})
+    az.plot_forest(tree, var_names=["probe_accuracy"], backend="matplotlib")
+    fig = plt.gcf()  # the figure ArviZ just drew on
+    fig.suptitle("Probe accuracy across seeds (ArviZ forest plot: draws = seeds)", fontsize=10)
+    fig.set_size_inches(9, 1.5 + 0.35 * len(settings))
+    return fig
+
+
+def write_sweep_report(sweep_dir):
+    """Figures and ``report.md`` for the sweep in ``sweep_dir``; returns the report's path."""
+    sweep_dir = Path(sweep_dir)
+    figures = sweep_figures(sweep_dir)
+    _save(figures, sweep_dir / REPORT_DIR)
+    table = (sweep_dir / "results.md").read_text().split("\n", 2)[-1]
+    body = "\n\n".join(f"![{name}]({REPORT_DIR}/{name}.png)" for name in figures)
+    path = sweep_dir / REPORT
+    path.write_text(f"# Sweep report: {sweep_dir.name}\n\n{table}\n\n## Figures\n\n{body}\n")
+    return path
+
+
+def write_report(path):
+    """A report for a run directory or a sweep directory, whichever ``path`` is."""
+    from infovae.sweeps.sweep import SWEEP
+    from infovae.training.loop import CONFIG
+
+    path = Path(path)
+    if (path / SWEEP).exists():
+        return write_sweep_report(path)
+    if (path / CONFIG).exists():
+        return write_run_report(path)
+    raise ValueError(f"{path} is neither a run directory (no {CONFIG}) nor a sweep directory (no {SWEEP})")

@@ -1,0 +1,136 @@
+"""Sweeps: the sweep file, both executors, failed trials, resumption and the results tables."""
+
+import csv
+import json
+
+import pytest
+import yaml
+
+from infovae.cli import main
+from infovae.sweeps import load_sweep, run_sweep
+from infovae.training.config import ConfigError
+
+BASE = {
+    "data": {"kind": "strategies", "num_examples": 200, "horizon": 3, "num_strategies": 2, "similar_pairs": 0},
+    "model": {"latent": "discrete", "latent_size": 3, "hidden": 8},
+    "objective": {"beta": 1.0, "marginal": "kl"},
+    "train": {"steps": 6, "batch_size": 32, "eval_every": 3, "eval_examples": 30},
+}
+
+
+def write(tmp_path, sweep, name="sweep.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def grid_sweep(tmp_path, **extra):
+    return write(tmp_path, {"base": BASE, "grid": {"objective.beta": [1.0, 0.0], "objective.marginal_weight": [0.0, 5.0]}, "seeds": [0], **extra})
+
+
+def test_sweep_file_expands_grid_list_random_and_seeds(tmp_path):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    spec = load_sweep(
+        write(
+            tmp_path,
+            {
+                "base": "base.yaml",
+                "grid": {"objective.beta": [1.0, 0.0], "objective.jsd_weight": [0.0, 0.1, 1.0]},
+                "list": [{"objective.beta": 2.0}],
+                "random": {"num_trials": 2, "seed": 1, "space": {"objective.marginal_weight": {"loguniform": [0.1, 10.0]}}},
+                "seeds": [0, 1],
+            },
+        )
+    )
+    assert len(spec.trials) == (6 + 1 + 2) * 2
+    assert spec.base == BASE
+    assert {t.overrides["objective.beta"] for t in spec.trials[:12]} == {1.0, 0.0}
+    drawn = [t.overrides["objective.marginal_weight"] for t in spec.trials if "objective.marginal_weight" in t.overrides]
+    assert all(0.1 <= w <= 10.0 for w in drawn) and len(set(drawn)) == 2
+    assert len({t.name for t in spec.trials}) == len(spec.trials)
+    assert spec.trials[0].raw_config(spec.base)["train"]["seed"] == 0
+
+
+@pytest.mark.parametrize(
+    "sweep, message",
+    [
+        ({"base": BASE, "grid": {"objective.beta": []}}, "grid must map dotted config keys to non-empty lists"),
+        ({"base": BASE, "seeds": "0"}, "seeds must be a non-empty list of integers"),
+        ({"base": BASE, "grids": {}}, "unknown key"),
+        ({"base": "missing.yaml"}, "base config 'missing.yaml' does not exist"),
+        ({"base": BASE, "grid": {"train.seed": [1, 2]}}, "use seeds"),
+        ({"base": BASE, "random": {"num_trials": 2, "space": {"objective.beta": {"normal": [0, 1]}}}}, "random.space.objective.beta must be one of"),
+    ],
+)
+def test_bad_sweep_files_name_the_problem(tmp_path, sweep, message):
+    with pytest.raises(ConfigError, match=message):
+        load_sweep(write(tmp_path, sweep))
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_local_sweep_records_a_failed_trial_and_resumes(tmp_path):
+    sweep = write(
+        tmp_path,
+        {
+            "base": BASE,
+            "grid": {"objective.beta": [1.0, 0.0], "objective.marginal_weight": [0.0, 5.0]},
+            # An invalid combination: a failed trial, not a failed sweep.
+            "list": [{"objective.marginal": "mmd", "objective.marginal_weight": 1.0}],
+            "seeds": [0],
+        },
+    )
+    result = run_sweep(sweep, tmp_path / "out", workers=2, progress=False)
+    rows = read_csv(tmp_path / "out" / "results.csv")
+    assert len(rows) == 5
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 1 and "marginal=mmd needs model.latent: gaussian" in failed[0]["error"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(0 <= float(r["probe_accuracy"]) <= 1 for r in ok)
+    assert {"objective.beta", "objective.marginal_weight", "seed", "status", "error", "test_loss", "mi", "coverage_tv"} <= set(rows[0])
+    assert "| beta | marginal_weight | marginal | runs |" in result.table
+    assert (tmp_path / "out" / "results_by_setting.csv").exists() and "Failed trials" in (tmp_path / "out" / "results.md").read_text()
+
+    # Re-running skips every trial that has an outcome: nothing is trained again.
+    outcomes = sorted((tmp_path / "out" / "trials").glob("*/outcome.json"))
+    stamps = [p.stat().st_mtime_ns for p in outcomes]
+    run_sweep(sweep, tmp_path / "out", workers=2, progress=False)
+    assert [p.stat().st_mtime_ns for p in outcomes] == stamps
+    # A different sweep in the same directory is refused.
+    with pytest.raises(ConfigError, match="holds a different sweep"):
+        run_sweep(grid_sweep(tmp_path), tmp_path / "out", progress=False)
+
+
+@pytest.mark.slow
+def test_a_crashing_trial_does_not_stop_the_others(tmp_path):
+    # The trial's process dies outright (no outcome written): recorded as a crash.
+    sweep = grid_sweep(tmp_path)
+    result = run_sweep(sweep, tmp_path / "out", workers=1, progress=False)
+    assert len(result.rows) == 4 and not result.failed
+    trial = sorted((tmp_path / "out" / "trials").iterdir())[0]
+    (trial / "outcome.json").unlink()
+    (trial / "trial.json").write_text("{not json")
+    result = run_sweep(sweep, tmp_path / "out", workers=1, progress=False)
+    crashed = [r for r in result.rows if r["status"] == "failed"]
+    assert len(crashed) == 1 and "crashed" in crashed[0]["error"]
+
+
+@pytest.mark.slow
+def test_ray_executor_runs_the_same_sweep(tmp_path):
+    pytest.importorskip("ray")
+    result = run_sweep(grid_sweep(tmp_path), tmp_path / "out", executor="ray", progress=False)
+    assert len(result.rows) == 4 and not result.failed
+    for trial in (tmp_path / "out" / "trials").iterdir():
+        assert json.loads((trial / "outcome.json").read_text())["status"] == "ok"
+        assert (trial / "run" / "summary.json").exists() and (trial / "run" / "metrics.jsonl").exists()
+
+
+def test_sweep_command_line_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["sweep", str(tmp_path / "missing.yaml")])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "does not exist" in err and err.count("\n") == 1
