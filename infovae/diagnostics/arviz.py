@@ -34,7 +34,10 @@ def to_datatree(backend, data, num_draws=100, max_examples=500, seed=0):
     x, y = held.x, held.y
     z = sample_latents(backend.posterior(x, y), rng, num_draws)  # [S, n(, d)]
     _, y_rep = backend.generate(x, seed, z=z)
-    log_lik = backend.log_likelihood(x, y, z, pointwise=True)  # [S, n, F]
+    if data.likelihood == "bernoulli":
+        # Binary outcomes as integers, so that ArviZ treats them as discrete.
+        y, y_rep = y.astype(np.int64), y_rep.astype(np.int64)
+    log_lik = backend.log_likelihood(x, held.y, z, pointwise=True)  # [S, n, F]
     z_dims = ["example"] + (["latent_dim"] if z.ndim == 3 else [])
     constant = {"x": x}
     if held.labels is not None:

@@ -114,7 +114,7 @@ def plot_latent_usage(q, p):
         ax.set_xlabel("latent dimension")
         ax.set_ylabel("variance")
         ax.set_title("Latent usage: aggregate posterior variance per dimension")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
     ax.grid(alpha=0.3, axis="y")
     return fig
 
@@ -125,7 +125,7 @@ def plot_contingency(codes, labels, num_codes, label_name="label"):
     counts = np.zeros((num_labels, num_codes))
     np.add.at(counts, (labels, codes), 1)
     rows = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * num_codes, 1.2 + 0.45 * num_labels), layout="constrained")
+    fig, ax = plt.subplots(figsize=(max(5.0, 2.5 + 0.55 * num_codes), max(3.0, 1.2 + 0.45 * num_labels)), layout="constrained")
     image = ax.imshow(rows, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     for (i, j), v in np.ndenumerate(rows):
         if v >= 0.05:
@@ -166,11 +166,30 @@ def plot_generated_strategies(latent_actions, latent_weights, true_actions, true
     return fig
 
 
-def plot_generated_digits(images, conditions, latent_label="z"):
-    """Completions of a few conditions (columns) by each latent value (rows); the given quadrants are outlined.
+def _outline(ax, mask):
+    """Draw the boundary of a pixel mask along the pixel edges."""
+    rows, cols = mask.shape
+    inside = lambda i, j: 0 <= i < rows and 0 <= j < cols and mask[i, j]  # noqa: E731
+    for i in range(rows):
+        for j in range(cols):
+            if not mask[i, j]:
+                continue
+            for di, dj, xs, ys in (
+                (0, 1, (j + 0.5, j + 0.5), (i - 0.5, i + 0.5)),
+                (0, -1, (j - 0.5, j - 0.5), (i - 0.5, i + 0.5)),
+                (1, 0, (j - 0.5, j + 0.5), (i + 0.5, i + 0.5)),
+                (-1, 0, (j - 0.5, j + 0.5), (i - 0.5, i - 0.5)),
+            ):
+                if not inside(i + di, j + dj):
+                    ax.plot(xs, ys, color="red", lw=1.0)
+
+
+def plot_generated_digits(images, conditions, given, latent_label="z"):
+    """Completions of a few conditions (columns) by each latent value (rows); the given pixels are outlined in red.
 
     :param images: ``[K, n, 8, 8]`` pixel probabilities.
     :param conditions: ``[n, 8, 8]`` the inputs, with the hidden part zero.
+    :param given: ``[8, 8]`` mask of the pixels given as the condition.
     """
     K, n = images.shape[:2]
     fig, axes = plt.subplots(K + 1, n, figsize=(1.1 * n + 0.8, 1.1 * (K + 1) + 0.6), squeeze=False, layout="constrained")
@@ -178,6 +197,8 @@ def plot_generated_digits(images, conditions, latent_label="z"):
         axes[0, j].imshow(conditions[j], cmap="gray_r", vmin=0, vmax=1)
         for i in range(K):
             axes[i + 1, j].imshow(images[i, j], cmap="gray_r", vmin=0, vmax=1)
+    for ax in axes.flat:
+        _outline(ax, given)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -46,8 +46,9 @@ def _generated_panels(run, test, q, p, rng):
 
         chosen = test.subset(slice(0, 8))
         probs = backend.decoder_mean(chosen.x, z)  # [K, 8, |y|]
+        given = to_images(np.ones(chosen.x.shape[1]), np.zeros(chosen.y.shape[1]), info)
         return plots.plot_generated_digits(
-            to_images(chosen.x, probs, info), to_images(chosen.x, np.zeros_like(chosen.y), info), label.split()[0]
+            to_images(chosen.x, probs, info), to_images(chosen.x, np.zeros_like(chosen.y), info), given, label.split()[0]
         )
     return None
 
@@ -85,6 +86,9 @@ def _ppc_figure(run, seed):
     if run.config.likelihood == "gaussian":
         az.plot_ppc_dist(tree, var_names=["y"], kind="kde", num_samples=30, backend="matplotlib")
         title = "Posterior predictive density of y (z ~ q) against the observed y, pooled over factors"
+    elif run.config.likelihood == "bernoulli":
+        az.plot_ppc_pava(tree, var_names=["y"], backend="matplotlib")
+        title = "Calibration (PAV) of the predicted pixel probabilities (z ~ q) against the observed pixels"
     else:
         az.plot_ppc_rootogram(tree, var_names=["y"], backend="matplotlib")
         title = "Rootogram: predicted counts of each value of y (z ~ q) against the observed counts, pooled over factors"
@@ -265,7 +269,7 @@ def _probe_curves(spec, sweep_dir):
         if outcome is None or outcome["status"] != "ok" or not metrics_path.exists():
             continue
         records = [json.loads(line) for line in metrics_path.read_text().splitlines()]
-        label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in trial.overrides.items()) or "base"
+        label = _setting_name(trial.overrides)
         curves.setdefault(label, []).append([(r["step"], r.get("probe_accuracy")) for r in records])
     fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
     for i, (label, runs) in enumerate(sorted(curves.items())):
@@ -295,13 +299,24 @@ def _forest(spec, rows):
     values = np.full((1, len(seeds), len(settings)), np.nan)
     for r in ok:
         values[0, seeds.index(r["seed"]), settings.index(tuple(r[k] for k in spec.swept_keys))] = r["probe_accuracy"]
-    names = [", ".join(f"{k.split('.')[-1]}={v:g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}" for k, v in zip(spec.swept_keys, s)) for s in settings]
+    names = [_setting_name(dict(zip(spec.swept_keys, s))) for s in settings]
     tree = az.from_dict({"posterior": {"probe_accuracy": values}}, dims={"probe_accuracy": ["setting"]}, coords={"setting": names})
     az.plot_forest(tree, var_names=["probe_accuracy"], backend="matplotlib")
     fig = plt.gcf()  # the figure ArviZ just drew on
     fig.suptitle("Probe accuracy across seeds (ArviZ forest plot: draws = seeds)", fontsize=10)
-    fig.set_size_inches(9, 1.5 + 0.35 * len(settings))
+    fig.set_size_inches(10, 1.5 + 0.35 * len(settings))
     return fig
+
+
+SYMBOLS = {"objective.beta": "β", "objective.marginal_weight": "γ", "objective.jsd_weight": "δ"}
+
+
+def _setting_name(overrides):
+    """A short label: Greek letters for the objective's weights, the last key part otherwise."""
+    def value(v):
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return " ".join(f"{SYMBOLS.get(k, k.split('.')[-1])}={value(v)}" for k, v in overrides.items()) or "base"
 
 
 def write_sweep_report(sweep_dir):
