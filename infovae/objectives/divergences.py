@@ -8,10 +8,9 @@ All functions are differentiable in every input except where stated (the median-
 is treated as a constant, as is usual).
 """
 
-import math
-from numbers import Real
-
 import torch
+
+from infovae.objective_args import DEFAULT_KERNEL_SCALES, KERNELS, check_kernel
 
 __all__ = [
     "DEFAULT_KERNEL_SCALES",
@@ -22,9 +21,6 @@ __all__ = [
     "moment_matched_kl",
     "monte_carlo_jensen_shannon",
 ]
-
-DEFAULT_KERNEL_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-KERNELS = ("imq", "rbf")
 
 
 def categorical_kl(q_probs, p_probs):
@@ -104,21 +100,6 @@ def _kernel(sq_dist, kernel, widths):
     return total
 
 
-def _check_kernel(kernel, scales, bandwidth):
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    scales = tuple(scales)
-    if not scales or not all(isinstance(s, Real) and math.isfinite(s) and s > 0 for s in scales):
-        raise ValueError(f"kernel scales must be a non-empty sequence of positive numbers, got {scales!r}")
-    if not (
-        bandwidth is None
-        or bandwidth == "median"
-        or (isinstance(bandwidth, Real) and not isinstance(bandwidth, bool) and math.isfinite(bandwidth) and bandwidth > 0)
-    ):
-        raise ValueError(f"bandwidth must be None, 'median' or a positive number, got {bandwidth!r}")
-    return scales
-
-
 def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None):
     r"""Unbiased estimate (U-statistic) of the squared maximum mean discrepancy between samples.
 
@@ -141,7 +122,7 @@ def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None):
     :param y: sample ``[m, d]`` with ``m >= 2``.
     :returns: scalar tensor.
     """
-    scales = _check_kernel(kernel, scales, bandwidth)
+    scales = check_kernel(kernel, scales, bandwidth)
     if x.dim() != 2 or y.dim() != 2 or x.shape[-1] != y.shape[-1]:
         raise ValueError(
             f"mmd: x and y must be [n, d] and [m, d] with the same d, got {tuple(x.shape)} and {tuple(y.shape)}"

@@ -43,7 +43,6 @@ How each term is computed:
 """
 
 import math
-from numbers import Integral, Real
 
 import torch
 from pyro import poutine
@@ -51,10 +50,9 @@ from pyro.distributions.util import scale_and_mask
 from pyro.infer.elbo import ELBO
 from pyro.util import warn_if_nan
 
+from infovae.objective_args import DEFAULT_KERNEL_SCALES, JSD_MIXTURES, MARGINALS, TERMS, check_elbo_args, weights_from_alpha_lambda
 from infovae.objectives import _traces
 from infovae.objectives.divergences import (
-    DEFAULT_KERNEL_SCALES,
-    _check_kernel,
     categorical_kl,
     jensen_shannon,
     mmd,
@@ -62,23 +60,7 @@ from infovae.objectives.divergences import (
     monte_carlo_jensen_shannon,
 )
 
-__all__ = ["InfoVAE_ELBO", "MARGINALS", "JSD_MIXTURES"]
-
-MARGINALS = (None, "kl", "moment", "mmd")
-JSD_MIXTURES = ("prior", "posterior", "uniform")
-TERMS = ("loss", "recon", "kl", "marginal", "jsd", "mi")
-
-
-def _check_weight(name, value):
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _check_count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+__all__ = ["InfoVAE_ELBO", "JSD_MIXTURES", "MARGINALS"]
 
 
 class InfoVAE_ELBO(ELBO):
@@ -115,48 +97,20 @@ class InfoVAE_ELBO(ELBO):
         max_plate_nesting=1,
         jsd_samples=8,
     ):
-        self.beta = _check_weight("beta", beta)
-        self.marginal_weight = _check_weight("marginal_weight", marginal_weight)
-        self.jsd_weight = _check_weight("jsd_weight", jsd_weight)
-        if marginal not in MARGINALS:
-            raise ValueError(f"marginal must be one of {MARGINALS}, got {marginal!r}")
-        if marginal is None and self.marginal_weight > 0:
-            raise ValueError(
-                f"marginal_weight={marginal_weight} needs a marginal divergence: pass marginal='kl' "
-                "(discrete latent), 'moment' or 'mmd' (continuous latent)"
-            )
-        self.marginal = marginal
-        self.kernel = kernel
-        self.kernel_scales = _check_kernel(kernel, kernel_scales, bandwidth)
-        self.bandwidth = bandwidth
-        if jsd_mixture not in JSD_MIXTURES:
-            raise ValueError(f"jsd_mixture must be one of {JSD_MIXTURES}, got {jsd_mixture!r}")
-        self.jsd_mixture = jsd_mixture
-        for name, site in (("latent_site", latent_site), ("obs_site", obs_site)):
-            if not isinstance(site, str) or not site:
-                raise ValueError(f"{name} must be a non-empty string, got {site!r}")
-        if latent_site == obs_site:
-            raise ValueError(f"latent_site and obs_site must differ, both are {latent_site!r}")
-        self.latent_site = latent_site
-        self.obs_site = obs_site
-        self.jsd_samples = _check_count("jsd_samples", jsd_samples, 2)
-        super().__init__(
-            num_particles=_check_count("num_particles", num_particles, 1),
-            max_plate_nesting=_check_count("max_plate_nesting", max_plate_nesting, 1),
-        )
+        args = check_elbo_args(
+            beta, marginal, marginal_weight, jsd_weight, latent_site, obs_site, kernel, kernel_scales, bandwidth,
+            jsd_mixture, num_particles, max_plate_nesting, jsd_samples,
+        )  # fmt: skip
+        super().__init__(num_particles=args.pop("num_particles"), max_plate_nesting=args.pop("max_plate_nesting"))
+        for name, value in args.items():
+            setattr(self, name, value)
 
     @classmethod
     def from_alpha_lambda(cls, alpha, lam, **kwargs):
         """The objective in Zhao, Song & Ermon's parameters: ``beta = 1 - alpha``,
         ``marginal_weight = alpha + lam - 1``. Other keyword arguments as for the constructor."""
-        for name, value in (("alpha", alpha), ("lam", lam)):
-            if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if alpha > 1:
-            raise ValueError(f"alpha={alpha} gives beta = 1 - alpha < 0; InfoVAE needs alpha <= 1")
-        if alpha + lam < 1:
-            raise ValueError(f"alpha={alpha}, lam={lam} give marginal_weight = alpha + lam - 1 < 0; need alpha + lam >= 1")
-        return cls(beta=1.0 - alpha, marginal_weight=alpha + lam - 1.0, **kwargs)
+        beta, marginal_weight = weights_from_alpha_lambda(alpha, lam)
+        return cls(beta=beta, marginal_weight=marginal_weight, **kwargs)
 
     def __repr__(self):
         return (

@@ -18,11 +18,14 @@ class Backend(ABC):
 
     name: str
     arch: CVAEConfig
+    # How many steps :meth:`train_steps` is given at a time, at most.
+    chunk_size: int
 
     @abstractmethod
-    def step(self, x, y):
-        """One optimisation step on a minibatch; returns the per-example ``loss`` and the terms it
-        used (``recon``, ``kl`` and those with non-zero weight) as floats."""
+    def train_steps(self, xs, ys):
+        """Optimisation steps on the minibatches ``xs [S, B, ...]``, ``ys [S, B, ...]``; returns, per
+        step, the per-example ``loss`` and the terms it used (``recon``, ``kl`` and those with
+        non-zero weight), as arrays ``[S]``."""
 
     @abstractmethod
     def loss_terms(self, x, y, seed):

@@ -194,19 +194,25 @@ def _train(config, splits, out_dir, state, progress):
     bar = tqdm(total=train_cfg.steps, initial=step, desc=f"{config.backend}", disable=None if progress is None else not progress, dynamic_ncols=True)
     started = time.perf_counter()
     while step < train_cfg.steps:
-        batch = sampler.next()
-        terms = backend.step(splits.train.x[batch], splits.train.y[batch])
-        bad = [name for name, value in terms.items() if not math.isfinite(value)]
-        if bad:
-            bar.close()
-            last = step - step % train_cfg.eval_every
-            kept = f"the last good checkpoint (step {last}) is kept in {out_dir}" if last else "no checkpoint was written yet"
-            raise TrainingDiverged(f"step {step + 1}: the {bad[0]} term is {terms[bad[0]]}; training stopped, {kept}")
-        step += 1
-        window.add(terms)
-        bar.update(1)
+        # Steps up to the next evaluation, at most a chunk of them, in one call to the backend.
+        next_eval = min(train_cfg.steps, (step // train_cfg.eval_every + 1) * train_cfg.eval_every)
+        batches = [sampler.next() for _ in range(min(backend.chunk_size, next_eval - step))]
+        terms = backend.train_steps(
+            np.stack([splits.train.x[b] for b in batches]), np.stack([splits.train.y[b] for b in batches])
+        )
+        for i in range(len(batches)):
+            current = {name: float(values[i]) for name, values in terms.items()}
+            bad = [name for name, value in current.items() if not math.isfinite(value)]
+            if bad:
+                bar.close()
+                last = step - step % train_cfg.eval_every
+                kept = f"the last good checkpoint (step {last}) is kept in {out_dir}" if last else "no checkpoint was written yet"
+                raise TrainingDiverged(f"step {step + 1}: the {bad[0]} term is {current[bad[0]]}; training stopped, {kept}")
+            step += 1
+            window.add(current)
+        bar.update(len(batches))
         bar.set_postfix({k: f"{v:.3g}" for k, v in window.means().items()}, refresh=False)
-        if step % train_cfg.eval_every == 0 or step == train_cfg.steps:
+        if step == next_eval:
             seconds += time.perf_counter() - started
             record = {"step": step, **{f"train_{k}": v for k, v in window.means().items()}}
             record.update(evaluate(backend, splits.train, splits.val, splits.generator, train_cfg, _eval_seed(config, step)))

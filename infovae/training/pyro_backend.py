@@ -17,6 +17,8 @@ __all__ = ["PyroBackend"]
 
 class PyroBackend(Backend):
     name = "pyro"
+    # One step at a time: Pyro runs eagerly, so chunks would only delay the progress bar.
+    chunk_size = 1
 
     def __init__(self, arch, objective, train, num_data):
         self.arch = arch
@@ -38,7 +40,11 @@ class PyroBackend(Backend):
         z = np.asarray(z)
         return torch.as_tensor(z) if self.arch.latent == "discrete" else self._x(z)
 
-    def step(self, x, y):
+    def train_steps(self, xs, ys):
+        steps = [self._step(x, y) for x, y in zip(xs, ys)]
+        return {name: np.array([s[name] for s in steps]) for name in steps[0]}
+
+    def _step(self, x, y):
         with poutine.trace(param_only=True) as capture:
             terms = self.elbo.differentiable_terms(self.model, self.guide, self._x(x), self._y(y), num_data=self.num_data)
             terms["loss"].backward()

@@ -82,7 +82,7 @@ def test_resume_gives_the_same_weights_and_metrics_as_an_uninterrupted_run(tmp_p
     config = parse_config(TINY)
     start_run(config, tmp_path / "whole", progress=False)
 
-    real_step = PyroBackend.step
+    real_step = PyroBackend._step
     calls = {"n": 0}
 
     def crashing_step(self, x, y):
@@ -91,10 +91,10 @@ def test_resume_gives_the_same_weights_and_metrics_as_an_uninterrupted_run(tmp_p
             raise KeyboardInterrupt
         return real_step(self, x, y)
 
-    monkeypatch.setattr(PyroBackend, "step", crashing_step)
+    monkeypatch.setattr(PyroBackend, "_step", crashing_step)
     with pytest.raises(KeyboardInterrupt):
         start_run(config, tmp_path / "crashed", progress=False)
-    monkeypatch.setattr(PyroBackend, "step", real_step)
+    monkeypatch.setattr(PyroBackend, "_step", real_step)
     assert load_checkpoint(tmp_path / "crashed" / "checkpoint.pkl")["step"] == 20
     resume_run(tmp_path / "crashed", progress=False)
 
@@ -134,7 +134,7 @@ def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, mon
 
 
 def test_a_non_finite_loss_stops_the_run_naming_the_term_and_step(tmp_path, monkeypatch):
-    real_step = PyroBackend.step
+    real_step = PyroBackend._step
     calls = {"n": 0}
 
     def diverging_step(self, x, y):
@@ -144,7 +144,7 @@ def test_a_non_finite_loss_stops_the_run_naming_the_term_and_step(tmp_path, monk
             terms["marginal"] = float("nan")
         return terms
 
-    monkeypatch.setattr(PyroBackend, "step", diverging_step)
+    monkeypatch.setattr(PyroBackend, "_step", diverging_step)
     with pytest.raises(TrainingDiverged, match="step 15: the marginal term is nan.*checkpoint \\(step 10\\)"):
         start_run(parse_config(TINY), tmp_path / "run", progress=False)
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pkl")["step"] == 10
@@ -214,3 +214,41 @@ def test_bad_command_line_usage_is_one_line(capsys):
     assert code == 2 and err.count("\n") == 1
     code, _, err = run_cli(["train"], capsys)
     assert code == 2 and "give a CONFIG file" in err
+
+
+def test_numpyro_backend_writes_the_same_run_directory_and_resumes_exactly(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("numpyro")
+    from infovae.training.numpyro_backend import NumPyroBackend
+
+    raw = {**TINY, "backend": "numpyro"}
+    code, _, err = run_cli(["train", write_config(tmp_path, raw), "--out", tmp_path / "whole"], capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary) and summary["backend"] == "numpyro"
+
+    real = NumPyroBackend.train_steps
+    calls = {"n": 0}
+
+    def crashing(self, xs, ys):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the chunk after the second evaluation
+            raise KeyboardInterrupt
+        return real(self, xs, ys)
+
+    monkeypatch.setattr(NumPyroBackend, "train_steps", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        start_run(parse_config(raw), tmp_path / "crashed", progress=False)
+    monkeypatch.setattr(NumPyroBackend, "train_steps", real)
+    resume_run(tmp_path / "crashed", progress=False)
+    whole, resumed = _final_weights(tmp_path / "whole"), _final_weights(tmp_path / "crashed")
+    for a, b in zip(jax_leaves(whole["params"]), jax_leaves(resumed["params"])):
+        np.testing.assert_array_equal(a, b)
+    assert _without_timings((tmp_path / "whole" / "metrics.jsonl").read_text()) == _without_timings(
+        (tmp_path / "crashed" / "metrics.jsonl").read_text()
+    )
+
+
+def jax_leaves(tree):
+    import jax
+
+    return jax.tree.leaves(tree)

@@ -1,0 +1,23 @@
+"""Objectives for conditional VAEs in NumPyro: the twin of :mod:`infovae.objectives`."""
+
+from infovae.numpyro.objectives._traces import UnsupportedModelError
+from infovae.numpyro.objectives.divergences import (
+    DEFAULT_KERNEL_SCALES,
+    categorical_kl,
+    jensen_shannon,
+    mmd,
+    moment_matched_kl,
+    monte_carlo_jensen_shannon,
+)
+from infovae.numpyro.objectives.infovae_elbo import InfoVAE_ELBO
+
+__all__ = [
+    "DEFAULT_KERNEL_SCALES",
+    "InfoVAE_ELBO",
+    "UnsupportedModelError",
+    "categorical_kl",
+    "jensen_shannon",
+    "mmd",
+    "moment_matched_kl",
+    "monte_carlo_jensen_shannon",
+]
