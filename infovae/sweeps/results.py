@@ -11,7 +11,7 @@ __all__ = ["METRICS", "aggregate", "markdown_table", "trial_rows", "write_result
 # The summary metrics a sweep table shows, in this order.
 METRICS = (
     "probe_accuracy", "bayes_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "jsd",
-    "latent_perplexity", "active_units", "test_loss", "test_recon", "test_kl", "nll",
+    "latent_perplexity", "active_units", "test_loss", "test_recon", "test_kl", "nll", "seconds_per_step",
 )  # fmt: skip
 
 
@@ -59,16 +59,24 @@ def _write_csv(path, rows):
         writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
 
 
-def markdown_table(spec, table, metrics=("probe_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "jsd", "test_loss")):
-    """The per-setting table as markdown, ``mean ± sd`` over seeds."""
+TABLE_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "jsd", "nll", "seconds_per_step")
+
+
+def _cell(value):
+    return "none" if value is None or value == "" else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(spec, table, metrics=TABLE_METRICS):
+    """The per-setting table as markdown: ``mean ± sd`` over seeds (the mean alone for one seed)."""
     shown = [m for m in metrics if any(e[f"{m}_mean"] is not None for e in table)]
     header = [k.split(".")[-1] for k in spec.swept_keys] + ["runs"] + shown
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for e in table:
-        cells = [str(e[k]) for k in spec.swept_keys] + [f"{e['runs'] - e['failed']}/{e['runs']}"]
+        ok = e["runs"] - e["failed"]
+        cells = [_cell(e[k]) for k in spec.swept_keys] + [f"{ok}/{e['runs']}"]
         for m in shown:
             mean, sd = e[f"{m}_mean"], e[f"{m}_std"]
-            cells.append("–" if mean is None else f"{mean:.3f} ± {sd:.3f}")
+            cells.append("–" if mean is None else f"{mean:.3f} ± {sd:.3f}" if ok > 1 else f"{mean:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

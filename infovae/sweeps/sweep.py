@@ -1,8 +1,9 @@
 """Running a sweep into a directory, resumably.
 
-A sweep directory holds ``sweep.json`` (the resolved trials), ``trials/NAME/`` per trial (its
-``trial.json``, ``outcome.json`` and run directory ``run/``) and the results tables. Running the same
-sweep again skips the trials that have an outcome (``retry_failed`` runs the failed ones again).
+A sweep directory holds ``sweep.json`` (the sweep file and its trials), ``trials/NAME/`` per trial
+(its ``trial.json``, ``outcome.json`` and run directory ``run/``) and the results tables. Running the
+sweep again skips the trials that have an outcome (``retry_failed`` runs the failed ones again); a
+sweep file that gained settings or seeds runs only the new trials.
 """
 
 import json
@@ -36,21 +37,23 @@ class SweepResult:
 
 
 def _prepare(spec, out_dir):
-    record = {"spec": str(spec.path.resolve()), "base": spec.base, "trials": [{"name": t.name, "overrides": t.overrides, "seed": t.seed} for t in spec.trials]}
-    recorded = out_dir / SWEEP
-    if recorded.exists():
-        previous = json.loads(recorded.read_text())
-        if previous["base"] != record["base"] or previous["trials"] != record["trials"]:
-            raise ConfigError(f"{out_dir} holds a different sweep; choose another --out")
-    elif out_dir.exists() and any(out_dir.iterdir()):
+    """Create the sweep directory, or check that the one there holds the same trials where they overlap
+    (a sweep may grow: new settings or seeds are added, finished trials kept)."""
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / SWEEP).exists():
         raise ConfigError(f"{out_dir} already exists and holds no sweep; choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(recorded, record)
+    specs = {}
     for trial in spec.trials:
-        trial_dir = out_dir / "trials" / trial.name
+        specs[trial.name] = {"config": trial.raw_config(spec.base), "overrides": trial.overrides, "seed": trial.seed}
+        recorded = out_dir / "trials" / trial.name / TRIAL
+        if recorded.exists() and json.loads(recorded.read_text())["config"] != specs[trial.name]["config"]:
+            raise ConfigError(f"{out_dir} holds a different sweep (trial {trial.name} has another config); choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / SWEEP, {"spec": str(spec.path.resolve()), "trials": [{"name": t.name, "overrides": t.overrides, "seed": t.seed} for t in spec.trials]})
+    for name, trial_spec in specs.items():
+        trial_dir = out_dir / "trials" / name
         trial_dir.mkdir(parents=True, exist_ok=True)
         if not (trial_dir / TRIAL).exists():
-            write_json(trial_dir / TRIAL, {"config": trial.raw_config(spec.base), "overrides": trial.overrides, "seed": trial.seed})
+            write_json(trial_dir / TRIAL, trial_spec)
 
 
 def run_sweep(path, out_dir=None, executor="local", workers=None, address=None, retry_failed=False, progress=None):

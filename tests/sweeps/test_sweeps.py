@@ -92,7 +92,7 @@ def test_local_sweep_records_a_failed_trial_and_resumes(tmp_path):
     ok = [r for r in rows if r["status"] == "ok"]
     assert all(0 <= float(r["probe_accuracy"]) <= 1 for r in ok)
     assert {"objective.beta", "objective.marginal_weight", "seed", "status", "error", "test_loss", "mi", "coverage_tv"} <= set(rows[0])
-    assert "| beta | marginal_weight | marginal | runs |" in result.table
+    assert "| beta | marginal_weight | marginal | runs |" in result.table and "1/1" in result.table
     assert (tmp_path / "out" / "results_by_setting.csv").exists() and "Failed trials" in (tmp_path / "out" / "results.md").read_text()
 
     # Re-running skips every trial that has an outcome: nothing is trained again.
@@ -100,23 +100,36 @@ def test_local_sweep_records_a_failed_trial_and_resumes(tmp_path):
     stamps = [p.stat().st_mtime_ns for p in outcomes]
     run_sweep(sweep, tmp_path / "out", workers=2, progress=False)
     assert [p.stat().st_mtime_ns for p in outcomes] == stamps
-    # A different sweep in the same directory is refused.
+    # A sweep that gained a seed runs only the new trials.
+    grown = write(tmp_path, {**yaml.safe_load(sweep.read_text()), "seeds": [0, 1]}, "grown.yaml")
+    result = run_sweep(grown, tmp_path / "out", workers=2, progress=False)
+    assert len(result.rows) == 10 and [p.stat().st_mtime_ns for p in outcomes] == stamps
+    # The same trials with another base config are refused.
+    changed = {**yaml.safe_load(sweep.read_text()), "base": {**BASE, "train": {**BASE["train"], "steps": 9}}}
     with pytest.raises(ConfigError, match="holds a different sweep"):
-        run_sweep(grid_sweep(tmp_path), tmp_path / "out", progress=False)
+        run_sweep(write(tmp_path, changed, "changed.yaml"), tmp_path / "out", progress=False)
 
 
 @pytest.mark.slow
-def test_a_crashing_trial_does_not_stop_the_others(tmp_path):
-    # The trial's process dies outright (no outcome written): recorded as a crash.
+def test_a_crashing_trial_is_recorded_and_retried(tmp_path, monkeypatch):
     sweep = grid_sweep(tmp_path)
-    result = run_sweep(sweep, tmp_path / "out", workers=1, progress=False)
+    result = run_sweep(sweep, tmp_path / "out", workers=2, progress=False)
     assert len(result.rows) == 4 and not result.failed
     trial = sorted((tmp_path / "out" / "trials").iterdir())[0]
     (trial / "outcome.json").unlink()
-    (trial / "trial.json").write_text("{not json")
+    # The trial's process dies at start-up, before it can record anything.
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    (crash / "sitecustomize.py").write_text("import os\nos._exit(3)\n")
+    monkeypatch.setenv("PYTHONPATH", str(crash))
     result = run_sweep(sweep, tmp_path / "out", workers=1, progress=False)
     crashed = [r for r in result.rows if r["status"] == "failed"]
-    assert len(crashed) == 1 and "crashed" in crashed[0]["error"]
+    assert len(crashed) == 1 and "crashed" in crashed[0]["error"] and crashed[0]["trial"] == trial.name
+    monkeypatch.delenv("PYTHONPATH")
+    # Without --retry-failed the failure stands; with it the trial runs again.
+    assert len(run_sweep(sweep, tmp_path / "out", workers=1, progress=False).failed) == 1
+    result = run_sweep(sweep, tmp_path / "out", workers=1, retry_failed=True, progress=False)
+    assert not result.failed
 
 
 @pytest.mark.slow
