@@ -52,7 +52,7 @@ def check_kernel(kernel, scales, bandwidth):
 
 def check_elbo_args(
     beta, marginal, marginal_weight, jsd_weight, latent_site, obs_site, kernel, kernel_scales, bandwidth,
-    jsd_mixture, num_particles, max_plate_nesting, jsd_samples,
+    jsd_mixture, num_particles, max_plate_nesting, jsd_samples, mmd_features,
 ):  # fmt: skip
     """Every constructor argument of ``InfoVAE_ELBO``, checked and normalised, as a dict."""
     args = dict(
@@ -85,6 +85,7 @@ def check_elbo_args(
         num_particles=check_count("num_particles", num_particles, 1),
         max_plate_nesting=check_count("max_plate_nesting", max_plate_nesting, 1),
         jsd_samples=check_count("jsd_samples", jsd_samples, 2),
+        mmd_features=None if mmd_features is None else check_count("mmd_features", mmd_features, 1),
     )
     return args
 

@@ -17,9 +17,11 @@ __all__ = [
     "KERNELS",
     "categorical_kl",
     "jensen_shannon",
+    "kernel_frequencies",
     "mmd",
     "moment_matched_kl",
     "monte_carlo_jensen_shannon",
+    "random_feature_mmd",
 ]
 
 
@@ -100,7 +102,7 @@ def _kernel(sq_dist, kernel, widths):
     return total
 
 
-def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None):
+def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None, num_features=None):
     r"""Unbiased estimate (U-statistic) of the squared maximum mean discrepancy between samples.
 
     .. math::
@@ -115,11 +117,17 @@ def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None):
     - ``"rbf"``: :math:`\sum_s \exp(-|a-b|^2 / (2 d s))`.
 
     ``bandwidth`` replaces the base width ``2 d``: ``"median"`` uses the median squared distance
-    between distinct points of the pooled sample (held constant for gradients), a positive number
-    is used as given.
+    between distinct points of the pooled sample (held constant for gradients; with random features,
+    of the first 512 points of each sample), a positive number is used as given.
+
+    The exact statistic costs ``O((n + m)^2)``. With ``num_features`` it is computed on random Fourier
+    features instead (:func:`kernel_frequencies`, :func:`random_feature_mmd`), ``O((n + m) D)``: still
+    unbiased, over the data and the frequencies drawn (from torch's global random stream), with more
+    variance. Use it for large batches, where the exact statistic dominates a training step.
 
     :param x: sample ``[n, d]`` with ``n >= 2``.
     :param y: sample ``[m, d]`` with ``m >= 2``.
+    :param num_features: random features per kernel scale, or ``None`` for the exact statistic.
     :returns: scalar tensor.
     """
     scales = check_kernel(kernel, scales, bandwidth)
@@ -130,15 +138,16 @@ def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None):
     n, m = x.shape[0], y.shape[0]
     if n < 2 or m < 2:
         raise ValueError(f"mmd needs at least 2 draws on each side for the U-statistic, got n={n}, m={m}")
+    if num_features is not None:
+        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"num_features must be a positive integer or None, got {num_features!r}")
+        base = _base_width(x[:MEDIAN_POINTS], y[:MEDIAN_POINTS], bandwidth)
+        frequencies = kernel_frequencies(kernel, [base * s for s in scales], x.shape[-1], num_features, dtype=x.dtype, device=x.device)
+        return random_feature_mmd(x, y, frequencies)
     d_xx = _squared_distances(x, x)
     d_yy = _squared_distances(y, y)
     d_xy = _squared_distances(x, y)
-    if bandwidth is None:
-        base = 2.0 * x.shape[-1]
-    elif bandwidth == "median":
-        base = _median_squared_distance(d_xx, d_yy, d_xy)
-    else:
-        base = float(bandwidth)
+    base = _median_squared_distance(d_xx, d_yy, d_xy) if bandwidth == "median" else _base_width(x, y, bandwidth)
     widths = [base * s for s in scales]
     k_xx = _kernel(d_xx, kernel, widths)
     k_yy = _kernel(d_yy, kernel, widths)
@@ -147,6 +156,55 @@ def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None):
     sum_xx = k_xx.sum() - k_xx.diagonal().sum()
     sum_yy = k_yy.sum() - k_yy.diagonal().sum()
     return sum_xx / (n * (n - 1)) + sum_yy / (m * (m - 1)) - 2.0 * k_xy.mean()
+
+
+# Points of each sample that the median heuristic looks at when the statistic itself is not quadratic.
+MEDIAN_POINTS = 512
+
+
+def _base_width(x, y, bandwidth):
+    if bandwidth is None:
+        return 2.0 * x.shape[-1]
+    if bandwidth == "median":
+        return _median_squared_distance(_squared_distances(x, x), _squared_distances(y, y), _squared_distances(x, y))
+    return float(bandwidth)
+
+
+def kernel_frequencies(kernel, widths, dim, num_features, generator=None, dtype=None, device=None):
+    r"""Random Fourier frequencies ``[S, dim, D]`` for the kernel at each width ``w_s`` (the width
+    already multiplied by the scale).
+
+    By Bochner's theorem :math:`\exp(-|\delta|^2/w) = \mathbb E_\omega \cos(\omega^\top\delta)` with
+    :math:`\omega \sim \mathcal N(0, (2/w) I)` (RBF); the IMQ kernel is a mixture of those,
+    :math:`w/(w+|\delta|^2) = \int_0^\infty e^{-t} \exp(-t|\delta|^2/w)\,dt`, so its frequencies are
+    :math:`\omega \sim \mathcal N(0, (2t/w) I)` with :math:`t \sim \mathrm{Exp}(1)`.
+    """
+    widths = torch.as_tensor(widths, dtype=dtype, device=device).reshape(-1, 1, 1)
+    eps = torch.randn((widths.shape[0], dim, num_features), generator=generator, dtype=dtype, device=device)
+    if kernel == "imq":
+        u = torch.rand((widths.shape[0], 1, num_features), generator=generator, dtype=dtype, device=device)
+        rate = -torch.log1p(-u)  # Exp(1), from one uniform draw
+        return eps * torch.sqrt(2.0 * rate / widths)
+    return eps * torch.sqrt(2.0 / widths)
+
+
+def random_feature_mmd(x, y, frequencies):
+    r"""The MMD U-statistic under the random-feature kernel :math:`\tilde k(a,b) = \sum_s \frac1D
+    \sum_j \cos(\omega_{sj}^\top(a-b))`, in ``O((n + m) S D)``; unbiased for the kernel whose
+    frequencies were drawn. ``frequencies`` as :func:`kernel_frequencies` returns them."""
+    S, _, D = frequencies.shape
+    n, m = x.shape[0], y.shape[0]
+
+    def features(a):
+        proj = torch.einsum("nd,sdk->nsk", a, frequencies)
+        return torch.cat([proj.cos(), proj.sin()], dim=-1).reshape(a.shape[0], -1) / D**0.5
+
+    phi_x, phi_y = features(x), features(y)
+    sum_x, sum_y = phi_x.sum(0), phi_y.sum(0)
+    # sum_{i != j} k~(x_i, x_j) = |sum_i phi(x_i)|^2 - sum_i |phi(x_i)|^2
+    xx = (sum_x @ sum_x - (phi_x * phi_x).sum()) / (n * (n - 1))
+    yy = (sum_y @ sum_y - (phi_y * phi_y).sum()) / (m * (m - 1))
+    return xx + yy - 2.0 * (sum_x @ sum_y) / (n * m)
 
 
 def _median_squared_distance(d_xx, d_yy, d_xy):

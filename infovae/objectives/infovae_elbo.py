@@ -79,6 +79,8 @@ class InfoVAE_ELBO(ELBO):
     :param int num_particles: latent draws per step (continuous latent; a discrete one is exact).
     :param int max_plate_nesting: plates around the sites; the enumeration dim goes left of them.
     :param int jsd_samples: latent draws compared by the JSD term for a continuous latent.
+    :param int mmd_features: random Fourier features per kernel scale for the MMD, or ``None`` for the
+        exact quadratic-time statistic (use ~32 for batches of thousands, where the exact one dominates).
     """
 
     def __init__(
@@ -96,10 +98,11 @@ class InfoVAE_ELBO(ELBO):
         num_particles=1,
         max_plate_nesting=1,
         jsd_samples=8,
+        mmd_features=None,
     ):
         args = check_elbo_args(
             beta, marginal, marginal_weight, jsd_weight, latent_site, obs_site, kernel, kernel_scales, bandwidth,
-            jsd_mixture, num_particles, max_plate_nesting, jsd_samples,
+            jsd_mixture, num_particles, max_plate_nesting, jsd_samples, mmd_features,
         )  # fmt: skip
         super().__init__(num_particles=args.pop("num_particles"), max_plate_nesting=args.pop("max_plate_nesting"))
         for name, value in args.items():
@@ -277,6 +280,7 @@ class InfoVAE_ELBO(ELBO):
                     kernel=self.kernel,
                     scales=self.kernel_scales,
                     bandwidth=self.bandwidth,
+                    num_features=self.mmd_features,
                 )
         if self._wants(self.jsd_weight, every_term):
             S = self.jsd_samples

@@ -98,6 +98,7 @@ class ObjectiveConfig(_Section):
     jsd_mixture: Literal["prior", "posterior", "uniform"] = Field("prior", description="Mixture weights of the JSD term.")
     jsd_samples: int = Field(8, ge=2, description="Latent draws compared by the JSD term (Gaussian latent).")
     num_particles: int = Field(1, ge=1, description="Latent draws per step (Gaussian latent).")
+    mmd_features: int | None = Field(None, ge=1, description="Random features per kernel scale for the MMD (null: exact, quadratic in the batch; ~32 for batches of thousands).")
 
     def elbo_kwargs(self):
         """Keyword arguments of either backend's ``InfoVAE_ELBO``."""

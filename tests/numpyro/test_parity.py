@@ -227,3 +227,18 @@ def test_bad_input_names_the_argument_or_site():
         jx.InfoVAE_ELBO(marginal="kl", marginal_weight=1.0).loss(jax.random.PRNGKey(0), params, jm, jg, jnp.asarray(x), jnp.asarray(y))
     with pytest.raises(jx.UnsupportedModelError, match="the guide has no sample site named 'w'"):
         jx.InfoVAE_ELBO(latent_site="w").loss(jax.random.PRNGKey(0), params, jm, jg, jnp.asarray(x), jnp.asarray(y))
+
+
+def test_random_feature_mmd_agrees_on_the_same_frequencies():
+    from infovae.numpyro.objectives.divergences import kernel_frequencies
+    from infovae.numpyro.objectives.divergences import random_feature_mmd as jax_rff
+    from infovae.objectives.divergences import random_feature_mmd as torch_rff
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(9, 3)), rng.normal(size=(8, 3))
+    freq = np.array(kernel_frequencies("imq", [1.0, 4.0], 3, 16, jax.random.PRNGKey(0)))
+    close(torch_rff(torch.as_tensor(x), torch.as_tensor(y), torch.as_tensor(freq)), jax_rff(jnp.asarray(x), jnp.asarray(y), jnp.asarray(freq)))
+    with pytest.raises(ValueError, match="needs an rng_key"):
+        jx.mmd(jnp.asarray(x), jnp.asarray(y), num_features=4)
+    value = jx.mmd(jnp.asarray(x), jnp.asarray(y), num_features=4, rng_key=jax.random.PRNGKey(1))
+    assert np.isfinite(float(value))

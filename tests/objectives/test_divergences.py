@@ -271,3 +271,35 @@ def test_monte_carlo_jensen_shannon_is_unbiased_for_categoricals():
 def test_monte_carlo_jensen_shannon_of_identical_distributions_is_zero():
     cross = torch.full((3, 3, 5), -1.7)
     assert torch.allclose(monte_carlo_jensen_shannon(cross, torch.ones(3) / 3), torch.zeros(5), atol=1e-14)
+
+
+# -- random-feature MMD -----------------------------------------------------------------------
+
+
+def test_random_feature_mmd_matches_its_kernel_exactly():
+    """With fixed frequencies the estimate is the U-statistic of the kernel mean_j cos(w_j (a - b))."""
+    from infovae.objectives.divergences import random_feature_mmd
+
+    rng = np.random.default_rng(11)
+    x, y, freq = rng.normal(size=(6, 2)), rng.normal(size=(5, 2)), rng.normal(size=(3, 2, 4))
+    k = lambda a, b: sum(np.cos((a[:, None] - b[None]) @ freq[s]).mean(-1) for s in range(3))  # noqa: E731
+    off = lambda m: m.sum() - np.trace(m)  # noqa: E731
+    expected = off(k(x, x)) / 30 + off(k(y, y)) / 20 - 2 * k(x, y).mean()
+    assert random_feature_mmd(t(x), t(y), t(freq)).item() == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel", ["imq", "rbf"])
+def test_random_feature_mmd_is_unbiased_for_the_exact_statistic(kernel):
+    gen = torch.Generator().manual_seed(12)
+    x, y = torch.randn(200, 3, generator=gen), torch.randn(200, 3, generator=gen) * 1.4 + 0.2
+    exact = mmd(x, y, kernel).item()
+    torch.manual_seed(13)
+    estimates = torch.stack([mmd(x, y, kernel, num_features=16) for _ in range(3000)])
+    stderr = estimates.std().item() / math.sqrt(len(estimates))
+    assert abs(estimates.mean().item() - exact) < 4 * stderr
+
+
+def test_random_feature_mmd_arguments():
+    with pytest.raises(ValueError, match="num_features must be a positive integer"):
+        mmd(torch.randn(4, 2), torch.randn(4, 2), num_features=0)

@@ -16,9 +16,11 @@ __all__ = [
     "KERNELS",
     "categorical_kl",
     "jensen_shannon",
+    "kernel_frequencies",
     "mmd",
     "moment_matched_kl",
     "monte_carlo_jensen_shannon",
+    "random_feature_mmd",
 ]
 
 
@@ -82,27 +84,71 @@ def _median_squared_distance(d_xx, d_yy, d_xy):
     return jnp.maximum(median, jnp.finfo(median.dtype).tiny)
 
 
-def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None):
+def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None, num_features=None, rng_key=None):
     r"""Unbiased estimate (U-statistic) of the squared MMD between samples ``x [n, d]`` and
-    ``y [m, d]`` (``n, m >= 2``), with the multi-scale IMQ or RBF kernel (see the Pyro twin). Scalar."""
+    ``y [m, d]`` (``n, m >= 2``), with the multi-scale IMQ or RBF kernel (see the Pyro twin). With
+    ``num_features`` it is computed on random Fourier features drawn with ``rng_key``. Scalar."""
     scales = check_kernel(kernel, scales, bandwidth)
     if x.ndim != 2 or y.ndim != 2 or x.shape[-1] != y.shape[-1]:
         raise ValueError(f"mmd: x and y must be [n, d] and [m, d] with the same d, got {tuple(x.shape)} and {tuple(y.shape)}")
     n, m = x.shape[0], y.shape[0]
     if n < 2 or m < 2:
         raise ValueError(f"mmd needs at least 2 draws on each side for the U-statistic, got n={n}, m={m}")
+    if num_features is not None:
+        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"num_features must be a positive integer or None, got {num_features!r}")
+        if rng_key is None:
+            raise ValueError("mmd with num_features needs an rng_key to draw the random features")
+        base = _base_width(x[:MEDIAN_POINTS], y[:MEDIAN_POINTS], bandwidth)
+        frequencies = kernel_frequencies(kernel, [base * s for s in scales], x.shape[-1], num_features, rng_key, x.dtype)
+        return random_feature_mmd(x, y, frequencies)
     d_xx, d_yy, d_xy = _squared_distances(x, x), _squared_distances(y, y), _squared_distances(x, y)
-    if bandwidth is None:
-        base = 2.0 * x.shape[-1]
-    elif bandwidth == "median":
-        base = _median_squared_distance(d_xx, d_yy, d_xy)
-    else:
-        base = float(bandwidth)
+    base = _median_squared_distance(d_xx, d_yy, d_xy) if bandwidth == "median" else _base_width(x, y, bandwidth)
     widths = [base * s for s in scales]
     k_xx, k_yy, k_xy = _kernel(d_xx, kernel, widths), _kernel(d_yy, kernel, widths), _kernel(d_xy, kernel, widths)
     sum_xx = k_xx.sum() - jnp.trace(k_xx)
     sum_yy = k_yy.sum() - jnp.trace(k_yy)
     return sum_xx / (n * (n - 1)) + sum_yy / (m * (m - 1)) - 2.0 * k_xy.mean()
+
+
+# Points of each sample that the median heuristic looks at when the statistic itself is not quadratic.
+MEDIAN_POINTS = 512
+
+
+def _base_width(x, y, bandwidth):
+    if bandwidth is None:
+        return 2.0 * x.shape[-1]
+    if bandwidth == "median":
+        return _median_squared_distance(_squared_distances(x, x), _squared_distances(y, y), _squared_distances(x, y))
+    return float(bandwidth)
+
+
+def kernel_frequencies(kernel, widths, dim, num_features, rng_key, dtype=None):
+    """Random Fourier frequencies ``[S, dim, D]`` for the kernel at each width (see the Pyro twin)."""
+    dtype = dtype or jnp.result_type(float)
+    widths = jnp.asarray(widths, dtype=dtype).reshape(-1, 1, 1)
+    normal_key, rate_key = jax.random.split(rng_key)
+    eps = jax.random.normal(normal_key, (widths.shape[0], dim, num_features), dtype)
+    if kernel == "imq":
+        rate = jax.random.exponential(rate_key, (widths.shape[0], 1, num_features), dtype)
+        return eps * jnp.sqrt(2.0 * rate / widths)
+    return eps * jnp.sqrt(2.0 / widths)
+
+
+def random_feature_mmd(x, y, frequencies):
+    """The MMD U-statistic under the random-feature kernel (see the Pyro twin). Scalar."""
+    S, _, D = frequencies.shape
+    n, m = x.shape[0], y.shape[0]
+
+    def features(a):
+        proj = jnp.einsum("nd,sdk->nsk", a, frequencies)
+        return jnp.concatenate([jnp.cos(proj), jnp.sin(proj)], axis=-1).reshape(a.shape[0], -1) / D**0.5
+
+    phi_x, phi_y = features(x), features(y)
+    sum_x, sum_y = phi_x.sum(0), phi_y.sum(0)
+    xx = (sum_x @ sum_x - (phi_x * phi_x).sum()) / (n * (n - 1))
+    yy = (sum_y @ sum_y - (phi_y * phi_y).sum()) / (m * (m - 1))
+    return xx + yy - 2.0 * (sum_x @ sum_y) / (n * m)
 
 
 def _entropy(probs):

@@ -48,10 +48,11 @@ class InfoVAE_ELBO(ELBO):
         num_particles=1,
         max_plate_nesting=1,
         jsd_samples=8,
+        mmd_features=None,
     ):
         args = check_elbo_args(
             beta, marginal, marginal_weight, jsd_weight, latent_site, obs_site, kernel, kernel_scales, bandwidth,
-            jsd_mixture, num_particles, max_plate_nesting, jsd_samples,
+            jsd_mixture, num_particles, max_plate_nesting, jsd_samples, mmd_features,
         )  # fmt: skip
         super().__init__(num_particles=args.pop("num_particles"))
         for name, value in args.items():
@@ -184,7 +185,7 @@ class InfoVAE_ELBO(ELBO):
         B = plate.size
         prior, obs = _traces.check_model(model_trace, self.latent_site, self.obs_site, plate)
         p_fn = prior["fn"]
-        marginal_key, jsd_key, decoder_key = jax.random.split(rng_key, 3)
+        marginal_key, jsd_key, decoder_key, feature_key = jax.random.split(rng_key, 4)
 
         log_q = _traces.flat_batch(q_fn.log_prob(z), self.latent_site, (), B)
         log_p = _traces.flat_batch(p_fn.log_prob(z), self.latent_site, (), B)
@@ -201,7 +202,13 @@ class InfoVAE_ELBO(ELBO):
             else:
                 prior_draws = self._rsample(p_fn, marginal_key, (), "marginal='mmd'")
                 terms["marginal"] = mmd(
-                    z.reshape(B, -1), prior_draws.reshape(B, -1), kernel=self.kernel, scales=self.kernel_scales, bandwidth=self.bandwidth
+                    z.reshape(B, -1),
+                    prior_draws.reshape(B, -1),
+                    kernel=self.kernel,
+                    scales=self.kernel_scales,
+                    bandwidth=self.bandwidth,
+                    num_features=self.mmd_features,
+                    rng_key=feature_key,
                 )
         if self._wants(self.jsd_weight, every_term):
             S = self.jsd_samples
