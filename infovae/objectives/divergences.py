@@ -32,7 +32,7 @@ def categorical_kl(q_probs, p_probs):
     :param p_probs: probabilities ``[..., C]``, broadcastable against ``q_probs``.
     :returns: the divergence, shape ``[...]``. ``0 log 0 = 0``; ``q_c > 0 = p_c`` gives ``inf``.
     """
-    return (torch.xlogy(q_probs, q_probs) - torch.xlogy(q_probs, p_probs)).sum(-1)
+    return (_plogp(q_probs) - torch.xlogy(q_probs, p_probs)).sum(-1)
 
 
 def _aggregate_gaussian(loc, scale):
@@ -222,8 +222,14 @@ def _median_squared_distance(d_xx, d_yy, d_xy):
         return median.clamp_min(torch.finfo(median.dtype).tiny)
 
 
+def _plogp(probs):
+    """``p log p`` with ``0 log 0 = 0`` and a finite gradient at ``p = 0``: a saturated softmax or
+    sigmoid reaches exact zeros, where ``xlogy``'s gradient is infinite and turns into NaN."""
+    return probs * torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))
+
+
 def _entropy(probs):
-    return -torch.xlogy(probs, probs).sum(-1)
+    return -_plogp(probs).sum(-1)
 
 
 def jensen_shannon(probs, weights):

@@ -303,3 +303,14 @@ def test_random_feature_mmd_is_unbiased_for_the_exact_statistic(kernel):
 def test_random_feature_mmd_arguments():
     with pytest.raises(ValueError, match="num_features must be a positive integer"):
         mmd(torch.randn(4, 2), torch.randn(4, 2), num_features=0)
+
+
+def test_gradients_stay_finite_when_a_softmax_saturates():
+    """Confident decoders reach exact zeros in float32; the JSD and KL must still give finite gradients."""
+    logits = torch.tensor([[30.0, -30.0], [-30.0, 30.0]], dtype=torch.float32, requires_grad=True)
+    probs = torch.sigmoid(logits)
+    assert (probs == 1.0).any() and ((1 - probs) == 0.0).any()
+    jsd = jensen_shannon(torch.stack([1 - probs, probs], -1), torch.tensor([0.5, 0.5]))
+    kl = categorical_kl(torch.stack([1 - probs[0], probs[0]], -1), torch.tensor([[0.5, 0.5]]))
+    (jsd.sum() + kl.sum()).backward()
+    assert torch.isfinite(logits.grad).all()

@@ -1,0 +1,212 @@
+"""The benchmark suite: one command, each measurement in a fresh process, side by side in one run.
+
+    python benchmarks/run.py            # the full suite (about ten minutes on two CPU cores)
+    python benchmarks/run.py --smoke    # tiny sizes, to prove it runs (CI)
+
+It times a training step of every implementation in :mod:`steps` at each batch size and latent kind
+(warm-up, then the median of repeats), the dense matmul throughput of the machine, and the MMD term
+as the batch grows; and it records each step's peak resident memory. It writes ``benchmark.json``
+(raw figures and the ratios the library is held to) and ``benchmark.md`` (the table for the README)
+and prints the JSON file's path last.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+BATCHES = (64, 256, 1024, 4096)
+MMD_SIZES = (256, 1024, 4096, 8192, 16384)
+# The exact MMD at 16384 draws needs more memory than this machine's 24 GB for its backward pass.
+EXACT_MMD_LIMIT = 8192
+IMPLEMENTATIONS = ("pyro_infovae", "pyro_baseline", "torch_manual", "numpyro_infovae", "jax_manual")
+
+
+def _rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _time(fn, warmup, repeats, inner):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times), times
+
+
+def measure_step(case):
+    import steps
+
+    if case["device"] == "cuda":
+        import torch
+
+        torch.set_default_device("cuda")
+    step = steps.BUILDERS[case["impl"]](case["latent"], case["batch"], case["hidden"])
+    before = _rss_mb()
+    median, times = _time(step, case["warmup"], case["repeats"], case["inner"])
+    return {"median_s": median, "times_s": times, "peak_rss_mb": _peak_rss_mb(), "step_rss_mb": _peak_rss_mb() - before}
+
+
+def measure_matmul(case):
+    """Dense float32 matmul FLOP/s of this machine, in JAX (the backend the throughput target is for)."""
+    import jax
+    import jax.numpy as jnp
+
+    n = case["size"]
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    matmul = jax.jit(lambda a: a @ a)
+    median, _ = _time(lambda: matmul(a).block_until_ready(), 2, case["repeats"], 3)
+    return {"flops_per_s": 2 * n**3 / median, "size": n}
+
+
+def measure_mmd(case):
+    """Forward and backward of the MMD term alone, exact and with random features, in PyTorch."""
+    import torch
+
+    from infovae.objectives import mmd
+
+    out = {}
+    for n in case["sizes"]:
+        x, y = torch.randn(n, 8, requires_grad=True), torch.randn(n, 8)
+        for name, features in (("exact", None), ("features", 32)):
+            if features is None and n > EXACT_MMD_LIMIT:
+                continue
+
+            def run():
+                mmd(x, y, num_features=features).backward()
+
+            out[f"{name}_{n}"] = _time(run, 1, case["repeats"], 1)[0]
+    return out
+
+
+MEASURES = {"step": measure_step, "matmul": measure_matmul, "mmd": measure_mmd}
+
+
+def run_case(case):
+    """One measurement in a fresh Python process."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--case", json.dumps(case)], capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark case {case} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _device():
+    import jax
+
+    gpu = [d for d in jax.devices() if d.platform == "gpu"]
+    if gpu:
+        return f"gpu: {gpu[0].device_kind}"
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    return f"cpu: {model} ({os.cpu_count()} cores)"
+
+
+def _ratio(a, b):
+    return round(a / b, 3)
+
+
+def summarise(results, batches, largest, hidden):
+    import steps
+
+    step = results["steps"]
+    t = lambda impl, latent, b: step[f"{impl}/{latent}/{b}"]["median_s"]  # noqa: E731
+    ratios = {
+        "pyro_vs_traceenum": {str(b): _ratio(t("pyro_infovae", "discrete", b), t("pyro_baseline", "discrete", b)) for b in batches},
+        "pyro_vs_torch": {str(b): _ratio(t("pyro_infovae", "discrete", b), t("torch_manual", "discrete", b)) for b in batches},
+        "numpyro_vs_jax": {str(b): _ratio(t("numpyro_infovae", "discrete", b), t("jax_manual", "discrete", b)) for b in batches},
+        "numpyro_speedup_vs_pyro": {str(b): _ratio(t("pyro_infovae", "discrete", b), t("numpyro_infovae", "discrete", b)) for b in batches},
+        "gaussian_pyro_vs_trace": {str(b): _ratio(t("pyro_infovae", "gaussian", b), t("pyro_baseline", "gaussian", b)) for b in batches},
+        "gaussian_pyro_vs_torch": {str(b): _ratio(t("pyro_infovae", "gaussian", b), t("torch_manual", "gaussian", b)) for b in batches},
+        "gaussian_numpyro_vs_jax": {str(b): _ratio(t("numpyro_infovae", "gaussian", b), t("jax_manual", "gaussian", b)) for b in batches},
+        "gaussian_numpyro_speedup_vs_pyro": {str(b): _ratio(t("pyro_infovae", "gaussian", b), t("numpyro_infovae", "gaussian", b)) for b in batches},
+    }
+    flops = steps.model_flops(steps.arch("discrete", hidden), largest)
+    achieved = flops / t("numpyro_infovae", "discrete", largest)
+    ratios["matmul_fraction"] = {str(largest): round(achieved / results["matmul"]["flops_per_s"], 4)}
+    mmd = results["mmd"]
+    ratios["mmd_fraction"] = {
+        str(b): round(mmd[f"{'exact' if b <= 256 else 'features'}_{b}"] / t("pyro_infovae", "gaussian", b), 4)
+        for b in batches
+        if f"features_{b}" in mmd
+    }
+    ratios["mmd_exact_fraction"] = {str(b): round(mmd[f"exact_{b}"] / t("pyro_infovae", "gaussian", b), 4) for b in batches if f"exact_{b}" in mmd}
+    ratios["achieved_flops_per_s"] = achieved
+    return ratios
+
+
+def markdown(results, ratios, batches):
+    step = results["steps"]
+    lines = [
+        f"Device: {results['device']}. Median step time in milliseconds (peak resident memory of the step's process in MB).",
+        "",
+        "| latent | batch | " + " | ".join(IMPLEMENTATIONS) + " |",
+        "|---|---|" + "---|" * len(IMPLEMENTATIONS),
+    ]
+    for latent in ("discrete", "gaussian"):
+        for b in batches:
+            cells = [f"{1000 * step[f'{i}/{latent}/{b}']['median_s']:.2f} ({step[f'{i}/{latent}/{b}']['peak_rss_mb']:.0f})" for i in IMPLEMENTATIONS]
+            lines.append(f"| {latent} | {b} | " + " | ".join(cells) + " |")
+    lines += ["", "| ratio (medians) | " + " | ".join(str(b) for b in batches) + " |", "|---|" + "---|" * len(batches)]
+    for key, values in ratios.items():
+        if isinstance(values, dict):
+            lines.append(f"| {key} | " + " | ".join(str(values.get(str(b), "–")) for b in batches) + " |")
+    mmd = results["mmd"]
+    sizes = sorted({int(k.split("_")[1]) for k in mmd})
+    lines += ["", "MMD term alone, forward and backward (ms):", "", "| draws | " + " | ".join(map(str, sizes)) + " |", "|---|" + "---|" * len(sizes)]
+    for name in ("exact", "features"):
+        lines.append(f"| {name} | " + " | ".join(f"{1000 * mmd[f'{name}_{n}']:.1f}" if f"{name}_{n}" in mmd else "–" for n in sizes) + " |")
+    lines += ["", f"Dense matmul: {results['matmul']['flops_per_s'] / 1e9:.1f} GFLOP/s; the largest NumPyro step achieves {ratios['achieved_flops_per_s'] / 1e9:.2f} GFLOP/s."]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes and one repeat, to prove the suite runs")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for benchmark.json and benchmark.md")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the PyTorch steps run (JAX picks its own)")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        case = json.loads(args.case)
+        print(json.dumps(MEASURES[case["kind"]](case)))
+        return
+
+    batches, hidden = ((16, 32), 16) if args.smoke else (BATCHES, 128)
+    repeats, inner, warmup = (1, 1, 1) if args.smoke else (5, 3, 3)
+    results = {"device": _device(), "smoke": args.smoke, "steps": {}}
+    cases = [(impl, latent, b) for latent in ("discrete", "gaussian") for b in batches for impl in IMPLEMENTATIONS]
+    for i, (impl, latent, b) in enumerate(cases, 1):
+        case = dict(kind="step", impl=impl, latent=latent, batch=b, hidden=hidden, warmup=warmup, repeats=repeats, inner=inner, device=args.device)
+        results["steps"][f"{impl}/{latent}/{b}"] = run_case(case)
+        print(f"[{i}/{len(cases)}] {impl:16s} {latent:8s} batch {b:5d}: {1000 * results['steps'][f'{impl}/{latent}/{b}']['median_s']:.2f} ms", file=sys.stderr)
+    results["matmul"] = run_case(dict(kind="matmul", size=256 if args.smoke else 2048, repeats=repeats))
+    results["mmd"] = run_case(dict(kind="mmd", sizes=[b for b in batches] if args.smoke else list(MMD_SIZES), repeats=1 if args.smoke else 3))
+    ratios = summarise(results, batches, max(batches), hidden)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "benchmark.json").write_text(json.dumps({**ratios, "device": results["device"], "raw": results}, indent=2) + "\n")
+    table = markdown(results, ratios, batches)
+    (args.out / "benchmark.md").write_text(table + "\n")
+    print(table)
+    print(args.out / "benchmark.json")
+
+
+if __name__ == "__main__":
+    main()
