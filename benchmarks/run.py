@@ -189,7 +189,7 @@ def main():
         print(json.dumps(MEASURES[case["kind"]](case)))
         return
 
-    batches, hidden = ((16, 32), 16) if args.smoke else (BATCHES, 128)
+    batches, hidden = ((32,), 16) if args.smoke else (BATCHES, 128)
     repeats, inner, warmup = (1, 1, 1) if args.smoke else (5, 3, 3)
     results = {"device": _device(), "smoke": args.smoke, "steps": {}}
     cases = [(impl, latent, b) for latent in ("discrete", "gaussian") for b in batches for impl in IMPLEMENTATIONS]

@@ -2,12 +2,13 @@
 scikit-learn) and your own ``npz`` arrays, split deterministically."""
 
 from infovae.data.base import DataSplits, Dataset, split_dataset
-from infovae.data.digits import make_digits, to_images
+from infovae.data.digits import QUADRANT_ORDER, make_digits, to_images
 from infovae.data.loading import load_splits
 from infovae.data.npz import load_npz
 from infovae.data.strategies import StrategyGenerator, make_strategies
 
 __all__ = [
+    "QUADRANT_ORDER",
     "DataSplits",
     "Dataset",
     "StrategyGenerator",

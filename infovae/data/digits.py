@@ -1,9 +1,13 @@
 """scikit-learn's handwritten digits (bundled, no download) as image completion.
 
-As in Pyro's CVAE example, the model sees some quadrants of a binarised 8x8 digit (``x``) and
-predicts the others (``y``, Bernoulli pixels); the digit is the label. The latent should carry what
-the visible quadrants leave open, which is mostly the digit's identity.
+As in Pyro's CVAE example, the model sees some quadrants of a binarised 8x8 digit and predicts the
+others: ``x`` holds only the pixels of the given quadrants (float32 0/1, in row-major order within
+the image), ``y`` the pixels of the other quadrants (Bernoulli, float32 0/1), and the digit is the
+label. The latent should carry what the visible quadrants leave open, which is mostly the digit's
+identity. The data has no randomness; the splits are drawn by :func:`~infovae.data.split_dataset`.
 """
+
+import numbers
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -12,26 +16,55 @@ from infovae.data.base import Dataset
 
 __all__ = ["QUADRANT_ORDER", "make_digits", "to_images"]
 
-# Quadrants in the order they are given: top-left, top-right, bottom-left, bottom-right.
+# The quadrants by index; ``quadrants=n`` gives the first n of them.
 QUADRANT_ORDER = ("top-left", "top-right", "bottom-left", "bottom-right")
 SIDE = 8
-# Pixel values run 0..16; ink is at least half intensity.
+# Pixel values run 0..16; a pixel is ink if at least half intensity.
 INK_THRESHOLD = 8
 
 
 def _quadrant_pixels(index):
-    rows = range(0, 4) if index in (0, 1) else range(4, 8)
-    cols = range(0, 4) if index in (0, 2) else range(4, 8)
-    return np.array([r * SIDE + c for r in rows for c in cols])
+    """The flat (row-major) indices of quadrant ``index``'s 16 pixels in the 64."""
+    half = SIDE // 2
+    top, left = half * (index // 2), half * (index % 2)
+    rows, cols = np.meshgrid(np.arange(top, top + half), np.arange(left, left + half), indexing="ij")
+    return (rows * SIDE + cols).ravel()
+
+
+def _given_quadrants(quadrants):
+    """Quadrant indices from a count (the first n of :data:`QUADRANT_ORDER`) or a list of names/indices."""
+    if isinstance(quadrants, numbers.Integral):
+        if not 1 <= quadrants <= 3:
+            raise ValueError(f"quadrants must be 1, 2 or 3 (of the 4), got {quadrants}")
+        return list(range(quadrants))
+    if isinstance(quadrants, str):
+        quadrants = [quadrants]
+    indices = []
+    for q in quadrants:
+        if isinstance(q, str) and q in QUADRANT_ORDER:
+            indices.append(QUADRANT_ORDER.index(q))
+        elif isinstance(q, numbers.Integral) and 0 <= q < len(QUADRANT_ORDER):
+            indices.append(int(q))
+        else:
+            raise ValueError(f"unknown quadrant {q!r}: use one of {QUADRANT_ORDER} or its index 0..3")
+    if not 1 <= len(set(indices)) <= 3 or len(set(indices)) != len(indices):
+        raise ValueError(f"quadrants must name 1 to 3 different quadrants, got {list(quadrants)}")
+    return sorted(indices)
 
 
 def make_digits(quadrants=1):
-    """The digits data set: the first ``quadrants`` quadrants (of :data:`QUADRANT_ORDER`) given as ``x``."""
-    if not 1 <= quadrants <= 3:
-        raise ValueError(f"quadrants must be 1, 2 or 3 (of the 4), got {quadrants}")
+    """The digits completion data set (1797 images).
+
+    :param quadrants: the quadrants given as ``x``: a count ``n`` (the first ``n`` of
+        :data:`QUADRANT_ORDER`: 1 is top-left) or a list of quadrant names or indices, 1 to 3 of them.
+    :returns: a :class:`Dataset` with ``x [1797, 16*given]``, ``y [1797, 64 - 16*given]`` and the
+        digits as labels; ``info`` holds ``x_pixels`` and ``y_pixels``, the flat indices into the 64
+        pixels of ``x``'s and ``y``'s columns, for :func:`to_images`.
+    """
+    given = _given_quadrants(quadrants)
     bunch = load_digits()
     pixels = (bunch.data >= INK_THRESHOLD).astype(np.float32)  # [1797, 64]
-    x_pixels = np.concatenate([_quadrant_pixels(i) for i in range(quadrants)])
+    x_pixels = np.sort(np.concatenate([_quadrant_pixels(i) for i in given]))
     y_pixels = np.setdiff1d(np.arange(SIDE * SIDE), x_pixels)
     return Dataset(
         x=pixels[:, x_pixels],
@@ -40,15 +73,32 @@ def make_digits(quadrants=1):
         likelihood="bernoulli",
         num_classes=2,
         name="digits",
-        info={"image_shape": (SIDE, SIDE), "x_pixels": x_pixels, "y_pixels": y_pixels, "label_name": "digit"},
+        info={
+            "image_shape": (SIDE, SIDE),
+            "quadrants": [QUADRANT_ORDER[i] for i in given],
+            "x_pixels": x_pixels,
+            "y_pixels": y_pixels,
+            "label_name": "digit",
+        },
     )
 
 
 def to_images(x, y, info):
-    """Rebuild ``[n, 8, 8]`` images from conditions ``x [n, |x|]`` and targets (or their probabilities) ``y``."""
+    """Rebuild ``[..., 8, 8]`` images from conditions ``x [..., |x|]`` and targets ``y [..., |y|]``.
+
+    ``y`` may be probabilities (e.g. a decoder's means); leading dimensions broadcast, so a single
+    row of ones and zeros gives the mask of the given pixels.
+
+    :param info: the data set's ``info`` (from :func:`make_digits`).
+    """
     x, y = np.asarray(x), np.asarray(y)
-    n = np.broadcast_shapes(x.shape[:-1], y.shape[:-1])
-    images = np.zeros(n + (SIDE * SIDE,), dtype=np.result_type(x, y, np.float32))
-    images[..., info["x_pixels"]] = x
-    images[..., info["y_pixels"]] = y
-    return images.reshape(n + (SIDE, SIDE))
+    x_pixels, y_pixels = info["x_pixels"], info["y_pixels"]
+    if x.shape[-1:] != (len(x_pixels),) or y.shape[-1:] != (len(y_pixels),):
+        raise ValueError(
+            f"x and y must end in {len(x_pixels)} and {len(y_pixels)} pixels, got shapes {x.shape} and {y.shape}"
+        )
+    lead = np.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+    images = np.zeros(lead + (SIDE * SIDE,), dtype=np.result_type(x, y, np.float32))
+    images[..., x_pixels] = x
+    images[..., y_pixels] = y
+    return images.reshape(lead + (SIDE, SIDE))

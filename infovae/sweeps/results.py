@@ -48,7 +48,12 @@ def aggregate(spec, rows):
             entry[f"{metric}_mean"] = float(np.mean(values)) if values else None
             entry[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else None)
         table.append(entry)
-    return table
+    return sorted(table, key=lambda e: tuple(_order(e[k]) for k in spec.swept_keys))
+
+
+def _order(value):
+    """Sort numbers numerically and before anything else, the rest by their text."""
+    return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, str(value))
 
 
 def _write_csv(path, rows):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
 from infovae.data import load_npz, make_digits, make_strategies, split_dataset, to_images
 
@@ -9,26 +10,58 @@ from infovae.data import load_npz, make_digits, make_strategies, split_dataset, 
 def test_digits_completion_task():
     data = make_digits(quadrants=1)
     assert data.x.shape == (1797, 16) and data.y.shape == (1797, 48)
-    assert set(np.unique(data.y)) <= {0.0, 1.0} and set(np.unique(data.x)) <= {0.0, 1.0}
+    assert data.x.dtype == np.float32 and data.y.dtype == np.float32 and data.labels.dtype == np.int64
+    assert set(np.unique(data.y)) == {0.0, 1.0} and set(np.unique(data.x)) == {0.0, 1.0}
     assert data.labels.min() == 0 and data.labels.max() == 9 and data.likelihood == "bernoulli"
+    assert data.num_classes == 2 and data.info["quadrants"] == ["top-left"]
     images = to_images(data.x, data.y, data.info)
     assert images.shape == (1797, 8, 8)
     np.testing.assert_array_equal(images[:, :4, :4].reshape(1797, 16), data.x)
-    assert make_digits(quadrants=3).x.shape == (1797, 48)
-    with pytest.raises(ValueError, match="quadrants must be 1, 2 or 3"):
-        make_digits(quadrants=4)
+    np.testing.assert_array_equal(images, load_digits().images >= 8)
+
+
+@pytest.mark.parametrize(
+    "quadrants, given",
+    [(2, ["top-left", "top-right"]), (3, ["top-left", "top-right", "bottom-left"]), (["bottom-right", 0], ["top-left", "bottom-right"])],
+)
+def test_digits_quadrants(quadrants, given):
+    data = make_digits(quadrants=quadrants)
+    assert data.info["quadrants"] == given and data.x.shape == (1797, 16 * len(given))
+    mask = to_images(np.ones(data.x_dim), np.zeros(data.y_dim), data.info)
+    expected = np.zeros((8, 8))
+    for name in given:
+        row, col = divmod(("top-left", "top-right", "bottom-left", "bottom-right").index(name), 2)
+        expected[4 * row : 4 * row + 4, 4 * col : 4 * col + 4] = 1
+    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(to_images(data.x, data.y, data.info), load_digits().images >= 8)
+
+
+@pytest.mark.parametrize("quadrants", [0, 4, ["middle"], ["top-left", "top-left"], [0, 1, 2, 3]])
+def test_digits_bad_quadrants(quadrants):
+    with pytest.raises(ValueError, match="quadrant"):
+        make_digits(quadrants=quadrants)
+
+
+def test_to_images_checks_widths():
+    data = make_digits()
+    with pytest.raises(ValueError, match="must end in 16 and 48 pixels"):
+        to_images(data.y, data.x, data.info)
 
 
 def test_splits_are_deterministic_disjoint_and_cover_the_data():
-    data, _ = make_strategies(num_examples=200)
-    a, b = split_dataset(data, 0.1, 0.2, seed=1), split_dataset(data, 0.1, 0.2, seed=1)
+    data, generator = make_strategies(num_examples=200)
+    a, b = split_dataset(data, 0.1, 0.2, seed=1, generator=generator), split_dataset(data, 0.1, 0.2, seed=1)
     for k in ("train", "val", "test"):
         np.testing.assert_array_equal(a.indices[k], b.indices[k])
     together = np.concatenate([a.indices[k] for k in ("train", "val", "test")])
     assert sorted(together) == list(range(200))
     assert (len(a.test), len(a.val), len(a.train)) == (40, 20, 140)
     np.testing.assert_array_equal(a.test.y, data.y[a.indices["test"]])
+    np.testing.assert_array_equal(a.train.labels, data.labels[a.indices["train"]])
+    assert a.generator is generator and a.test.info == data.info
     assert not np.array_equal(split_dataset(data, 0.1, 0.2, seed=2).indices["test"], a.indices["test"])
+    with pytest.raises(ValueError, match="too few"):
+        split_dataset(data.subset(slice(0, 5)), 0.1, 0.2, seed=0)
 
 
 def save(tmp_path, name="d.npz", **arrays):
@@ -41,22 +74,35 @@ def test_npz_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     x, y, labels = rng.normal(size=(30, 3)), rng.integers(0, 4, size=(30, 5)), rng.integers(0, 2, 30)
     data = load_npz(save(tmp_path, x=x, y=y, labels=labels), "categorical")
-    assert data.x.dtype == np.float32 and data.y.dtype == np.int64 and data.num_classes == 4
+    assert data.x.dtype == np.float32 and data.y.dtype == np.int64 and data.labels.dtype == np.int64
+    assert data.num_classes == 4 and data.name == "d" and data.likelihood == "categorical"
+    np.testing.assert_array_equal(data.x, x.astype(np.float32))
+    np.testing.assert_array_equal(data.y, y)
     np.testing.assert_array_equal(data.labels, labels)
-    assert load_npz(save(tmp_path, x=x, y=y[:, 0]), "categorical", num_classes=6).y.shape == (30, 1)
-    assert load_npz(save(tmp_path, x=x, y=rng.normal(size=(30, 2))), "gaussian").labels is None
+    one_column = load_npz(save(tmp_path, x=x, y=y[:, 0].astype(float)), "categorical", num_classes=6)
+    assert one_column.y.shape == (30, 1) and one_column.num_classes == 6 and one_column.labels is None
+    binary = load_npz(save(tmp_path, x=x, y=rng.random((30, 4)) > 0.5), "bernoulli")
+    assert binary.y.dtype == np.float32 and binary.num_classes == 2
+    gaussian = load_npz(save(tmp_path, x=x, y=rng.normal(size=(30, 2))), "gaussian")
+    assert gaussian.y.dtype == np.float32 and gaussian.num_classes == 0
 
 
 BAD = {
     "missing key": (dict(x=np.zeros((20, 2))), "gaussian", "has no array 'y'"),
     "lengths differ": (dict(x=np.zeros((20, 2)), y=np.zeros((19, 2))), "gaussian", "different lengths: x 20, y 19"),
+    "labels length": (dict(x=np.zeros((20, 2)), y=np.zeros(20), labels=np.zeros(21)), "gaussian", "labels 21"),
     "NaN": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), np.nan)), "gaussian", "y contains NaN"),
+    "inf": (dict(x=np.full((20, 2), np.inf), y=np.zeros((20, 2))), "gaussian", "x contains NaN or infinite"),
     "non-binary y": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), 0.5)), "bernoulli", "only 0 and 1"),
     "negative class": (dict(x=np.zeros((20, 2)), y=-np.ones((20, 2))), "categorical", "non-negative integer classes"),
+    "fractional class": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), 1.5)), "categorical", "non-negative integer classes"),
     "3-D x": (dict(x=np.zeros((20, 2, 2)), y=np.zeros((20, 2))), "gaussian", "x must be 2-D"),
+    "3-D y": (dict(x=np.zeros((20, 2)), y=np.zeros((20, 2, 2))), "gaussian", "y must be 1-D [N] or 2-D"),
     "bad labels": (dict(x=np.zeros((20, 2)), y=np.zeros((20, 2)), labels=np.full(20, 0.5)), "gaussian", "labels must be non-negative integers"),
+    "negative labels": (dict(x=np.zeros((20, 2)), y=np.zeros((20, 2)), labels=-np.ones(20)), "gaussian", "labels must be non-negative integers"),
     "too few": (dict(x=np.zeros((3, 2)), y=np.zeros((3, 2))), "gaussian", "at least 10"),
     "extra array": (dict(x=np.zeros((20, 2)), y=np.zeros((20, 2)), z=np.zeros(20)), "gaussian", "unexpected arrays ['z']"),
+    "strings": (dict(x=np.zeros((20, 2)), y=np.array(["a"] * 20)), "gaussian", "y has dtype <U1"),
 }
 
 
@@ -69,11 +115,26 @@ def test_npz_errors_name_the_problem(tmp_path, case):
 
 
 def test_npz_file_errors(tmp_path):
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(ValueError, match="none.npz: no such file"):
         load_npz(tmp_path / "none.npz", "gaussian")
     not_zip = tmp_path / "text.npz"
     not_zip.write_text("hello")
-    with pytest.raises(ValueError, match="not a readable .npz file"):
+    with pytest.raises(ValueError, match="text.npz: not a readable .npz file"):
         load_npz(not_zip, "gaussian")
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros((20, 2)))
+    with pytest.raises(ValueError, match="single.npy: holds a single .npy array"):
+        load_npz(single, "gaussian")
+    objects = np.empty(20, dtype=object)
+    with pytest.raises(ValueError, match="o.npz: has an array that cannot be read"):
+        load_npz(save(tmp_path, "o.npz", x=np.zeros((20, 1)), y=objects), "gaussian")
     with pytest.raises(ValueError, match="class 4 but num_classes is 3"):
         load_npz(save(tmp_path, x=np.zeros((20, 1)), y=np.full((20, 1), 4)), "categorical", num_classes=3)
+
+
+def test_npz_argument_errors(tmp_path):
+    path = save(tmp_path, x=np.zeros((20, 1)), y=np.zeros((20, 1)))
+    with pytest.raises(ValueError, match="likelihood must be one of"):
+        load_npz(path, "poisson")
+    with pytest.raises(ValueError, match="num_classes=3 needs the categorical likelihood"):
+        load_npz(path, "gaussian", num_classes=3)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from infovae.training.config import ConfigError, apply_overrides, describe_schema, load_config, parse_config
 
@@ -80,11 +81,18 @@ def _empty(tmp_path):
 
 
 def test_every_example_config_is_valid():
+    """Every example YAML is a valid run config, or a sweep file (it has a base) whose trials all are."""
+    from infovae.sweeps import load_sweep
+
     examples = sorted(Path(__file__).parents[2].joinpath("examples").rglob("*.yaml"))
-    configs = [p for p in examples if "sweep" not in p.name and "regime_study" not in str(p) and p.name != "quickstart.yaml"]
-    assert configs
-    for path in configs:
-        load_config(path)
+    assert len(examples) > 10
+    for path in examples:
+        if "base" in yaml.safe_load(path.read_text()):
+            spec = load_sweep(path)
+            for trial in spec.trials:
+                parse_config(trial.raw_config(spec.base))
+        else:
+            load_config(path)
 
 
 def test_schema_documents_every_key():

@@ -1,0 +1,51 @@
+"""The examples and the benchmark suite run as written."""
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_custom_model_example_trains_a_users_own_pair():
+    terms = load(ROOT / "examples" / "custom_model.py").main(steps=30)
+    assert set(terms) == {"loss", "recon", "kl", "marginal", "jsd", "mi"}
+    assert all(math.isfinite(v) for v in terms.values())
+
+
+def test_readme_snippet_is_the_example():
+    """The README shows the example's model and guide verbatim."""
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / "examples" / "custom_model.py").read_text()
+    start = example.index("def model(")
+    end = example.index("def make_data(")
+    for line in example[start:end].strip().splitlines():
+        assert line in readme, line
+
+
+@pytest.mark.slow
+def test_benchmark_suite_runs_in_smoke_mode(tmp_path):
+    pytest.importorskip("numpyro")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    path = Path(done.stdout.strip().splitlines()[-1])
+    assert path == tmp_path / "benchmark.json"
+    result = json.loads(path.read_text())
+    for key in ("pyro_vs_traceenum", "pyro_vs_torch", "numpyro_vs_jax", "numpyro_speedup_vs_pyro", "matmul_fraction", "mmd_fraction"):
+        assert result[key] and all(isinstance(v, float) and v > 0 for v in result[key].values()), key
+    assert result["device"].startswith(("cpu", "gpu"))
+    assert (tmp_path / "benchmark.md").read_text().startswith("Device:")
