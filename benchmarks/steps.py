@@ -187,12 +187,14 @@ def jax_manual_step(latent, batch, hidden):
     import jax
     import jax.numpy as jnp
 
-    from infovae.numpyro.models import Decoder
-    from infovae.numpyro.models.layers import MLP
+    from infovae.numpyro.guides.cvae import PARAMS as GUIDE_PARAMS
+    from infovae.numpyro.guides.cvae import EncoderNetworks
+    from infovae.numpyro.models.cvae import PARAMS as MODEL_PARAMS
+    from infovae.numpyro.models.cvae import GenerativeNetworks
     from infovae.numpyro.objectives import categorical_kl, jensen_shannon, mmd
 
     config, params, x, y = _jax_setup(latent, batch, hidden)
-    encoder, decoder = MLP(config.hidden, config.latent_param_dim), Decoder(config)
+    encoder, networks = EncoderNetworks(config), GenerativeNetworks(config)
     weights = objective(latent, batch)
     num_data = 100 * batch
     y_in = jax.nn.one_hot(y, CLASSES).reshape(batch, -1)
@@ -203,8 +205,8 @@ def jax_manual_step(latent, batch, hidden):
         return jnp.take_along_axis(logits, jnp.broadcast_to(y[..., None], logits.shape[:-1] + (1,)), -1)[..., 0].sum(-1)
 
     def loss_fn(p, key):
-        enc = encoder.apply({"params": p["encoder$params"]}, jnp.concatenate([x, y_in], -1))
-        dec = lambda z: decoder.apply({"params": p["decoder$params"]}, x, z)  # noqa: E731
+        enc = encoder.apply({"params": p[GUIDE_PARAMS]}, jnp.concatenate([x, y_in], -1))
+        dec = lambda z: networks.apply({"params": p[MODEL_PARAMS]}, x, z, method="decoder_params")  # noqa: E731
         if latent == "discrete":
             log_q = jax.nn.log_softmax(enc, -1)
             q = jnp.exp(log_q)

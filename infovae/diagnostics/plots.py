@@ -210,26 +210,34 @@ def plot_generated_digits(images, conditions, given, latent_label="z"):
 
 
 def plot_sweep_heatmap(table, metric, axes_keys, panel_key):
-    """One heatmap panel of ``metric`` (mean over seeds) per value of ``panel_key``."""
+    """One heatmap panel of ``metric`` (mean over seeds) per value of ``panel_key``, on one colour scale."""
     y_key, x_key = axes_keys
     panels = sorted({e.get(panel_key, 0.0) or 0.0 for e in table})
     xs = sorted({float(e[x_key]) for e in table})
     ys = sorted({float(e[y_key]) for e in table})
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.0 + 0.9 * len(xs) * len(panels) + 1.5, 1.2 + 0.7 * len(ys) + 0.8), squeeze=False, layout="constrained")
-    for ax, panel in zip(axes[0], panels):
+    grids = []
+    for panel in panels:
         grid = np.full((len(ys), len(xs)), np.nan)
         for e in table:
             if (e.get(panel_key, 0.0) or 0.0) == panel and e[f"{metric}_mean"] is not None:
                 grid[ys.index(float(e[y_key])), xs.index(float(e[x_key]))] = e[f"{metric}_mean"]
-        image = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower", vmin=np.nanmin(grid) if np.isfinite(grid).any() else 0)
+        grids.append(grid)
+    values = np.concatenate([g[np.isfinite(g)] for g in grids]) if grids else np.array([0.0])
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(1.0 + 0.9 * len(xs) * len(panels) + 1.5, 1.2 + 0.7 * len(ys) + 0.8), squeeze=False, layout="constrained"
+    )
+    for ax, panel, grid in zip(axes[0], panels, grids):
+        image = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower", vmin=low, vmax=high)
         for (i, j), v in np.ndenumerate(grid):
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="w")
+                bright = (v - low) / (high - low + 1e-12) > 0.6
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="k" if bright else "w")
         ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
         ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
         ax.set_xlabel("gamma (marginal weight)")
         ax.set_ylabel("beta (KL weight)")
         ax.set_title(f"delta (JSD weight) = {panel:g}", fontsize=10)
-        fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.suptitle(f"{metric.replace('_', ' ')}: mean over seeds")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    fig.suptitle(f"{metric.replace('_', ' ')}: mean over seeds (blank: not run)")
     return fig

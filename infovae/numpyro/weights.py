@@ -1,81 +1,98 @@
 """Moving CVAE weights between the Pyro (torch) and NumPyro (flax) backends, one call each way.
 
-torch's ``Linear`` stores ``weight`` as ``(out, in)``; flax's ``Dense`` stores ``kernel`` as ``(in, out)``.
-The flax layers are named after the torch modules (``encoder.0`` ↔ ``encoder$params["0"]``), so the
-mapping is a transpose per layer and nothing else.
+The flax networks carry the torch modules' names (:mod:`infovae.numpyro.models.cvae`,
+:mod:`infovae.numpyro.guides.cvae`), so the mapping is by name alone. A torch parameter
+``decoder_rest.3.weight`` of the model is the leaf ``["decoder_rest"]["layers_3"]["kernel"]`` of the
+NumPyro param ``"cvae_model$params"`` (the guide's go to ``"cvae_guide$params"``), transposed:
+torch's ``Linear`` stores ``weight`` as ``(out, in)``, flax's ``Dense`` its ``kernel`` as
+``(in, out)``. Biases are the same vectors.
 """
 
 import jax.numpy as jnp
 import numpy as np
+import torch
+
+from infovae.numpyro.guides.cvae import PARAMS as GUIDE_PARAMS
+from infovae.numpyro.models.cvae import PARAMS as MODEL_PARAMS
 
 __all__ = ["numpyro_to_state_dicts", "numpyro_to_torch", "state_dicts_to_numpyro", "torch_to_numpyro"]
 
-# torch module prefix -> (NumPyro param, flax layer name)
-LAYERS = {
-    "model": {
-        "decoder_x": ("decoder$params", "decoder_x"),
-        "decoder_rest.1": ("decoder$params", "decoder_rest_1"),
-        "decoder_rest.3": ("decoder$params", "decoder_rest_3"),
-        "prior_net.0": ("prior_net$params", "0"),
-        "prior_net.2": ("prior_net$params", "2"),
-        "prior_net.4": ("prior_net$params", "4"),
-    },
-    "guide": {
-        "encoder.0": ("encoder$params", "0"),
-        "encoder.2": ("encoder$params", "2"),
-        "encoder.4": ("encoder$params", "4"),
-    },
-}
-# The decoder's z part has no bias and is a bare parameter in flax.
-Z_PART = ("decoder_z.weight", "decoder$params", "decoder_z")
+# torch leaf -> (flax leaf, whether the array is transposed between the two).
+LEAVES = {"weight": ("kernel", True), "bias": ("bias", False)}
+FLAX_LEAVES = {flax: (torch_leaf, transposed) for torch_leaf, (flax, transposed) in LEAVES.items()}
+# torch numbers the layers of an nn.Sequential, flax prefixes the number.
+SEQUENTIAL_PREFIX = "layers_"
 
 
-def _array(value):
-    return np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
+def _flax_path(torch_name):
+    """``"prior_net.0.weight"`` -> ``(("prior_net", "layers_0", "kernel"), True)``: the leaf's path and
+    whether it is transposed."""
+    *modules, leaf = torch_name.split(".")
+    flax_leaf, transposed = LEAVES[leaf]
+    return tuple(SEQUENTIAL_PREFIX + m if m.isdigit() else m for m in modules) + (flax_leaf,), transposed
+
+
+def _torch_name(flax_path):
+    """The inverse of :func:`_flax_path`."""
+    *modules, flax_leaf = flax_path
+    torch_leaf, transposed = FLAX_LEAVES[flax_leaf]
+    return ".".join([m.removeprefix(SEQUENTIAL_PREFIX) for m in modules] + [torch_leaf]), transposed
+
+
+def _numpy(value):
+    return np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
+
+
+def _state_dict_to_flax(state, dtype):
+    """A nested flax params tree from a torch-layout state dict (name -> tensor or array)."""
+    tree = {}
+    for name, value in state.items():
+        (*modules, leaf), transposed = _flax_path(name)
+        node = tree
+        for module in modules:
+            node = node.setdefault(module, {})
+        array = _numpy(value)
+        node[leaf] = jnp.asarray(array.T if transposed else array, dtype=dtype)
+    return tree
+
+
+def _flax_to_state_dict(tree, prefix=()):
+    """A torch-layout state dict of numpy arrays from a nested flax params tree."""
+    state = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            state.update(_flax_to_state_dict(value, prefix + (key,)))
+            continue
+        name, transposed = _torch_name(prefix + (key,))
+        array = np.asarray(value)
+        # A copy: numpy views of JAX arrays are read-only, and torch wants to own what it loads.
+        state[name] = (array.T if transposed else array).copy()
+    return state
 
 
 def state_dicts_to_numpyro(model_state, guide_state, dtype=None):
-    """NumPyro params from torch-layout state dicts (name -> array) of the model and the guide."""
-    params = {}
-    for part, state in (("model", model_state), ("guide", guide_state)):
-        for prefix, (param, layer) in LAYERS[part].items():
-            if f"{prefix}.weight" not in state:
-                continue
-            params.setdefault(param, {})[layer] = {
-                "kernel": jnp.asarray(_array(state[f"{prefix}.weight"]).T, dtype=dtype),
-                "bias": jnp.asarray(_array(state[f"{prefix}.bias"]), dtype=dtype),
-            }
-    name, param, layer = Z_PART
-    params[param][layer] = jnp.asarray(_array(model_state[name]).T, dtype=dtype)
-    return params
+    """NumPyro params from torch-layout state dicts (name -> tensor or array) of the model and the guide.
+
+    :param dtype: dtype of the arrays; ``None`` keeps the state dicts' own.
+    """
+    return {MODEL_PARAMS: _state_dict_to_flax(model_state, dtype), GUIDE_PARAMS: _state_dict_to_flax(guide_state, dtype)}
 
 
 def numpyro_to_state_dicts(params):
     """Torch-layout state dicts ``(model, guide)`` of numpy arrays from NumPyro params."""
-    states = {"model": {}, "guide": {}}
-    for part, layers in LAYERS.items():
-        for prefix, (param, layer) in layers.items():
-            if param not in params:
-                continue
-            states[part][f"{prefix}.weight"] = np.asarray(params[param][layer]["kernel"]).T.copy()
-            states[part][f"{prefix}.bias"] = np.asarray(params[param][layer]["bias"]).copy()
-    name, param, layer = Z_PART
-    states["model"][name] = np.asarray(params[param][layer]).T.copy()
-    return states["model"], states["guide"]
+    return _flax_to_state_dict(params[MODEL_PARAMS]), _flax_to_state_dict(params[GUIDE_PARAMS])
 
 
 def torch_to_numpyro(model, guide, dtype=None):
     """NumPyro params holding the weights of a Pyro :class:`~infovae.models.CVAEModel` and
-    :class:`~infovae.guides.CVAEGuide`."""
+    :class:`~infovae.guides.CVAEGuide`, for the NumPyro twins of the same config."""
     return state_dicts_to_numpyro(model.state_dict(), guide.state_dict(), dtype)
 
 
 def numpyro_to_torch(params, model, guide):
     """Load NumPyro params into a Pyro :class:`~infovae.models.CVAEModel` and
-    :class:`~infovae.guides.CVAEGuide`, in place."""
-    import torch
-
-    model_state, guide_state = numpyro_to_state_dicts(params)
-    for module, state in ((model, model_state), (guide, guide_state)):
-        reference = module.state_dict()
-        module.load_state_dict({k: torch.as_tensor(v, dtype=reference[k].dtype) for k, v in state.items()})
+    :class:`~infovae.guides.CVAEGuide`, in place, in each module's own dtype. A missing, extra or
+    misshapen weight raises torch's error naming it."""
+    for module, state in zip((model, guide), numpyro_to_state_dicts(params)):
+        dtypes = {name: value.dtype for name, value in module.state_dict().items()}
+        module.load_state_dict({name: torch.as_tensor(value, dtype=dtypes.get(name)) for name, value in state.items()})

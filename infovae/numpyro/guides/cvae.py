@@ -1,5 +1,12 @@
-"""The CVAE's encoder as a NumPyro guide: ``q(z|x,y)``; the twin of :mod:`infovae.guides.cvae`."""
+"""The CVAE's encoder as a NumPyro guide: ``q(z|x,y)``; the twin of :mod:`infovae.guides.cvae`.
 
+The network is one flax module, :class:`EncoderNetworks`, registered as ``"cvae_guide"`` (NumPyro
+param ``"cvae_guide$params"``) as the torch guide is with ``pyro.module("cvae_guide", ...)``.
+"""
+
+from functools import partial
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpyro
@@ -8,9 +15,14 @@ from numpyro.contrib.module import flax_module
 
 from infovae.architecture import CVAEConfig
 from infovae.numpyro.models.cvae import data_plate
-from infovae.numpyro.models.layers import MLP, split_loc_scale
+from infovae.numpyro.models.layers import mlp, split_loc_scale
 
-__all__ = ["CVAEGuide", "encode_targets"]
+__all__ = ["NAME", "PARAMS", "CVAEGuide", "EncoderNetworks", "encode_targets"]
+
+# The name the guide's networks are registered under, as the torch guide's with pyro.module, and the
+# NumPyro param that flax_module makes of it to hold their weights.
+NAME = "cvae_guide"
+PARAMS = NAME + "$params"
 
 
 def encode_targets(y, config: CVAEConfig):
@@ -20,27 +32,48 @@ def encode_targets(y, config: CVAEConfig):
     return y
 
 
+class EncoderNetworks(nn.Module):
+    """The network of ``q(z|x,y)``, named as the torch :class:`~infovae.guides.CVAEGuide`'s submodule
+    ``encoder``: logits, or loc and raw scale, ``[..., latent_param_dim]`` from ``[x, encoded y]``."""
+
+    config: CVAEConfig
+
+    def setup(self):
+        self.encoder = mlp(self.config.hidden, self.config.latent_param_dim)
+
+    def __call__(self, h):
+        return self.encoder(h)
+
+
 class CVAEGuide:
-    """NumPyro guide ``z ~ q(z|x,y)`` inside the data plate, site ``"z"``; its parameters are the NumPyro
-    param ``"encoder$params"``. Call it as ``guide(x, y, num_data=None)``."""
+    """NumPyro guide ``z ~ q(z|x,y)`` inside the data plate, site ``"z"``.
+
+    Call it as ``guide(x, y, num_data=None)`` with the model's arguments. :meth:`posterior` gives the
+    same distribution from a params dict, outside any trace.
+    """
 
     def __init__(self, config: CVAEConfig):
         self.config = config
-        self.encoder_net = MLP(config.hidden, config.latent_param_dim)
+        self.networks = EncoderNetworks(config)
 
-    def _posterior(self, encoder_apply, x, y):
-        params = encoder_apply(jnp.concatenate([x, encode_targets(y, self.config).astype(x.dtype)], axis=-1))
+    def _posterior(self, networks, x, y):
+        y_in = encode_targets(y, self.config).astype(x.dtype)
+        params = networks(jnp.concatenate([x, y_in], axis=-1))
         if self.config.latent == "discrete":
             return dist.Categorical(logits=params)
         loc, scale = split_loc_scale(params)
         return dist.Normal(loc, scale).to_event(1)
 
+    def _bind(self, params):
+        # The callable that flax_module returns inside a trace, built from a params dict instead.
+        return partial(self.networks.apply, {"params": params[PARAMS]})
+
     def posterior(self, params, x, y):
-        """``q(z|x,y)`` from a params dict, batch shape ``x.shape[:-1]``."""
-        return self._posterior(lambda h: self.encoder_net.apply({"params": params["encoder$params"]}, h), x, y)
+        """``q(z|x,y)`` with batch shape ``x.shape[:-1]``, from a NumPyro params dict."""
+        return self._posterior(self._bind(params), x, y)
 
     def __call__(self, x, y, num_data=None):
         c = self.config
-        encoder = flax_module("encoder", self.encoder_net, input_shape=(1, c.x_dim + c.y_input_dim))
+        networks = flax_module(NAME, self.networks, input_shape=(1, c.x_dim + c.y_input_dim))
         with data_plate(x.shape[0], num_data):
-            return numpyro.sample("z", self._posterior(encoder, x, y))
+            return numpyro.sample("z", self._posterior(networks, x, y))

@@ -1,7 +1,13 @@
 """The CVAE's generative side as a NumPyro model: prior ``p(z|x)`` and decoder ``p(y|x,z)``; the twin
-of :mod:`infovae.models.cvae`."""
+of :mod:`infovae.models.cvae`.
+
+The networks are one flax module, :class:`GenerativeNetworks`, with the torch model's submodules
+under the same names; it is registered as ``"cvae_model"`` (NumPyro param ``"cvae_model$params"``)
+as the torch model is with ``pyro.module("cvae_model", ...)``.
+"""
 
 from contextlib import contextmanager
+from functools import partial
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -11,71 +17,102 @@ from numpyro import handlers
 from numpyro.contrib.module import flax_module
 
 from infovae.architecture import CVAEConfig
-from infovae.numpyro.models.layers import MLP, split_loc_scale
+from infovae.numpyro.models.layers import LatentLinear, mlp, split_loc_scale
 
-__all__ = ["CVAEModel", "Decoder", "data_plate"]
+__all__ = ["NAME", "PARAMS", "CVAEModel", "GenerativeNetworks", "data_plate"]
+
+# The name the model's networks are registered under, as the torch model's with pyro.module, and the
+# NumPyro param that flax_module makes of it to hold their weights.
+NAME = "cvae_model"
+PARAMS = NAME + "$params"
 
 
 @contextmanager
 def data_plate(batch_size, num_data=None):
     """The data plate ``"data"`` over a batch; with ``num_data`` the batch is a minibatch of that many
-    examples and every site in the plate is scaled by ``num_data / batch_size``."""
+    examples and every site in the plate is scaled by ``num_data / batch_size``.
+
+    ``num_data`` must be a Python int (static under :func:`jax.jit`).
+    """
     if num_data is None or num_data == batch_size:
         with numpyro.plate("data", batch_size):
             yield
         return
     if num_data < batch_size:
         raise ValueError(f"num_data={num_data} is smaller than the batch ({batch_size} examples)")
-    # The batch is already the minibatch: fix the plate's indices rather than draw num_data of them.
-    with handlers.substitute(data={"data": jnp.arange(batch_size)}), numpyro.plate("data", num_data, subsample_size=batch_size):
-        yield
+    # The batch is the minibatch already: giving the plate its indices keeps NumPyro from drawing
+    # batch_size of num_data indices at random, an O(num_data) shuffle in every step.
+    with handlers.substitute(data={"data": jnp.arange(batch_size)}):
+        with numpyro.plate("data", num_data, subsample_size=batch_size):
+            yield
 
 
-class Decoder(nn.Module):
-    """``p(y|x,z)``'s network: the first layer split into an x part and a z part, as the torch twin."""
+class GenerativeNetworks(nn.Module):
+    """The networks of ``p(z|x)`` and ``p(y|x,z)``, named as the torch :class:`~infovae.models.CVAEModel`'s
+    submodules: ``prior_net`` (learned prior only), and the decoder ``decoder_x``, ``decoder_z``,
+    ``decoder_rest``."""
 
     config: CVAEConfig
 
-    @nn.compact
-    def __call__(self, x, z):
+    def setup(self):
         c = self.config
-        x_part = nn.Dense(c.hidden, name="decoder_x")(x)
-        # [latent_size, hidden], the layout of a Dense kernel: row z is the response to one-hot z.
-        z_kernel = self.param("decoder_z", nn.initializers.lecun_normal(), (c.latent_size, c.hidden))
-        z_part = z_kernel[z] if c.latent == "discrete" else z @ z_kernel
-        h = nn.relu(x_part + z_part)
-        h = nn.relu(nn.Dense(c.hidden, name="decoder_rest_1")(h))
-        return nn.Dense(c.decoder_output_dim, name="decoder_rest_3")(h)
+        if c.prior == "learned":
+            self.prior_net = mlp(c.hidden, c.latent_param_dim)
+        # The decoder's first layer is split into an x part and a z part, so the x part is computed
+        # once per example rather than once per latent value.
+        self.decoder_x = nn.Dense(c.hidden)
+        self.decoder_z = LatentLinear(c.latent_size, c.hidden, discrete=c.latent == "discrete")
+        self.decoder_rest = nn.Sequential([nn.relu, nn.Dense(c.hidden), nn.relu, nn.Dense(c.decoder_output_dim)])
+
+    def prior_params(self, x):
+        """The learned prior's logits, or its loc and raw scale, ``[..., latent_param_dim]``."""
+        return self.prior_net(x)
+
+    def decoder_params(self, x, z):
+        """The decoder's output ``[*broadcast(x.shape[:-1], z's batch shape), decoder_output_dim]``."""
+        return self.decoder_rest(self.decoder_x(x) + self.decoder_z(z))
+
+    def __call__(self, x, z):
+        """Every network once: flax creates parameters by running a method, and this one reaches all."""
+        prior = self.prior_params(x) if self.config.prior == "learned" else None
+        return prior, self.decoder_params(x, z)
 
 
 class CVAEModel:
     """NumPyro model ``z ~ p(z|x)``, ``y ~ p(y|x,z)`` inside the data plate, sites ``"z"`` and ``"y"``.
 
-    Call it as ``model(x, y=None, num_data=None)``. Its parameters are the NumPyro params
-    ``"decoder$params"`` and, for a learned prior, ``"prior_net$params"``; :meth:`prior` and
-    :meth:`decoder` evaluate the distributions from such a params dict outside any trace.
+    A discrete ``z`` is an integer in ``[0, latent_size)``; a Gaussian ``z`` a vector. The decoder
+    broadcasts any leading dims of ``z`` against the batch, so the model supports parallel enumeration
+    and :class:`~infovae.numpyro.objectives.InfoVAE_ELBO`'s stacked latent values.
+
+    Call it as ``model(x, y=None, num_data=None)``: with ``y=None`` it generates. :meth:`prior` and
+    :meth:`decoder` give the same distributions from a params dict, outside any trace.
     """
 
     def __init__(self, config: CVAEConfig):
         self.config = config
-        self.decoder_net = Decoder(config)
-        self.prior_net = MLP(config.hidden, config.latent_param_dim) if config.prior == "learned" else None
+        self.networks = GenerativeNetworks(config)
 
-    def _prior(self, prior_apply, x):
+    def _prior(self, networks, x):
         c = self.config
         batch = x.shape[:-1]
+        if c.prior == "learned":
+            params = networks(x, method="prior_params")
+        elif c.latent == "discrete":
+            params = jnp.zeros(batch + (c.latent_size,), x.dtype)
+        else:
+            params = None
         if c.latent == "discrete":
-            logits = prior_apply(x) if prior_apply else jnp.zeros(batch + (c.latent_size,), x.dtype)
-            return dist.Categorical(logits=logits)
-        if prior_apply is None:
+            return dist.Categorical(logits=params)
+        if params is None:
             shape = batch + (c.latent_size,)
             return dist.Normal(jnp.zeros(shape, x.dtype), jnp.ones(shape, x.dtype)).to_event(1)
-        loc, scale = split_loc_scale(prior_apply(x))
+        loc, scale = split_loc_scale(params)
         return dist.Normal(loc, scale).to_event(1)
 
-    def _decoder(self, decoder_apply, x, z):
+    def _decoder(self, networks, x, z):
         c = self.config
-        out = decoder_apply(x, z)
+        out = networks(x, z, method="decoder_params")
         batch = out.shape[:-1]
         if c.likelihood == "categorical":
             return dist.Categorical(logits=out.reshape(batch + (c.y_dim, c.num_classes))).to_event(1)
@@ -84,20 +121,23 @@ class CVAEModel:
         loc, scale = split_loc_scale(out)
         return dist.Normal(loc, scale).to_event(1)
 
+    def _bind(self, params):
+        # The callable that flax_module returns inside a trace, built from a params dict instead.
+        return partial(self.networks.apply, {"params": params[PARAMS]})
+
     def prior(self, params, x):
-        """``p(z|x)`` from a params dict, batch shape ``x.shape[:-1]``."""
-        net = self.prior_net
-        return self._prior(None if net is None else lambda h: net.apply({"params": params["prior_net$params"]}, h), x)
+        """``p(z|x)`` with batch shape ``x.shape[:-1]``, from a NumPyro params dict."""
+        return self._prior(self._bind(params), x)
 
     def decoder(self, params, x, z):
-        """``p(y|x,z)`` from a params dict, batch shape ``broadcast(x.shape[:-1], z's batch shape)``."""
-        return self._decoder(lambda h, v: self.decoder_net.apply({"params": params["decoder$params"]}, h, v), x, z)
+        """``p(y|x,z)`` with batch shape ``broadcast(x.shape[:-1], z's batch shape)``, from a NumPyro params dict."""
+        return self._decoder(self._bind(params), x, z)
 
     def __call__(self, x, y=None, num_data=None):
         c = self.config
+        # Example inputs, only used to create the weights when no params are given.
         z_example = jnp.zeros((1,), jnp.int32) if c.latent == "discrete" else jnp.zeros((1, c.latent_size), x.dtype)
-        decoder = flax_module("decoder", self.decoder_net, x[:1], z_example)
-        prior_net = None if self.prior_net is None else flax_module("prior_net", self.prior_net, x[:1])
+        networks = flax_module(NAME, self.networks, x[:1], z_example)
         with data_plate(x.shape[0], num_data):
-            z = numpyro.sample("z", self._prior(prior_net, x))
-            return numpyro.sample("y", self._decoder(decoder, x, z), obs=y)
+            z = numpyro.sample("z", self._prior(networks, x))
+            return numpyro.sample("y", self._decoder(networks, x, z), obs=y)

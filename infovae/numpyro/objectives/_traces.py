@@ -1,8 +1,14 @@
 """What the NumPyro :class:`InfoVAE_ELBO` reads from a model/guide trace, and the checks that the pair
 has the supported shape: one latent site and one observed site inside one data plate.
 
-The twin of :mod:`infovae.objectives._traces`; every check raises :class:`UnsupportedModelError`
-naming the offending site and saying what is supported.
+The twin of :mod:`infovae.objectives._traces`. Every check raises :class:`UnsupportedModelError`
+naming the offending site and saying what is supported, so that an unsupported model never yields
+silently wrong numbers. All checks are on shapes and types, so they run once while
+:func:`jax.jit` traces.
+
+One difference in bookkeeping: Pyro keeps a ``poutine.mask`` in the site (``site["mask"]``), NumPyro
+keeps a ``handlers.mask`` in the distribution (a ``MaskedDistribution``); :func:`split_mask` takes it
+back out, so that masks act on the same terms in both backends.
 """
 
 import jax.numpy as jnp
@@ -26,22 +32,23 @@ class UnsupportedModelError(ValueError):
 
 
 def _sample_sites(trace):
+    # NumPyro records plates, params and deterministic values as sites of their own types.
     return [site for site in trace.values() if site["type"] == "sample"]
 
 
 def data_plate(site):
-    """The one plate around ``site``."""
+    """The one plate around ``site`` (its ``size`` is the subsample size)."""
     plates = site["cond_indep_stack"]
     if len(plates) != 1:
         found = ", ".join(repr(f.name) for f in plates) or "none"
         raise UnsupportedModelError(
-            f"site {site['name']!r} must be inside exactly one data plate (found: {found}). {SUPPORTED}."
+            f"site {site['name']!r} must be inside exactly one vectorised data plate (found: {found}). {SUPPORTED}."
         )
     return plates[0]
 
 
 def plate_full_size(trace, frame):
-    """The plate's full size (its subsample size is ``frame.size``)."""
+    """The plate's full size ``N``: the first argument of its own site in the trace."""
     return trace[frame.name]["args"][0]
 
 
@@ -54,17 +61,20 @@ def check_guide(trace, latent_site):
     names = [s["name"] for s in sites]
     if latent_site not in names:
         raise UnsupportedModelError(
-            f"the guide has no sample site named {latent_site!r} (it has {names}); pass latent_site=... to name the latent"
+            f"the guide has no sample site named {latent_site!r} (it has {names}); pass latent_site=... "
+            "to name the latent"
         )
     others = [n for n in names if n != latent_site]
     if others:
-        raise UnsupportedModelError(f"the guide samples site(s) {others} besides the latent {latent_site!r}. {SUPPORTED}.")
+        raise UnsupportedModelError(
+            f"the guide samples site(s) {others} besides the latent {latent_site!r}. {SUPPORTED}."
+        )
     site = trace[latent_site]
     data_plate(site)
     fn = site["fn"]
     if not is_discrete(fn) and not (fn.has_rsample and fn.event_dim == 1):
         raise UnsupportedModelError(
-            f"latent site {latent_site!r} has distribution {type(unwrap(fn)[0]).__name__} with event_dim "
+            f"latent site {latent_site!r} has distribution {distribution_name(fn)} with event_dim "
             f"{fn.event_dim} and has_rsample={fn.has_rsample}. {SUPPORTED}."
         )
     return site
@@ -79,7 +89,9 @@ def check_model(trace, latent_site, obs_site, plate):
             raise UnsupportedModelError(f"the model has no sample site named {name!r} (it has {names}); pass {what}=...")
     others = [n for n in names if n not in (latent_site, obs_site)]
     if others:
-        raise UnsupportedModelError(f"the model has sample site(s) {others} besides {latent_site!r} and {obs_site!r}. {SUPPORTED}.")
+        raise UnsupportedModelError(
+            f"the model has sample site(s) {others} besides {latent_site!r} and {obs_site!r}. {SUPPORTED}."
+        )
     latent, obs = trace[latent_site], trace[obs_site]
     if latent["is_observed"]:
         raise UnsupportedModelError(f"site {latent_site!r} is observed in the model but is the latent site")
@@ -94,6 +106,30 @@ def check_model(trace, latent_site, obs_site, plate):
     return latent, obs
 
 
+def split_mask(fn):
+    """A site's distribution without the masks over its batch, and their product (``True`` for none).
+
+    ``handlers.mask`` wraps the distribution in a ``MaskedDistribution``, which the plate may expand;
+    both wrappers are taken off and the expansion put back. A mask inside an ``Independent`` was built
+    by the user (``fn.mask(...).to_event()``) and stays, as it does in the Pyro twin.
+    """
+    batch_shape = fn.batch_shape
+    mask = True
+    while isinstance(fn, (ExpandedDistribution, MaskedDistribution)):
+        if isinstance(fn, MaskedDistribution):
+            # NumPyro has no public accessor; its own KL code reads this attribute too.
+            mask = mask & fn._mask
+        fn = fn.base_dist
+    return fn.expand(batch_shape), mask
+
+
+def scale_and_mask(values, scale=None, mask=True):
+    """``values`` times a site's scale, zero where masked (also where the value is ``inf`` or ``nan``)."""
+    if scale is not None:
+        values = values * scale
+    return jnp.where(mask, values, 0.0)
+
+
 def unwrap(fn):
     """The base distribution under Independent / expanded / masked wrappers, and whether a mask was met."""
     masked = False
@@ -101,6 +137,12 @@ def unwrap(fn):
         masked = masked or isinstance(fn, MaskedDistribution)
         fn = fn.base_dist
     return fn, masked
+
+
+def distribution_name(fn):
+    """The base distribution's family, as the Pyro twin names it: NumPyro has a class per
+    parameterisation (``CategoricalLogits``, ``BernoulliProbs``), torch one per family."""
+    return type(unwrap(fn)[0]).__name__.removesuffix("Logits").removesuffix("Probs")
 
 
 def is_discrete(fn):
@@ -116,10 +158,7 @@ def enumerated_support(fn, max_plate_nesting):
 
 def flat_batch(log_prob, site_name, lead, batch_size):
     """Reshape per-example values ``[*lead, 1.., B]`` to ``[*lead, B]``, checking the plate is the only batch dim."""
-    expected = batch_size
-    for s in lead:
-        expected *= s
-    if log_prob.shape[-1:] != (batch_size,) or log_prob.size != expected:
+    if log_prob.shape[-1:] != (batch_size,) or log_prob.size != batch_size * _prod(lead):
         raise UnsupportedModelError(
             f"site {site_name!r} gives log-probabilities of shape {tuple(log_prob.shape)}; the data plate of size "
             f"{batch_size} must be its only batch dim (the rightmost, dim=-1): declare other dims with .to_event()"
@@ -127,9 +166,11 @@ def flat_batch(log_prob, site_name, lead, batch_size):
     return log_prob.reshape(tuple(lead) + (batch_size,))
 
 
-def scale_of(site):
-    """The site's scale (the plate's ``size / subsample_size`` times any user scale)."""
-    return 1.0 if site["scale"] is None else site["scale"]
+def _prod(shape):
+    out = 1
+    for s in shape:
+        out *= s
+    return out
 
 
 def replay_with(model, guide_trace, name, value, args, kwargs):
@@ -158,7 +199,7 @@ def factor_probs(fn, site_name, lead, batch_size):
     else:
         raise UnsupportedModelError(
             f"the JSD term supports Categorical and Bernoulli observations (exact, per factor) and "
-            f"reparameterisable continuous ones (Monte Carlo); site {site_name!r} is {type(base).__name__}"
+            f"reparameterisable continuous ones (Monte Carlo); site {site_name!r} is {distribution_name(base)}"
         )
     return probs.reshape(tuple(lead) + (batch_size, -1, probs.shape[-1]))
 
@@ -168,7 +209,7 @@ def gaussian_params(fn, site_name, batch_size):
     base, _ = unwrap(fn)
     if not isinstance(base, Normal):
         raise UnsupportedModelError(
-            f"marginal='moment' needs a diagonal Normal at site {site_name!r}, got {type(base).__name__}; use marginal='mmd'"
+            f"marginal='moment' needs a diagonal Normal at site {site_name!r}, got {distribution_name(base)}; use marginal='mmd'"
         )
     shape = fn.batch_shape + fn.event_shape
     loc = jnp.broadcast_to(base.loc, shape).reshape(batch_size, -1)

@@ -25,22 +25,42 @@ __all__ = [
 
 
 def categorical_kl(q_probs, p_probs):
-    r"""KL divergence between categorical distributions, :math:`\sum_c q_c \log(q_c / p_c)`, shape ``[...]``."""
-    return (xlogy(q_probs, q_probs) - xlogy(q_probs, p_probs)).sum(-1)
+    r"""KL divergence between categorical distributions, :math:`\sum_c q_c \log(q_c / p_c)`.
+
+    :param q_probs: probabilities ``[..., C]`` (rows sum to one).
+    :param p_probs: probabilities ``[..., C]``, broadcastable against ``q_probs``.
+    :returns: the divergence, shape ``[...]``. ``0 log 0 = 0``; ``q_c > 0 = p_c`` gives ``inf``.
+    """
+    return (_plogp(q_probs) - xlogy(q_probs, p_probs)).sum(-1)
 
 
 def _aggregate_gaussian(loc, scale):
     """Mean ``[d]`` and covariance ``[d, d]`` of the equal-weight mixture of diagonal Gaussians."""
     mean = loc.mean(0)
     centred = loc - mean
+    # mean_i(diag(s_i^2) + m_i m_i^T) - m m^T, written with centred locations so that no large
+    # terms cancel.
     cov = jnp.diag((scale**2).mean(0)) + centred.T @ centred / loc.shape[0]
     return mean, cov
 
 
 def moment_matched_kl(loc, scale, prior_loc=None, prior_scale=None):
-    r"""KL between the moment-matched Gaussians of two aggregates of diagonal Gaussians (see the Pyro
-    twin for the math); the prior aggregate is the standard normal when ``prior_loc`` and
-    ``prior_scale`` are ``None``. Scalar."""
+    r"""KL between the moment-matched Gaussians of two aggregates of diagonal Gaussians.
+
+    The aggregate posterior :math:`q(z) = \frac1B\sum_i \mathcal N(m_i, \mathrm{diag}\,s_i^2)` is
+    replaced by the Gaussian with its mean :math:`\bar m` and full covariance
+    :math:`\frac1B\sum_i(\mathrm{diag}\,s_i^2 + m_i m_i^\top) - \bar m\bar m^\top`; likewise the
+    aggregate prior (the standard normal when ``prior_loc`` and ``prior_scale`` are ``None``). The
+    result is the analytic KL between the two Gaussians,
+    :math:`\frac12(\mathrm{tr}\,\Sigma_p^{-1}\Sigma_q + (\mu_p-\mu_q)^\top\Sigma_p^{-1}(\mu_p-\mu_q) - d
+    + \log|\Sigma_p| - \log|\Sigma_q|)`. It matches first and second moments only.
+
+    :param loc: posterior means ``[B, d]``.
+    :param scale: posterior standard deviations ``[B, d]``.
+    :param prior_loc: prior means ``[B, d]`` (a conditional prior), or ``None``.
+    :param prior_scale: prior standard deviations ``[B, d]``, or ``None``.
+    :returns: 0-d array.
+    """
     if (prior_loc is None) != (prior_scale is None):
         raise ValueError("moment_matched_kl: give both prior_loc and prior_scale, or neither")
     if loc.ndim != 2 or loc.shape != scale.shape:
@@ -56,6 +76,7 @@ def moment_matched_kl(loc, scale, prior_loc=None, prior_scale=None):
         mean_p, cov_p = _aggregate_gaussian(jnp.broadcast_to(loc_p, loc.shape), jnp.broadcast_to(scale_p, loc.shape))
     chol_q = jnp.linalg.cholesky(cov_q)
     chol_p = jnp.linalg.cholesky(cov_p)
+    # tr(S_p^-1 S_q) = |L_p^-1 L_q|_F^2 and the Mahalanobis term through one triangular solve each.
     whitened = jax.scipy.linalg.solve_triangular(chol_p, chol_q, lower=True)
     diff = jax.scipy.linalg.solve_triangular(chol_p, (mean_p - mean_q)[:, None], lower=True)
     logdet_p = 2.0 * jnp.log(jnp.diagonal(chol_p)).sum()
@@ -64,11 +85,13 @@ def moment_matched_kl(loc, scale, prior_loc=None, prior_scale=None):
 
 
 def _squared_distances(a, b):
+    """Pairwise squared Euclidean distances ``[n, m]`` through one matrix product."""
     sq = (a * a).sum(-1)[:, None] + (b * b).sum(-1)[None, :] - 2.0 * a @ b.T
     return jnp.maximum(sq, 0.0)
 
 
 def _kernel(sq_dist, kernel, widths):
+    """Multi-scale kernel summed over ``widths`` (each already multiplied by the scale)."""
     total = 0.0
     for w in widths:
         total = total + (w / (w + sq_dist) if kernel == "imq" else jnp.exp(-sq_dist / w))
@@ -85,9 +108,28 @@ def _median_squared_distance(d_xx, d_yy, d_xy):
 
 
 def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None, num_features=None, rng_key=None):
-    r"""Unbiased estimate (U-statistic) of the squared MMD between samples ``x [n, d]`` and
-    ``y [m, d]`` (``n, m >= 2``), with the multi-scale IMQ or RBF kernel (see the Pyro twin). With
-    ``num_features`` it is computed on random Fourier features drawn with ``rng_key``. Scalar."""
+    r"""Unbiased estimate (U-statistic) of the squared maximum mean discrepancy between samples.
+
+    .. math::
+
+        \frac{1}{n(n-1)}\sum_{i\ne j} k(x_i,x_j) + \frac{1}{m(m-1)}\sum_{i\ne j} k(y_i,y_j)
+        - \frac{2}{nm}\sum_{i,j} k(x_i,y_j)
+
+    It can be slightly negative when the two samples come from one distribution. Kernels on
+    ``d``-dimensional points, summed over ``scales``: ``"imq"``
+    :math:`\sum_s C_s / (C_s + |a-b|^2)`, :math:`C_s = 2 d s`; ``"rbf"``
+    :math:`\sum_s \exp(-|a-b|^2 / (2 d s))`. ``bandwidth`` replaces the base width ``2 d``:
+    ``"median"`` uses the median squared distance between distinct points of the pooled sample (held
+    constant for gradients), a positive number is used as given.
+
+    With ``num_features`` it is computed on random Fourier features drawn with ``rng_key``
+    (:func:`kernel_frequencies`, :func:`random_feature_mmd`), in linear time; JAX has no global
+    random stream, hence the key where the torch twin has none.
+
+    :param x: sample ``[n, d]`` with ``n >= 2``.
+    :param y: sample ``[m, d]`` with ``m >= 2``.
+    :returns: 0-d array.
+    """
     scales = check_kernel(kernel, scales, bandwidth)
     if x.ndim != 2 or y.ndim != 2 or x.shape[-1] != y.shape[-1]:
         raise ValueError(f"mmd: x and y must be [n, d] and [m, d] with the same d, got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -106,6 +148,7 @@ def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None, num_fe
     base = _median_squared_distance(d_xx, d_yy, d_xy) if bandwidth == "median" else _base_width(x, y, bandwidth)
     widths = [base * s for s in scales]
     k_xx, k_yy, k_xy = _kernel(d_xx, kernel, widths), _kernel(d_yy, kernel, widths), _kernel(d_xy, kernel, widths)
+    # The U-statistic leaves out the i == j terms, whatever their rounded distance.
     sum_xx = k_xx.sum() - jnp.trace(k_xx)
     sum_yy = k_yy.sum() - jnp.trace(k_yy)
     return sum_xx / (n * (n - 1)) + sum_yy / (m * (m - 1)) - 2.0 * k_xy.mean()
@@ -151,13 +194,26 @@ def random_feature_mmd(x, y, frequencies):
     return xx + yy - 2.0 * (sum_x @ sum_y) / (n * m)
 
 
+def _plogp(probs):
+    """``p log p`` with ``0 log 0 = 0`` and a finite gradient at ``p = 0`` (see the Pyro twin)."""
+    return probs * jnp.log(jnp.maximum(probs, jnp.finfo(probs.dtype).tiny))
+
+
 def _entropy(probs):
-    return -xlogy(probs, probs).sum(-1)
+    return -_plogp(probs).sum(-1)
 
 
 def jensen_shannon(probs, weights):
-    r"""Generalised Jensen–Shannon divergence of K categorical distributions ``probs [K, ..., C]`` with
-    mixture weights ``[K]`` or ``[K, ...]``: :math:`H(\sum_k \pi_k p_k) - \sum_k \pi_k H(p_k)`, shape ``[...]``."""
+    r"""Generalised Jensen–Shannon divergence of K categorical distributions.
+
+    :math:`\mathrm{JSD}_\pi(p_1..p_K) = H(\sum_k \pi_k p_k) - \sum_k \pi_k H(p_k)`, in nats, bounded by
+    :math:`H(\pi) \le \log K`.
+
+    :param probs: ``[K, ..., C]``: the K distributions over C classes, with any batch dims between.
+    :param weights: mixture weights ``[K]``, or ``[K, ...]`` broadcastable against ``probs[..., 0]``
+        (per-example weights); they must sum to one over K.
+    :returns: array ``[...]``.
+    """
     if probs.ndim < 2:
         raise ValueError(f"jensen_shannon: probs must be [K, ..., C], got shape {tuple(probs.shape)}")
     if probs.shape[0] < 2:
@@ -170,8 +226,18 @@ def jensen_shannon(probs, weights):
 
 
 def monte_carlo_jensen_shannon(cross_log_probs, weights):
-    r"""Monte-Carlo JSD from one draw of each of K distributions: ``cross_log_probs[k, j]`` is
-    :math:`\log p_j(y_k)`, :math:`y_k \sim p_k`; shape ``[...]``."""
+    r"""Monte-Carlo Jensen–Shannon divergence from one draw of each of K distributions.
+
+    With :math:`y_k \sim p_k` and ``cross_log_probs[k, j] =`` :math:`\log p_j(y_k)`,
+
+    .. math:: \mathrm{JSD}_\pi \approx \sum_k \pi_k \Big(\log p_k(y_k) - \log\sum_j \pi_j p_j(y_k)\Big),
+
+    an unbiased estimate of :math:`\sum_k \pi_k \mathrm{KL}(p_k \,\|\, \sum_j\pi_j p_j)`.
+
+    :param cross_log_probs: ``[K, K, ...]``.
+    :param weights: ``[K]`` or ``[K, ...]`` as in :func:`jensen_shannon`.
+    :returns: array ``[...]``.
+    """
     K = cross_log_probs.shape[0]
     if K < 2:
         raise ValueError(f"monte_carlo_jensen_shannon needs at least 2 distributions, got {K}")

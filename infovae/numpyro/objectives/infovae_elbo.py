@@ -1,13 +1,32 @@
 r"""The InfoVAE objective as a :class:`numpyro.infer.elbo.ELBO`.
 
-The twin of :mod:`infovae.objectives.infovae_elbo` (read its docstring for the math): the same
-constructor, the same terms and scaling, so that on the same weights and data both give the same
-numbers. Everything here is traceable by :func:`jax.jit`: ``loss`` and ``loss_terms`` take an
-``rng_key`` and a ``param_map`` (constrained parameter values keyed by site name) first, as NumPyro's
-ELBOs do, and ``loss_terms`` returns 0-d arrays rather than floats.
+The twin of :mod:`infovae.objectives.infovae_elbo`, whose docstring has the math: the same
+constructor, the same terms and the same scaling, so that on the same weights and data both give the
+same numbers. For N examples in a plate of size N (minibatches of B), the loss is
+
+.. math:: \text{loss} = -N\,(\overline{\text{recon}} - \beta\,\overline{\text{KL}} - \gamma D
+    + \delta\,\overline{\text{JSD}}),
+
+with the per-example means taken over the minibatch (sums over the plate carry its scale ``N / B``).
+
+What differs is what JAX asks for. ``loss``, ``loss_terms`` and ``differentiable_terms`` take an
+``rng_key`` and a ``param_map`` (parameter values keyed by site name) first, as NumPyro's ELBOs do;
+everything is traceable by :func:`jax.jit` (every check is on shapes, so it runs once, while
+tracing) and ``loss_terms`` returns 0-d arrays rather than floats. Randomness comes from the key:
+
+- a guide draw uses the key as NumPyro's :class:`~numpyro.infer.Trace_ELBO` does (split once into a
+  model and a guide key; with ``num_particles > 1`` split into one key per particle first, and the
+  particles vectorised with :func:`jax.vmap`), so that with ``beta=1`` and the other weights zero
+  both give the same loss from the same key;
+- the objective's own draws (prior draws for the MMD, latent draws for the JSD, decoder draws for a
+  Monte-Carlo JSD, random features) come from a further split of the model key.
+
+A ``handlers.mask`` on the model's latent site masks the per-example KL and one on the observed site
+the per-example reconstruction, as a ``poutine.mask`` does on the Pyro side.
 """
 
 import math
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,9 +47,38 @@ from infovae.objective_args import DEFAULT_KERNEL_SCALES, JSD_MIXTURES, MARGINAL
 __all__ = ["InfoVAE_ELBO", "JSD_MIXTURES", "MARGINALS"]
 
 
-class InfoVAE_ELBO(ELBO):
-    """InfoVAE objective for a conditional NumPyro model/guide pair; arguments as for the Pyro twin."""
+class _Pass(NamedTuple):
+    """One pass through a guide and the model replayed against it."""
 
+    # The model with the params substituted and its seed set: the JSD of a continuous latent replays it.
+    model: Callable
+    model_trace: dict
+    guide_trace: dict
+    # For the objective's own draws.
+    rng_key: Any
+
+
+class InfoVAE_ELBO(ELBO):
+    """InfoVAE objective for a conditional NumPyro model/guide pair (see the module docstring).
+
+    :param float beta: weight of the per-example KL (``1 - alpha``).
+    :param str marginal: ``None``, ``"kl"`` (discrete latent), ``"moment"`` or ``"mmd"`` (continuous).
+    :param float marginal_weight: weight ``gamma`` of the marginal divergence (``alpha + lambda - 1``).
+    :param float jsd_weight: weight ``delta`` of the inter-latent Jensen–Shannon reward.
+    :param str latent_site: name of the latent sample site.
+    :param str obs_site: name of the observed sample site.
+    :param str kernel: MMD kernel, ``"imq"`` or ``"rbf"``.
+    :param kernel_scales: MMD kernel scales.
+    :param bandwidth: ``None`` (base width ``2 d``), ``"median"`` or a positive number.
+    :param str jsd_mixture: JSD mixture weights, ``"prior"``, ``"posterior"`` or ``"uniform"``.
+    :param int num_particles: latent draws per step (continuous latent; a discrete one is exact).
+    :param int max_plate_nesting: plates around the sites; the enumeration dim goes left of them.
+    :param int jsd_samples: latent draws compared by the JSD term for a continuous latent.
+    :param int mmd_features: random Fourier features per kernel scale for the MMD, or ``None`` for the
+        exact quadratic-time statistic.
+    """
+
+    # Tells NumPyro's SVI that a discrete latent is handled (summed out), so it does not warn.
     can_infer_discrete = True
 
     def __init__(
@@ -74,19 +122,28 @@ class InfoVAE_ELBO(ELBO):
     # -- the ELBO interface -------------------------------------------------------------------
 
     def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):
-        """The loss (negative objective); NumPyro's SVI calls this."""
+        """The loss (negative objective) as a 0-d array, in the dict NumPyro's SVI expects (no mutable state)."""
         terms = self._terms(rng_key, param_map, model, guide, args, kwargs, every_term=False)
         return {"loss": terms["loss"], "mutable_state": None}
 
     def differentiable_terms(self, rng_key, param_map, model, guide, *args, **kwargs):
-        """The loss and the terms it is made of, from one pass: ``recon``, ``kl`` and the terms with a
-        non-zero weight (as :meth:`loss_terms`, without the others)."""
+        """The loss and the terms it is made of, as 0-d arrays from one pass, for logging while training.
+
+        ``"loss"`` is :meth:`loss`; the other entries are as in :meth:`loss_terms`, but only ``recon``,
+        ``kl`` and the terms with a non-zero weight are present.
+        """
         return self._terms(rng_key, param_map, model, guide, args, kwargs, every_term=False)
 
     def loss_terms(self, rng_key, param_map, model, guide, *args, **kwargs):
-        """Every term of the objective as 0-d arrays: ``loss`` and the per-example ``recon``, ``kl``,
-        ``marginal``, ``jsd`` and ``mi``, with ``loss / N == -(recon - beta*kl - marginal_weight*marginal
-        + jsd_weight*jsd)``. Terms with weight zero are computed too."""
+        """Every term of the objective, as 0-d arrays without gradient.
+
+        ``loss`` is :meth:`loss`; the others are per-example: ``recon`` and ``kl`` are means over the
+        data, ``marginal`` is D(q(z) || p(z)), ``jsd`` the mean JSD and ``mi`` the mutual information
+        between example and latent on the minibatch (exact for a discrete latent, a minibatch estimate
+        for a continuous one), so that ``loss / N == -(recon - beta*kl - marginal_weight*marginal +
+        jsd_weight*jsd)``. Terms with weight zero are computed too; when ``marginal`` is ``None`` the
+        ``marginal`` term is the natural one for the latent (``"kl"`` discrete, ``"moment"`` continuous).
+        """
         terms = self._terms(rng_key, param_map, model, guide, args, kwargs, every_term=True)
         return {name: jax.lax.stop_gradient(terms[name]) for name in TERMS}
 
@@ -95,8 +152,9 @@ class InfoVAE_ELBO(ELBO):
     def _get_trace(self, rng_key, param_map, model, guide, args, kwargs):
         """The guide's trace, and the model's replayed against it; a discrete latent is set to all its
         values, stacked along a dim left of the plates."""
-        # The same split as NumPyro's own ELBOs, so that one key gives the same draws.
+        # Trace_ELBO's split, so that one key gives the guide the same draws.
         model_key, guide_key = jax.random.split(rng_key)
+        model_key, draws_key = jax.random.split(model_key)
         guide = handlers.seed(handlers.substitute(guide, data=param_map), guide_key)
         model = handlers.seed(handlers.substitute(model, data=param_map), model_key)
         guide_trace = handlers.trace(guide).get_trace(*args, **kwargs)
@@ -106,27 +164,30 @@ class InfoVAE_ELBO(ELBO):
             model_trace = _traces.replay_with(model, guide_trace, self.latent_site, values, args, kwargs)
         else:
             model_trace = handlers.trace(handlers.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
-        return model, model_trace, guide_trace
+        return _Pass(model, model_trace, guide_trace, draws_key)
 
     def _terms(self, rng_key, param_map, model, guide, args, kwargs, every_term):
-        particle_keys = [rng_key] if self.num_particles == 1 else list(jax.random.split(rng_key, self.num_particles))
-        seeded_model, model_trace, guide_trace = self._get_trace(particle_keys[0], param_map, model, guide, args, kwargs)
-        latent = guide_trace[self.latent_site]
+        n = self.num_particles
+        particle_keys = jax.random.split(rng_key, n) if n > 1 else [rng_key]
+        first = self._get_trace(particle_keys[0], param_map, model, guide, args, kwargs)
+        latent = first.guide_trace[self.latent_site]
         plate = _traces.data_plate(latent)
-        num_data = _traces.plate_full_size(guide_trace, plate)
-        extra_key = jax.random.fold_in(particle_keys[0], 1)
+        num_data = _traces.plate_full_size(first.guide_trace, plate)
         if _traces.is_discrete(latent["fn"]):
             self._check_latent_kind("discrete", latent)
-            terms = self._discrete_terms(model_trace, guide_trace, plate, num_data, extra_key, every_term)
+            terms = self._discrete_terms(first, plate, num_data, every_term)
         else:
             self._check_latent_kind("continuous", latent)
-            particles = [self._continuous_terms(seeded_model, model_trace, guide_trace, plate, num_data, extra_key, args, kwargs, every_term)]
-            for key in particle_keys[1:]:
-                seeded, m_trace, g_trace = self._get_trace(key, param_map, model, guide, args, kwargs)
-                particles.append(
-                    self._continuous_terms(seeded, m_trace, g_trace, plate, num_data, jax.random.fold_in(key, 1), args, kwargs, every_term)
-                )
-            terms = {k: sum(p[k] for p in particles) / self.num_particles for k in particles[0]}
+            if n == 1:
+                terms = self._continuous_terms(first, plate, num_data, args, kwargs, every_term)
+            else:
+                # Every particle again, vectorised; under jit the first pass above, which told the
+                # latent's kind and plate, is then dead code that XLA drops.
+                def particle(key):
+                    one = self._get_trace(key, param_map, model, guide, args, kwargs)
+                    return self._continuous_terms(one, plate, num_data, args, kwargs, every_term)
+
+                terms = jax.tree.map(lambda values: values.mean(0), jax.vmap(particle)(particle_keys))
         loss = -(terms["recon"] - self.beta * terms["kl"]) * num_data
         if "marginal" in terms:
             loss = loss + self.marginal_weight * num_data * terms["marginal"]
@@ -136,11 +197,13 @@ class InfoVAE_ELBO(ELBO):
         return terms
 
     def _check_latent_kind(self, kind, site):
-        name = type(_traces.unwrap(site["fn"])[0]).__name__
+        name = _traces.distribution_name(site["fn"])
         if kind == "discrete" and self.marginal in ("moment", "mmd"):
             raise ValueError(f"marginal={self.marginal!r} needs a continuous latent; site {site['name']!r} is {name}: use 'kl'")
         if kind == "continuous" and self.marginal == "kl":
-            raise ValueError(f"marginal='kl' needs a discrete latent; site {site['name']!r} is {name}: use 'moment' or 'mmd'")
+            raise ValueError(
+                f"marginal='kl' needs a discrete latent; site {site['name']!r} is {name}: use 'moment' or 'mmd'"
+            )
         if kind == "continuous" and self.jsd_mixture == "uniform":
             raise ValueError(
                 f"jsd_mixture='uniform' needs a discrete latent; site {site['name']!r} is {name}: use 'prior' or 'posterior'"
@@ -149,23 +212,27 @@ class InfoVAE_ELBO(ELBO):
     def _wants(self, weight, every_term):
         return every_term or weight > 0
 
-    def _discrete_terms(self, model_trace, guide_trace, plate, num_data, rng_key, every_term):
-        q_fn = guide_trace[self.latent_site]["fn"]
-        prior, obs = _traces.check_model(model_trace, self.latent_site, self.obs_site, plate)
+    def _discrete_terms(self, trace, plate, num_data, every_term):
+        # A mask on the guide's latent is ignored, as the Pyro twin ignores a guide site's mask.
+        q_fn, _ = _traces.split_mask(trace.guide_trace[self.latent_site]["fn"])
+        prior, obs = _traces.check_model(trace.model_trace, self.latent_site, self.obs_site, plate)
+        p_fn, prior_mask = _traces.split_mask(prior["fn"])
+        obs_fn, obs_mask = _traces.split_mask(obs["fn"])
         values = prior["value"]
         K, B = values.shape[0], plate.size
 
         log_q = _traces.flat_batch(q_fn.log_prob(values), self.latent_site, (K,), B)
-        log_p = _traces.flat_batch(prior["fn"].log_prob(values), self.latent_site, (K,), B)
-        log_lik = _traces.flat_batch(obs["fn"].log_prob(obs["value"]), self.obs_site, (K,), B)
+        log_p = _traces.flat_batch(p_fn.log_prob(values), self.latent_site, (K,), B)
+        log_lik = _traces.scale_and_mask(obs_fn.log_prob(obs["value"]), mask=obs_mask)
+        log_lik = _traces.flat_batch(log_lik, self.obs_site, (K,), B)
         q = jnp.exp(log_q)
         # Latent values that q rules out contribute nothing, even where log q or log p is -inf.
         support = q > 0
         recon = (q * jnp.where(support, log_lik, 0.0)).sum(0)
         kl = (q * jnp.where(support, log_q - log_p, 0.0)).sum(0)
         terms = {
-            "recon": (_traces.scale_of(obs) * recon).sum() / num_data,
-            "kl": (_traces.scale_of(prior) * kl).sum() / num_data,
+            "recon": _traces.scale_and_mask(recon, obs["scale"]).sum() / num_data,
+            "kl": _traces.scale_and_mask(kl, prior["scale"], prior_mask).sum() / num_data,
         }
         p = jnp.exp(log_p)
         if self._wants(self.marginal_weight, every_term):
@@ -174,25 +241,29 @@ class InfoVAE_ELBO(ELBO):
             if K < 2:
                 raise ValueError(f"the JSD term needs a latent with at least 2 values; site {self.latent_site!r} has {K}")
             weights = {"prior": p, "posterior": q, "uniform": jnp.full_like(q, 1.0 / K)}[self.jsd_mixture]
-            terms["jsd"] = self._decoder_jsd(obs["fn"], weights, (K,), B, rng_key).mean()
+            terms["jsd"] = self._decoder_jsd(obs_fn, weights, (K,), B, trace.rng_key).mean()
         if every_term:
+            # I(example; z) on the minibatch = mean_i KL(q_i || mean_j q_j), exact.
             terms["mi"] = categorical_kl(q.T, q.mean(1)).mean()
         return terms
 
-    def _continuous_terms(self, model, model_trace, guide_trace, plate, num_data, rng_key, args, kwargs, every_term):
-        latent = guide_trace[self.latent_site]
-        q_fn, z = latent["fn"], latent["value"]
+    def _continuous_terms(self, trace, plate, num_data, args, kwargs, every_term):
+        latent = trace.guide_trace[self.latent_site]
+        q_fn, _ = _traces.split_mask(latent["fn"])
+        z = latent["value"]
         B = plate.size
-        prior, obs = _traces.check_model(model_trace, self.latent_site, self.obs_site, plate)
-        p_fn = prior["fn"]
-        marginal_key, jsd_key, decoder_key, feature_key = jax.random.split(rng_key, 4)
+        prior, obs = _traces.check_model(trace.model_trace, self.latent_site, self.obs_site, plate)
+        p_fn, prior_mask = _traces.split_mask(prior["fn"])
+        obs_fn, obs_mask = _traces.split_mask(obs["fn"])
+        marginal_key, jsd_key, decoder_key, feature_key = jax.random.split(trace.rng_key, 4)
 
         log_q = _traces.flat_batch(q_fn.log_prob(z), self.latent_site, (), B)
         log_p = _traces.flat_batch(p_fn.log_prob(z), self.latent_site, (), B)
-        log_lik = _traces.flat_batch(obs["fn"].log_prob(obs["value"]), self.obs_site, (), B)
+        log_lik = _traces.scale_and_mask(obs_fn.log_prob(obs["value"]), mask=obs_mask)
+        log_lik = _traces.flat_batch(log_lik, self.obs_site, (), B)
         terms = {
-            "recon": (_traces.scale_of(obs) * log_lik).sum() / num_data,
-            "kl": (_traces.scale_of(prior) * (log_q - log_p)).sum() / num_data,
+            "recon": _traces.scale_and_mask(log_lik, obs["scale"]).sum() / num_data,
+            "kl": _traces.scale_and_mask(log_q - log_p, prior["scale"], prior_mask).sum() / num_data,
         }
         if self._wants(self.marginal_weight, every_term):
             if self._continuous_marginal(q_fn) == "moment":
@@ -215,10 +286,12 @@ class InfoVAE_ELBO(ELBO):
             source = p_fn if self.jsd_mixture == "prior" else q_fn
             draws = self._rsample(source, jsd_key, (S,), "the JSD term")
             draws = draws.reshape((S,) + (1,) * (self.max_plate_nesting - len(source.batch_shape)) + draws.shape[1:])
-            draw_trace = _traces.replay_with(model, guide_trace, self.latent_site, draws, args, kwargs)
+            draw_trace = _traces.replay_with(trace.model, trace.guide_trace, self.latent_site, draws, args, kwargs)
+            draw_obs_fn, _ = _traces.split_mask(draw_trace[self.obs_site]["fn"])
             weights = jnp.full((S,), 1.0 / S, dtype=z.dtype)
-            terms["jsd"] = self._decoder_jsd(draw_trace[self.obs_site]["fn"], weights, (S,), B, decoder_key).mean()
+            terms["jsd"] = self._decoder_jsd(draw_obs_fn, weights, (S,), B, decoder_key).mean()
         if every_term:
+            # Minibatch estimate of I(example; z): log q(z_i|x_i) - log mean_j q(z_i|x_j).
             cross = q_fn.log_prob(z.reshape((B, 1) + q_fn.event_shape))
             if cross.shape != (B, B):
                 raise _traces.UnsupportedModelError(
@@ -236,7 +309,7 @@ class InfoVAE_ELBO(ELBO):
     def _rsample(self, fn, rng_key, sample_shape, purpose):
         if not fn.has_rsample:
             raise _traces.UnsupportedModelError(
-                f"{purpose} draws latents from {type(_traces.unwrap(fn)[0]).__name__} at site "
+                f"{purpose} draws latents from {_traces.distribution_name(fn)} at site "
                 f"{self.latent_site!r}, which is not reparameterisable"
             )
         return fn.rsample(rng_key, sample_shape)
