@@ -11,6 +11,7 @@ keeps a ``handlers.mask`` in the distribution (a ``MaskedDistribution``); :func:
 back out, so that masks act on the same terms in both backends.
 """
 
+import jax
 import jax.numpy as jnp
 from numpyro import handlers
 from numpyro.distributions import BernoulliLogits, BernoulliProbs, CategoricalLogits, CategoricalProbs, Normal
@@ -180,6 +181,33 @@ def replay_with(model, guide_trace, name, value, args, kwargs):
     return handlers.trace(handlers.replay(model, trace=trace)).get_trace(*args, **kwargs)
 
 
+def _categorical_log_pmf(fn):
+    """Normalised log-probabilities ``[*batch, *event, C]`` of an (unmasked) categorical ``fn``, or
+    ``None`` for any other distribution.
+
+    Through :func:`jax.nn.log_softmax`: NumPyro's ``Categorical.log_prob`` normalises with
+    ``logsumexp``, whose gradient XLA runs about half again slower on CPU; and the JSD's class
+    probabilities are the exponential of the same array, which XLA then computes once.
+    """
+    base, masked = unwrap(fn)
+    if masked or not isinstance(base, CATEGORICAL):
+        return None
+    log_pmf = jax.nn.log_softmax(base.logits, axis=-1)
+    return jnp.broadcast_to(log_pmf, fn.batch_shape + fn.event_shape + log_pmf.shape[-1:])
+
+
+def log_prob(fn, value):
+    """``fn.log_prob(value)``, computed through :func:`_categorical_log_pmf` for a categorical ``fn``."""
+    log_pmf = _categorical_log_pmf(fn)
+    if log_pmf is None:
+        return fn.log_prob(value)
+    shape = jnp.broadcast_shapes(jnp.shape(value), log_pmf.shape[:-1])
+    log_pmf = jnp.broadcast_to(log_pmf, shape + log_pmf.shape[-1:])
+    taken = jnp.take_along_axis(log_pmf, jnp.broadcast_to(value, shape)[..., None], axis=-1)[..., 0]
+    # The dims an Independent reinterpreted as the event are summed, as its log_prob does.
+    return taken.sum(axis=tuple(range(-fn.event_dim, 0))) if fn.event_dim else taken
+
+
 def factor_probs(fn, site_name, lead, batch_size):
     """Class probabilities of a categorical/Bernoulli observation, ``[*lead, B, F, C]`` over its F factors.
 
@@ -190,7 +218,7 @@ def factor_probs(fn, site_name, lead, batch_size):
         raise UnsupportedModelError(f"the JSD term does not support a masked observation site {site_name!r}")
     shape = fn.batch_shape + fn.event_shape
     if isinstance(base, CATEGORICAL):
-        probs = jnp.broadcast_to(base.probs, shape + base.probs.shape[-1:])
+        probs = jnp.exp(_categorical_log_pmf(fn))
     elif isinstance(base, BERNOULLI):
         p = jnp.broadcast_to(base.probs, shape)
         probs = jnp.stack([1.0 - p, p], axis=-1)

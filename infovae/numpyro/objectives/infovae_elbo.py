@@ -221,9 +221,9 @@ class InfoVAE_ELBO(ELBO):
         values = prior["value"]
         K, B = values.shape[0], plate.size
 
-        log_q = _traces.flat_batch(q_fn.log_prob(values), self.latent_site, (K,), B)
-        log_p = _traces.flat_batch(p_fn.log_prob(values), self.latent_site, (K,), B)
-        log_lik = _traces.scale_and_mask(obs_fn.log_prob(obs["value"]), mask=obs_mask)
+        log_q = _traces.flat_batch(_traces.log_prob(q_fn, values), self.latent_site, (K,), B)
+        log_p = _traces.flat_batch(_traces.log_prob(p_fn, values), self.latent_site, (K,), B)
+        log_lik = _traces.scale_and_mask(_traces.log_prob(obs_fn, obs["value"]), mask=obs_mask)
         log_lik = _traces.flat_batch(log_lik, self.obs_site, (K,), B)
         q = jnp.exp(log_q)
         # Latent values that q rules out contribute nothing, even where log q or log p is -inf.
@@ -259,7 +259,7 @@ class InfoVAE_ELBO(ELBO):
 
         log_q = _traces.flat_batch(q_fn.log_prob(z), self.latent_site, (), B)
         log_p = _traces.flat_batch(p_fn.log_prob(z), self.latent_site, (), B)
-        log_lik = _traces.scale_and_mask(obs_fn.log_prob(obs["value"]), mask=obs_mask)
+        log_lik = _traces.scale_and_mask(_traces.log_prob(obs_fn, obs["value"]), mask=obs_mask)
         log_lik = _traces.flat_batch(log_lik, self.obs_site, (), B)
         terms = {
             "recon": _traces.scale_and_mask(log_lik, obs["scale"]).sum() / num_data,
