@@ -223,12 +223,9 @@ def sweep_figures(sweep_dir):
     """Heatmaps of the key metrics over (beta, marginal weight) for each JSD weight, probe curves per
     setting, and an ArviZ forest plot across seeds."""
     from infovae.sweeps.results import aggregate
-    from infovae.sweeps.spec import load_sweep
-    from infovae.sweeps.sweep import SWEEP
 
     sweep_dir = Path(sweep_dir)
-    record = json.loads((sweep_dir / SWEEP).read_text())
-    spec = load_sweep(record["spec"])
+    spec = _recorded_spec(sweep_dir)
     rows = _read_rows(sweep_dir)
     figures = {}
     table = aggregate(spec, rows)
@@ -237,11 +234,26 @@ def sweep_figures(sweep_dir):
         for metric in ("probe_accuracy", "nmi", "coverage_tv", "mi"):
             if any(e[f"{metric}_mean"] is not None for e in table):
                 figures[f"heatmap_{metric}"] = plots.plot_sweep_heatmap(table, metric, axes_keys, "objective.jsd_weight")
+    ok = [e for e in table if e["mi_mean"] is not None and e["marginal_kl_mean"] is not None]
+    if ok:
+        names = [_setting_name({k: e[k] for k in spec.swept_keys}) for e in ok]
+        figures["kl_split"] = plots.plot_kl_split(names, [e["mi_mean"] for e in ok], [e["marginal_kl_mean"] for e in ok])
     figures["probe_curves"] = _probe_curves(spec, sweep_dir)
     forest = _forest(spec, rows)
     if forest is not None:
         figures["forest"] = forest
     return figures
+
+
+def _recorded_spec(sweep_dir):
+    """The sweep's trials as recorded in its directory (the sweep file may have moved or changed)."""
+    from infovae.sweeps.spec import SweepSpec, Trial
+    from infovae.sweeps.sweep import SWEEP
+
+    record = json.loads((Path(sweep_dir) / SWEEP).read_text())
+    trials = tuple(Trial(t["overrides"], t["seed"]) for t in record["trials"])
+    swept = tuple(dict.fromkeys(k for t in trials for k in t.overrides))
+    return SweepSpec(base={}, trials=trials, swept_keys=swept, path=Path(record["spec"]))
 
 
 def _read_rows(sweep_dir):
@@ -316,7 +328,44 @@ def _setting_name(overrides):
     def value(v):
         return f"{v:g}" if isinstance(v, float) else str(v)
 
-    return " ".join(f"{SYMBOLS.get(k, k.split('.')[-1])}={value(v)}" for k, v in overrides.items()) or "base"
+    order = list(SYMBOLS)
+    keys = sorted(overrides, key=lambda k: (order.index(k) if k in order else len(order), k))
+    return " ".join(f"{SYMBOLS.get(k, k.split('.')[-1])}={value(overrides[k])}" for k in keys) or "base"
+
+
+def _setting_sentences(spec, sweep_dir):
+    """One line per setting: did the probe decay, how did the KL split, does the prior cover the data."""
+    from infovae.sweeps.results import aggregate
+    from infovae.sweeps.trial import read_outcome
+
+    table = aggregate(spec, _read_rows(sweep_dir))
+    curves = {}
+    for trial in spec.trials:
+        trial_dir = Path(sweep_dir) / "trials" / trial.name
+        outcome = read_outcome(trial_dir)
+        if outcome is not None and outcome["status"] == "ok":
+            records = [json.loads(line) for line in (trial_dir / "run" / "metrics.jsonl").read_text().splitlines()]
+            curves.setdefault(_setting_name(trial.overrides), []).append([r.get("probe_accuracy") for r in records])
+    lines = []
+    for e in table:
+        name = _setting_name({k: e[k] for k in spec.swept_keys})
+        parts = []
+        runs = [c for c in curves.get(name, []) if c and all(v is not None for v in c)]
+        if runs:
+            mean = np.mean([c for c in runs if len(c) == len(runs[0])], axis=0)
+            decay = float(mean.max() - mean[-1])
+            parts.append(
+                f"probe peaked at {mean.max():.3f} and ended at {mean[-1]:.3f} "
+                + (f"(**decayed by {decay:.3f}**)" if decay > DECAY_THRESHOLD else "(no decay)")
+            )
+        if e["mi_mean"] is not None and e["marginal_kl_mean"] is not None:
+            parts.append(f"KL to the aggregate prior = {e['mi_mean']:.3f} nats of information + {e['marginal_kl_mean']:.3f} of marginal mismatch")
+        if e["coverage_tv_mean"] is not None:
+            verdict = "covers the strategies" if e["coverage_tv_mean"] < 0.1 else "**does not cover the strategies evenly**"
+            parts.append(f"the prior {verdict} (TV {e['coverage_tv_mean']:.3f})")
+        if parts:
+            lines.append(f"- **{name}**: " + "; ".join(parts) + ".")
+    return "\n".join(lines)
 
 
 def write_sweep_report(sweep_dir):
@@ -327,7 +376,12 @@ def write_sweep_report(sweep_dir):
     table = (sweep_dir / "results.md").read_text().split("\n", 2)[-1]
     body = "\n\n".join(f"![{name}]({REPORT_DIR}/{name}.png)" for name in figures)
     path = sweep_dir / REPORT
-    path.write_text(f"# Sweep report: {sweep_dir.name}\n\n{table}\n\n## Figures\n\n{body}\n")
+    sentences = _setting_sentences(_recorded_spec(sweep_dir), sweep_dir)
+    path.write_text(
+        f"# Sweep report: {sweep_dir.name}\n\n## What happened to the latent (means over seeds)\n\n{sentences}\n\n"
+        f"## Results\n\n{table}\n\n## Figures\n\n{body}\n\nEach trial's run directory (`trials/NAME/run`) "
+        "has a report of its own: `infovae report trials/NAME/run`.\n"
+    )
     return path
 
 

@@ -11,6 +11,7 @@ from pyro.distributions import Bernoulli, Categorical, OneHotCategorical
 from pyro.distributions.torch_distribution import ExpandedDistribution, MaskedDistribution
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import Independent
+from torch.nn import functional as F
 
 __all__ = ["UnsupportedModelError"]
 
@@ -146,8 +147,8 @@ def replay_with(model, guide_trace, name, value, args, kwargs):
     return poutine.trace(poutine.replay(model, trace=trace)).get_trace(*args, **kwargs)
 
 
-def factor_probs(fn, site_name, lead, batch_size):
-    """Class probabilities of a categorical/Bernoulli observation, ``[*lead, B, F, C]`` over its F factors.
+def factor_log_probs(fn, site_name, lead, batch_size):
+    """Class log-probabilities of a categorical/Bernoulli observation, ``[*lead, B, F, C]`` over its F factors.
 
     Returns ``None`` for a reparameterisable continuous observation (its JSD is a Monte-Carlo estimate).
     """
@@ -156,12 +157,13 @@ def factor_probs(fn, site_name, lead, batch_size):
         raise UnsupportedModelError(f"the JSD term does not support a masked observation site {site_name!r}")
     shape = fn.batch_shape + fn.event_shape
     if isinstance(base, Categorical):
-        probs = torch.broadcast_to(base.probs, shape + base.probs.shape[-1:])
+        # torch keeps a categorical's logits normalised: they are the log-probabilities.
+        log_probs = torch.broadcast_to(base.logits, shape + base.logits.shape[-1:])
     elif isinstance(base, OneHotCategorical):
-        probs = torch.broadcast_to(base.probs, shape)
+        log_probs = torch.broadcast_to(base.logits, shape)
     elif isinstance(base, Bernoulli):
-        p = torch.broadcast_to(base.probs, shape)
-        probs = torch.stack([1.0 - p, p], dim=-1)
+        logits = torch.broadcast_to(base.logits, shape)
+        log_probs = torch.stack([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=-1)
     elif fn.has_rsample:
         return None
     else:
@@ -169,7 +171,7 @@ def factor_probs(fn, site_name, lead, batch_size):
             f"the JSD term supports Categorical, OneHotCategorical and Bernoulli observations (exact, per factor) "
             f"and reparameterisable continuous ones (Monte Carlo); site {site_name!r} is {type(base).__name__}"
         )
-    return probs.reshape(tuple(lead) + (batch_size, -1, probs.shape[-1]))
+    return log_probs.reshape(tuple(lead) + (batch_size, -1, log_probs.shape[-1]))
 
 
 def gaussian_params(fn, site_name, batch_size):

@@ -232,7 +232,7 @@ def _entropy(probs):
     return -_plogp(probs).sum(-1)
 
 
-def jensen_shannon(probs, weights):
+def jensen_shannon(probs, weights, log_probs=None):
     r"""Generalised Jensen–Shannon divergence of K categorical distributions.
 
     :math:`\mathrm{JSD}_\pi(p_1..p_K) = H(\sum_k \pi_k p_k) - \sum_k \pi_k H(p_k)`, in nats, bounded by
@@ -241,6 +241,8 @@ def jensen_shannon(probs, weights):
     :param probs: ``[K, ..., C]``: the K distributions over C classes, with any batch dims between.
     :param weights: mixture weights ``[K]``, or ``[K, ...]`` broadcastable against ``probs[..., 0]``
         (per-example weights); they must sum to one over K.
+    :param log_probs: ``log(probs)``, when already known (a distribution's normalised logits): the
+        K entropies then need no logarithm of their own, and are exact where ``probs`` underflows.
     :returns: tensor ``[...]``.
     """
     if probs.dim() < 2:
@@ -253,7 +255,8 @@ def jensen_shannon(probs, weights):
         )
     w = weights.reshape(weights.shape + (1,) * (probs.dim() - 1 - weights.dim()))
     mixture = (w.unsqueeze(-1) * probs).sum(0)
-    return _entropy(mixture) - (w * _entropy(probs)).sum(0)
+    entropies = _entropy(probs) if log_probs is None else -(probs * log_probs).sum(-1)
+    return _entropy(mixture) - (w * entropies).sum(0)
 
 
 def monte_carlo_jensen_shannon(cross_log_probs, weights):

@@ -318,9 +318,9 @@ class InfoVAE_ELBO(ELBO):
     def _decoder_jsd(self, obs, weights, lead, batch_size):
         """Per-example JSD ``[B]`` between the decoder distributions stacked along the leading dim."""
         fn = obs["fn"]
-        probs = _traces.factor_probs(fn, self.obs_site, lead, batch_size)
-        if probs is not None:
-            return jensen_shannon(probs, weights).sum(-1)
+        log_probs = _traces.factor_log_probs(fn, self.obs_site, lead, batch_size)
+        if log_probs is not None:
+            return jensen_shannon(log_probs.exp(), weights, log_probs=log_probs).sum(-1)
         draws = fn.rsample()
         cross = fn.log_prob(draws.unsqueeze(1))
         K = lead[0]

@@ -73,7 +73,7 @@ def test_datatree_groups_dims_and_netcdf_round_trip(runs, tmp_path):
     np.testing.assert_array_equal(back["observed_data"]["y"].values, tree["observed_data"]["y"].values)
     summary = az.summary(back, var_names=["z"], kind="stats")
     assert len(summary) == 11 * 2
-    az.plot_ppc_dist(pooled_predictive(back), kind="kde", num_samples=5, backend="matplotlib")
+    az.plot_ppc_rootogram(pooled_predictive(back), backend="matplotlib")
 
 
 def test_discrete_log_likelihood_matches_the_backend(runs):
@@ -99,6 +99,9 @@ def test_sweep_report(tmp_path):
     sweep.write_text(sweep.read_text().replace("steps: 20", "steps: 10"))
     run_sweep(sweep, tmp_path / "out", workers=2, progress=False)
     report = write_report(tmp_path / "out")
-    for figure in ("heatmap_probe_accuracy", "heatmap_nmi", "heatmap_coverage_tv", "heatmap_mi", "probe_curves", "forest"):
+    for figure in ("heatmap_probe_accuracy", "heatmap_nmi", "heatmap_coverage_tv", "heatmap_mi", "kl_split", "probe_curves", "forest"):
         png_size(tmp_path / "out" / "report" / f"{figure}.png")
         assert f"report/{figure}.png" in report.read_text()
+    text = report.read_text()
+    assert "## What happened to the latent" in text
+    assert text.count("- **β=") == 8 and "probe peaked at" in text and "nats of information" in text

@@ -60,6 +60,13 @@ def test_jensen_shannon(weights):
     close(*both("jensen_shannon", PROBS, WEIGHTS[weights]))
 
 
+def test_jensen_shannon_from_log_probabilities():
+    log_probs = np.log(PROBS)
+    torch_value = pt.jensen_shannon(torch.as_tensor(PROBS), torch.as_tensor(WEIGHTS["[K]"]), log_probs=torch.as_tensor(log_probs))
+    jax_value = jx.jensen_shannon(jnp.asarray(PROBS), jnp.asarray(WEIGHTS["[K]"]), log_probs=jnp.asarray(log_probs))
+    close(torch_value, jax_value)
+
+
 @pytest.mark.parametrize("weights", WEIGHTS, ids=str)
 def test_monte_carlo_jensen_shannon(weights):
     close(*both("monte_carlo_jensen_shannon", CROSS, WEIGHTS[weights]))

@@ -249,6 +249,24 @@ def test_jensen_shannon_bounds_and_edge_cases():
     assert (values >= -1e-12).all() and (values <= h_w + 1e-12).all() and h_w <= math.log(3)
 
 
+def test_jensen_shannon_from_log_probabilities():
+    rng = np.random.default_rng(11)
+    log_probs = t(np.log(rng.dirichlet(np.ones(4), size=(3, 6))))
+    w = t([0.2, 0.3, 0.5])
+    plain = jensen_shannon(log_probs.exp(), w)
+    torch.testing.assert_close(jensen_shannon(log_probs.exp(), w, log_probs=log_probs), plain, rtol=1e-12, atol=0)
+    # A class whose probability underflows to 0 (log-probability -800) still counts in p log p from the
+    # log-probabilities: -800 * exp(-800) is 0 in float64 either way, so the value is the definition's.
+    tiny = torch.log_softmax(t([[0.0, -800.0], [-800.0, 0.0]]), -1)
+    value = jensen_shannon(tiny.exp(), t([0.5, 0.5]), log_probs=tiny)
+    assert value.item() == pytest.approx(math.log(2), rel=1e-12)
+    # Its gradient through the log-probabilities stays finite where exp(log p) underflows.
+    logits = t([[0.0, -800.0], [-800.0, 0.0]]).requires_grad_()
+    log_p = torch.log_softmax(logits, -1)
+    jensen_shannon(log_p.exp(), t([0.5, 0.5]), log_probs=log_p).backward()
+    assert torch.isfinite(logits.grad).all()
+
+
 def test_jensen_shannon_errors():
     with pytest.raises(ValueError, match="at least 2 distributions"):
         jensen_shannon(torch.ones(1, 3) / 3, torch.ones(1))

@@ -186,8 +186,8 @@ def _categorical_log_pmf(fn):
     ``None`` for any other distribution.
 
     Through :func:`jax.nn.log_softmax`: NumPyro's ``Categorical.log_prob`` normalises with
-    ``logsumexp``, whose gradient XLA runs about half again slower on CPU; and the JSD's class
-    probabilities are the exponential of the same array, which XLA then computes once.
+    ``logsumexp``, whose gradient XLA runs about half again slower on CPU; and the JSD reads the same
+    array, which XLA then computes once.
     """
     base, masked = unwrap(fn)
     if masked or not isinstance(base, CATEGORICAL):
@@ -208,8 +208,8 @@ def log_prob(fn, value):
     return taken.sum(axis=tuple(range(-fn.event_dim, 0))) if fn.event_dim else taken
 
 
-def factor_probs(fn, site_name, lead, batch_size):
-    """Class probabilities of a categorical/Bernoulli observation, ``[*lead, B, F, C]`` over its F factors.
+def factor_log_probs(fn, site_name, lead, batch_size):
+    """Class log-probabilities of a categorical/Bernoulli observation, ``[*lead, B, F, C]`` over its F factors.
 
     Returns ``None`` for a reparameterisable continuous observation (its JSD is a Monte-Carlo estimate).
     """
@@ -218,10 +218,10 @@ def factor_probs(fn, site_name, lead, batch_size):
         raise UnsupportedModelError(f"the JSD term does not support a masked observation site {site_name!r}")
     shape = fn.batch_shape + fn.event_shape
     if isinstance(base, CATEGORICAL):
-        probs = jnp.exp(_categorical_log_pmf(fn))
+        log_probs = _categorical_log_pmf(fn)
     elif isinstance(base, BERNOULLI):
-        p = jnp.broadcast_to(base.probs, shape)
-        probs = jnp.stack([1.0 - p, p], axis=-1)
+        logits = jnp.broadcast_to(base.logits, shape)
+        log_probs = jnp.stack([jax.nn.log_sigmoid(-logits), jax.nn.log_sigmoid(logits)], axis=-1)
     elif fn.has_rsample:
         return None
     else:
@@ -229,7 +229,7 @@ def factor_probs(fn, site_name, lead, batch_size):
             f"the JSD term supports Categorical and Bernoulli observations (exact, per factor) and "
             f"reparameterisable continuous ones (Monte Carlo); site {site_name!r} is {distribution_name(base)}"
         )
-    return probs.reshape(tuple(lead) + (batch_size, -1, probs.shape[-1]))
+    return log_probs.reshape(tuple(lead) + (batch_size, -1, log_probs.shape[-1]))
 
 
 def gaussian_params(fn, site_name, batch_size):

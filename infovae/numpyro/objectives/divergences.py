@@ -203,7 +203,7 @@ def _entropy(probs):
     return -_plogp(probs).sum(-1)
 
 
-def jensen_shannon(probs, weights):
+def jensen_shannon(probs, weights, log_probs=None):
     r"""Generalised Jensen–Shannon divergence of K categorical distributions.
 
     :math:`\mathrm{JSD}_\pi(p_1..p_K) = H(\sum_k \pi_k p_k) - \sum_k \pi_k H(p_k)`, in nats, bounded by
@@ -212,6 +212,7 @@ def jensen_shannon(probs, weights):
     :param probs: ``[K, ..., C]``: the K distributions over C classes, with any batch dims between.
     :param weights: mixture weights ``[K]``, or ``[K, ...]`` broadcastable against ``probs[..., 0]``
         (per-example weights); they must sum to one over K.
+    :param log_probs: ``log(probs)``, when already known (see the Pyro twin).
     :returns: array ``[...]``.
     """
     if probs.ndim < 2:
@@ -222,7 +223,8 @@ def jensen_shannon(probs, weights):
         raise ValueError(f"jensen_shannon: weights has {weights.shape[0]} entries along dim 0 but probs has {probs.shape[0]}")
     w = weights.reshape(weights.shape + (1,) * (probs.ndim - 1 - weights.ndim))
     mixture = (w[..., None] * probs).sum(0)
-    return _entropy(mixture) - (w * _entropy(probs)).sum(0)
+    entropies = _entropy(probs) if log_probs is None else -(probs * log_probs).sum(-1)
+    return _entropy(mixture) - (w * entropies).sum(0)
 
 
 def monte_carlo_jensen_shannon(cross_log_probs, weights):

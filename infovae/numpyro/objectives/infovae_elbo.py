@@ -316,9 +316,9 @@ class InfoVAE_ELBO(ELBO):
 
     def _decoder_jsd(self, fn, weights, lead, batch_size, rng_key):
         """Per-example JSD ``[B]`` between the decoder distributions stacked along the leading dim."""
-        probs = _traces.factor_probs(fn, self.obs_site, lead, batch_size)
-        if probs is not None:
-            return jensen_shannon(probs, weights).sum(-1)
+        log_probs = _traces.factor_log_probs(fn, self.obs_site, lead, batch_size)
+        if log_probs is not None:
+            return jensen_shannon(jnp.exp(log_probs), weights, log_probs=log_probs).sum(-1)
         draws = fn.rsample(rng_key)
         cross = fn.log_prob(jnp.expand_dims(draws, 1))
         K = lead[0]
