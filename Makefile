@@ -3,7 +3,7 @@ PYTHON ?= python3.12
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench
+.PHONY: demo test bench docs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,4 +20,16 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/run.py
+
+# Every figure and table in README.md and docs/ (about an hour on two cores, one job at a time so that the
+# timings are not shared): the demo and one of its runs' report, the backends side by side, the regime
+# study, the benchmarks.
+docs: demo
+	run=$$(ls -d runs/quickstart/trials/beta=1_*-seed0/run) && $(BIN)/infovae report $$run && \
+	mkdir -p docs/quickstart/run && cp $$run/report/*.png docs/quickstart/run/
+	cp runs/quickstart/report/*.png runs/quickstart/results.md docs/quickstart/
+	$(BIN)/infovae sweep examples/backends.yaml --workers 1 --out runs/backends --no-progress
+	cp runs/backends/results.md docs/backends.md
+	$(BIN)/python examples/regime_study/run.py --figures docs/regime_study
 	$(BIN)/python benchmarks/run.py

@@ -1,10 +1,10 @@
 """The benchmark suite: one command, each measurement in a fresh process, side by side in one run.
 
-    python benchmarks/run.py            # the full suite (about ten minutes on two CPU cores)
+    python benchmarks/run.py            # the full suite (about 25 minutes on two CPU cores)
     python benchmarks/run.py --smoke    # tiny sizes, to prove it runs (CI)
 
 It times a training step of every implementation in :mod:`steps` at each batch size and latent kind
-(warm-up, then the median of repeats), the dense matmul throughput of the machine, and the MMD term
+(warm-up, then the median of repeats pooled over three rounds of fresh processes), the dense matmul throughput of the machine, and the MMD term
 as the batch grows; and it records each step's peak resident memory. It writes ``benchmark.json``
 (raw figures and the ratios the library is held to) and ``benchmark.md`` (the table for the README)
 and prints the JSON file's path last.
@@ -27,6 +27,8 @@ BATCHES = (64, 256, 1024, 4096)
 MMD_SIZES = (256, 1024, 4096, 8192, 16384)
 # The exact MMD at 16384 draws needs more memory than this machine's 24 GB for its backward pass.
 EXACT_MMD_LIMIT = 8192
+# Each step is timed in this many fresh processes, one round over all cases after another.
+ROUNDS = 3
 IMPLEMENTATIONS = ("pyro_infovae", "pyro_baseline", "torch_manual", "numpyro_infovae", "jax_manual", "jax_networks")
 
 
@@ -61,19 +63,28 @@ def measure_step(case):
     step = steps.BUILDERS[case["impl"]](case["latent"], case["batch"], case["hidden"])
     before = _rss_mb()
     median, times = _time(step, case["warmup"], case["repeats"], case["inner"])
-    return {"median_s": median, "times_s": times, "peak_rss_mb": _peak_rss_mb(), "step_rss_mb": _peak_rss_mb() - before}
+    out = {"median_s": median, "times_s": times, "peak_rss_mb": _peak_rss_mb(), "step_rss_mb": _peak_rss_mb() - before}
+    if hasattr(step, "cost_analysis"):
+        out["xla"] = step.cost_analysis()
+    return out
 
 
 def measure_matmul(case):
-    """Dense float32 matmul FLOP/s of this machine, in JAX (the backend the throughput target is for)."""
+    """Dense float32 matmul FLOP/s of this machine, in JAX (the backend the throughput target is for):
+    square, and at the shape of the decoder's hidden layer in the largest step (all latent values'
+    rows stacked: ``[K * batch, hidden] @ [hidden, hidden]``)."""
     import jax
     import jax.numpy as jnp
 
+    def flops_per_s(m, k, n):
+        a = jax.random.normal(jax.random.PRNGKey(0), (m, k), jnp.float32)
+        b = jax.random.normal(jax.random.PRNGKey(1), (k, n), jnp.float32)
+        matmul = jax.jit(jnp.matmul)
+        median, _ = _time(lambda: matmul(a, b).block_until_ready(), 2, case["repeats"], 3)
+        return 2 * m * k * n / median
+
     n = case["size"]
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    matmul = jax.jit(lambda a: a @ a)
-    median, _ = _time(lambda: matmul(a).block_until_ready(), 2, case["repeats"], 3)
-    return {"flops_per_s": 2 * n**3 / median, "size": n}
+    return {"flops_per_s": flops_per_s(n, n, n), "size": n, "layer_flops_per_s": flops_per_s(*case["layer"]), "layer": case["layer"]}
 
 
 def measure_mmd(case):
@@ -141,6 +152,8 @@ def summarise(results, batches, largest, hidden):
     flops = steps.model_flops(steps.arch("discrete", hidden), largest)
     achieved = flops / t("numpyro_infovae", "discrete", largest)
     ratios["matmul_fraction"] = {str(largest): round(achieved / results["matmul"]["flops_per_s"], 4)}
+    # What a single matmul of the network's own (skinny) shape reaches on this machine.
+    ratios["layer_matmul_fraction"] = {str(largest): round(results["matmul"]["layer_flops_per_s"] / results["matmul"]["flops_per_s"], 4)}
     # The same for the networks alone: the ceiling of the fraction that the objective's other work leaves.
     ratios["networks_matmul_fraction"] = {
         str(largest): round(flops / t("jax_networks", "discrete", largest) / results["matmul"]["flops_per_s"], 4)
@@ -177,7 +190,19 @@ def markdown(results, ratios, batches):
     lines += ["", "MMD term alone, forward and backward (ms):", "", "| draws | " + " | ".join(map(str, sizes)) + " |", "|---|" + "---|" * len(sizes)]
     for name in ("exact", "features"):
         lines.append(f"| {name} | " + " | ".join(f"{1000 * mmd[f'{name}_{n}']:.1f}" if f"{name}_{n}" in mmd else "–" for n in sizes) + " |")
-    lines += ["", f"Dense matmul: {results['matmul']['flops_per_s'] / 1e9:.1f} GFLOP/s; the largest NumPyro step achieves {ratios['achieved_flops_per_s'] / 1e9:.2f} GFLOP/s."]
+    matmul, largest = results["matmul"], step[f"numpyro_infovae/discrete/{max(batches)}"]
+    lines += [
+        "",
+        f"Dense matmul: {matmul['flops_per_s'] / 1e9:.1f} GFLOP/s square ({matmul['size']}²), "
+        f"{matmul['layer_flops_per_s'] / 1e9:.1f} GFLOP/s at the decoder layer's shape {'×'.join(map(str, matmul['layer']))}; "
+        f"the largest NumPyro step achieves {ratios['achieved_flops_per_s'] / 1e9:.2f} GFLOP/s.",
+    ]
+    if largest.get("xla", {}).get("flops"):
+        xla = largest["xla"]
+        lines.append(
+            f"XLA's cost analysis of that step: {xla['flops'] / 1e9:.2f} GFLOP and {xla['bytes_accessed'] / 1e9:.2f} GB moved "
+            f"({xla['flops'] / xla['bytes_accessed']:.1f} FLOP per byte)."
+        )
     return "\n".join(lines)
 
 
@@ -193,15 +218,32 @@ def main():
         print(json.dumps(MEASURES[case["kind"]](case)))
         return
 
-    batches, hidden = ((32,), 16) if args.smoke else (BATCHES, 128)
-    repeats, inner, warmup = (1, 1, 1) if args.smoke else (5, 3, 3)
-    results = {"device": _device(), "smoke": args.smoke, "steps": {}}
+    import steps
+
+    batches, hidden = ((32,), 16) if args.smoke else (BATCHES, steps.HIDDEN)
+    rounds, repeats, inner, warmup = (1, 1, 1, 1) if args.smoke else (ROUNDS, 3, 3, 3)
+    results = {"device": _device(), "smoke": args.smoke, "rounds": rounds, "steps": {}}
     cases = [(impl, latent, b) for latent in ("discrete", "gaussian") for b in batches for impl in IMPLEMENTATIONS]
-    for i, (impl, latent, b) in enumerate(cases, 1):
-        case = dict(kind="step", impl=impl, latent=latent, batch=b, hidden=hidden, warmup=warmup, repeats=repeats, inner=inner, device=args.device)
-        results["steps"][f"{impl}/{latent}/{b}"] = run_case(case)
-        print(f"[{i}/{len(cases)}] {impl:16s} {latent:8s} batch {b:5d}: {1000 * results['steps'][f'{impl}/{latent}/{b}']['median_s']:.2f} ms", file=sys.stderr)
-    results["matmul"] = run_case(dict(kind="matmul", size=256 if args.smoke else 2048, repeats=repeats))
+    # Rounds over all cases, rather than all repeats of one case in a row: a machine whose speed drifts
+    # over minutes (a shared host) then slows every implementation alike, and the ratios hold.
+    measured = {}
+    for r in range(rounds):
+        for i, (impl, latent, b) in enumerate(cases, 1):
+            case = dict(kind="step", impl=impl, latent=latent, batch=b, hidden=hidden, warmup=warmup, repeats=repeats, inner=inner, device=args.device)
+            one = run_case(case)
+            measured.setdefault(f"{impl}/{latent}/{b}", []).append(one)
+            print(f"[round {r + 1}/{rounds}, {i}/{len(cases)}] {impl:16s} {latent:8s} batch {b:5d}: {1000 * one['median_s']:.2f} ms", file=sys.stderr)
+    for key, runs in measured.items():
+        times = [t for one in runs for t in one["times_s"]]
+        results["steps"][key] = {
+            **runs[-1],
+            "median_s": statistics.median(times),
+            "times_s": times,
+            "peak_rss_mb": max(one["peak_rss_mb"] for one in runs),
+            "step_rss_mb": max(one["step_rss_mb"] for one in runs),
+        }
+    layer = [steps.LATENT_SIZE["discrete"] * max(batches), hidden, hidden]
+    results["matmul"] = run_case(dict(kind="matmul", size=256 if args.smoke else 2048, layer=layer, repeats=repeats))
     results["mmd"] = run_case(dict(kind="mmd", sizes=[b for b in batches] if args.smoke else list(MMD_SIZES), repeats=1 if args.smoke else 3))
     ratios = summarise(results, batches, max(batches), hidden)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -89,45 +89,9 @@ def pyro_step(latent, batch, hidden, infovae):
 
 def torch_manual_step(latent, batch, hidden):
     import torch
-    from torch.nn import functional as F
 
-    from infovae.objectives import categorical_kl, jensen_shannon, mmd
-
-    config, model, guide, x, y = _torch_setup(latent, batch, hidden)
-    optimizer = torch.optim.Adam([*model.parameters(), *guide.parameters()], lr=LR)
-    weights = objective(latent, batch)
-    num_data = 100 * batch
-    y_in = F.one_hot(y, CLASSES).flatten(-2).float()
-    K = config.latent_size
-
-    def log_lik(out):
-        return torch.distributions.Categorical(logits=out.reshape(out.shape[:-1] + (Y_DIM, CLASSES))).log_prob(y).sum(-1)
-
-    def loss_fn():
-        params = guide.encoder(torch.cat([x, y_in], -1))
-        if latent == "discrete":
-            log_q = params.log_softmax(-1)
-            q = log_q.exp()
-            out = model.decoder_rest(model.decoder_x(x) + model.decoder_z.weight.T[:, None, :])  # [K, B, out]
-            recon = (q.T * log_lik(out)).sum(0)
-            kl = (q * (log_q + torch.log(torch.tensor(float(K))))).sum(-1)
-            prior = torch.full((K,), 1.0 / K)
-            marginal = categorical_kl(q.mean(0), prior)
-            probs = out.reshape(K, batch, Y_DIM, CLASSES).softmax(-1)
-            jsd = jensen_shannon(probs, prior).sum(-1).mean()
-        else:
-            loc, scale = params.chunk(2, -1)
-            scale = F.softplus(scale) + 1e-3
-            z = loc + scale * torch.randn_like(loc)
-            recon = log_lik(model.decoder_rest(model.decoder_x(x) + model.decoder_z(z)))
-            normal = torch.distributions.Normal
-            kl = (normal(loc, scale).log_prob(z) - normal(0.0, 1.0).log_prob(z)).sum(-1)
-            marginal = mmd(z, torch.randn_like(z), num_features=weights["mmd_features"])
-            draws = torch.randn(4, 1, K)
-            probs = model.decoder_rest(model.decoder_x(x) + model.decoder_z(draws)).reshape(4, batch, Y_DIM, CLASSES).softmax(-1)
-            jsd = jensen_shannon(probs, torch.full((4,), 0.25)).sum(-1).mean()
-        per_example = recon.mean() - weights["beta"] * kl.mean() - weights["marginal_weight"] * marginal + weights["jsd_weight"] * jsd
-        return -num_data * per_example
+    loss_fn, parameters = torch_manual_loss(latent, batch, hidden)
+    optimizer = torch.optim.Adam(parameters, lr=LR)
 
     def step():
         optimizer.zero_grad()
@@ -137,6 +101,54 @@ def torch_manual_step(latent, batch, hidden):
         return loss.item()
 
     return step
+
+
+def torch_manual_loss(latent, batch, hidden):
+    """``(loss(), parameters)`` of the InfoVAE objective written by hand in PyTorch on the benchmark's CVAE."""
+    import torch
+    from torch.nn import functional as F
+
+    from infovae.objectives import categorical_kl, jensen_shannon, mmd
+
+    config, model, guide, x, y = _torch_setup(latent, batch, hidden)
+    weights = objective(latent, batch)
+    num_data = 100 * batch
+    y_in = F.one_hot(y, CLASSES).flatten(-2).float()
+    K = config.latent_size
+
+    def class_log_probs(out):
+        return out.reshape(out.shape[:-1] + (Y_DIM, CLASSES)).log_softmax(-1)
+
+    def log_lik(log_probs):
+        return log_probs.gather(-1, y.expand(log_probs.shape[:-1]).unsqueeze(-1)).squeeze(-1).sum(-1)
+
+    def loss_fn():
+        params = guide.encoder(torch.cat([x, y_in], -1))
+        if latent == "discrete":
+            log_q = params.log_softmax(-1)
+            q = log_q.exp()
+            out = model.decoder_rest(model.decoder_x(x) + model.decoder_z.weight.T[:, None, :])  # [K, B, out]
+            log_probs = class_log_probs(out)
+            recon = (q.T * log_lik(log_probs)).sum(0)
+            kl = (q * (log_q + torch.log(torch.tensor(float(K))))).sum(-1)
+            prior = torch.full((K,), 1.0 / K)
+            marginal = categorical_kl(q.mean(0), prior)
+            jsd = jensen_shannon(log_probs.exp(), prior, log_probs=log_probs).sum(-1).mean()
+        else:
+            loc, scale = params.chunk(2, -1)
+            scale = F.softplus(scale) + 1e-3
+            z = loc + scale * torch.randn_like(loc)
+            recon = log_lik(class_log_probs(model.decoder_rest(model.decoder_x(x) + model.decoder_z(z))))
+            normal = torch.distributions.Normal
+            kl = (normal(loc, scale).log_prob(z) - normal(0.0, 1.0).log_prob(z)).sum(-1)
+            marginal = mmd(z, torch.randn_like(z), num_features=weights["mmd_features"])
+            draws = torch.randn(4, 1, K)
+            log_probs = class_log_probs(model.decoder_rest(model.decoder_x(x) + model.decoder_z(draws)))
+            jsd = jensen_shannon(log_probs.exp(), torch.full((4,), 0.25), log_probs=log_probs).sum(-1).mean()
+        per_example = recon.mean() - weights["beta"] * kl.mean() - weights["marginal_weight"] * marginal + weights["jsd_weight"] * jsd
+        return -num_data * per_example
+
+    return loss_fn, [*model.parameters(), *guide.parameters()]
 
 
 # -- JAX --------------------------------------------------------------------------------------
@@ -170,6 +182,13 @@ def _jitted_update(loss_fn, params):
         state["params"], state["opt"], state["key"], loss = update(state["params"], state["opt"], state["key"])
         return loss.block_until_ready()
 
+    def cost_analysis():
+        """XLA's count of the compiled step's floating-point operations and bytes moved."""
+        cost = update.lower(state["params"], state["opt"], state["key"]).compile().cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost  # a list of one dict in older JAX
+        return {"flops": cost.get("flops"), "bytes_accessed": cost.get("bytes accessed")}
+
+    step.cost_analysis = cost_analysis
     return step
 
 
@@ -212,9 +231,11 @@ def jax_manual_loss(latent, batch, hidden):
     y_in = jax.nn.one_hot(y, CLASSES).reshape(batch, -1)
     K = config.latent_size
 
-    def log_lik(out):
-        logits = jax.nn.log_softmax(out.reshape(out.shape[:-1] + (Y_DIM, CLASSES)), -1)
-        return jnp.take_along_axis(logits, jnp.broadcast_to(y[..., None], logits.shape[:-1] + (1,)), -1)[..., 0].sum(-1)
+    def class_log_probs(out):
+        return jax.nn.log_softmax(out.reshape(out.shape[:-1] + (Y_DIM, CLASSES)), -1)
+
+    def log_lik(log_probs):
+        return jnp.take_along_axis(log_probs, jnp.broadcast_to(y[..., None], log_probs.shape[:-1] + (1,)), -1)[..., 0].sum(-1)
 
     def loss_fn(p, key):
         enc = encoder.apply({"params": p[GUIDE_PARAMS]}, jnp.concatenate([x, y_in], -1))
@@ -222,25 +243,24 @@ def jax_manual_loss(latent, batch, hidden):
         if latent == "discrete":
             log_q = jax.nn.log_softmax(enc, -1)
             q = jnp.exp(log_q)
-            out = dec(jnp.arange(K)[:, None])
-            recon = (q.T * log_lik(out)).sum(0)
+            log_probs = class_log_probs(dec(jnp.arange(K)[:, None]))
+            recon = (q.T * log_lik(log_probs)).sum(0)
             kl = (q * (log_q + jnp.log(K))).sum(-1)
             prior = jnp.full((K,), 1.0 / K)
             marginal = categorical_kl(q.mean(0), prior)
-            probs = jax.nn.softmax(out.reshape(K, batch, Y_DIM, CLASSES), -1)
-            jsd = jensen_shannon(probs, prior).sum(-1).mean()
+            jsd = jensen_shannon(jnp.exp(log_probs), prior, log_probs=log_probs).sum(-1).mean()
         else:
             loc, raw = jnp.split(enc, 2, -1)
             scale = jax.nn.softplus(raw) + 1e-3
             k1, k2, k3, k4 = jax.random.split(key, 4)
             z = loc + scale * jax.random.normal(k1, loc.shape)
-            recon = log_lik(dec(z))
+            recon = log_lik(class_log_probs(dec(z)))
             norm = jax.scipy.stats.norm.logpdf
             kl = (norm(z, loc, scale) - norm(z)).sum(-1)
             marginal = mmd(z, jax.random.normal(k2, z.shape), num_features=weights["mmd_features"], rng_key=k4)
             draws = jax.random.normal(k3, (4, 1, K))
-            probs = jax.nn.softmax(dec(draws).reshape(4, batch, Y_DIM, CLASSES), -1)
-            jsd = jensen_shannon(probs, jnp.full((4,), 0.25)).sum(-1).mean()
+            log_probs = class_log_probs(dec(draws))
+            jsd = jensen_shannon(jnp.exp(log_probs), jnp.full((4,), 0.25), log_probs=log_probs).sum(-1).mean()
         per_example = recon.mean() - weights["beta"] * kl.mean() - weights["marginal_weight"] * marginal + weights["jsd_weight"] * jsd
         return -num_data * per_example
 

@@ -49,3 +49,26 @@ def test_benchmark_suite_runs_in_smoke_mode(tmp_path):
         assert result[key] and all(isinstance(v, float) and v > 0 for v in result[key].values()), key
     assert result["device"].startswith(("cpu", "gpu"))
     assert (tmp_path / "benchmark.md").read_text().startswith("Device:")
+
+
+def test_benchmark_floors_compute_the_librarys_objective():
+    """The hand-written steps the benchmark holds the library to compute the same loss (discrete latent:
+    no sampling), so that their times are a floor for the same work."""
+    import jax
+    import pyro
+
+    from infovae.objectives import InfoVAE_ELBO
+
+    steps = load(ROOT / "benchmarks" / "steps.py")
+    batch, hidden = 32, 16
+    manual, _ = steps.torch_manual_loss("discrete", batch, hidden)
+    _, model, guide, x, y = steps._torch_setup("discrete", batch, hidden)
+    pyro.clear_param_store()
+    library = InfoVAE_ELBO(**steps.objective("discrete", batch)).differentiable_loss(model, guide, x, y, num_data=100 * batch)
+    assert manual().item() == pytest.approx(library.item(), rel=1e-5)
+
+    key = jax.random.PRNGKey(0)
+    jax_manual, params = steps.jax_manual_loss("discrete", batch, hidden)
+    numpyro_library, numpyro_params = steps.numpyro_loss("discrete", batch, hidden)
+    assert float(jax_manual(params, key)) == pytest.approx(float(numpyro_library(numpyro_params, key)), rel=1e-5)
+    assert float(jax_manual(params, key)) == pytest.approx(library.item(), rel=1e-4)

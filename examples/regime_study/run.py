@@ -1,6 +1,6 @@
 """The regime study: which weights of the InfoVAE objective keep the hidden factor in the latent?
 
-    python examples/regime_study/run.py                  # default size, about 20 minutes on two cores
+    python examples/regime_study/run.py                  # default size, about half an hour on two cores
     python examples/regime_study/run.py --full           # the large grid
     python examples/regime_study/run.py --executor ray   # on Ray (add --address for a cluster)
 

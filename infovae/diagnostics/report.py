@@ -92,6 +92,11 @@ def _ppc_figure(run, seed):
     else:
         az.plot_ppc_rootogram(tree, var_names=["y"], backend="matplotlib")
         title = "Rootogram: predicted counts of each value of y (z ~ q) against the observed counts, pooled over factors"
+        # ArviZ labels the axes for count data; here the x axis holds y's categories.
+        ax = plt.gcf().axes[0]
+        ax.set_xlabel("value of y")
+        ax.set_ylabel("number of observations (square-root scale)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
     fig = plt.gcf()  # the figure ArviZ just drew on
     fig.suptitle(title, fontsize=10)
     fig.set_size_inches(8, 4)
@@ -182,7 +187,7 @@ def write_run_report(run_dir, seed=0):
         "ppc": "ArviZ posterior predictive check.",
     }
     body = "\n\n".join(f"### {name.replace('_', ' ')}\n{captions[name]}\n\n![{name}]({REPORT_DIR}/{name}.png)" for name in figures)
-    text = f"""# Run report: {Path(run_dir).name}
+    text = f"""# Run report: `{run_dir}`
 
 Data **{c.data.kind}**, {c.model.latent} latent of size {c.model.latent_size} ({c.model.prior} prior),
 objective beta={c.objective.beta}, marginal={c.objective.marginal} (weight {c.objective.marginal_weight}),
@@ -313,8 +318,10 @@ def _forest(spec, rows):
         values[0, seeds.index(r["seed"]), settings.index(tuple(r[k] for k in spec.swept_keys))] = r["probe_accuracy"]
     names = [_setting_name(dict(zip(spec.swept_keys, s))) for s in settings]
     tree = az.from_dict({"posterior": {"probe_accuracy": values}}, dims={"probe_accuracy": ["setting"]}, coords={"setting": names})
-    az.plot_forest(tree, var_names=["probe_accuracy"], backend="matplotlib")
+    # One label column: with a single variable, ArviZ's "variable" column only repeats its name.
+    az.plot_forest(tree, var_names=["probe_accuracy"], labels=["setting"], backend="matplotlib")
     fig = plt.gcf()  # the figure ArviZ just drew on
+    fig.axes[-1].set_xlabel("probe accuracy on sampled z (test split)")
     fig.suptitle("Probe accuracy across seeds (ArviZ forest plot: draws = seeds)", fontsize=10)
     fig.set_size_inches(10, 1.5 + 0.35 * len(settings))
     return fig
@@ -326,6 +333,8 @@ SYMBOLS = {"objective.beta": "β", "objective.marginal_weight": "γ", "objective
 def _setting_name(overrides):
     """A short label: Greek letters for the objective's weights, the last key part otherwise."""
     def value(v):
+        if v is None:
+            return "none"  # as the results tables write it
         return f"{v:g}" if isinstance(v, float) else str(v)
 
     order = list(SYMBOLS)
@@ -355,7 +364,7 @@ def _setting_sentences(spec, sweep_dir):
             mean = np.mean([c for c in runs if len(c) == len(runs[0])], axis=0)
             decay = float(mean.max() - mean[-1])
             parts.append(
-                f"probe peaked at {mean.max():.3f} and ended at {mean[-1]:.3f} "
+                f"probe (validation) peaked at {mean.max():.3f} and ended at {mean[-1]:.3f} "
                 + (f"(**decayed by {decay:.3f}**)" if decay > DECAY_THRESHOLD else "(no decay)")
             )
         if e["mi_mean"] is not None and e["marginal_kl_mean"] is not None:

@@ -5,9 +5,11 @@ from infovae.objectives.divergences import (
     DEFAULT_KERNEL_SCALES,
     categorical_kl,
     jensen_shannon,
+    kernel_frequencies,
     mmd,
     moment_matched_kl,
     monte_carlo_jensen_shannon,
+    random_feature_mmd,
 )
 from infovae.objectives.infovae_elbo import InfoVAE_ELBO
 
@@ -17,7 +19,9 @@ __all__ = [
     "UnsupportedModelError",
     "categorical_kl",
     "jensen_shannon",
+    "kernel_frequencies",
     "mmd",
     "moment_matched_kl",
     "monte_carlo_jensen_shannon",
+    "random_feature_mmd",
 ]

@@ -104,4 +104,12 @@ def test_sweep_report(tmp_path):
         assert f"report/{figure}.png" in report.read_text()
     text = report.read_text()
     assert "## What happened to the latent" in text
-    assert text.count("- **β=") == 8 and "probe peaked at" in text and "nats of information" in text
+    assert text.count("- **β=") == 8 and "probe (validation) peaked at" in text and "nats of information" in text
+
+
+def test_setting_names_order_the_weights_and_spell_values_as_the_tables_do():
+    from infovae.diagnostics.report import _setting_name
+
+    overrides = {"objective.jsd_weight": 0.1, "objective.marginal": None, "objective.beta": 1.0, "train.lr": 0.01}
+    assert _setting_name(overrides) == "β=1 δ=0.1 marginal=none lr=0.01"
+    assert _setting_name({}) == "base"
