@@ -130,8 +130,17 @@ def _device():
     return f"cpu: {model} ({os.cpu_count()} cores)"
 
 
-def _ratio(a, b):
-    return round(a / b, 3)
+def _round_medians(entry, rounds):
+    """The median step time of each round (its times are stored round after round)."""
+    times = entry["times_s"]
+    size = len(times) // rounds
+    return [statistics.median(times[r * size : (r + 1) * size]) for r in range(rounds)]
+
+
+def _paired_ratio(a, b, rounds):
+    """Median over rounds of the ratio within a round: two implementations timed back to back share the
+    machine's speed of the moment, which drifts between rounds on a shared host."""
+    return round(statistics.median(x / y for x, y in zip(_round_medians(a, rounds), _round_medians(b, rounds))), 3)
 
 
 def summarise(results, batches, largest, hidden):
@@ -139,15 +148,19 @@ def summarise(results, batches, largest, hidden):
 
     step = results["steps"]
     t = lambda impl, latent, b: step[f"{impl}/{latent}/{b}"]["median_s"]  # noqa: E731
+
+    def paired(a, b, latent):
+        return {str(n): _paired_ratio(step[f"{a}/{latent}/{n}"], step[f"{b}/{latent}/{n}"], results["rounds"]) for n in batches}
+
     ratios = {
-        "pyro_vs_traceenum": {str(b): _ratio(t("pyro_infovae", "discrete", b), t("pyro_baseline", "discrete", b)) for b in batches},
-        "pyro_vs_torch": {str(b): _ratio(t("pyro_infovae", "discrete", b), t("torch_manual", "discrete", b)) for b in batches},
-        "numpyro_vs_jax": {str(b): _ratio(t("numpyro_infovae", "discrete", b), t("jax_manual", "discrete", b)) for b in batches},
-        "numpyro_speedup_vs_pyro": {str(b): _ratio(t("pyro_infovae", "discrete", b), t("numpyro_infovae", "discrete", b)) for b in batches},
-        "gaussian_pyro_vs_trace": {str(b): _ratio(t("pyro_infovae", "gaussian", b), t("pyro_baseline", "gaussian", b)) for b in batches},
-        "gaussian_pyro_vs_torch": {str(b): _ratio(t("pyro_infovae", "gaussian", b), t("torch_manual", "gaussian", b)) for b in batches},
-        "gaussian_numpyro_vs_jax": {str(b): _ratio(t("numpyro_infovae", "gaussian", b), t("jax_manual", "gaussian", b)) for b in batches},
-        "gaussian_numpyro_speedup_vs_pyro": {str(b): _ratio(t("pyro_infovae", "gaussian", b), t("numpyro_infovae", "gaussian", b)) for b in batches},
+        "pyro_vs_traceenum": paired("pyro_infovae", "pyro_baseline", "discrete"),
+        "pyro_vs_torch": paired("pyro_infovae", "torch_manual", "discrete"),
+        "numpyro_vs_jax": paired("numpyro_infovae", "jax_manual", "discrete"),
+        "numpyro_speedup_vs_pyro": paired("pyro_infovae", "numpyro_infovae", "discrete"),
+        "gaussian_pyro_vs_trace": paired("pyro_infovae", "pyro_baseline", "gaussian"),
+        "gaussian_pyro_vs_torch": paired("pyro_infovae", "torch_manual", "gaussian"),
+        "gaussian_numpyro_vs_jax": paired("numpyro_infovae", "jax_manual", "gaussian"),
+        "gaussian_numpyro_speedup_vs_pyro": paired("pyro_infovae", "numpyro_infovae", "gaussian"),
     }
     flops = steps.model_flops(steps.arch("discrete", hidden), largest)
     achieved = flops / t("numpyro_infovae", "discrete", largest)
@@ -211,21 +224,35 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and one repeat, to prove the suite runs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for benchmark.json and benchmark.md")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the PyTorch steps run (JAX picks its own)")
+    parser.add_argument("--tables-from", type=Path, metavar="JSON", help="re-make the ratios and tables from a benchmark.json's raw figures (from another machine, say)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         case = json.loads(args.case)
         print(json.dumps(MEASURES[case["kind"]](case)))
         return
+    results = json.loads(args.tables_from.read_text())["raw"] if args.tables_from else measure_all(args)
+    batches = sorted({int(key.split("/")[-1]) for key in results["steps"]})
+    ratios = summarise(results, batches, max(batches), results["hidden"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "benchmark.json").write_text(json.dumps({**ratios, "device": results["device"], "raw": results}, indent=2) + "\n")
+    table = markdown(results, ratios, batches)
+    (args.out / "benchmark.md").write_text(table + "\n")
+    print(table)
+    print(args.out / "benchmark.json")
 
+
+def measure_all(args):
+    """Every measurement of the suite, each in a fresh process: the raw figures."""
     import steps
 
     batches, hidden = ((32,), 16) if args.smoke else (BATCHES, steps.HIDDEN)
     rounds, repeats, inner, warmup = (1, 1, 1, 1) if args.smoke else (ROUNDS, 3, 3, 3)
-    results = {"device": _device(), "smoke": args.smoke, "rounds": rounds, "steps": {}}
+    results = {"device": _device(), "smoke": args.smoke, "rounds": rounds, "hidden": hidden, "steps": {}}
     cases = [(impl, latent, b) for latent in ("discrete", "gaussian") for b in batches for impl in IMPLEMENTATIONS]
-    # Rounds over all cases, rather than all repeats of one case in a row: a machine whose speed drifts
-    # over minutes (a shared host) then slows every implementation alike, and the ratios hold.
+    # Rounds over all cases, rather than all repeats of one case in a row: on a machine whose speed drifts
+    # over minutes (a shared host) the implementations compared are then timed back to back in each
+    # round, and the ratios are taken within rounds (see _paired_ratio).
     measured = {}
     for r in range(rounds):
         for i, (impl, latent, b) in enumerate(cases, 1):
@@ -245,13 +272,7 @@ def main():
     layer = [steps.LATENT_SIZE["discrete"] * max(batches), hidden, hidden]
     results["matmul"] = run_case(dict(kind="matmul", size=256 if args.smoke else 2048, layer=layer, repeats=repeats))
     results["mmd"] = run_case(dict(kind="mmd", sizes=[b for b in batches] if args.smoke else list(MMD_SIZES), repeats=1 if args.smoke else 3))
-    ratios = summarise(results, batches, max(batches), hidden)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "benchmark.json").write_text(json.dumps({**ratios, "device": results["device"], "raw": results}, indent=2) + "\n")
-    table = markdown(results, ratios, batches)
-    (args.out / "benchmark.md").write_text(table + "\n")
-    print(table)
-    print(args.out / "benchmark.json")
+    return results
 
 
 if __name__ == "__main__":

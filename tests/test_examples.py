@@ -49,6 +49,14 @@ def test_benchmark_suite_runs_in_smoke_mode(tmp_path):
         assert result[key] and all(isinstance(v, float) and v > 0 for v in result[key].values()), key
     assert result["device"].startswith(("cpu", "gpu"))
     assert (tmp_path / "benchmark.md").read_text().startswith("Device:")
+    # The tables re-made from the saved raw figures are the same.
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tables-from", str(path), "--out", str(tmp_path / "again")],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((tmp_path / "again" / "benchmark.json").read_text()) == result
+    assert (tmp_path / "again" / "benchmark.md").read_text() == (tmp_path / "benchmark.md").read_text()
 
 
 def test_benchmark_floors_compute_the_librarys_objective():
