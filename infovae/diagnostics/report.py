@@ -16,6 +16,8 @@ __all__ = ["run_figures", "sweep_figures", "write_report", "write_run_report", "
 REPORT_DIR, REPORT = "report", "report.md"
 # A probe that ends this far below its best has decayed (accuracy points).
 DECAY_THRESHOLD = 0.05
+# Total variation between the true and the generated strategy mix below which the prior "covers" them.
+COVERAGE_THRESHOLD = 0.1
 FIGURE_EXAMPLES = 2000
 
 
@@ -153,7 +155,7 @@ def _coverage_sentence(run):
     rows = "\n".join(
         f"| {s} | {true:.3f} | {gen:.3f} |" for s, (true, gen) in enumerate(zip(generator.strategy_mix, generated))
     )
-    verdict = "the prior covers every strategy" if tv < 0.1 else "**the prior does not cover the strategies evenly**"
+    verdict = "the prior covers every strategy" if tv < COVERAGE_THRESHOLD else "**the prior does not cover the strategies evenly**"
     missing = [s for s, (t, g) in enumerate(zip(generator.strategy_mix, generated)) if g < 0.5 * t]
     gap = f" Under-generated strategies: {missing}." if missing else ""
     return (
@@ -275,7 +277,8 @@ def _read_rows(sweep_dir):
     return rows
 
 
-def _probe_curves(spec, sweep_dir):
+def _probe_runs(spec, sweep_dir):
+    """Per setting name, each finished trial's probe curve ``[(step, accuracy or None), ...]``."""
     from infovae.sweeps.trial import read_outcome
 
     curves = {}
@@ -286,8 +289,12 @@ def _probe_curves(spec, sweep_dir):
         if outcome is None or outcome["status"] != "ok" or not metrics_path.exists():
             continue
         records = [json.loads(line) for line in metrics_path.read_text().splitlines()]
-        label = _setting_name(trial.overrides)
-        curves.setdefault(label, []).append([(r["step"], r.get("probe_accuracy")) for r in records])
+        curves.setdefault(_setting_name(trial.overrides), []).append([(r["step"], r.get("probe_accuracy")) for r in records])
+    return curves
+
+
+def _probe_curves(spec, sweep_dir):
+    curves = _probe_runs(spec, sweep_dir)
     fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
     for i, (label, runs) in enumerate(sorted(curves.items())):
         steps = [s for s, _ in runs[0]]
@@ -345,16 +352,9 @@ def _setting_name(overrides):
 def _setting_sentences(spec, sweep_dir):
     """One line per setting: did the probe decay, how did the KL split, does the prior cover the data."""
     from infovae.sweeps.results import aggregate
-    from infovae.sweeps.trial import read_outcome
 
     table = aggregate(spec, _read_rows(sweep_dir))
-    curves = {}
-    for trial in spec.trials:
-        trial_dir = Path(sweep_dir) / "trials" / trial.name
-        outcome = read_outcome(trial_dir)
-        if outcome is not None and outcome["status"] == "ok":
-            records = [json.loads(line) for line in (trial_dir / "run" / "metrics.jsonl").read_text().splitlines()]
-            curves.setdefault(_setting_name(trial.overrides), []).append([r.get("probe_accuracy") for r in records])
+    curves = {name: [[v for _, v in run] for run in runs] for name, runs in _probe_runs(spec, sweep_dir).items()}
     lines = []
     for e in table:
         name = _setting_name({k: e[k] for k in spec.swept_keys})
@@ -370,7 +370,7 @@ def _setting_sentences(spec, sweep_dir):
         if e["mi_mean"] is not None and e["marginal_kl_mean"] is not None:
             parts.append(f"KL to the aggregate prior = {e['mi_mean']:.3f} nats of information + {e['marginal_kl_mean']:.3f} of marginal mismatch")
         if e["coverage_tv_mean"] is not None:
-            verdict = "covers the strategies" if e["coverage_tv_mean"] < 0.1 else "**does not cover the strategies evenly**"
+            verdict = "covers the strategies" if e["coverage_tv_mean"] < COVERAGE_THRESHOLD else "**does not cover the strategies evenly**"
             parts.append(f"the prior {verdict} (TV {e['coverage_tv_mean']:.3f})")
         if parts:
             lines.append(f"- **{name}**: " + "; ".join(parts) + ".")
