@@ -15,7 +15,7 @@ until it is done. All of them train the same CVAE on the same objective, so that
 
 import numpy as np
 
-from infovae.architecture import CVAEConfig
+from infovae.core.architecture import CVAEConfig
 
 X_DIM, Y_DIM, CLASSES, HIDDEN = 36, 12, 5, 128
 LATENT_SIZE = {"discrete": 8, "gaussian": 8}

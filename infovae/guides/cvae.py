@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from infovae.architecture import CVAEConfig
+from infovae.core.architecture import CVAEConfig
+from infovae.core.cvae import latent_distribution
 from infovae.models.cvae import data_plate
 from infovae.models.layers import mlp, split_loc_scale
 
@@ -34,11 +35,7 @@ class CVAEGuide(nn.Module):
     def posterior(self, x, y):
         """``q(z|x,y)`` with batch shape ``x.shape[:-1]``."""
         y_in = encode_targets(y, self.config).to(x.dtype)
-        params = self.encoder(torch.cat([x, y_in], dim=-1))
-        if self.config.latent == "discrete":
-            return dist.Categorical(logits=params)
-        loc, scale = split_loc_scale(params)
-        return dist.Normal(loc, scale).to_event(1)
+        return latent_distribution(dist, self.config, self.encoder(torch.cat([x, y_in], dim=-1)), split_loc_scale)
 
     def forward(self, x, y, num_data=None):
         pyro.module("cvae_guide", self)

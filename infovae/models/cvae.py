@@ -5,8 +5,9 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from infovae.architecture import CVAEConfig
-from infovae.models.layers import mlp, split_loc_scale
+from infovae.core.architecture import CVAEConfig
+from infovae.core.cvae import fixed_prior, initial_raw_decoder_scale, latent_distribution, likelihood_distribution
+from infovae.models.layers import mlp, positive_scale, split_loc_scale
 
 __all__ = ["CVAEModel", "data_plate"]
 
@@ -45,23 +46,16 @@ class CVAEModel(nn.Module):
         self.decoder_rest = nn.Sequential(
             nn.ReLU(), nn.Linear(c.hidden, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.decoder_output_dim)
         )
+        if c.learned_scale:
+            # One standard deviation per output dimension, shared by all examples.
+            self.decoder_scale = nn.Parameter(torch.full((c.y_dim,), initial_raw_decoder_scale(c)))
 
     def prior(self, x):
         """``p(z|x)`` with batch shape ``x.shape[:-1]``."""
         c = self.config
-        batch = x.shape[:-1]
         if c.prior == "learned":
-            params = self.prior_net(x)
-        elif c.latent == "discrete":
-            params = x.new_zeros(batch + (c.latent_size,))
-        else:
-            params = None
-        if c.latent == "discrete":
-            return dist.Categorical(logits=params)
-        if params is None:
-            return dist.Normal(x.new_zeros(batch + (c.latent_size,)), x.new_ones(batch + (c.latent_size,))).to_event(1)
-        loc, scale = split_loc_scale(params)
-        return dist.Normal(loc, scale).to_event(1)
+            return latent_distribution(dist, c, self.prior_net(x), split_loc_scale)
+        return fixed_prior(dist, c, x.new_zeros(x.shape[:-1] + (c.latent_size,)))
 
     def decoder(self, x, z):
         """``p(y|x,z)`` with batch shape ``broadcast(x.shape[:-1], z's batch shape)``."""
@@ -72,13 +66,10 @@ class CVAEModel(nn.Module):
         else:
             z_part = self.decoder_z(z)
         out = self.decoder_rest(self.decoder_x(x) + z_part)
-        batch = out.shape[:-1]
-        if c.likelihood == "categorical":
-            return dist.Categorical(logits=out.reshape(batch + (c.y_dim, c.num_classes))).to_event(1)
-        if c.likelihood == "bernoulli":
-            return dist.Bernoulli(logits=out).to_event(1)
-        loc, scale = split_loc_scale(out)
-        return dist.Normal(loc, scale).to_event(1)
+        if c.amortized_scale:
+            return likelihood_distribution(dist, c, *split_loc_scale(out, c.min_scale))
+        scale = positive_scale(self.decoder_scale, c.min_scale) if c.learned_scale else c.decoder_scale
+        return likelihood_distribution(dist, c, out, scale)
 
     def forward(self, x, y=None, num_data=None):
         pyro.module("cvae_model", self)

@@ -17,10 +17,12 @@ def mlp(in_dim, hidden, out_dim):
     )
 
 
-def positive_scale(raw):
-    return F.softplus(raw) + MIN_SCALE
+def positive_scale(raw, minimum=MIN_SCALE):
+    r"""A standard deviation from an unconstrained value: :math:`\mathrm{softplus}(r) + \text{minimum}`."""
+    return F.softplus(raw) + minimum
 
 
-def split_loc_scale(params):
+def split_loc_scale(params, minimum=MIN_SCALE):
+    """``loc, scale`` from the two halves of the last dim of a network's output."""
     loc, raw = torch.chunk(params, 2, dim=-1)
-    return loc, positive_scale(raw)
+    return loc, positive_scale(raw, minimum)

@@ -26,16 +26,16 @@ SEQUENTIAL_PREFIX = "layers_"
 
 def _flax_path(torch_name):
     """``"prior_net.0.weight"`` -> ``(("prior_net", "layers_0", "kernel"), True)``: the leaf's path and
-    whether it is transposed."""
+    whether it is transposed. A parameter of a module itself (``"decoder_scale"``) keeps its name."""
     *modules, leaf = torch_name.split(".")
-    flax_leaf, transposed = LEAVES[leaf]
+    flax_leaf, transposed = LEAVES.get(leaf, (leaf, False)) if modules else (leaf, False)
     return tuple(SEQUENTIAL_PREFIX + m if m.isdigit() else m for m in modules) + (flax_leaf,), transposed
 
 
 def _torch_name(flax_path):
     """The inverse of :func:`_flax_path`."""
     *modules, flax_leaf = flax_path
-    torch_leaf, transposed = FLAX_LEAVES[flax_leaf]
+    torch_leaf, transposed = FLAX_LEAVES.get(flax_leaf, (flax_leaf, False)) if modules else (flax_leaf, False)
     return ".".join([m.removeprefix(SEQUENTIAL_PREFIX) for m in modules] + [torch_leaf]), transposed
 
 

@@ -1,8 +1,10 @@
 """Objectives for conditional VAEs in Pyro: :class:`InfoVAE_ELBO` and the divergences it composes."""
 
-from infovae.objectives._traces import UnsupportedModelError
+from infovae.errors import UnsupportedModelError
 from infovae.objectives.divergences import (
     DEFAULT_KERNEL_SCALES,
+    aggregate_categorical_kl,
+    bias_corrected_categorical_kl,
     categorical_kl,
     jensen_shannon,
     kernel_frequencies,
@@ -17,6 +19,8 @@ __all__ = [
     "DEFAULT_KERNEL_SCALES",
     "InfoVAE_ELBO",
     "UnsupportedModelError",
+    "aggregate_categorical_kl",
+    "bias_corrected_categorical_kl",
     "categorical_kl",
     "jensen_shannon",
     "kernel_frequencies",

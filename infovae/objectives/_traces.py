@@ -1,8 +1,7 @@
-"""What :class:`InfoVAE_ELBO` reads from a Pyro model/guide trace, and the checks that the pair has
-the supported shape: one latent site and one observed site inside one data plate.
-
-Every check raises :class:`UnsupportedModelError` naming the offending site and saying what is
-supported, so that an unsupported model never yields silently wrong numbers.
+"""What :class:`InfoVAE_ELBO` reads from a Pyro model/guide trace: the trace's sites as the
+backend-neutral :class:`~infovae.core.sites.Site` records that the checks of :mod:`infovae.core.sites`
+run on, and the few things about torch distributions that differ from NumPyro's (wrappers, parameters,
+enumeration). The NumPyro twin is :mod:`infovae.numpyro.objectives._traces`.
 """
 
 import torch
@@ -13,94 +12,36 @@ from pyro.poutine.util import site_is_subsample
 from torch.distributions import Independent
 from torch.nn import functional as F
 
-__all__ = ["UnsupportedModelError"]
+from infovae.core.sites import Site
+from infovae.errors import UnsupportedModelError
 
-SUPPORTED = (
-    "InfoVAE_ELBO supports one latent site and one observed site, both inside one data plate, in "
-    "model and guide alike; the latent is a Categorical/OneHotCategorical (summed out exactly) or a "
-    "reparameterised continuous distribution with one event dim (sampled)"
-)
+__all__ = ["describe", "enumerated_support", "factor_log_probs", "gaussian_params", "is_discrete", "replay_with", "sites"]
 
 
-class UnsupportedModelError(ValueError):
-    """A model/guide pair that does not have the shape :class:`InfoVAE_ELBO` supports."""
-
-
-def _is_deterministic(site):
-    return site["infer"].get("_deterministic", False)
-
-
-def _sample_sites(trace):
-    return [
-        site
-        for site in trace.nodes.values()
-        if site["type"] == "sample" and not site_is_subsample(site) and not _is_deterministic(site)
-    ]
-
-
-def data_plate(site):
-    """The one vectorised plate around ``site``."""
-    plates = [frame for frame in site["cond_indep_stack"] if frame.vectorized]
-    if len(plates) != 1:
-        found = ", ".join(repr(f.name) for f in plates) or "none"
-        raise UnsupportedModelError(
-            f"site {site['name']!r} must be inside exactly one vectorised data plate (found: {found}). {SUPPORTED}."
+def sites(trace):
+    """The trace's sample sites (not subsample or deterministic ones), by name."""
+    out = {}
+    for node in trace.nodes.values():
+        if node["type"] != "sample" or site_is_subsample(node) or node["infer"].get("_deterministic", False):
+            continue
+        plates = [frame for frame in node["cond_indep_stack"] if frame.vectorized]
+        out[node["name"]] = Site(
+            name=node["name"],
+            observed=node["is_observed"],
+            plates=tuple(frame.name for frame in plates),
+            plate_size=plates[-1].size if plates else None,
+            fn=node["fn"],
+            value=node["value"],
+            scale=node["scale"],
+            mask=node["mask"],
         )
-    return plates[0]
+    return out
 
 
-def check_guide(trace, latent_site):
-    """The guide's latent site, after checking it is the guide's only latent site."""
-    sites = _sample_sites(trace)
-    observed = [s["name"] for s in sites if s["is_observed"]]
-    if observed:
-        raise UnsupportedModelError(f"the guide observes site(s) {observed}; a guide must not observe data. {SUPPORTED}.")
-    names = [s["name"] for s in sites]
-    if latent_site not in names:
-        raise UnsupportedModelError(
-            f"the guide has no sample site named {latent_site!r} (it has {names}); pass latent_site=... "
-            "to name the latent"
-        )
-    others = [n for n in names if n != latent_site]
-    if others:
-        raise UnsupportedModelError(
-            f"the guide samples site(s) {others} besides the latent {latent_site!r}. {SUPPORTED}."
-        )
-    site = trace.nodes[latent_site]
-    data_plate(site)
-    fn = site["fn"]
-    if not is_discrete(fn) and not (fn.has_rsample and fn.event_dim == 1):
-        raise UnsupportedModelError(
-            f"latent site {latent_site!r} has distribution {type(unwrap(fn)[0]).__name__} with event_dim "
-            f"{fn.event_dim} and has_rsample={fn.has_rsample}. {SUPPORTED}."
-        )
-    return site
-
-
-def check_model(trace, latent_site, obs_site, plate):
-    """The model's latent and observed sites, after checking there are no others."""
-    sites = _sample_sites(trace)
-    names = [s["name"] for s in sites]
-    for name, what in ((latent_site, "latent_site"), (obs_site, "obs_site")):
-        if name not in names:
-            raise UnsupportedModelError(f"the model has no sample site named {name!r} (it has {names}); pass {what}=...")
-    others = [n for n in names if n not in (latent_site, obs_site)]
-    if others:
-        raise UnsupportedModelError(
-            f"the model has sample site(s) {others} besides {latent_site!r} and {obs_site!r}. {SUPPORTED}."
-        )
-    latent, obs = trace.nodes[latent_site], trace.nodes[obs_site]
-    if latent["is_observed"]:
-        raise UnsupportedModelError(f"site {latent_site!r} is observed in the model but is the latent site")
-    if not obs["is_observed"]:
-        raise UnsupportedModelError(f"site {obs_site!r} is not observed in the model: pass the data as obs=")
-    for site in (latent, obs):
-        frame = data_plate(site)
-        if frame.name != plate.name:
-            raise UnsupportedModelError(
-                f"site {site['name']!r} is in plate {frame.name!r} but the guide's latent is in plate {plate.name!r}"
-            )
-    return latent, obs
+def full_size(trace, site_name):
+    """The full size N of the data plate around ``site_name``."""
+    frame = next(f for f in trace.nodes[site_name]["cond_indep_stack"] if f.vectorized)
+    return frame.full_size or frame.size
 
 
 def unwrap(fn):
@@ -112,6 +53,10 @@ def unwrap(fn):
     return fn, masked
 
 
+def describe(fn):
+    return type(unwrap(fn)[0]).__name__
+
+
 def is_discrete(fn):
     return isinstance(unwrap(fn)[0], (Categorical, OneHotCategorical)) and fn.has_enumerate_support
 
@@ -121,23 +66,6 @@ def enumerated_support(fn, max_plate_nesting):
     support = fn.enumerate_support(expand=False)
     K = support.shape[0]
     return support.reshape((K,) + (1,) * max_plate_nesting + fn.event_shape)
-
-
-def flat_batch(log_prob, site_name, lead, batch_size):
-    """Reshape per-example values ``[*lead, 1.., B]`` to ``[*lead, B]``, checking the plate is the only batch dim."""
-    if log_prob.shape[-1:] != (batch_size,) or log_prob.numel() != batch_size * _prod(lead):
-        raise UnsupportedModelError(
-            f"site {site_name!r} gives log-probabilities of shape {tuple(log_prob.shape)}; the data plate of size "
-            f"{batch_size} must be its only batch dim (the rightmost, dim=-1): declare other dims with .to_event()"
-        )
-    return log_prob.reshape(tuple(lead) + (batch_size,))
-
-
-def _prod(shape):
-    out = 1
-    for s in shape:
-        out *= s
-    return out
 
 
 def replay_with(model, guide_trace, name, value, args, kwargs):

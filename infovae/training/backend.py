@@ -8,7 +8,7 @@ are the same for Pyro and NumPyro. Latent distributions cross the boundary as th
 
 from abc import ABC, abstractmethod
 
-from infovae.architecture import CVAEConfig
+from infovae.core.architecture import CVAEConfig
 
 __all__ = ["Backend", "make_backend"]
 

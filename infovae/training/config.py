@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from infovae.architecture import LIKELIHOODS
+from infovae.core.architecture import LIKELIHOODS
 
 __all__ = [
     "ConfigError",

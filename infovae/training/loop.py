@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
-from infovae.architecture import CVAEConfig
+from infovae.core.architecture import CVAEConfig
 from infovae.data.loading import load_splits
 from infovae.diagnostics.evaluate import evaluate
 from infovae.training.backend import make_backend

@@ -21,7 +21,9 @@ def _distribution_params(fn):
     while hasattr(fn, "base_dist"):
         fn = fn.base_dist
     values = [fn.probs] if hasattr(fn, "probs") else [fn.loc, fn.scale]
-    return [v.detach().numpy() if torch.is_tensor(v) else np.asarray(v) for v in values]
+    values = [v.detach().numpy() if torch.is_tensor(v) else np.asarray(v) for v in values]
+    # torch broadcasts a shared parameter (a learned decoder scale) to the batch, NumPyro keeps its shape.
+    return np.broadcast_arrays(*values)
 
 
 def _initial_params(twins):

@@ -12,7 +12,7 @@ import torch
 from numpyro import handlers
 from pyro.poutine.messenger import Messenger
 
-from infovae.architecture import CVAEConfig
+from infovae.core.architecture import CVAEConfig
 from infovae.guides import CVAEGuide as TorchGuide
 from infovae.models import CVAEModel as TorchModel
 from infovae.numpyro.guides import CVAEGuide

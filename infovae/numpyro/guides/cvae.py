@@ -13,7 +13,8 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.contrib.module import flax_module
 
-from infovae.architecture import CVAEConfig
+from infovae.core.architecture import CVAEConfig
+from infovae.core.cvae import latent_distribution
 from infovae.numpyro.models.cvae import data_plate
 from infovae.numpyro.models.layers import mlp, split_loc_scale
 
@@ -58,11 +59,7 @@ class CVAEGuide:
 
     def _posterior(self, networks, x, y):
         y_in = encode_targets(y, self.config).astype(x.dtype)
-        params = networks(jnp.concatenate([x, y_in], axis=-1))
-        if self.config.latent == "discrete":
-            return dist.Categorical(logits=params)
-        loc, scale = split_loc_scale(params)
-        return dist.Normal(loc, scale).to_event(1)
+        return latent_distribution(dist, self.config, networks(jnp.concatenate([x, y_in], axis=-1)), split_loc_scale)
 
     def _bind(self, params):
         # The callable that flax_module returns inside a trace, built from a params dict instead.

@@ -16,8 +16,9 @@ import numpyro.distributions as dist
 from numpyro import handlers
 from numpyro.contrib.module import flax_module
 
-from infovae.architecture import CVAEConfig
-from infovae.numpyro.models.layers import LatentLinear, mlp, split_loc_scale
+from infovae.core.architecture import CVAEConfig
+from infovae.core.cvae import fixed_prior, initial_raw_decoder_scale, latent_distribution, likelihood_distribution
+from infovae.numpyro.models.layers import LatentLinear, mlp, positive_scale, split_loc_scale
 
 __all__ = ["NAME", "PARAMS", "CVAEModel", "GenerativeNetworks", "data_plate"]
 
@@ -49,8 +50,8 @@ def data_plate(batch_size, num_data=None):
 
 class GenerativeNetworks(nn.Module):
     """The networks of ``p(z|x)`` and ``p(y|x,z)``, named as the torch :class:`~infovae.models.CVAEModel`'s
-    submodules: ``prior_net`` (learned prior only), and the decoder ``decoder_x``, ``decoder_z``,
-    ``decoder_rest``."""
+    submodules: ``prior_net`` (learned prior only), the decoder ``decoder_x``, ``decoder_z``,
+    ``decoder_rest``, and ``decoder_scale`` (a Gaussian decoder's learned scale, unconstrained)."""
 
     config: CVAEConfig
 
@@ -63,6 +64,9 @@ class GenerativeNetworks(nn.Module):
         self.decoder_x = nn.Dense(c.hidden)
         self.decoder_z = LatentLinear(c.latent_size, c.hidden, discrete=c.latent == "discrete")
         self.decoder_rest = nn.Sequential([nn.relu, nn.Dense(c.hidden), nn.relu, nn.Dense(c.decoder_output_dim)])
+        if c.learned_scale:
+            # One standard deviation per output dimension, shared by all examples.
+            self.decoder_scale = self.param("decoder_scale", nn.initializers.constant(initial_raw_decoder_scale(c)), (c.y_dim,))
 
     def prior_params(self, x):
         """The learned prior's logits, or its loc and raw scale, ``[..., latent_param_dim]``."""
@@ -71,6 +75,10 @@ class GenerativeNetworks(nn.Module):
     def decoder_params(self, x, z):
         """The decoder's output ``[*broadcast(x.shape[:-1], z's batch shape), decoder_output_dim]``."""
         return self.decoder_rest(self.decoder_x(x) + self.decoder_z(z))
+
+    def learned_decoder_scale(self):
+        """The Gaussian decoder's learned scale per output dimension, unconstrained."""
+        return self.decoder_scale
 
     def __call__(self, x, z):
         """Every network once: flax creates parameters by running a method, and this one reaches all."""
@@ -95,31 +103,17 @@ class CVAEModel:
 
     def _prior(self, networks, x):
         c = self.config
-        batch = x.shape[:-1]
         if c.prior == "learned":
-            params = networks(x, method="prior_params")
-        elif c.latent == "discrete":
-            params = jnp.zeros(batch + (c.latent_size,), x.dtype)
-        else:
-            params = None
-        if c.latent == "discrete":
-            return dist.Categorical(logits=params)
-        if params is None:
-            shape = batch + (c.latent_size,)
-            return dist.Normal(jnp.zeros(shape, x.dtype), jnp.ones(shape, x.dtype)).to_event(1)
-        loc, scale = split_loc_scale(params)
-        return dist.Normal(loc, scale).to_event(1)
+            return latent_distribution(dist, c, networks(x, method="prior_params"), split_loc_scale)
+        return fixed_prior(dist, c, jnp.zeros(x.shape[:-1] + (c.latent_size,), x.dtype))
 
     def _decoder(self, networks, x, z):
         c = self.config
         out = networks(x, z, method="decoder_params")
-        batch = out.shape[:-1]
-        if c.likelihood == "categorical":
-            return dist.Categorical(logits=out.reshape(batch + (c.y_dim, c.num_classes))).to_event(1)
-        if c.likelihood == "bernoulli":
-            return dist.Bernoulli(logits=out).to_event(1)
-        loc, scale = split_loc_scale(out)
-        return dist.Normal(loc, scale).to_event(1)
+        if c.amortized_scale:
+            return likelihood_distribution(dist, c, *split_loc_scale(out, c.min_scale))
+        scale = positive_scale(networks(method="learned_decoder_scale"), c.min_scale) if c.learned_scale else c.decoder_scale
+        return likelihood_distribution(dist, c, out, scale)
 
     def _bind(self, params):
         # The callable that flax_module returns inside a trace, built from a params dict instead.

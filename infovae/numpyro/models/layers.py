@@ -40,12 +40,12 @@ class LatentLinear(nn.Module):
         return kernel[z] if self.discrete else z @ kernel
 
 
-def positive_scale(raw):
-    r"""A standard deviation from an unconstrained output: :math:`\mathrm{softplus}(r) + \text{MIN\_SCALE}`."""
-    return jax.nn.softplus(raw) + MIN_SCALE
+def positive_scale(raw, minimum=MIN_SCALE):
+    r"""A standard deviation from an unconstrained value: :math:`\mathrm{softplus}(r) + \text{minimum}`."""
+    return jax.nn.softplus(raw) + minimum
 
 
-def split_loc_scale(params):
+def split_loc_scale(params, minimum=MIN_SCALE):
     """``loc, scale`` from the two halves of the last dim of a network's output."""
     loc, raw = jnp.split(params, 2, axis=-1)
-    return loc, positive_scale(raw)
+    return loc, positive_scale(raw, minimum)

@@ -1,9 +1,7 @@
-"""What the NumPyro :class:`InfoVAE_ELBO` reads from a model/guide trace, and the checks that the pair
-has the supported shape: one latent site and one observed site inside one data plate.
-
-The twin of :mod:`infovae.objectives._traces`. Every check raises :class:`UnsupportedModelError`
-naming the offending site and saying what is supported, so that an unsupported model never yields
-silently wrong numbers. All checks are on shapes and types, so they run once while
+"""What the NumPyro :class:`InfoVAE_ELBO` reads from a model/guide trace: the trace's sites as the
+backend-neutral :class:`~infovae.core.sites.Site` records that the checks of :mod:`infovae.core.sites`
+run on, and the few things about NumPyro distributions that differ from torch's. The twin of
+:mod:`infovae.objectives._traces`. Everything here reads shapes and types, so it runs once while
 :func:`jax.jit` traces.
 
 One difference in bookkeeping: Pyro keeps a ``poutine.mask`` in the site (``site["mask"]``), NumPyro
@@ -17,94 +15,42 @@ from numpyro import handlers
 from numpyro.distributions import BernoulliLogits, BernoulliProbs, CategoricalLogits, CategoricalProbs, Normal
 from numpyro.distributions.distribution import ExpandedDistribution, Independent, MaskedDistribution
 
-__all__ = ["UnsupportedModelError"]
+from infovae.core.sites import Site
+from infovae.errors import UnsupportedModelError
 
-SUPPORTED = (
-    "InfoVAE_ELBO supports one latent site and one observed site, both inside one data plate, in "
-    "model and guide alike; the latent is a Categorical (summed out exactly) or a reparameterised "
-    "continuous distribution with one event dim (sampled)"
-)
+__all__ = ["describe", "enumerated_support", "factor_log_probs", "gaussian_params", "is_discrete", "log_prob", "replay_with", "sites"]
+
 CATEGORICAL = (CategoricalLogits, CategoricalProbs)
 BERNOULLI = (BernoulliLogits, BernoulliProbs)
 
 
-class UnsupportedModelError(ValueError):
-    """A model/guide pair that does not have the shape :class:`InfoVAE_ELBO` supports."""
-
-
-def _sample_sites(trace):
-    # NumPyro records plates, params and deterministic values as sites of their own types.
-    return [site for site in trace.values() if site["type"] == "sample"]
-
-
-def data_plate(site):
-    """The one plate around ``site`` (its ``size`` is the subsample size)."""
-    plates = site["cond_indep_stack"]
-    if len(plates) != 1:
-        found = ", ".join(repr(f.name) for f in plates) or "none"
-        raise UnsupportedModelError(
-            f"site {site['name']!r} must be inside exactly one vectorised data plate (found: {found}). {SUPPORTED}."
+def sites(trace):
+    """The trace's sample sites, by name, with the masks a handler put on each distribution taken
+    out into :attr:`Site.mask` (NumPyro records plates, params and deterministic values as sites of
+    their own types)."""
+    out = {}
+    for node in trace.values():
+        if node["type"] != "sample":
+            continue
+        fn, mask = split_mask(node["fn"])
+        plates = node["cond_indep_stack"]
+        out[node["name"]] = Site(
+            name=node["name"],
+            observed=node["is_observed"],
+            plates=tuple(frame.name for frame in plates),
+            plate_size=plates[-1].size if plates else None,
+            fn=fn,
+            value=node["value"],
+            scale=node["scale"],
+            mask=mask,
         )
-    return plates[0]
+    return out
 
 
-def plate_full_size(trace, frame):
-    """The plate's full size ``N``: the first argument of its own site in the trace."""
+def full_size(trace, site_name):
+    """The full size N of the data plate around ``site_name``: the first argument of the plate's own site."""
+    frame = trace[site_name]["cond_indep_stack"][-1]
     return trace[frame.name]["args"][0]
-
-
-def check_guide(trace, latent_site):
-    """The guide's latent site, after checking it is the guide's only latent site."""
-    sites = _sample_sites(trace)
-    observed = [s["name"] for s in sites if s["is_observed"]]
-    if observed:
-        raise UnsupportedModelError(f"the guide observes site(s) {observed}; a guide must not observe data. {SUPPORTED}.")
-    names = [s["name"] for s in sites]
-    if latent_site not in names:
-        raise UnsupportedModelError(
-            f"the guide has no sample site named {latent_site!r} (it has {names}); pass latent_site=... "
-            "to name the latent"
-        )
-    others = [n for n in names if n != latent_site]
-    if others:
-        raise UnsupportedModelError(
-            f"the guide samples site(s) {others} besides the latent {latent_site!r}. {SUPPORTED}."
-        )
-    site = trace[latent_site]
-    data_plate(site)
-    fn = site["fn"]
-    if not is_discrete(fn) and not (fn.has_rsample and fn.event_dim == 1):
-        raise UnsupportedModelError(
-            f"latent site {latent_site!r} has distribution {distribution_name(fn)} with event_dim "
-            f"{fn.event_dim} and has_rsample={fn.has_rsample}. {SUPPORTED}."
-        )
-    return site
-
-
-def check_model(trace, latent_site, obs_site, plate):
-    """The model's latent and observed sites, after checking there are no others."""
-    sites = _sample_sites(trace)
-    names = [s["name"] for s in sites]
-    for name, what in ((latent_site, "latent_site"), (obs_site, "obs_site")):
-        if name not in names:
-            raise UnsupportedModelError(f"the model has no sample site named {name!r} (it has {names}); pass {what}=...")
-    others = [n for n in names if n not in (latent_site, obs_site)]
-    if others:
-        raise UnsupportedModelError(
-            f"the model has sample site(s) {others} besides {latent_site!r} and {obs_site!r}. {SUPPORTED}."
-        )
-    latent, obs = trace[latent_site], trace[obs_site]
-    if latent["is_observed"]:
-        raise UnsupportedModelError(f"site {latent_site!r} is observed in the model but is the latent site")
-    if not obs["is_observed"]:
-        raise UnsupportedModelError(f"site {obs_site!r} is not observed in the model: pass the data as obs=")
-    for site in (latent, obs):
-        frame = data_plate(site)
-        if frame.name != plate.name:
-            raise UnsupportedModelError(
-                f"site {site['name']!r} is in plate {frame.name!r} but the guide's latent is in plate {plate.name!r}"
-            )
-    return latent, obs
 
 
 def split_mask(fn):
@@ -124,13 +70,6 @@ def split_mask(fn):
     return fn.expand(batch_shape), mask
 
 
-def scale_and_mask(values, scale=None, mask=True):
-    """``values`` times a site's scale, zero where masked (also where the value is ``inf`` or ``nan``)."""
-    if scale is not None:
-        values = values * scale
-    return jnp.where(mask, values, 0.0)
-
-
 def unwrap(fn):
     """The base distribution under Independent / expanded / masked wrappers, and whether a mask was met."""
     masked = False
@@ -140,7 +79,7 @@ def unwrap(fn):
     return fn, masked
 
 
-def distribution_name(fn):
+def describe(fn):
     """The base distribution's family, as the Pyro twin names it: NumPyro has a class per
     parameterisation (``CategoricalLogits``, ``BernoulliProbs``), torch one per family."""
     return type(unwrap(fn)[0]).__name__.removesuffix("Logits").removesuffix("Probs")
@@ -155,23 +94,6 @@ def enumerated_support(fn, max_plate_nesting):
     support = fn.enumerate_support(expand=False)
     K = support.shape[0]
     return support.reshape((K,) + (1,) * max_plate_nesting + fn.event_shape)
-
-
-def flat_batch(log_prob, site_name, lead, batch_size):
-    """Reshape per-example values ``[*lead, 1.., B]`` to ``[*lead, B]``, checking the plate is the only batch dim."""
-    if log_prob.shape[-1:] != (batch_size,) or log_prob.size != batch_size * _prod(lead):
-        raise UnsupportedModelError(
-            f"site {site_name!r} gives log-probabilities of shape {tuple(log_prob.shape)}; the data plate of size "
-            f"{batch_size} must be its only batch dim (the rightmost, dim=-1): declare other dims with .to_event()"
-        )
-    return log_prob.reshape(tuple(lead) + (batch_size,))
-
-
-def _prod(shape):
-    out = 1
-    for s in shape:
-        out *= s
-    return out
 
 
 def replay_with(model, guide_trace, name, value, args, kwargs):
@@ -227,7 +149,7 @@ def factor_log_probs(fn, site_name, lead, batch_size):
     else:
         raise UnsupportedModelError(
             f"the JSD term supports Categorical and Bernoulli observations (exact, per factor) and "
-            f"reparameterisable continuous ones (Monte Carlo); site {site_name!r} is {distribution_name(base)}"
+            f"reparameterisable continuous ones (Monte Carlo); site {site_name!r} is {describe(base)}"
         )
     return log_probs.reshape(tuple(lead) + (batch_size, -1, log_probs.shape[-1]))
 
@@ -237,7 +159,7 @@ def gaussian_params(fn, site_name, batch_size):
     base, _ = unwrap(fn)
     if not isinstance(base, Normal):
         raise UnsupportedModelError(
-            f"marginal='moment' needs a diagonal Normal at site {site_name!r}, got {distribution_name(base)}; use marginal='mmd'"
+            f"marginal='moment' needs a diagonal Normal at site {site_name!r}, got {describe(base)}; use marginal='mmd'"
         )
     shape = fn.batch_shape + fn.event_shape
     loc = jnp.broadcast_to(base.loc, shape).reshape(batch_size, -1)

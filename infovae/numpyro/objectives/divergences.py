@@ -9,11 +9,13 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp, xlogy
 
-from infovae.objective_args import DEFAULT_KERNEL_SCALES, KERNELS, check_kernel
+from infovae.core.arguments import DEFAULT_KERNEL_SCALES, KERNELS, check_kernel
 
 __all__ = [
     "DEFAULT_KERNEL_SCALES",
     "KERNELS",
+    "aggregate_categorical_kl",
+    "bias_corrected_categorical_kl",
     "categorical_kl",
     "jensen_shannon",
     "kernel_frequencies",
@@ -32,6 +34,45 @@ def categorical_kl(q_probs, p_probs):
     :returns: the divergence, shape ``[...]``. ``0 log 0 = 0``; ``q_c > 0 = p_c`` gives ``inf``.
     """
     return (_plogp(q_probs) - xlogy(q_probs, p_probs)).sum(-1)
+
+
+def aggregate_categorical_kl(q_probs, p_probs):
+    r"""KL between the aggregates of per-example categoricals, :math:`\mathrm{KL}(\bar q \,\|\, \bar p)` with
+    :math:`\bar q = \frac1B \sum_i q_i`, :math:`\bar p = \frac1B \sum_i p_i`: the ``"kl"`` marginal.
+
+    :param q_probs: posterior probabilities ``[B, K]``.
+    :param p_probs: prior probabilities ``[B, K]``.
+    :returns: scalar.
+    """
+    return categorical_kl(q_probs.mean(0), p_probs.mean(0))
+
+
+def bias_corrected_categorical_kl(q_probs, p_probs):
+    r"""The minibatch marginal KL less its first-order bias: the ``"kl_corrected"`` marginal.
+
+    :math:`\mathrm{KL}(\bar q \,\|\, \bar p)` of minibatch means is biased upward as an estimate of the
+    KL between the aggregates over all the data (the KL is convex). A second-order expansion gives the
+    bias :math:`\frac{1}{2B} \sum_k \big( s^{qq}_k / \bar q_k + \bar q_k s^{pp}_k / \bar p_k^2
+    - 2 s^{qp}_k / \bar p_k \big)`, with :math:`s` the per-example sample (co)variances of the
+    probabilities (zero on the prior side for a fixed prior); this function returns the KL less that
+    estimate. For a confident encoder (one-hot :math:`q_i`) and a fixed prior the bias is about
+    :math:`(K-1)/(2B)`, which a large marginal weight makes worth more than using the latent at all.
+    The result can be slightly negative.
+
+    :param q_probs: posterior probabilities ``[B, K]``, ``B >= 2``.
+    :param p_probs: prior probabilities ``[B, K]``.
+    :returns: scalar.
+    """
+    B = q_probs.shape[0]
+    if B < 2:
+        raise ValueError(f"bias_corrected_categorical_kl needs at least 2 examples, got {B}")
+    q_bar, p_bar = q_probs.mean(0), p_probs.mean(0)
+    dq, dp = q_probs - q_bar, p_probs - p_bar
+    s_qq, s_pp, s_qp = (dq * dq).sum(0) / (B - 1), (dp * dp).sum(0) / (B - 1), (dq * dp).sum(0) / (B - 1)
+    tiny = jnp.finfo(q_probs.dtype).tiny
+    p_safe = jnp.maximum(p_bar, tiny)
+    bias = (s_qq / jnp.maximum(q_bar, tiny) + q_bar * s_pp / p_safe**2 - 2.0 * s_qp / p_safe).sum() / (2 * B)
+    return categorical_kl(q_bar, p_bar) - bias
 
 
 def _aggregate_gaussian(loc, scale):
