@@ -1,8 +1,23 @@
 """infovae: conditional VAEs whose latent carries a hidden factor of the data, trained with InfoVAE
 objectives that control how much, and what kind of, information flows through the latent.
 
-Pyro side: :mod:`infovae.models`, :mod:`infovae.guides`, :mod:`infovae.objectives`; NumPyro twin:
-:mod:`infovae.numpyro`.
+The notebook API (:mod:`infovae.api`): :func:`train`, :func:`sweep`, :func:`report`, :func:`open_run`,
+:func:`open_sweep`. Pyro side: :mod:`infovae.models`, :mod:`infovae.guides`, :mod:`infovae.objectives`;
+NumPyro twin: :mod:`infovae.numpyro`. The API's modules load when first used, so that ``import
+infovae`` stays light.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+__all__ = ["open_run", "open_sweep", "report", "resume", "sweep", "train"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from infovae import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'infovae' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -88,6 +88,19 @@ class CVAEConfig:
         """Outputs of a network that parameterises the latent: logits, or loc and scale."""
         return self.latent_size if self.latent == "discrete" else 2 * self.latent_size
 
+    @property
+    def num_parameters(self):
+        """The weights of the model and guide networks together (a size check before allocating them)."""
+        h = self.hidden
+
+        def mlp(inputs, outputs):
+            return (inputs + 1) * h + (h + 1) * h + (h + 1) * outputs
+
+        decoder = (self.x_dim + 1) * h + self.latent_size * h + (h + 1) * h + (h + 1) * self.decoder_output_dim
+        prior = mlp(self.x_dim, self.latent_param_dim) if self.prior == "learned" else 0
+        scale = self.y_dim if self.learned_scale else 0
+        return decoder + prior + scale + mlp(self.x_dim + self.y_input_dim, self.latent_param_dim)
+
     def to_dict(self):
         return asdict(self)
 

@@ -12,6 +12,7 @@ __all__ = [
     "JSD_MIXTURES",
     "KERNELS",
     "TERMS",
+    "check_bandwidth",
     "check_count",
     "check_elbo_args",
     "check_kernel",
@@ -39,6 +40,14 @@ def check_count(name, value, minimum):
     return int(value)
 
 
+def check_bandwidth(bandwidth):
+    """The MMD's base width: ``None`` (``2 d``), ``"median"`` or a positive number."""
+    number = isinstance(bandwidth, Real) and not isinstance(bandwidth, bool)
+    if not (bandwidth is None or bandwidth == "median" or (number and math.isfinite(bandwidth) and bandwidth > 0)):
+        raise UserInputError(f"bandwidth must be None, 'median' or a positive number, got {bandwidth!r}")
+    return bandwidth
+
+
 def check_kernel(kernel, scales, bandwidth):
     """The MMD kernel's arguments, checked; returns the scales as a tuple."""
     if kernel not in KERNELS:
@@ -46,9 +55,7 @@ def check_kernel(kernel, scales, bandwidth):
     scales = tuple(scales)
     if not scales or not all(isinstance(s, Real) and math.isfinite(s) and s > 0 for s in scales):
         raise UserInputError(f"kernel scales must be a non-empty sequence of positive numbers, got {scales!r}")
-    number = isinstance(bandwidth, Real) and not isinstance(bandwidth, bool)
-    if not (bandwidth is None or bandwidth == "median" or (number and math.isfinite(bandwidth) and bandwidth > 0)):
-        raise UserInputError(f"bandwidth must be None, 'median' or a positive number, got {bandwidth!r}")
+    check_bandwidth(bandwidth)
     return scales
 
 
@@ -108,16 +115,14 @@ def _marginal_choices():
     return "; ".join(f"pass marginal={' or '.join(names)} ({latent} latent)" for latent, names in by_latent.items())
 
 
-def check_latent_kind(marginal, jsd_mixture, kind, site_name, distribution):
+def check_latent_kind(marginal, jsd_mixture, kind, subject):
     """That the objective's ``marginal`` and ``jsd_mixture`` apply to a ``kind`` (``"discrete"`` or
-    ``"continuous"``) latent; the message names the site and its ``distribution``."""
+    ``"continuous"``) latent; ``subject`` says what the latent is, in the message (``"model.latent is
+    gaussian"``, ``"site 'z' is Normal"``)."""
     if marginal is not None and MARGINALS[marginal].latent != kind:
         fits = [repr(m.name) for m in MARGINALS.values() if m.latent == kind]
         raise UserInputError(
-            f"marginal={marginal!r} needs a {MARGINALS[marginal].latent} latent; site {site_name!r} is "
-            f"{distribution} ({kind}): use {' or '.join(fits)}"
+            f"marginal={marginal!r} needs a {MARGINALS[marginal].latent} latent, but {subject}: use {' or '.join(fits)}"
         )
     if kind == "continuous" and jsd_mixture == "uniform":
-        raise UserInputError(
-            f"jsd_mixture='uniform' needs a discrete latent; site {site_name!r} is {distribution}: use 'prior' or 'posterior'"
-        )
+        raise UserInputError(f"jsd_mixture='uniform' needs a discrete latent, but {subject}: use 'prior' or 'posterior'")

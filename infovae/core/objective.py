@@ -195,7 +195,7 @@ class InfoVAEObjective:
     def _check_kind(self, tp: TracePass):
         latent = tp.guide[self.latent_site]
         kind = "discrete" if tp.discrete else "continuous"
-        check_latent_kind(self.marginal, self.jsd_mixture, kind, latent.name, tp.describe(latent.fn))
+        check_latent_kind(self.marginal, self.jsd_mixture, kind, f"site {latent.name!r} is {tp.describe(latent.fn)} ({kind})")
 
     # -- the terms of one pass ------------------------------------------------------------------
 

@@ -1,21 +1,29 @@
-"""Data sets: ``strategies`` (generated, with exact likelihoods), ``digits`` (bundled with
-scikit-learn) and your own ``npz`` arrays, split deterministically."""
+"""Data sets, split deterministically: ``strategies`` (generated, with exact likelihoods), ``digits``
+(bundled with scikit-learn) and your own ``npz`` arrays. Each registers itself in
+:mod:`infovae.data.registry`, which the run config and ``infovae schema`` are built from."""
 
 from infovae.data.base import DataSplits, Dataset, split_dataset
-from infovae.data.digits import QUADRANT_ORDER, make_digits, to_images
-from infovae.data.loading import load_splits
-from infovae.data.npz import load_npz
-from infovae.data.strategies import StrategyGenerator, make_strategies
+from infovae.data.digits import QUADRANT_ORDER, DigitsData, make_digits, to_images
+from infovae.data.npz import NpzData, load_npz
+from infovae.data.registry import DATA_KINDS, DataKind, DataSection, load_splits, register_data
+from infovae.data.strategies import StrategiesData, StrategyGenerator, make_strategies
 
 __all__ = [
+    "DATA_KINDS",
     "QUADRANT_ORDER",
+    "DataKind",
+    "DataSection",
     "DataSplits",
     "Dataset",
+    "DigitsData",
+    "NpzData",
+    "StrategiesData",
     "StrategyGenerator",
     "load_npz",
     "load_splits",
     "make_digits",
     "make_strategies",
+    "register_data",
     "split_dataset",
     "to_images",
 ]

@@ -4,6 +4,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from infovae.errors import DataError
+
 __all__ = ["DataSplits", "Dataset", "split_dataset"]
 
 
@@ -66,7 +68,7 @@ def split_dataset(data, val_fraction, test_fraction, seed, generator=None):
     n = len(data)
     n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
     if n - n_val - n_test < 2 or n_val < 2 or n_test < 2:
-        raise ValueError(
+        raise DataError(
             f"{n} examples are too few for val_fraction={val_fraction}, test_fraction={test_fraction}: "
             "each split needs at least 2"
         )

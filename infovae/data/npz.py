@@ -2,62 +2,72 @@
 
 import zipfile
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
+from infovae.core.architecture import LIKELIHOODS
 from infovae.data.base import Dataset
+from infovae.data.registry import DataKind, DataSection, register_data
+from infovae.errors import DataError
 
-__all__ = ["MIN_EXAMPLES", "load_npz"]
+__all__ = ["MAX_CLASSES", "MIN_EXAMPLES", "NpzData", "load_npz"]
 
 # The fewest examples that still leave two in each of the train, validation and test splits.
 MIN_EXAMPLES = 10
-LIKELIHOODS = ("categorical", "bernoulli", "gaussian")
+# More classes per factor than this is not a categorical target but a mistake (an id column, say).
+MAX_CLASSES = 100_000
 KEYS = ("x", "y", "labels")
 
 
 def _fail(path, message):
-    raise ValueError(f"{path}: {message}")
+    raise DataError(f"{path}: {message}")
 
 
 def load_npz(path, likelihood, num_classes=None):
-    """Read ``x`` [N, x_dim], ``y`` [N, y_dim] (or [N], read as [N, 1]) and optionally ``labels`` [N].
+    """Read ``y`` [N, y_dim] (or [N], read as [N, 1]) and optionally ``x`` [N, x_dim] and ``labels`` [N].
 
-    ``y`` must fit the likelihood: non-negative integer classes below ``num_classes`` (default
-    ``max(y) + 1``, and at least 2) for ``"categorical"``, only zeros and ones for ``"bernoulli"``,
-    finite numbers for ``"gaussian"``. ``labels`` must be non-negative integers. The result has ``x``
-    float32, ``y`` int64 (categorical) or float32, and ``labels`` int64; its name is the file's stem.
+    Without ``x`` (or with ``x`` of width 0) the model is an unconditional VAE. ``y`` must fit the
+    likelihood: non-negative integer classes below ``num_classes`` (default ``max(y) + 1``, at least 2,
+    at most :data:`MAX_CLASSES`) for ``"categorical"``; values in [0, 1] for ``"bernoulli"`` (zeros and
+    ones, or intensities such as greyscale pixels: soft targets); finite numbers for ``"gaussian"``.
+    ``labels`` must be non-negative integers. Values are checked in the dtype training uses (float32),
+    so that a number too large for it is refused here. The result has ``x`` float32, ``y`` int64
+    (categorical) or float32, and ``labels`` int64; its name is the file's stem.
 
-    :raises ValueError: naming the file and the problem.
+    :raises DataError: naming the file and the problem.
     """
     if likelihood not in LIKELIHOODS:
-        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        raise DataError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
     if num_classes is not None and (likelihood != "categorical" or num_classes < 2):
-        raise ValueError(f"num_classes={num_classes!r} needs the categorical likelihood and at least 2 classes")
+        raise DataError(f"num_classes={num_classes!r} needs the categorical likelihood and at least 2 classes")
     path = Path(path)
     x, y, labels = _read(path)
-    if x.ndim != 2:
-        _fail(path, f"x must be 2-D [N, x_dim], got shape {x.shape}")
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[1] == 0:
         _fail(path, f"y must be 1-D [N] or 2-D [N, y_dim] with y_dim >= 1, got shape {y.shape}")
+    if x is None:
+        x = np.zeros((len(y), 0), np.float32)
+    if x.ndim != 2:
+        _fail(path, f"x must be 2-D [N, x_dim], got shape {x.shape}")
     if labels is not None and labels.ndim != 1:
         _fail(path, f"labels must be 1-D [N], got shape {labels.shape}")
     arrays = {"x": x, "y": y} | ({} if labels is None else {"labels": labels})
     if len({len(a) for a in arrays.values()}) > 1:
         _fail(path, "arrays have different lengths: " + ", ".join(f"{k} {len(a)}" for k, a in arrays.items()))
-    if len(x) < MIN_EXAMPLES:
-        _fail(path, f"has {len(x)} examples; at least {MIN_EXAMPLES} are needed to split and train")
-    for name, a in arrays.items():
-        if not np.isfinite(a.astype(float)).all():
-            _fail(path, f"{name} contains NaN or infinite values")
+    if len(y) < MIN_EXAMPLES:
+        _fail(path, f"has {len(y)} examples; at least {MIN_EXAMPLES} are needed to split and train")
+    x = _float32(path, "x", x)
     y, num_classes = _check_targets(path, y, likelihood, num_classes)
     if labels is not None:
-        if (labels != np.round(labels)).any() or (labels < 0).any():
+        values = _float32(path, "labels", labels)
+        if (values != np.round(values)).any() or (values < 0).any():
             _fail(path, "labels must be non-negative integers")
         labels = labels.astype(np.int64)
     return Dataset(
-        x=x.astype(np.float32),
+        x=x,
         y=y,
         labels=labels,
         likelihood=likelihood,
@@ -67,43 +77,57 @@ def load_npz(path, likelihood, num_classes=None):
     )
 
 
+def _float32(path, name, array):
+    """``array`` as float32, refused if any value is NaN, infinite or too large for float32."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = array.astype(np.float32)
+    if not np.isfinite(converted).all():
+        bad = ~np.isfinite(converted)
+        original = array[bad].flat[0]
+        what = "NaN or infinite values" if not np.isfinite(float(original)) else f"values too large for float32 (e.g. {original})"
+        _fail(path, f"{name} contains {what}")
+    return converted
+
+
 def _read(path):
-    """``x``, ``y`` and ``labels`` (or ``None``) from the archive, each checked to be numeric."""
+    """``x`` (or ``None``), ``y`` and ``labels`` (or ``None``) from the archive, each checked to be numeric."""
     if not path.is_file():
-        _fail(path, "no such file")
+        _fail(path, "is a directory, not an .npz file" if path.is_dir() else "no such file")
     try:
         loaded = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         # np.load raises ValueError for a file that is neither .npy nor .npz.
         _fail(path, f"not a readable .npz file ({error})")
     if not isinstance(loaded, np.lib.npyio.NpzFile):
-        _fail(path, "holds a single .npy array, not an .npz archive of x, y and optionally labels")
+        _fail(path, "holds a single .npy array, not an .npz archive of y and optionally x and labels")
     with loaded:
         try:
             arrays = {k: loaded[k] for k in loaded.files}
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
             # ValueError: an object array, which would need pickle (refused: it can run code).
             _fail(path, f"has an array that cannot be read ({error})")
-    for key in ("x", "y"):
-        if key not in arrays:
-            _fail(path, f"has no array {key!r} (it has {sorted(arrays)}); expected x, y and optionally labels")
+    if "y" not in arrays:
+        _fail(path, f"has no array 'y' (it has {sorted(arrays)}); expected y and optionally x and labels")
     unknown = sorted(set(arrays) - set(KEYS))
     if unknown:
-        _fail(path, f"has unexpected arrays {unknown}; expected x, y and optionally labels")
+        _fail(path, f"has unexpected arrays {unknown}; expected y and optionally x and labels")
     for name, a in arrays.items():
         if a.dtype == bool:
             arrays[name] = a.astype(np.uint8)
         elif not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
             _fail(path, f"{name} has dtype {a.dtype}; it must hold real numbers")
-    return arrays["x"], arrays["y"], arrays.get("labels")
+    return arrays.get("x"), arrays["y"], arrays.get("labels")
 
 
 def _check_targets(path, y, likelihood, num_classes):
     """``y`` in the dtype of ``likelihood``, and the classes per factor (0 for Gaussian)."""
+    values = _float32(path, "y", y)
     if likelihood == "categorical":
-        if (y != np.round(y)).any() or (y < 0).any():
+        if (values != np.round(values)).any() or (values < 0).any():
             _fail(path, "y must hold non-negative integer classes for a categorical likelihood")
-        largest = int(y.max())
+        largest = int(values.max())
+        if largest >= MAX_CLASSES:
+            _fail(path, f"y has class {largest}; a categorical likelihood supports at most {MAX_CLASSES} classes per factor")
         if num_classes is None:
             # A single observed class still needs a two-way categorical to be a distribution worth fitting.
             num_classes = max(largest + 1, 2)
@@ -111,7 +135,27 @@ def _check_targets(path, y, likelihood, num_classes):
             _fail(path, f"y has class {largest} but num_classes is {num_classes}")
         return y.astype(np.int64), num_classes
     if likelihood == "bernoulli":
-        if not np.isin(y, (0, 1)).all():
-            _fail(path, "y must hold only 0 and 1 for a bernoulli likelihood")
-        return y.astype(np.float32), 2
-    return y.astype(np.float32), 0
+        if (values < 0).any() or (values > 1).any():
+            _fail(path, "y must hold values in [0, 1] for a bernoulli likelihood (0/1, or intensities as soft targets)")
+        return values, 2
+    return values, 0
+
+
+class NpzData(DataSection):
+    """Your own arrays: an .npz file with y [N, y_dim] and optionally x [N, x_dim] (no x: an unconditional VAE) and labels [N]."""
+
+    kind: Literal["npz"] = "npz"
+    path: Path = Field(description="The .npz file (relative paths are resolved against the config file's folder).")
+    num_classes: int | None = Field(None, ge=2, le=MAX_CLASSES, description="Classes per factor of y (categorical); default max(y) + 1.")
+
+    def resolve_paths(self, base_dir):
+        if self.path.is_absolute():
+            return self
+        return self.model_copy(update={"path": (Path(base_dir) / self.path).resolve()})
+
+
+def _load(section, likelihood):
+    return load_npz(section.path, likelihood, num_classes=section.num_classes), None
+
+
+register_data(DataKind("npz", NpzData, _load, likelihood=None))

@@ -20,27 +20,18 @@ at distance 0.3) the Bayes ceiling is about 0.92 (chance: 0.25); nearly all of t
 errors confuse the two members of the similar pair.
 """
 
-import numbers
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 from scipy.special import log_softmax, logsumexp, softmax
 
 from infovae.data.base import Dataset
+from infovae.data.registry import DataKind, DataSection, register_data
+from infovae.core.arguments import check_count, check_weight
+from infovae.errors import DataError
 
-__all__ = ["StrategyGenerator", "make_strategies"]
-
-
-def _check_count(name, value, minimum):
-    if not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_non_negative(name, value):
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return value
+__all__ = ["StrategiesData", "StrategyGenerator", "make_strategies"]
 
 
 class StrategyGenerator:
@@ -70,21 +61,21 @@ class StrategyGenerator:
         mix=None,
         seed=0,
     ):
-        self.num_strategies = _check_count("num_strategies", num_strategies, 1)
-        self.num_actions = _check_count("num_actions", num_actions, 2)
-        self.horizon = _check_count("horizon", horizon, 1)
-        self.context_dim = _check_count("context_dim", context_dim, 1)
-        self.separation = _check_non_negative("separation", separation)
-        similar_pairs = _check_count("similar_pairs", similar_pairs, 0)
-        pair_distance = _check_non_negative("pair_distance", pair_distance)
+        self.num_strategies = check_count("num_strategies", num_strategies, 1)
+        self.num_actions = check_count("num_actions", num_actions, 2)
+        self.horizon = check_count("horizon", horizon, 1)
+        self.context_dim = check_count("context_dim", context_dim, 1)
+        self.separation = check_weight("separation", separation)
+        similar_pairs = check_count("similar_pairs", similar_pairs, 0)
+        pair_distance = check_weight("pair_distance", pair_distance)
         if 2 * similar_pairs > num_strategies:
-            raise ValueError(
+            raise DataError(
                 f"similar_pairs={similar_pairs} needs at least {2 * similar_pairs} strategies, got {num_strategies}"
             )
         mix = np.full(num_strategies, 1.0 / num_strategies) if mix is None else np.asarray(mix, dtype=float)
         valid = mix.shape == (num_strategies,) and np.isfinite(mix).all() and (mix >= 0).all()
         if not (valid and np.isclose(mix.sum(), 1)):
-            raise ValueError(f"mix must be {num_strategies} non-negative weights summing to one, got {mix}")
+            raise DataError(f"mix must be {num_strategies} non-negative weights summing to one, got {mix}")
         self._mix = mix / mix.sum()
 
         rng = np.random.default_rng(seed)
@@ -107,21 +98,23 @@ class StrategyGenerator:
         x = np.asarray(x, dtype=float)
         width = self.horizon * self.context_dim
         if x.ndim != 2 or x.shape[1] != width:
-            raise ValueError(f"x must have shape [n, {width}] (horizon * context_dim), got {x.shape}")
+            raise DataError(f"x must have shape [n, {width}] (horizon * context_dim), got {x.shape}")
         return x.reshape(len(x), self.horizon, self.context_dim)
 
     def _actions(self, y, n):
         y = np.asarray(y)
         if y.shape != (n, self.horizon):
-            raise ValueError(f"y must have shape [{n}, {self.horizon}] (one action per step), got {y.shape}")
+            raise DataError(f"y must have shape [{n}, {self.horizon}] (one action per step), got {y.shape}")
         if not np.issubdtype(y.dtype, np.integer) and (y != np.round(y)).any():
-            raise ValueError("y must hold integer actions")
+            raise DataError("y must hold integer actions")
         if (y < 0).any() or (y >= self.num_actions).any():
-            raise ValueError(f"y must hold actions in 0..{self.num_actions - 1}")
+            raise DataError(f"y must hold actions in 0..{self.num_actions - 1}")
         return y.astype(np.int64)
 
     def action_log_probs(self, x):
-        """``log p(a_t = a | x_t, s)`` for every example, strategy, step and action: ``[n, K, T, A]``."""
+        """``log p(a_t = a | x_t, s)`` for every example, strategy, step and action: ``[n, K, T, A]``.
+
+        Also available as :meth:`label_log_prob_tables`, the name the diagnostics look for."""
         ctx = self._contexts(x)
         shared = ctx @ self.shared_weight + self.shared_bias  # [n, T, A]
         specific = np.einsum("ntc,kca->nkta", ctx, self.specific_weight) + self.specific_bias[:, None, :]
@@ -136,7 +129,7 @@ class StrategyGenerator:
         strategies = np.asarray(strategies)
         log_probs = self.action_log_probs(x)
         if strategies.shape != (len(log_probs),) or (strategies < 0).any() or (strategies >= self.num_strategies).any():
-            raise ValueError(f"strategies must be {len(log_probs)} integers in 0..{self.num_strategies - 1}")
+            raise DataError(f"strategies must be {len(log_probs)} integers in 0..{self.num_strategies - 1}")
         cdf = np.cumsum(np.exp(log_probs[np.arange(len(log_probs)), strategies]), axis=-1)  # [n, T, A]
         # Inverse-CDF sampling; the clip guards against a last cumulative sum a rounding error below u.
         u = rng.random(cdf.shape[:-1] + (1,))
@@ -197,9 +190,18 @@ class StrategyGenerator:
         generated_mix = self.posterior(x, y_generated).mean(0)
         return float(0.5 * np.abs(generated_mix - self._mix).sum())
 
+    # The generator protocol of infovae.data.registry: labels are strategies, target factors are steps.
+    label_log_prob_tables = action_log_probs
+
+    @property
+    def label_mix(self):
+        return self.strategy_mix
+
     def action_distributions(self, x):
         """Each strategy's action distribution at each step, averaged over the contexts ``x``: ``[K, T, A]``."""
         return np.exp(self.action_log_probs(x)).mean(0)
+
+    label_factor_distributions = action_distributions
 
     def strategy_divergences(self, x):
         """``KL(p(a|x_t, s) || p(a|x_t, s'))`` per step, averaged over steps and contexts ``x``: ``[K, K]``.
@@ -245,7 +247,7 @@ def make_strategies(
         seed=seed,
     )
     # A stream of its own, so that the episodes do not reuse the draws that made the parameters.
-    x, y, labels = generator.sample(_check_count("num_examples", num_examples, 1), rng=(seed, 1))
+    x, y, labels = generator.sample(check_count("num_examples", num_examples, 1), rng=(seed, 1))
     data = Dataset(
         x=x,
         y=y,
@@ -262,3 +264,25 @@ def make_strategies(
         },
     )
     return data, generator
+
+
+class StrategiesData(DataSection):
+    """Behaviour episodes from K hidden strategies, with every strategy's exact likelihood (infovae.data.strategies)."""
+
+    kind: Literal["strategies"] = "strategies"
+    num_examples: int = Field(20000, ge=20, le=10_000_000, description="Episodes generated.")
+    num_strategies: int = Field(4, ge=1, le=1000, description="K, the number of hidden strategies.")
+    num_actions: int = Field(5, ge=2, le=1000, description="Actions available at each step.")
+    horizon: int = Field(12, ge=1, le=10_000, description="Steps per episode.")
+    context_dim: int = Field(3, ge=1, le=10_000, description="Size of each step's context vector.")
+    separation: float = Field(1.5, ge=0, allow_inf_nan=False, description="Weight of the strategy-specific part of behaviour (0: strategies identical).")
+    similar_pairs: int = Field(1, ge=0, description="Pairs of strategies made deliberately similar.")
+    pair_distance: float = Field(0.3, ge=0, allow_inf_nan=False, description="How far apart the members of a similar pair are.")
+
+
+def _load(section, likelihood):
+    knobs = section.model_dump(exclude={"kind", "val_fraction", "test_fraction"})
+    return make_strategies(**knobs)
+
+
+register_data(DataKind("strategies", StrategiesData, _load, likelihood="categorical"))

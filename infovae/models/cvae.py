@@ -7,7 +7,7 @@ from torch import nn
 
 from infovae.core.architecture import CVAEConfig
 from infovae.core.cvae import fixed_prior, initial_raw_decoder_scale, latent_distribution, likelihood_distribution
-from infovae.models.layers import mlp, positive_scale, split_loc_scale
+from infovae.models.layers import linear, mlp, positive_scale, split_loc_scale
 
 __all__ = ["CVAEModel", "data_plate"]
 
@@ -41,7 +41,7 @@ class CVAEModel(nn.Module):
             self.prior_net = mlp(c.x_dim, c.hidden, c.latent_param_dim)
         # The decoder's first layer is split into an x part and a z part, so the x part is computed once
         # per example rather than once per latent value.
-        self.decoder_x = nn.Linear(c.x_dim, c.hidden)
+        self.decoder_x = linear(c.x_dim, c.hidden)
         self.decoder_z = nn.Linear(z_width, c.hidden, bias=False)
         self.decoder_rest = nn.Sequential(
             nn.ReLU(), nn.Linear(c.hidden, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.decoder_output_dim)

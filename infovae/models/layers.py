@@ -1,20 +1,28 @@
 """Torch building blocks shared by the CVAE's model and guide networks."""
 
+import warnings
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["MIN_SCALE", "mlp", "positive_scale", "split_loc_scale"]
+__all__ = ["MIN_SCALE", "linear", "mlp", "positive_scale", "split_loc_scale"]
 
 # Floor on every predicted standard deviation, so that densities stay bounded.
 MIN_SCALE = 1e-3
 
 
+def linear(in_dim, out_dim, bias=True):
+    """``nn.Linear``; with no inputs (an unconditional model's condition) it is its bias alone, which
+    torch initialises to zero after warning that the empty weight needs no initialisation."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
+        return nn.Linear(in_dim, out_dim, bias=bias)
+
+
 def mlp(in_dim, hidden, out_dim):
     """Two hidden ReLU layers. The NumPyro twin (:mod:`infovae.numpyro.models.layers`) mirrors it."""
-    return nn.Sequential(
-        nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
-    )
+    return nn.Sequential(linear(in_dim, hidden), nn.ReLU(), linear(hidden, hidden), nn.ReLU(), linear(hidden, out_dim))
 
 
 def positive_scale(raw, minimum=MIN_SCALE):

@@ -1,81 +1,157 @@
-"""Where the trials of a sweep run: local worker processes (the default) or Ray tasks.
+"""Where the trials of a sweep run: local worker processes (the default), Ray tasks, or one compiled
+NumPyro program per group of trials (:mod:`infovae.sweeps.vectorized`).
 
-Both run the same :func:`~infovae.sweeps.trial.run_trial`. Locally each trial is its own process, so
-that a crash takes down one trial and nothing else. On Ray a trial travels as the files of its
-directory and comes back the same way, so the cluster's machines need no shared file system.
+Each executor is a function ``run(trial_dirs, on_done, **options)`` that calls ``on_done(trial_dir,
+outcome)`` as each trial ends. On Ctrl-C it stops starting trials, asks the running ones to stop (they
+write a checkpoint and the outcome ``interrupted``), reports them, and raises ``KeyboardInterrupt``.
+
+Locally each trial is its own process in a session of its own, so that a crash takes down one trial
+and nothing else, Ctrl-C reaches the sweep alone (which then stops the trials with SIGTERM), and a
+trial dies with the sweep (``PR_SET_PDEATHSIG`` on Linux). On Ray a trial travels as the files of its
+folder and comes back the same way, so the cluster's machines need no shared file system.
 """
 
+import importlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from infovae.sweeps.trial import OUTCOME, read_outcome, run_trial
-from infovae.training.checkpoint import write_json
+from infovae.errors import UserInputError
+from infovae.files import inside, write_json
+from infovae.sweeps.trial import OUTCOME, PARENT_ENV, finished_summary, read_outcome, run_trial
 
-__all__ = ["EXECUTORS", "run_local", "run_ray"]
+__all__ = ["EXECUTORS", "executor", "run_local", "run_ray"]
 
-EXECUTORS = ("local", "ray")
+# name -> "module:function", imported when used.
+EXECUTORS = {
+    "local": "infovae.sweeps.executors:run_local",
+    "ray": "infovae.sweeps.executors:run_ray",
+    "vectorized": "infovae.sweeps.vectorized:run_vectorized",
+}
 
 
-def _crashed(trial_dir, detail):
-    outcome = {"status": "failed", "error": f"the trial's process crashed: {detail}"[:500], "summary": {}}
+def executor(name):
+    if name not in EXECUTORS:
+        raise UserInputError(f"executor must be one of {tuple(EXECUTORS)}, got {name!r}")
+    module, _, function = EXECUTORS[name].partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _record(trial_dir, status, error):
+    outcome = {"status": status, "error": error[:500], "summary": {}}
     write_json(Path(trial_dir) / OUTCOME, outcome)
     return outcome
 
 
-def _run_in_process(trial_dir, threads):
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    done = subprocess.run(
-        [sys.executable, "-m", "infovae.sweeps.trial", str(trial_dir)], env=env, capture_output=True, text=True
-    )
+def settle(trial_dir, detail, stopping):
+    """The outcome of a trial whose process or task ended: its finished summary if it has one (never
+    'failed' then), else what it recorded, else interrupted (when the sweep was stopping) or crashed."""
+    summary = finished_summary(trial_dir)
+    if summary is not None:
+        outcome = {"status": "ok", "error": "", "summary": summary}
+        write_json(Path(trial_dir) / OUTCOME, outcome)
+        return outcome
     outcome = read_outcome(trial_dir)
-    if outcome is None or done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        return _crashed(trial_dir, tail)
-    return outcome
+    if outcome is not None and outcome["status"] != "ok":
+        return outcome
+    if stopping:
+        return _record(trial_dir, "interrupted", "the sweep was stopped before this trial finished")
+    return _record(trial_dir, "failed", f"the trial's process crashed: {detail}")
 
 
-def run_local(trial_dirs, workers, on_done):
-    """Run the trials in ``workers`` processes at a time; ``on_done(trial_dir, outcome)`` as each ends."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_run_in_process, d, threads): d for d in trial_dirs}
-        for future in as_completed(futures):
-            on_done(futures[future], future.result())
+def _trial_env(threads, workers):
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), PARENT_ENV: str(os.getpid())}
+    if workers > 1:
+        # Several JAX processes on one GPU would each reserve most of its memory.
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    return env
+
+
+def run_local(trial_dirs, on_done, workers=None, **_):
+    """Run the trials in ``workers`` processes at a time (default: the cores)."""
+    workers = workers or max(1, min(os.cpu_count() or 1, len(trial_dirs)))
+    env = _trial_env(max(1, (os.cpu_count() or 1) // workers), workers)
+    stopping, lock, running = threading.Event(), threading.Lock(), {}
+
+    def one(trial_dir):
+        with lock:
+            if stopping.is_set():
+                return trial_dir, None
+            process = subprocess.Popen(
+                [sys.executable, "-m", "infovae.sweeps.trial", str(trial_dir)],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            )  # fmt: skip
+            running[trial_dir] = process
+        _, stderr = process.communicate()
+        with lock:
+            running.pop(trial_dir, None)
+        tail = (stderr.strip().splitlines() or [f"exit code {process.returncode}"])[-1]
+        return trial_dir, settle(trial_dir, tail, stopping.is_set())
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    futures = [pool.submit(one, d) for d in trial_dirs]
+
+    def report(done):
+        for future in done:
+            trial_dir, outcome = future.result()
+            if outcome is not None:
+                on_done(trial_dir, outcome)
+
+    try:
+        report(as_completed(futures))
+    except KeyboardInterrupt:
+        stopping.set()
+        for future in futures:
+            future.cancel()
+        with lock:
+            for process in running.values():
+                process.send_signal(signal.SIGTERM)  # each writes a checkpoint and exits
+        try:
+            report(as_completed([f for f in futures if not f.cancelled()]))
+        except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+            with lock:
+                for process in running.values():
+                    process.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _pack(folder):
     folder = Path(folder)
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
 
 
 def _unpack(files, folder):
     for name, data in files.items():
-        path = Path(folder) / name
+        path = inside(folder, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
 
 def _run_packed(files):
-    """Ray task: rebuild the trial directory in a scratch folder, run it, send its files back."""
+    """Ray task: rebuild the trial folder in a scratch folder, run it, send its files back."""
     with tempfile.TemporaryDirectory(prefix="infovae-trial-") as scratch:
         _unpack(files, scratch)
         run_trial(scratch)
         return _pack(scratch)
 
 
-def run_ray(trial_dirs, address, on_done):
+def run_ray(trial_dirs, on_done, address=None, **_):
     """Run the trials as Ray tasks, on a local Ray started here or the cluster at ``address``."""
     try:
         import ray
     except ImportError:
-        raise ValueError("--executor ray needs Ray: pip install 'infovae[ray]'") from None
+        raise UserInputError("--executor ray needs Ray: pip install 'infovae[ray]'") from None
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    pending = {}
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(_run_packed)
         pending = {task.remote(_pack(d)): d for d in trial_dirs}
@@ -84,10 +160,16 @@ def run_ray(trial_dirs, address, on_done):
             trial_dir = pending.pop(ready[0])
             try:
                 _unpack(ray.get(ready[0]), trial_dir)
-                outcome = read_outcome(trial_dir)
-            except Exception as error:  # the task's worker died: that trial failed
-                outcome = _crashed(trial_dir, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+                outcome = settle(trial_dir, "no outcome", False)
+            except Exception as error:  # the task's worker died, or sent back a name outside its folder
+                first = str(error).splitlines()[0] if str(error) else ""
+                outcome = _record(trial_dir, "failed", f"the trial's task failed: {type(error).__name__}: {first}")
             on_done(trial_dir, outcome)
+    except KeyboardInterrupt:
+        for ref, trial_dir in pending.items():
+            ray.cancel(ref)
+            on_done(trial_dir, _record(trial_dir, "interrupted", "the sweep was stopped; the trial restarts when it runs again"))
+        raise
     finally:
         if started_here:
             ray.shutdown()

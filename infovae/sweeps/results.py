@@ -1,101 +1,103 @@
-"""A sweep's results: one row per trial (``results.csv``) and the mean and spread over seeds
-(``results_by_setting.csv`` and ``results.md``)."""
+"""A sweep's results as pandas tables: one row per trial (``results.csv``) and the mean and spread over
+seeds per setting (``results_by_setting.csv``, ``results.md``)."""
 
-import csv
 import math
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["METRICS", "aggregate", "markdown_table", "trial_rows", "write_results"]
+from infovae.diagnostics.quantities import SUMMARY_KEYS
 
-# The summary metrics a sweep table shows, in this order.
-METRICS = (
-    "probe_accuracy", "bayes_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "jsd",
-    "latent_perplexity", "active_units", "test_loss", "test_recon", "test_kl", "nll", "seconds_per_step",
-)  # fmt: skip
+__all__ = ["TABLE_METRICS", "aggregate", "markdown_table", "trial_table", "write_results"]
+
+# The summary numbers a sweep's tables carry, in this order.
+METRICS = SUMMARY_KEYS + ("seconds_per_step",)
+# Those the markdown table shows.
+TABLE_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "test_jsd", "nll", "seconds_per_step")
 
 
-def trial_rows(spec, outcomes):
-    """One row per trial with an outcome: its overridden keys, seed, status, error and summary."""
+def trial_table(spec, outcomes) -> pd.DataFrame:
+    """One row per trial with an outcome: its swept keys, seed, status, error, trial name and summary."""
     rows = []
     for trial in spec.trials:
         outcome = outcomes.get(trial.name)
         if outcome is None:
             continue
-        row = {key: trial.overrides.get(key, "") for key in spec.swept_keys}
+        row = {key: trial.overrides.get(key) for key in spec.swept_keys}
         row.update(seed=trial.seed, status=outcome["status"], error=outcome["error"], trial=trial.name)
         row.update({k: v for k, v in outcome["summary"].items() if k != "backend"})
         rows.append(row)
-    return rows
+    return pd.DataFrame.from_records(rows)
 
 
-def _number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _sort_key(column):
+    """Numbers numerically and before anything else, the rest by their text."""
+    return column.map(lambda v: (0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) and not _missing(v) else (1, 0.0, str(v)))
 
 
-def aggregate(spec, rows):
-    """Mean and standard deviation over seeds of every metric, for each setting of the swept keys."""
-    groups = {}
-    for row in rows:
-        groups.setdefault(tuple(str(row[k]) for k in spec.swept_keys), []).append(row)
-    table = []
-    for key, members in groups.items():
-        ok = [r for r in members if r["status"] == "ok"]
-        entry = dict(zip(spec.swept_keys, (members[0][k] for k in spec.swept_keys)))
-        entry.update(runs=len(members), failed=len(members) - len(ok))
+def _missing(value):
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def aggregate(spec, table: pd.DataFrame) -> pd.DataFrame:
+    """Per setting of the swept keys: ``runs``, ``failed``, and ``<metric>_mean``, ``<metric>_std``
+    (sample standard deviation, 0 for one seed) and ``<metric>_n`` over the trials that finished."""
+    keys = list(spec.swept_keys)
+    if table.empty:
+        return pd.DataFrame(columns=keys + ["runs", "failed"])
+    table = table.copy()
+    setting = table[keys].astype(object).where(table[keys].notna(), None).map(str) if keys else pd.DataFrame(index=table.index)
+    table["_setting"] = setting.agg("|".join, axis=1) if keys else ""
+    entries = []
+    for _, members in table.groupby("_setting", sort=False):
+        ok = members[members["status"] == "ok"]
+        entry = {key: members[key].iloc[0] for key in keys}
+        entry.update(runs=len(members), failed=int((members["status"] == "failed").sum()))
         for metric in METRICS:
-            values = [r[metric] for r in ok if _number(r.get(metric))]
-            entry[f"{metric}_mean"] = float(np.mean(values)) if values else None
-            entry[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else None)
-        table.append(entry)
-    return sorted(table, key=lambda e: tuple(_order(e[k]) for k in spec.swept_keys))
-
-
-def _order(value):
-    """Sort numbers numerically and before anything else, the rest by their text."""
-    return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, str(value))
-
-
-def _write_csv(path, rows):
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
-
-
-TABLE_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "jsd", "nll", "seconds_per_step")
+            values = pd.to_numeric(ok[metric], errors="coerce").dropna() if metric in ok else pd.Series(dtype=float)
+            values = values[np.isfinite(values)]
+            entry[f"{metric}_mean"] = float(values.mean()) if len(values) else None
+            entry[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else (0.0 if len(values) else None)
+            entry[f"{metric}_n"] = int(len(values))
+        entries.append(entry)
+    out = pd.DataFrame.from_records(entries)
+    if keys:
+        out = out.sort_values(keys, key=_sort_key, kind="stable").reset_index(drop=True)
+    return out
 
 
 def _cell(value):
-    return "none" if value is None or value == "" else f"{value:g}" if isinstance(value, float) else str(value)
+    return "none" if _missing(value) or value == "" else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def markdown_table(spec, table, metrics=TABLE_METRICS):
+def markdown_table(spec, table: pd.DataFrame, metrics=TABLE_METRICS) -> str:
     """The per-setting table as markdown: ``mean ± sd`` over seeds (the mean alone for one seed)."""
-    shown = [m for m in metrics if any(e[f"{m}_mean"] is not None for e in table)]
+    shown = [m for m in metrics if f"{m}_mean" in table and table[f"{m}_mean"].notna().any()]
     header = [k.split(".")[-1] for k in spec.swept_keys] + ["runs"] + shown
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for e in table:
+    for _, e in table.iterrows():
         ok = e["runs"] - e["failed"]
         cells = [_cell(e[k]) for k in spec.swept_keys] + [f"{ok}/{e['runs']}"]
         for m in shown:
-            mean, sd = e[f"{m}_mean"], e[f"{m}_std"]
-            cells.append("–" if mean is None else f"{mean:.3f} ± {sd:.3f}" if ok > 1 else f"{mean:.3f}")
+            mean, sd, n = e[f"{m}_mean"], e[f"{m}_std"], e[f"{m}_n"]
+            cells.append("–" if _missing(mean) else f"{mean:.3f} ± {sd:.3f}" if n > 1 else f"{mean:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def write_results(spec, rows, out_dir):
+def write_results(spec, table: pd.DataFrame, out_dir) -> str:
     """Write ``results.csv``, ``results_by_setting.csv`` and ``results.md``; return the markdown table."""
-    _write_csv(out_dir / "results.csv", rows)
-    table = aggregate(spec, rows)
-    _write_csv(out_dir / "results_by_setting.csv", table)
-    text = markdown_table(spec, table)
-    failures = [r for r in rows if r["status"] != "ok"]
-    notes = "".join(f"\n- `{r['trial']}` failed: {r['error']}" for r in failures)
+    table.to_csv(out_dir / "results.csv", index=False)
+    settings = aggregate(spec, table)
+    settings.to_csv(out_dir / "results_by_setting.csv", index=False)
+    text = markdown_table(spec, settings)
+    unfinished = table[table["status"] != "ok"] if not table.empty else table
+    notes = "".join(f"\n- `{r['trial']}` {r['status']}: {r['error']}" for _, r in unfinished.iterrows())
+    shared = "".join(f"\n- `{k}` = {v!r}" for k, v in spec.shared.items())
     (out_dir / "results.md").write_text(
-        f"# Sweep {spec.path.name}\n\nMean ± standard deviation over seeds; runs = finished/total.\n\n{text}\n"
-        + (f"\nFailed trials:{notes}\n" if failures else "")
+        f"# Sweep {spec.path.name}\n\nMean ± standard deviation over seeds; runs = finished/total."
+        + (f"\n\nSet on every trial:{shared}" if shared else "")
+        + f"\n\n{text}\n"
+        + (f"\nTrials not finished:{notes}\n" if len(unfinished) else "")
     )
     return text

@@ -16,6 +16,11 @@
         objective.beta: {uniform: [0.0, 1.0]}
         model.latent_size: {choice: [4, 8, 16]}
     seeds: [0, 1, 2]                          # each trial runs once per seed (train.seed)
+    set:                                      # keys set on every trial (not part of trial names)
+      train.steps: 500
+
+Keys given on the command line after the sweep file (``infovae sweep S.yaml train.steps=500``) or as
+``overrides`` to :func:`infovae.sweep` are added to ``set``.
 """
 
 import hashlib
@@ -23,17 +28,19 @@ import itertools
 import json
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from infovae.training.config import ConfigError, apply_overrides
+from infovae.errors import ConfigError
+from infovae.files import load_yaml, short_repr
+from infovae.training.config import apply_overrides
 
 __all__ = ["SweepSpec", "Trial", "load_sweep"]
 
-SWEEP_KEYS = {"base", "grid", "list", "random", "seeds"}
+SWEEP_KEYS = {"base", "grid", "list", "random", "seeds", "set"}
 DISTRIBUTIONS = ("uniform", "loguniform", "choice")
 
 
@@ -43,6 +50,8 @@ class Trial:
 
     overrides: dict
     seed: int
+    # Keys set on every trial of the sweep (not part of the name).
+    shared: dict = field(default_factory=dict, compare=False)
 
     @property
     def name(self):
@@ -53,7 +62,7 @@ class Trial:
         return f"{readable}-{digest}-seed{self.seed}"
 
     def raw_config(self, base):
-        return apply_overrides(base, [f"{k}={json.dumps(v)}" for k, v in self.overrides.items()] + [f"train.seed={self.seed}"])
+        return apply_overrides(base, {**self.shared, **self.overrides, "train.seed": self.seed})
 
 
 def _short(value):
@@ -66,10 +75,16 @@ class SweepSpec:
     trials: tuple
     swept_keys: tuple
     path: Path
+    shared: dict = field(default_factory=dict)
 
 
 def _fail(path, message):
     raise ConfigError(f"{path}: {message}")
+
+
+def _check_key(path, key):
+    if not isinstance(key, str) or not key or key == "train.seed":
+        _fail(path, f"cannot sweep over {short_repr(key)}" + (": use seeds" if key == "train.seed" else ""))
 
 
 def _draw(path, key, spec, rng):
@@ -89,16 +104,16 @@ def _draw(path, key, spec, rng):
     return float(rng.uniform(*args))
 
 
-def load_sweep(path):
-    """Read and check a sweep file; the trials' configs are validated when they run (an invalid
-    combination is a failed trial, not a failed sweep)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {getattr(error, 'problem', error)}") from None
+def load_sweep(source, overrides=None, base_dir=None):
+    """Read and check a sweep: a file's path, or a mapping (relative paths then resolve against
+    ``base_dir``, default the working folder). ``overrides`` are dotted keys set on every trial, added
+    to the sweep's ``set``. The trials' configs are validated when they run (an invalid combination is
+    a failed trial, not a failed sweep)."""
+    if isinstance(source, Mapping):
+        raw, path = dict(source), Path(base_dir or ".") / "sweep"
+    else:
+        path = Path(source)
+        raw = load_yaml(path, "sweep file")
     if not isinstance(raw, dict):
         _fail(path, "a sweep file must be a mapping with base, grid/list/random and seeds")
     unknown = set(raw) - SWEEP_KEYS
@@ -109,15 +124,20 @@ def load_sweep(path):
         base_path = (path.parent / base).resolve()
         if not base_path.is_file():
             _fail(path, f"base config {base!r} does not exist (looked for {base_path})")
-        try:
-            base = yaml.safe_load(base_path.read_text()) or {}
-        except yaml.YAMLError as error:
-            _fail(base_path, f"not valid YAML: {getattr(error, 'problem', error)}")
+        base = load_yaml(base_path) or {}
+        if not isinstance(base, dict):
+            _fail(base_path, "a config must be a mapping of sections")
         base = _resolve_data_path(base, base_path.parent)
     elif isinstance(base, dict):
         base = _resolve_data_path(base, path.parent)
     else:
         _fail(path, "base must be a config mapping or the path of a config file")
+    shared = raw.get("set") or {}
+    if not isinstance(shared, dict) or not all(isinstance(k, str) and k for k in shared):
+        _fail(path, "set must map dotted config keys to values")
+    shared = {**shared, **{str(k).replace("__", "."): v for k, v in (overrides or {}).items()}}
+    if "train.seed" in shared:
+        _fail(path, "cannot set train.seed for every trial: use seeds")
 
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
@@ -147,14 +167,16 @@ def load_sweep(path):
         combos = [{}]
     for combo in combos:
         for key in combo:
-            if not isinstance(key, str) or not key or key == "train.seed":
-                _fail(path, f"cannot sweep over {key!r}" + (": use seeds" if key == "train.seed" else ""))
-    trials = tuple(Trial(combo, seed) for combo in combos for seed in seeds)
+            _check_key(path, key)
+    trials = tuple(Trial(combo, seed, shared) for combo in combos for seed in seeds)
     names = [t.name for t in trials]
     if len(set(names)) != len(names):
         _fail(path, "two trials have the same overrides and seed")
     swept = tuple(dict.fromkeys(k for combo in combos for k in combo))
-    return SweepSpec(base=base, trials=trials, swept_keys=swept, path=path)
+    both = sorted(set(swept) & set(shared))
+    if both:
+        _fail(path, f"{both} are both swept and set for every trial")
+    return SweepSpec(base=base, trials=trials, swept_keys=swept, path=path, shared=shared)
 
 
 def _resolve_data_path(base, folder):

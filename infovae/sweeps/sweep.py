@@ -1,54 +1,106 @@
-"""Running a sweep into a directory, resumably.
+"""Running a sweep into a folder, resumably, and reading it back.
 
-A sweep directory holds ``sweep.json`` (the sweep file and its trials), ``trials/NAME/`` per trial
-(its ``trial.json``, ``outcome.json`` and run directory ``run/``) and the results tables. Running the
-sweep again skips the trials that have an outcome (``retry_failed`` runs the failed ones again); a
-sweep file that gained settings or seeds runs only the new trials.
+A sweep folder holds ``sweep.json`` (the sweep and its trials), ``trials/NAME/`` per trial (its
+``trial.json``, ``outcome.json`` and run folder ``run/``), ``groups/`` (the vectorised executor's
+checkpoints of unfinished groups), the results tables, and ``.lock`` while a sweep runs there (one
+sweep per folder at a time). Running the sweep again skips the finished trials, resumes the
+interrupted ones from their checkpoints, and leaves the failed ones alone unless ``retry_failed``
+(which resumes a failed trial that has a checkpoint, and never deletes one); a sweep that gained
+settings or seeds runs only the new trials.
 """
 
 import json
-import os
-import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from tqdm.auto import tqdm
 
+from infovae.errors import ConfigError, RunDirError, RunInterrupted
+from infovae.files import FolderLock, write_json
 from infovae.sweeps import executors
-from infovae.sweeps.results import trial_rows, write_results
-from infovae.sweeps.spec import load_sweep
-from infovae.sweeps.trial import OUTCOME, TRIAL, read_outcome
-from infovae.training.checkpoint import write_json
-from infovae.training.config import ConfigError
+from infovae.sweeps.results import aggregate, markdown_table, trial_table, write_results
+from infovae.sweeps.spec import SweepSpec, Trial, load_sweep
+from infovae.sweeps.trial import OUTCOME, RUN, TRIAL, read_outcome
 
-__all__ = ["SweepResult", "run_sweep"]
+__all__ = ["SWEEP", "Sweep", "open_sweep", "run_sweep"]
 
 SWEEP = "sweep.json"
 
 
-class SweepResult:
-    """What a sweep produced: its directory, one row per trial, and the per-setting markdown table."""
+@dataclass
+class Sweep:
+    """A sweep folder read back.
 
-    def __init__(self, path, rows, table):
-        self.path, self.rows, self.table = path, rows, table
+    :ivar dir: the sweep folder.
+    :ivar spec: the sweep's trials as recorded there.
+    :ivar results: ``results.csv`` as a pandas DataFrame (one row per trial with an outcome).
+    """
+
+    dir: Path
+    spec: SweepSpec
+    results: pd.DataFrame
 
     @property
-    def failed(self):
-        return [r for r in self.rows if r["status"] != "ok"]
+    def by_setting(self) -> pd.DataFrame:
+        """Mean, standard deviation and count over seeds per setting of the swept keys."""
+        return aggregate(self.spec, self.results)
+
+    @property
+    def table(self) -> str:
+        """The per-setting table as markdown."""
+        return markdown_table(self.spec, self.by_setting)
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        """The trials that did not finish (failed or interrupted)."""
+        return self.results[self.results["status"] != "ok"] if len(self.results) else self.results
+
+    def run_dir(self, trial_name) -> Path:
+        return self.dir / "trials" / trial_name / RUN
+
+
+def _recorded_spec(sweep_dir):
+    """The sweep's trials as recorded in its folder (the sweep file may have moved or changed)."""
+    path = Path(sweep_dir) / SWEEP
+    try:
+        record = json.loads(path.read_text())
+        shared = record.get("set", {})
+        trials = tuple(Trial(t["overrides"], t["seed"], shared) for t in record["trials"])
+    except FileNotFoundError:
+        raise RunDirError(f"{sweep_dir} holds no sweep (no {SWEEP})") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise RunDirError(f"{path} is damaged") from None
+    swept = tuple(dict.fromkeys(k for t in trials for k in t.overrides))
+    return SweepSpec(base={}, trials=trials, swept_keys=swept, path=Path(record.get("spec", "sweep")), shared=shared)
+
+
+def open_sweep(sweep_dir) -> Sweep:
+    """Read the sweep folder ``sweep_dir`` back: its trials and every outcome recorded there."""
+    sweep_dir = Path(sweep_dir)
+    spec = _recorded_spec(sweep_dir)
+    outcomes = {t.name: read_outcome(sweep_dir / "trials" / t.name) for t in spec.trials}
+    return Sweep(sweep_dir, spec, trial_table(spec, {k: v for k, v in outcomes.items() if v is not None}))
 
 
 def _prepare(spec, out_dir):
-    """Create the sweep directory, or check that the one there holds the same trials where they overlap
+    """Create the sweep folder, or check that the one there holds the same trials where they overlap
     (a sweep may grow: new settings or seeds are added, finished trials kept)."""
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / SWEEP).exists():
-        raise ConfigError(f"{out_dir} already exists and holds no sweep; choose another --out")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError(f"{out_dir} is a file, not a sweep folder")
+    if out_dir.exists() and any(p.name != ".lock" for p in out_dir.iterdir()) and not (out_dir / SWEEP).exists():
+        raise RunDirError(f"{out_dir} already exists and holds no sweep; choose another --out")
     specs = {}
     for trial in spec.trials:
         specs[trial.name] = {"config": trial.raw_config(spec.base), "overrides": trial.overrides, "seed": trial.seed}
         recorded = out_dir / "trials" / trial.name / TRIAL
         if recorded.exists() and json.loads(recorded.read_text())["config"] != specs[trial.name]["config"]:
             raise ConfigError(f"{out_dir} holds a different sweep (trial {trial.name} has another config); choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / SWEEP, {"spec": str(spec.path.resolve()), "trials": [{"name": t.name, "overrides": t.overrides, "seed": t.seed} for t in spec.trials]})
+    write_json(out_dir / SWEEP, {
+        "spec": str(spec.path.resolve()),
+        "set": spec.shared,
+        "trials": [{"name": t.name, "overrides": t.overrides, "seed": t.seed} for t in spec.trials],
+    })  # fmt: skip
     for name, trial_spec in specs.items():
         trial_dir = out_dir / "trials" / name
         trial_dir.mkdir(parents=True, exist_ok=True)
@@ -56,45 +108,61 @@ def _prepare(spec, out_dir):
             write_json(trial_dir / TRIAL, trial_spec)
 
 
-def run_sweep(path, out_dir=None, executor="local", workers=None, address=None, retry_failed=False, progress=None):
-    """Run the sweep file ``path`` into ``out_dir`` (default ``runs/SWEEP-NAME``) and return its results."""
-    spec = load_sweep(path)
-    if executor not in executors.EXECUTORS:
-        raise ConfigError(f"executor must be one of {executors.EXECUTORS}, got {executor!r}")
-    workers = workers or max(1, min(os.cpu_count() or 1, len(spec.trials)))
-    if workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
-    out_dir = Path(out_dir or Path("runs") / Path(path).stem)
-    _prepare(spec, out_dir)
-
-    outcomes, pending = {}, []
+def _pending(spec, out_dir, retry_failed):
+    """The trials to run: those without an outcome, the interrupted ones, and with ``retry_failed``
+    the failed ones (whose run folders are kept where they can resume)."""
+    pending = []
     for trial in spec.trials:
         trial_dir = out_dir / "trials" / trial.name
         outcome = read_outcome(trial_dir)
-        if outcome is None or (retry_failed and outcome["status"] != "ok"):
-            if outcome is not None:
-                (trial_dir / OUTCOME).unlink()
-                shutil.rmtree(trial_dir / "run", ignore_errors=True)
+        if outcome is None or outcome["status"] == "interrupted" or (retry_failed and outcome["status"] == "failed"):
+            (trial_dir / OUTCOME).unlink(missing_ok=True)
             pending.append(trial_dir)
-        else:
-            outcomes[trial.name] = outcome
+    return pending
 
-    skipped = len(outcomes)
-    bar = tqdm(total=len(spec.trials), initial=skipped, desc="trials", disable=None if progress is None else not progress)
-    counts = {"failed": sum(o["status"] != "ok" for o in outcomes.values())}
 
-    def on_done(trial_dir, outcome):
-        outcomes[Path(trial_dir).name] = outcome
-        counts["failed"] += outcome["status"] != "ok"
-        bar.update(1)
-        bar.set_postfix(running=min(workers, len(pending) - (bar.n - skipped)), failed=counts["failed"])
+def run_sweep(source, out_dir=None, executor="local", progress=None, overrides=None, retry_failed=False, **options) -> Sweep:
+    """Run the sweep ``source`` (a file or a mapping) into ``out_dir`` (default ``runs/SWEEP_FILE``)
+    and return it read back. ``options`` go to the executor (``workers``, ``address``,
+    ``trials_per_program``).
 
-    if pending:
-        if executor == "local":
-            executors.run_local(pending, workers, on_done)
-        else:
-            executors.run_ray(pending, address, on_done)
-    bar.close()
-    rows = trial_rows(spec, outcomes)
-    table = write_results(spec, rows, out_dir)
-    return SweepResult(out_dir, rows, table)
+    :raises RunInterrupted: on Ctrl-C, after the running trials wrote their checkpoints and the
+        results tables were written.
+    """
+    run = executors.executor(executor)
+    spec = load_sweep(source, overrides)
+    name = spec.path.stem if not isinstance(source, dict) else "sweep"
+    out_dir = Path(out_dir or Path("runs") / name)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError(f"{out_dir} is a file, not a sweep folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError, PermissionError) as error:
+        raise RunDirError(f"cannot make the sweep folder {out_dir}: {error.strerror or error}") from None
+    with FolderLock(out_dir, "sweep folder"):
+        _prepare(spec, out_dir)
+        pending = _pending(spec, out_dir, retry_failed)
+        done = len(spec.trials) - len(pending)
+        bar = tqdm(total=len(spec.trials), initial=done, desc="trials", disable=None if progress is None else not progress)
+        counts = {"failed": 0}
+
+        def on_done(trial_dir, outcome):
+            counts["failed"] += outcome["status"] != "ok"
+            bar.update(1)
+            bar.set_postfix(failed=counts["failed"])
+
+        interrupted = False
+        try:
+            if pending:
+                run(pending, on_done, sweep_dir=out_dir, progress=progress if executor == "vectorized" else False, **options)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+        result = open_sweep(out_dir)
+        if len(result.results):
+            write_results(spec, result.results, out_dir)
+        if interrupted:
+            waiting = len(spec.trials) - int((result.results["status"] == "ok").sum() if len(result.results) else 0)
+            raise RunInterrupted(f"sweep interrupted; {waiting} trials did not finish and resume when it runs again: infovae sweep ... --out {out_dir}")
+        return result

@@ -1,50 +1,75 @@
 """One trial of a sweep, run wherever an executor puts it; its outcome is a small JSON record.
 
 ``python -m infovae.sweeps.trial TRIAL_DIR`` runs the trial described by ``TRIAL_DIR/trial.json``
-(written by the sweep) and records the outcome in ``TRIAL_DIR/outcome.json``. A failure (an invalid
-config, a diverged run, a crash) is an outcome too, so one trial never stops the others.
+(written by the sweep) in ``TRIAL_DIR/run`` and records the outcome in ``TRIAL_DIR/outcome.json``:
+``ok`` with the summary, ``failed`` (an invalid config, a diverged run, a crash) with a one-line error,
+or ``interrupted`` (Ctrl-C, SIGTERM: the run keeps a checkpoint and resumes when the sweep runs again).
+A failure is an outcome too, so one trial never stops the others.
 """
 
 import json
+import os
 import shutil
+import signal
 import sys
 import traceback
 from pathlib import Path
 
-from infovae.training.checkpoint import write_json
+from infovae.errors import RunInterrupted, TrainingDiverged, UserInputError
+from infovae.files import write_json
 
-__all__ = ["OUTCOME", "TRIAL", "read_outcome", "run_trial"]
+__all__ = ["OUTCOME", "PARENT_ENV", "RUN", "TRIAL", "read_outcome", "run_trial"]
 
 TRIAL, OUTCOME, RUN = "trial.json", "outcome.json", "run"
+# Set in a trial process started by a local sweep: the sweep's pid, so that the trial dies with it.
+PARENT_ENV = "INFOVAE_SWEEP_PID"
 
 
 def read_outcome(trial_dir):
+    """The trial's outcome, or ``None`` if it has none (or an unreadable one, left by a crash)."""
     path = Path(trial_dir) / OUTCOME
-    return json.loads(path.read_text()) if path.exists() else None
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
 
 
 def _one_line(error):
     return f"{type(error).__name__}: {error}".splitlines()[0][:500]
 
 
+def finished_summary(trial_dir):
+    """The summary of a trial whose run finished, whatever its outcome file says (or ``None``)."""
+    from infovae.training.runs import RunFolder
+
+    try:
+        return RunFolder(Path(trial_dir) / RUN).read_summary()
+    except UserInputError:
+        return None
+
+
 def run_trial(trial_dir):
     """Run (or resume) the trial in ``trial_dir`` and record its outcome; returns the outcome."""
-    from infovae.training.config import ConfigError, parse_config
-    from infovae.training.loop import CHECKPOINT, TrainingDiverged, resume_run, start_run
+    from infovae.training.config import parse_config
+    from infovae.training.loop import resume_run, start_run
+    from infovae.training.runs import RunFolder
 
     trial_dir = Path(trial_dir)
     spec = json.loads((trial_dir / TRIAL).read_text())
-    run_dir = trial_dir / RUN
+    folder = RunFolder(trial_dir / RUN)
     try:
         config = parse_config(spec["config"])
-        if (run_dir / CHECKPOINT).exists():
-            summary = resume_run(run_dir, progress=False)
-        else:
+        summary = finished_summary(trial_dir)
+        if summary is None and folder.has_checkpoint():
+            summary = resume_run(folder.path, progress=False)
+        elif summary is None:
             # A run that died before its first checkpoint has nothing worth keeping.
-            shutil.rmtree(run_dir, ignore_errors=True)
-            summary = start_run(config, run_dir, progress=False)
+            shutil.rmtree(folder.path, ignore_errors=True)
+            summary = start_run(config, folder.path, progress=False)
         outcome = {"status": "ok", "error": "", "summary": summary}
-    except (ConfigError, TrainingDiverged, ValueError) as error:
+    except RunInterrupted as error:
+        outcome = {"status": "interrupted", "error": str(error), "summary": {}}
+    except (UserInputError, TrainingDiverged) as error:
         outcome = {"status": "failed", "error": _one_line(error), "summary": {}}
     except Exception as error:  # a crash inside one trial is that trial's failure, with its traceback kept
         (trial_dir / "traceback.txt").write_text(traceback.format_exc())
@@ -53,5 +78,20 @@ def run_trial(trial_dir):
     return outcome
 
 
+def _stop_with_sweep():
+    """Ask Linux to send this process SIGTERM (it then checkpoints and exits) when the sweep that
+    started it dies, however it dies."""
+    parent = os.environ.get(PARENT_ENV)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):  # the sweep died before the request took hold
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 if __name__ == "__main__":
+    _stop_with_sweep()
     run_trial(sys.argv[1])

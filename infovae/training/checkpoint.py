@@ -1,50 +1,127 @@
-"""Files of a run directory written atomically: a crash mid-write leaves the previous file whole."""
+"""Checkpoints in a format that cannot run code: one NumPy ``.npz`` archive read with
+``allow_pickle=False``, holding the arrays and, as a JSON string, the structure around them.
 
+A checkpoint is a tree of dicts, lists and tuples whose leaves are numbers, strings, booleans, ``None``
+and arrays (NumPy, torch or JAX; read back as NumPy). The JSON records the format version, so that a
+file from another version is refused with a message, never misread. Files are written atomically.
+
+Checkpoints of infovae 0.1 were pickles, which can run any code when loaded: they are never loaded.
+``infovae convert-checkpoint DIR`` converts one that you trust.
+"""
+
+import io
 import json
-import os
-import pickle
-import tempfile
+import zipfile
 from pathlib import Path
 
-__all__ = ["CheckpointError", "atomic_write_bytes", "atomic_write_text", "load_checkpoint", "save_checkpoint", "write_json"]
+import numpy as np
+
+from infovae.errors import CheckpointError
+from infovae.files import atomic_write_bytes
+
+__all__ = ["CHECKPOINT", "FORMAT", "LEGACY_CHECKPOINT", "convert_legacy_checkpoint", "load_checkpoint", "save_checkpoint"]
+
+CHECKPOINT, LEGACY_CHECKPOINT = "checkpoint.npz", "checkpoint.pkl"
+FORMAT = "infovae-checkpoint"
+VERSION = 2
+_META = "__tree__"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read back."""
+def _to_array(value):
+    if hasattr(value, "detach"):  # a torch tensor
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
 
 
-def atomic_write_bytes(path, data):
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _flatten(tree, arrays):
+    """The JSON-able skeleton of ``tree``, its arrays appended to ``arrays`` and referenced by index."""
+    if tree is None or isinstance(tree, (bool, str)):
+        return tree
+    if isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        return tree
+    if isinstance(tree, dict):
+        if all(isinstance(k, str) for k in tree):
+            return {"dict": {k: _flatten(v, arrays) for k, v in tree.items()}}
+        return {"items": [[_flatten(k, arrays), _flatten(v, arrays)] for k, v in tree.items()]}
+    if isinstance(tree, (list, tuple)):
+        return {"tuple" if isinstance(tree, tuple) else "list": [_flatten(v, arrays) for v in tree]}
+    if isinstance(tree, np.generic):
+        return tree.item()
+    array = _to_array(tree)
+    if array.dtype == object:
+        raise TypeError(f"a checkpoint cannot hold an object array ({type(tree).__name__})")
+    arrays.append(array)
+    return {"array": len(arrays) - 1}
 
 
-def atomic_write_text(path, text):
-    atomic_write_bytes(path, text.encode())
+def _unflatten(node, arrays, path):
+    if node is None or isinstance(node, (bool, str, int, float)):
+        return node
+    if not isinstance(node, dict) or len(node) != 1:
+        raise ValueError(f"unexpected entry at {path or 'the top'}")
+    (kind, body), = node.items()
+    if kind == "array":
+        return arrays[f"a{int(body)}"]
+    if kind == "dict":
+        return {k: _unflatten(v, arrays, f"{path}.{k}") for k, v in body.items()}
+    if kind == "items":
+        return {_unflatten(k, arrays, path): _unflatten(v, arrays, f"{path}[{i}]") for i, (k, v) in enumerate(body)}
+    if kind in ("list", "tuple"):
+        values = [_unflatten(v, arrays, f"{path}[{i}]") for i, v in enumerate(body)]
+        return tuple(values) if kind == "tuple" else values
+    raise ValueError(f"unknown entry {kind!r} at {path or 'the top'}")
 
 
-def write_json(path, obj):
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def save_checkpoint(path, state):
-    atomic_write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+def save_checkpoint(path, tree):
+    """Write ``tree`` to ``path`` atomically."""
+    arrays = []
+    skeleton = _flatten(tree, arrays)
+    meta = json.dumps({"format": FORMAT, "version": VERSION, "tree": skeleton})
+    buffer = io.BytesIO()
+    np.savez(buffer, **{_META: np.array(meta)}, **{f"a{i}": a for i, a in enumerate(arrays)})
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path):
+    """The tree :func:`save_checkpoint` wrote to ``path``, its arrays as NumPy arrays.
+
+    :raises CheckpointError: naming the file, if it is missing, damaged, a legacy pickle, or of
+        another format or version.
+    """
+    path = Path(path)
+    legacy = path.with_name(LEGACY_CHECKPOINT)
+    if not path.exists():
+        if legacy.exists():
+            raise CheckpointError(
+                f"{legacy} is a pickled checkpoint of infovae 0.1; pickles can run code, so it is never loaded. "
+                f"If you trust it, convert it: infovae convert-checkpoint {path.parent} --trust"
+            )
+        raise CheckpointError(f"no checkpoint at {path}")
     try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}") from None
-    except Exception as error:  # a truncated or foreign file: say which, not how pickle failed
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error})") from None
+        with np.load(path, allow_pickle=False) as archive:
+            meta = json.loads(str(archive[_META][()]))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError("not an infovae checkpoint")
+            if meta.get("version") != VERSION:
+                raise ValueError(f"format version {meta.get('version')!r}; this infovae reads version {VERSION}")
+            arrays = {name: archive[name] for name in archive.files if name != _META}
+        return _unflatten(meta["tree"], arrays, "")
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, TypeError) as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {error}") from None
+
+
+def convert_legacy_checkpoint(folder):
+    """Convert a trusted run folder's pickled ``checkpoint.pkl`` into ``checkpoint.npz``.
+
+    This unpickles the file, which runs whatever code it holds: only for files you trust.
+    """
+    import pickle
+
+    folder = Path(folder)
+    legacy = folder / LEGACY_CHECKPOINT
+    if not legacy.exists():
+        raise CheckpointError(f"{folder} has no {LEGACY_CHECKPOINT} to convert")
+    with open(legacy, "rb") as f:
+        state = pickle.load(f)  # noqa: S301  (the user vouched for this file)
+    save_checkpoint(folder / CHECKPOINT, state)
+    return folder / CHECKPOINT

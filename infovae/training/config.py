@@ -1,205 +1,241 @@
 """The run configuration: a validated, documented schema, read from YAML with ``key.path=value`` overrides.
 
-Every field is described below (``infovae schema`` prints them). Unknown keys, wrong types and values
-out of range are refused with a :class:`ConfigError` whose message names the key.
+Every field is described below (``infovae schema`` prints them). The choices of ``data.kind``,
+``objective.marginal`` and ``backend`` come from their registries (:mod:`infovae.data.registry`,
+:mod:`infovae.core.marginals`, :mod:`infovae.training.backends`), and the objective's arguments are
+checked by the same functions as ``InfoVAE_ELBO``'s (:mod:`infovae.core.arguments`). Unknown keys,
+wrong types and values out of range are refused with a :class:`~infovae.errors.ConfigError` whose
+message names the key, on one line.
 """
 
-import math
+import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from infovae.core.architecture import LIKELIHOODS
+from infovae.core.architecture import DECODER_SCALES, LIKELIHOODS, CVAEConfig
+from infovae.core.arguments import (
+    DEFAULT_KERNEL_SCALES,
+    JSD_MIXTURES,
+    KERNELS,
+    check_bandwidth,
+    check_elbo_args,
+    check_latent_kind,
+)
+from infovae.core.marginals import MARGINALS
+from infovae.data.registry import DATA_KINDS
+from infovae.diagnostics.quantities import QUANTITIES, monitorable
+from infovae.errors import ConfigError, UserInputError
+from infovae.files import load_yaml, short_repr
+from infovae.training.backends import BACKENDS
 
 __all__ = [
-    "ConfigError",
-    "DataConfig",
-    "DigitsData",
     "ModelConfig",
-    "NpzData",
     "ObjectiveConfig",
     "RunConfig",
-    "StrategiesData",
     "TrainConfig",
     "apply_overrides",
+    "architecture",
+    "describe_schema",
     "load_config",
     "parse_config",
 ]
 
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the key and the problem."""
+# Parameters a CVAE may have before its size is refused as a mistake (about 4 GB of float32 weights).
+MAX_PARAMETERS = 1_000_000_000
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Splits(_Section):
-    seed: int = Field(0, description="Seed of the data (generation where it applies, and the split).")
-    val_fraction: float = Field(0.1, gt=0, lt=0.5, description="Fraction of examples held out for validation.")
-    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction of examples held out for the final test.")
+# The data sets' own sections, one per registered kind, told apart by ``kind``.
+DataConfig = Annotated[Union[tuple(kind.section for kind in DATA_KINDS.values())], Field(discriminator="kind")]
 
 
-class StrategiesData(_Splits):
-    """Behaviour episodes from K hidden strategies (:mod:`infovae.data.strategies`)."""
-
-    kind: Literal["strategies"] = "strategies"
-    num_examples: int = Field(20000, ge=20, description="Episodes generated.")
-    num_strategies: int = Field(4, ge=1, description="K, the number of hidden strategies.")
-    num_actions: int = Field(5, ge=2, description="Actions available at each step.")
-    horizon: int = Field(12, ge=1, description="Steps per episode.")
-    context_dim: int = Field(3, ge=1, description="Size of each step's context vector.")
-    separation: float = Field(1.5, ge=0, description="Weight of the strategy-specific part of behaviour (0: strategies identical).")
-    similar_pairs: int = Field(1, ge=0, description="Pairs of strategies made deliberately similar.")
-    pair_distance: float = Field(0.3, ge=0, description="How far apart the members of a similar pair are.")
-
-
-class DigitsData(_Splits):
-    """scikit-learn's handwritten digits as image completion (:mod:`infovae.data.digits`)."""
-
-    kind: Literal["digits"] = "digits"
-    quadrants: int = Field(1, ge=1, le=3, description="Quadrants of the 8x8 image given as the condition x.")
-
-
-class NpzData(_Splits):
-    """Your own arrays: an ``.npz`` file with ``x`` [N, x_dim], ``y`` [N, y_dim] and optionally ``labels`` [N]."""
-
-    kind: Literal["npz"] = "npz"
-    path: Path = Field(description="The .npz file (relative paths are resolved against the config file's folder).")
-    num_classes: int | None = Field(None, ge=2, description="Classes per factor of y (categorical); default max(y) + 1.")
-
-
-DataConfig = Annotated[StrategiesData | DigitsData | NpzData, Field(discriminator="kind")]
+def _literal(values):
+    return Literal[tuple(values)]
 
 
 class ModelConfig(_Section):
     latent: Literal["discrete", "gaussian"] = Field("discrete", description="A router over latent_size values, or a Gaussian vector.")
-    latent_size: int = Field(8, ge=1, description="Latent values (discrete) or dimensions (Gaussian).")
+    latent_size: int = Field(8, ge=1, le=100_000, description="Latent values (discrete) or dimensions (Gaussian).")
     prior: Literal["fixed", "learned"] = Field("fixed", description="Uniform / standard normal, or p(z|x) from a network.")
-    likelihood: Literal[LIKELIHOODS] | None = Field(
-        None, description="categorical, bernoulli or gaussian; default: the data's own (required for npz)."
+    likelihood: _literal(LIKELIHOODS) | None = Field(
+        None, description=f"{', '.join(LIKELIHOODS)}; default: the data's own (required for npz)."
     )
-    hidden: int = Field(128, ge=1, description="Width of the hidden layers.")
+    hidden: int = Field(128, ge=1, le=1_000_000, description="Width of the hidden layers.")
+    decoder_scale: _literal(DECODER_SCALES) | float = Field(
+        "learned",
+        description="Gaussian likelihood: one learned scale per output dim (learned), per example from the decoder (amortized), or a fixed positive number.",
+    )
+    min_scale: float = Field(1e-3, gt=0, allow_inf_nan=False, description="Floor on a learned or amortized decoder scale.")
+
+    @field_validator("decoder_scale")
+    @classmethod
+    def _positive_scale(cls, value):
+        if not isinstance(value, str) and not (value > 0 and value < float("inf")):
+            raise ValueError(f"must be one of {DECODER_SCALES} or a positive number")
+        return value
 
 
 class ObjectiveConfig(_Section):
-    beta: float = Field(1.0, ge=0, description="Weight of the per-example KL (1 - alpha): the MI penalty.")
-    marginal: Literal["kl", "moment", "mmd"] | None = Field(
-        None, description="Divergence between aggregate posterior and prior: kl (discrete), moment or mmd (Gaussian)."
+    beta: float = Field(1.0, ge=0, allow_inf_nan=False, description="Weight of the per-example KL (1 - alpha): the MI penalty.")
+    marginal: _literal(MARGINALS) | None = Field(
+        None,
+        description="Divergence between aggregate posterior and prior: "
+        + "; ".join(f"{m.name} ({m.latent} latent)" for m in MARGINALS.values())
+        + ".",
     )
-    marginal_weight: float = Field(0.0, ge=0, description="gamma = alpha + lambda - 1, weight of the marginal divergence.")
-    jsd_weight: float = Field(0.0, ge=0, description="delta, weight of the inter-latent Jensen-Shannon reward.")
-    kernel: Literal["imq", "rbf"] = Field("imq", description="MMD kernel.")
-    kernel_scales: tuple[float, ...] = Field((0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), min_length=1, description="MMD kernel scales.")
+    marginal_weight: float = Field(0.0, ge=0, allow_inf_nan=False, description="gamma = alpha + lambda - 1, weight of the marginal divergence.")
+    jsd_weight: float = Field(0.0, ge=0, allow_inf_nan=False, description="delta, weight of the inter-latent Jensen-Shannon reward.")
+    kernel: _literal(KERNELS) = Field("imq", description=f"MMD kernel: {' or '.join(KERNELS)}.")
+    kernel_scales: tuple[float, ...] = Field(DEFAULT_KERNEL_SCALES, min_length=1, description="MMD kernel scales (positive).")
     bandwidth: str | float | None = Field(None, description="MMD base width: null (2 d), median, or a positive number.")
-    jsd_mixture: Literal["prior", "posterior", "uniform"] = Field("prior", description="Mixture weights of the JSD term.")
-    jsd_samples: int = Field(8, ge=2, description="Latent draws compared by the JSD term (Gaussian latent).")
-    num_particles: int = Field(1, ge=1, description="Latent draws per step (Gaussian latent).")
-    mmd_features: int | None = Field(None, ge=1, description="Random features per kernel scale for the MMD (null: exact, quadratic in the batch; ~32 for batches of thousands).")
+    jsd_mixture: _literal(JSD_MIXTURES) = Field("prior", description=f"Mixture weights of the JSD term: {', '.join(JSD_MIXTURES)}.")
+    jsd_samples: int = Field(8, ge=2, le=10_000, description="Latent draws compared by the JSD term (Gaussian latent).")
+    num_particles: int = Field(1, ge=1, le=10_000, description="Latent draws per step (Gaussian latent).")
+    mmd_features: int | None = Field(None, ge=1, le=100_000, description="Random features per kernel scale for the MMD (null: exact, quadratic in the batch; ~32 for batches of thousands).")
+
+    @field_validator("bandwidth", mode="before")
+    @classmethod
+    def _bandwidth(cls, value):
+        return check_bandwidth(value)
 
     def elbo_kwargs(self):
         """Keyword arguments of either backend's ``InfoVAE_ELBO``."""
         return self.model_dump()
 
-    @field_validator("beta", "marginal_weight", "jsd_weight")
-    @classmethod
-    def _finite(cls, value):
-        if not math.isfinite(value):
-            raise ValueError("must be finite")
-        return value
-
-    @field_validator("kernel_scales")
-    @classmethod
-    def _positive_scales(cls, value):
-        if not all(math.isfinite(s) and s > 0 for s in value):
-            raise ValueError("every kernel scale must be a positive number")
-        return value
-
-    @field_validator("bandwidth", mode="before")
-    @classmethod
-    def _bandwidth(cls, value):
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not (value is None or value == "median" or (number and math.isfinite(value) and value > 0)):
-            raise ValueError("must be null, median or a positive number")
-        return value
-
     @model_validator(mode="after")
-    def _weight_needs_divergence(self):
-        if self.marginal is None and self.marginal_weight > 0:
-            raise ValueError("marginal_weight > 0 needs a marginal divergence (objective.marginal: kl, moment or mmd)")
+    def _arguments(self):
+        # The constructor's own checks (scales, bandwidth, a weight without a divergence), so the
+        # rules live in one place.
+        kwargs = self.elbo_kwargs()
+        check_elbo_args(**kwargs, latent_site="z", obs_site="y", max_plate_nesting=1)
         return self
 
 
+class EarlyStopping(_Section):
+    patience: int = Field(ge=1, le=1_000_000, description="Evaluations without improvement of train.monitor before training stops.")
+
+
+class Warmup(_Section):
+    beta: int = Field(0, ge=0, description="Steps over which beta ramps linearly from 0.")
+    marginal_weight: int = Field(0, ge=0, description="Steps over which marginal_weight ramps linearly from 0.")
+    jsd_weight: int = Field(0, ge=0, description="Steps over which jsd_weight ramps linearly from 0.")
+
+
 class TrainConfig(_Section):
-    steps: int = Field(2000, ge=1, description="Optimisation steps.")
-    batch_size: int = Field(256, ge=2, description="Examples per step.")
+    steps: int = Field(2000, ge=1, le=100_000_000, description="Optimisation steps.")
+    batch_size: int = Field(256, ge=2, le=10_000_000, description="Examples per step (at most the training examples).")
     lr: float = Field(1e-3, gt=0, le=1, description="Adam learning rate.")
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="constant, or cosine decay to 0 over train.steps.")
+    grad_clip: float | None = Field(None, gt=0, allow_inf_nan=False, description="Largest global gradient norm (null: no clipping).")
+    warmup: Warmup = Field(default_factory=Warmup, description="Linear warm-up of the objective's weights.")
     seed: int = Field(0, description="Seed of initialisation, minibatches and latent draws.")
     eval_every: int = Field(200, ge=1, description="Steps between evaluations (each writes metrics.jsonl and a checkpoint).")
-    eval_examples: int = Field(2000, ge=10, description="Largest number of held-out examples an evaluation uses.")
-    importance_samples: int = Field(64, ge=1, description="Draws of the importance-weighted -log p(y|x) (Gaussian latent).")
+    eval_examples: int = Field(2000, ge=10, le=1_000_000, description="Largest number of held-out examples an evaluation uses.")
+    importance_samples: int = Field(64, ge=1, le=100_000, description="Draws of the importance-weighted -log p(y|x) (Gaussian latent).")
+    select: Literal["last", "best"] = Field("last", description="Weights evaluated on the test split: the last, or those of the best evaluation of train.monitor.")
+    monitor: _literal(monitorable()) = Field(
+        "loss", description="Validation quantity that select: best and early stopping watch (its direction is known: loss lower, probe_accuracy higher, ...)."
+    )
+    early_stopping: EarlyStopping | None = Field(None, description="{patience: N}: stop after N evaluations without improvement of train.monitor.")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="The Pyro backend's torch device (JAX picks its own).")
+
+    @property
+    def monitor_sign(self) -> float:
+        """+1 where a lower value of the monitored quantity is better, -1 where higher is."""
+        return 1.0 if QUANTITIES[self.monitor].better == "lower" else -1.0
 
 
 class RunConfig(_Section):
-    data: DataConfig = Field(default_factory=StrategiesData, description="The data set.")
+    data: DataConfig = Field(default_factory=lambda: DATA_KINDS["strategies"].section(), description="The data set.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The CVAE.")
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig, description="The InfoVAE objective's weights.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation and evaluation.")
-    backend: Literal["pyro", "numpyro"] = Field("pyro", description="pyro (PyTorch) or numpyro (JAX, jit-compiled).")
+    backend: _literal(BACKENDS) = Field("pyro", description="; ".join(f"{b.name}: {b.description}" for b in BACKENDS.values()) + ".")
 
     @model_validator(mode="after")
     def _fits_together(self):
-        discrete = self.model.latent == "discrete"
-        if discrete and self.objective.marginal in ("moment", "mmd"):
-            raise ValueError(f"objective.marginal={self.objective.marginal} needs model.latent: gaussian; use kl")
-        if not discrete and self.objective.marginal == "kl":
-            raise ValueError("objective.marginal=kl needs model.latent: discrete; use moment or mmd")
-        if not discrete and self.objective.jsd_mixture == "uniform":
-            raise ValueError("objective.jsd_mixture=uniform needs model.latent: discrete")
-        own = {"strategies": "categorical", "digits": "bernoulli"}.get(self.data.kind)
+        kind = "discrete" if self.model.latent == "discrete" else "continuous"
+        try:
+            check_latent_kind(self.objective.marginal, self.objective.jsd_mixture, kind, f"model.latent is {self.model.latent}")
+        except UserInputError as error:  # its message starts with the objective's key
+            raise ValueError(f"objective.{error}") from None
+        own = DATA_KINDS[self.data.kind].likelihood
         if own and self.model.likelihood not in (None, own):
             raise ValueError(f"data kind {self.data.kind} needs model.likelihood: {own}, got {self.model.likelihood}")
-        if self.data.kind == "npz" and self.model.likelihood is None:
-            raise ValueError("data kind npz needs model.likelihood (categorical, bernoulli or gaussian)")
+        if own is None and self.model.likelihood is None:
+            raise ValueError(f"data kind {self.data.kind} needs model.likelihood ({', '.join(LIKELIHOODS)})")
         return self
 
     @property
     def likelihood(self):
-        return self.model.likelihood or {"strategies": "categorical", "digits": "bernoulli"}[self.data.kind]
+        return self.model.likelihood or DATA_KINDS[self.data.kind].likelihood
 
     def to_dict(self):
         return self.model_dump(mode="json")
 
 
+def architecture(config: RunConfig, train) -> CVAEConfig:
+    """The CVAE's shape for ``config`` on the training split ``train``; refused (one line) if it is
+    too large to be anything but a mistake."""
+    m = config.model
+    arch = CVAEConfig(
+        x_dim=train.x_dim,
+        y_dim=train.y_dim,
+        num_classes=max(train.num_classes, 2),
+        latent=m.latent,
+        latent_size=m.latent_size,
+        prior=m.prior,
+        likelihood=config.likelihood,
+        hidden=m.hidden,
+        decoder_scale=m.decoder_scale,
+        min_scale=m.min_scale,
+    )
+    if arch.num_parameters > MAX_PARAMETERS:
+        raise ConfigError(
+            f"model.hidden={m.hidden}, model.latent_size={m.latent_size} on this data make a CVAE of "
+            f"{arch.num_parameters:,} parameters; at most {MAX_PARAMETERS:,} are supported"
+        )
+    if config.train.batch_size > len(train):
+        raise ConfigError(f"train.batch_size={config.train.batch_size} is larger than the {len(train)} training examples")
+    return arch
+
+
 def _format(error: ValidationError):
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"] if not str(part) in ("strategies", "digits", "npz"))
+    kinds = set(DATA_KINDS)
+    where = ".".join(str(part) for part in first["loc"] if str(part) not in kinds and not str(part).startswith("function-"))
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
     elif first["type"] == "union_tag_invalid":
-        message = f"unknown data kind {first['input'].get('kind')!r} (expected strategies, digits or npz)"
+        message = f"unknown data kind {short_repr(first['input'].get('kind'))} (expected {', '.join(DATA_KINDS)})"
+    leaf = str(first["loc"][-1]) if first["loc"] else ""
+    message = message.removeprefix(f"{leaf} ") if leaf and message.startswith(f"{leaf} ") else message
     given = first.get("input")
-    shown = "" if first["type"] in ("extra_forbidden", "missing", "union_tag_invalid") or isinstance(given, dict) else f" (got {given!r})"
+    quiet = first["type"] in ("extra_forbidden", "missing", "union_tag_invalid") or isinstance(given, dict) or "got " in message
+    shown = "" if quiet else f" (got {short_repr(given)})"
     return f"{where + ': ' if where else ''}{message}{shown}"
 
 
-def parse_config(raw, base_dir=None):
+def parse_config(raw, base_dir=None) -> RunConfig:
     """Validate a config mapping. Relative data paths are resolved against ``base_dir``."""
     if raw is None:
         raw = {}
-    if not isinstance(raw, dict):
+    if not isinstance(raw, Mapping):
         raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
     try:
-        config = RunConfig.model_validate(raw)
+        config = RunConfig.model_validate(dict(raw))
     except ValidationError as error:
         raise ConfigError(_format(error)) from None
-    if config.data.kind == "npz" and base_dir is not None and not config.data.path.is_absolute():
-        data = config.data.model_copy(update={"path": (Path(base_dir) / config.data.path).resolve()})
-        config = config.model_copy(update={"data": data})
+    if base_dir is not None:
+        config = config.model_copy(update={"data": config.data.resolve_paths(Path(base_dir))})
     return config
 
 
@@ -210,60 +246,80 @@ def _parse_value(text):
         return text
 
 
-def apply_overrides(raw, overrides):
-    """Set ``key.path=value`` overrides (values parsed as YAML) on a nested config mapping."""
-    raw = yaml.safe_load(yaml.safe_dump(raw or {}))  # a deep copy
+def _override_items(overrides):
+    """``(dotted key, value)`` pairs from ``key.path=value`` strings (values read as YAML) or a
+    mapping (``{"train.steps": 500}``, or ``train__steps`` as Python keyword arguments write it)."""
+    if isinstance(overrides, Mapping):
+        return [(str(key).replace("__", "."), value) for key, value in overrides.items()]
+    items = []
     for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"override {item!r} must look like key.path=value")
+        key, sep, value = str(item).partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {short_repr(item)} must look like key.path=value")
+        items.append((key, _parse_value(value)))
+    return items
+
+
+def apply_overrides(raw, overrides):
+    """A copy of the nested config mapping ``raw`` with ``overrides`` set (see :func:`_override_items`)."""
+    raw = json.loads(json.dumps(raw or {}, default=str))  # a deep copy of plain data
+    for key, value in _override_items(overrides):
+        if any(not part for part in key.split(".")):
+            raise ConfigError(f"override {short_repr(key)} must look like key.path=value")
         node = raw
         *parents, leaf = key.split(".")
         for i, part in enumerate(parents):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {'.'.join(parents[: i + 1])} is not a section")
+                raise ConfigError(f"override {key!r}: {'.'.join(parents[: i + 1])} is not a section")
             node = child
-        node[leaf] = _parse_value(value)
+        node[leaf] = value
     return raw
 
 
-def load_config(path, overrides=()):
+def load_config(path, overrides=()) -> RunConfig:
     """Read, override and validate a YAML config file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', error)}") from None
-    if raw is not None and not isinstance(raw, dict):
+    items = _override_items(overrides)  # bad overrides first: they need no file
+    raw = load_yaml(path)
+    if raw is None:
+        raise ConfigError(f"{path}: the config file is empty (write at least one section, e.g. data: {{kind: strategies}})")
+    if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
-    return parse_config(apply_overrides(raw, overrides), base_dir=path.parent)
+    return parse_config(apply_overrides(raw, dict(items)), base_dir=Path(path).parent)
 
 
-def _describe(model_cls, prefix):
+# -- the schema as text ------------------------------------------------------------------------
+
+
+def _default(field):
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return ""
+    if isinstance(value, Path):
+        return str(value)
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _describe(model_cls, prefix, skip=()):
     lines = []
     for name, field in model_cls.model_fields.items():
-        if name == "kind" or isinstance(field.default_factory, type):
+        if name in skip:
             continue
-        default = "required" if field.is_required() else json_default(field.get_default(call_default_factory=True))
-        lines.append(f"  {prefix}{name:<18} {default:<22} {field.description or ''}")
+        sub = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) else None
+        lines.append(f"  {prefix}{name:<22} {_default(field):<14} {field.description or ''}".rstrip())
+        if sub is not None:
+            lines += _describe(sub, f"{prefix}{name}.")
     return lines
 
 
-def json_default(value):
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip() if not isinstance(value, Path) else str(value)
-
-
-def describe_schema():
-    """Every config key with its default and description, as text (``infovae schema``)."""
+def describe_schema() -> str:
+    """Every config key with its default and meaning, as plain text (``infovae schema``)."""
     lines = ["data (choose one kind):"]
-    for cls in (StrategiesData, DigitsData, NpzData):
-        lines.append(f" kind: {cls.model_fields['kind'].default}  -- {cls.__doc__.strip()}")
-        lines += _describe(cls, "data.")
+    for kind in DATA_KINDS.values():
+        lines.append(f" kind: {kind.name}  -- {kind.description}")
+        lines += _describe(kind.section, "data.", skip=("kind",))
     for section, cls in (("model", ModelConfig), ("objective", ObjectiveConfig), ("train", TrainConfig)):
         lines.append(f"{section}:")
         lines += _describe(cls, f"{section}.")

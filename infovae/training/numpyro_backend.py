@@ -1,11 +1,20 @@
-"""The NumPyro backend: the flax twins of the CVAE, the NumPyro :class:`InfoVAE_ELBO`, and optax's
-Adam, with training steps jit-compiled and run in chunks by :func:`jax.lax.scan` so that Python is
-out of the hot path.
+"""The NumPyro backend: the flax twins of the CVAE and the NumPyro :class:`InfoVAE_ELBO`, optimised with
+Adam, for a group of trials as one compiled program.
+
+The trials of a group share every shape; :func:`jax.vmap` maps the program over the trial axis of the
+network weights, the optimiser states, the random keys, the minibatch indices (each trial's own data
+order) and the per-trial scalars (:class:`~infovae.training.backends.Hyper`: the objective's weights,
+the learning rate, warm-up lengths, the gradient clip), so that one compilation serves the whole
+group. Steps run in chunks inside :func:`jax.lax.scan`, Python out of the hot path. Every diagnostic
+of an evaluation is computed on the device too (:mod:`infovae.diagnostics.jax_metrics`), in blocks of
+trials (:data:`EVAL_BLOCK`) to bound memory, so that the host receives O(trials) numbers.
 
 A run starts from the same weights as the Pyro backend with the same seed (the torch initialisation,
-transferred), so that the two backends can be compared run for run.
+transferred), so that the two backends can be compared run for run; a trial in a group gets the same
+numbers as the same trial alone, up to float32 rounding of the batched arithmetic.
 """
 
+import math
 from functools import partial
 
 import jax
@@ -13,13 +22,21 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from infovae.core.objective import assemble_loss
+from infovae.diagnostics import jax_metrics
+from infovae.diagnostics.evaluate import reports_marginal
+from infovae.errors import CheckpointError
 from infovae.numpyro.guides import CVAEGuide
 from infovae.numpyro.models import CVAEModel
 from infovae.numpyro.objectives import InfoVAE_ELBO
-from infovae.numpyro.weights import numpyro_to_state_dicts, state_dicts_to_numpyro
-from infovae.training.backend import Backend
+from infovae.numpyro.weights import state_dicts_to_numpyro
+from infovae.training.backends import Backend, Hyper, learning_rate, scheduled_weights
 
-__all__ = ["NumPyroBackend"]
+__all__ = ["EVAL_BLOCK", "NumPyroBackend"]
+
+# Trials evaluated together: an evaluation holds, per trial, the decoder at every latent value (or
+# importance draw) for every held-out example.
+EVAL_BLOCK = 16
 
 
 def _initial_state_dicts(arch, seed):
@@ -34,22 +51,43 @@ def _initial_state_dicts(arch, seed):
     return model.state_dict(), guide.state_dict()
 
 
+def _stack(trees):
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def _where(mask, new, old):
+    """Per trial (or per step within a trial): ``new`` where ``mask``, else ``old``."""
+    return jax.tree.map(lambda a, b: jnp.where(jnp.reshape(mask, mask.shape + (1,) * (a.ndim - mask.ndim)), a, b), new, old)
+
+
 class NumPyroBackend(Backend):
     name = "numpyro"
     # Steps per compiled chunk (a chunk never crosses an evaluation).
     chunk_size = 100
+    max_trials = 1 << 20
 
-    def __init__(self, arch, objective, train, num_data):
-        self.arch = arch
-        self.num_data = num_data
+    def __init__(self, configs, arch, train_data):
+        super().__init__(configs, arch, train_data)
+        first = self.configs[0]
+        self.steps = first.train.steps
         self.model, self.guide = CVAEModel(arch), CVAEGuide(arch)
-        self.elbo = InfoVAE_ELBO(**objective.elbo_kwargs())
-        self.optimizer = optax.adam(train.lr)
-        self.params = state_dicts_to_numpyro(*_initial_state_dicts(arch, train.seed), dtype=jnp.float32)
-        self.opt_state = self.optimizer.init(self.params)
-        self.rng_key = jax.random.PRNGKey(train.seed)
+        # The group's trials share the marginal's kind and which terms are computed; their weights
+        # enter as per-trial values (self.hyper).
+        self.elbo = InfoVAE_ELBO(**first.objective.elbo_kwargs())
+        self.train_x, self.train_y = self._x(train_data.x), self._y(train_data.y)
+        self._hyper = Hyper(*(jnp.asarray(values, jnp.float32) for values in self.hyper))
+        initial = {}
+        for config in self.configs:
+            if config.train.seed not in initial:
+                initial[config.train.seed] = state_dicts_to_numpyro(*_initial_state_dicts(arch, config.train.seed), dtype=jnp.float32)
+        self.params = _stack([initial[c.train.seed] for c in self.configs])
+        self.best = self.params
+        self.opt_state = jax.vmap(optax.scale_by_adam().init)(self.params)
+        self.keys = jnp.stack([jax.random.PRNGKey(c.train.seed) for c in self.configs])
+        self.step_count = jnp.zeros(self.num_trials, jnp.int32)
         self._train = jax.jit(self._train_impl)
-        self._loss_terms = jax.jit(self._loss_terms_impl)
+        self._evaluate = jax.jit(self._evaluate_impl, static_argnames=("num_labels",))
+        self._eval_sets = {}
 
     # -- arrays in -------------------------------------------------------------------------------
 
@@ -64,58 +102,205 @@ class NumPyroBackend(Backend):
 
     # -- training ----------------------------------------------------------------------------------
 
-    def _step(self, carry, batch):
-        params, opt_state, key = carry
+    def _step(self, carry, index, hyper):
+        """One step of one trial. A step whose loss or gradient is not finite changes nothing, and the
+        trial takes no more steps in this chunk."""
+        params, opt_state, key, t, alive = carry
         key, step_key = jax.random.split(key)
-        x, y = batch
+        x, y = self.train_x[index], self.train_y[index]
+        weights = scheduled_weights(jnp, t, hyper)
 
-        def loss(p):
+        def loss_fn(p):
             terms = self.elbo.differentiable_terms(step_key, p, self.model, self.guide, x, y, num_data=self.num_data)
-            return terms["loss"], terms
+            return assemble_loss(terms, self.num_data, *weights), terms
 
-        grads, terms = jax.grad(loss, has_aux=True)(params)
-        updates, opt_state = self.optimizer.update(grads, opt_state, params)
-        terms = {**terms, "loss": terms["loss"] / self.num_data}
-        return (optax.apply_updates(params, updates), opt_state, key), terms
+        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
+        clip = jnp.where(norm > hyper.grad_clip, hyper.grad_clip / norm, 1.0)
+        updates, new_opt_state = optax.scale_by_adam().update(jax.tree.map(lambda g: g * clip, grads), opt_state)
+        lr = learning_rate(jnp, t, hyper.lr, hyper.cosine, self.steps)
+        new_params = optax.apply_updates(params, jax.tree.map(lambda u: u * -lr, updates))
+        go = alive & jnp.isfinite(loss) & jnp.isfinite(norm)
+        params, opt_state = _where(go, new_params, params), _where(go, new_opt_state, opt_state)
+        out = {**terms, "loss": loss / self.num_data, "finite": jnp.isfinite(loss) & jnp.isfinite(norm)}
+        return (params, opt_state, key, t + go, go), out
 
-    def _train_impl(self, params, opt_state, key, xs, ys):
-        (params, opt_state, key), terms = jax.lax.scan(self._step, (params, opt_state, key), (xs, ys))
-        return params, opt_state, key, terms
+    def _train_impl(self, params, opt_state, keys, step_count, active, indices, hyper):
+        def trial(p, o, k, t, a, idx, h):
+            return jax.lax.scan(partial(self._step, hyper=h), (p, o, k, t, a), idx)
 
-    def train_steps(self, xs, ys):
-        self.params, self.opt_state, self.rng_key, terms = self._train(self.params, self.opt_state, self.rng_key, self._x(xs), self._y(ys))
-        return {name: np.asarray(values, dtype=np.float64) for name, values in terms.items()}
+        (params, opt_state, keys, step_count, _), terms = jax.vmap(trial)(params, opt_state, keys, step_count, active, indices, hyper)
+        return params, opt_state, keys, step_count, terms
+
+    def train_steps(self, indices, active):
+        self.params, self.opt_state, self.keys, self.step_count, terms = self._train(
+            self.params, self.opt_state, self.keys, self.step_count, jnp.asarray(active), jnp.asarray(indices, jnp.int32), self._hyper
+        )
+        terms = {name: np.asarray(values, dtype=np.float64) for name, values in terms.items()}
+        # A step that could not be taken reports its loss as not finite, whichever part failed.
+        terms["loss"] = np.where(terms.pop("finite") > 0, terms["loss"], np.where(np.isfinite(terms["loss"]), np.nan, terms["loss"]))
+        return terms
+
+    def keep_best(self, mask):
+        self.best = _where(jnp.asarray(mask), self.params, self.best)
 
     # -- evaluation --------------------------------------------------------------------------------
 
-    def _loss_terms_impl(self, params, key, x, y):
-        return self.elbo.loss_terms(key, params, self.model, self.guide, x, y)
+    def _eval_set(self, held_out, fit, generator, examples):
+        """The arrays an evaluation on ``held_out`` needs, on the device once per data set."""
+        key = (id(held_out), id(fit), examples)
+        if key not in self._eval_sets:
+            held, fitting = held_out.subset(slice(0, examples)), fit.subset(slice(0, examples))
+            arrays = {"x": self._x(held.x), "y": self._y(held.y), "fit_x": self._x(fitting.x), "fit_y": self._y(fitting.y)}
+            extra = {"num_labels": None, "bayes_accuracy": None}
+            if held.labels is not None and fitting.labels is not None:
+                arrays.update(labels=jnp.asarray(held.labels, jnp.int32), fit_labels=jnp.asarray(fitting.labels, jnp.int32))
+                extra["num_labels"] = max(held.num_labels, fitting.num_labels, 2)
+            if generator is not None:
+                arrays.update(tables=jnp.asarray(generator.label_log_prob_tables(held.x), jnp.float32), mix=jnp.asarray(generator.label_mix, jnp.float32))
+                extra["bayes_accuracy"] = float(generator.expected_bayes_accuracy(held.x, held.y))
+            self._eval_sets[key] = (arrays, extra)
+        return self._eval_sets[key]
 
-    def loss_terms(self, x, y, seed):
-        terms = {k: float(v) for k, v in self._loss_terms(self.params, jax.random.PRNGKey(seed), self._x(x), self._y(y)).items()}
-        terms["loss"] /= len(x)
-        return terms
+    def _evaluate_trial(self, params, key, hyper, data, num_labels):
+        """Every quantity for one trial (its weights ``params``), on the device."""
+        c = self.configs[0]
+        x, y = data["x"], data["y"]
+        keys = dict(zip(("terms", "surgery", "nll", "probe_fit", "probe", "codes", "generate"), jax.random.split(key, 7)))
+        terms = self.elbo.loss_terms(keys["terms"], params, self.model, self.guide, x, y)
+        loss = assemble_loss(terms, x.shape[0], hyper.beta, hyper.marginal_weight, hyper.jsd_weight) / x.shape[0]
+        out = {"loss": loss, "recon": terms["recon"], "kl": terms["kl"], "jsd": terms["jsd"]}
+        if reports_marginal(c.objective):
+            out["marginal"] = terms["marginal"]
+        q = self.guide.posterior(params, x, y)
+        p = self.model.prior(params, x)
+        if self.arch.latent == "discrete":
+            q_probs, p_probs = q.probs, p.probs
+            surgery = jax_metrics.discrete_elbo_surgery(q_probs, p_probs)
+            log_lik = self.model.decoder(params, x, jnp.arange(self.arch.latent_size)[:, None]).log_prob(y)  # [K, n]
+            out["nll"] = -jnp.mean(jax.scipy.special.logsumexp(log_lik + jnp.log(p_probs).T, axis=0))
+            out["latent_perplexity"] = jax_metrics.latent_perplexity(q_probs)
+        else:
+            q_loc, q_scale, p_loc, p_scale = q.base_dist.loc, q.base_dist.scale, p.base_dist.loc, p.base_dist.scale
+            p_loc, p_scale = jnp.broadcast_to(p_loc, q_loc.shape), jnp.broadcast_to(p_scale, q_loc.shape)
+            surgery = jax_metrics.gaussian_elbo_surgery(keys["surgery"], q_loc, q_scale, p_loc, p_scale)
+            S = c.train.importance_samples
+            z = jax_metrics.sample_gaussian(keys["nll"], q_loc, q_scale, S)  # [S, n, d]
+            log_w = (
+                self.model.decoder(params, x, z).log_prob(y)
+                + jax.scipy.stats.norm.logpdf(z, p_loc, p_scale).sum(-1)
+                - jax.scipy.stats.norm.logpdf(z, q_loc, q_scale).sum(-1)
+            )
+            out["nll"] = -jnp.mean(jax.scipy.special.logsumexp(log_w, axis=0) - math.log(S))
+            out["active_units"] = jax_metrics.active_units(q_loc)
+        out.update(mi=surgery["mi"], marginal_kl=surgery["marginal_kl"])
+        if num_labels is not None:
+            q_fit = self.guide.posterior(params, data["fit_x"], data["fit_y"])
+            out["probe_accuracy"] = jax_metrics.probe_accuracy(
+                self._features(keys["probe_fit"], q_fit), data["fit_labels"], self._features(keys["probe"], q), data["labels"], num_labels
+            )
+            if self.arch.latent == "discrete":
+                codes, num_codes = jnp.argmax(q.probs, -1), self.arch.latent_size
+            else:
+                codes, num_codes = jax_metrics.kmeans_codes(keys["codes"], q.base_dist.loc, num_labels), num_labels
+            out["nmi"] = jax_metrics.normalised_mutual_information(data["labels"], codes, num_labels, num_codes)
+        if "tables" in data:
+            prior_key, decoder_key = jax.random.split(keys["generate"])
+            z = p.sample(prior_key)
+            y_generated = self.model.decoder(params, x, z).sample(decoder_key)
+            out["coverage_tv"] = jax_metrics.label_posterior_coverage_tv(data["tables"], data["mix"], y_generated)
+        return out
+
+    def _features(self, key, q):
+        """Probe features of one latent draw per example: one-hot values, or the vector."""
+        if self.arch.latent == "discrete":
+            return jax_metrics.one_hot_features(jax_metrics.sample_categorical(key, q.probs), self.arch.latent_size)
+        return jax_metrics.sample_gaussian(key, q.base_dist.loc, q.base_dist.scale)
+
+    def _evaluate_impl(self, params, keys, hyper, data, num_labels):
+        def trial(args):
+            return self._evaluate_trial(*args, data, num_labels)
+
+        return jax.lax.map(trial, (params, keys, hyper), batch_size=min(EVAL_BLOCK, self.num_trials))
+
+    def evaluate(self, held_out, fit, generator, seeds, selected=False):
+        data, extra = self._eval_set(held_out, fit, generator, self.configs[0].train.eval_examples)
+        keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
+        params = self.params if selected is False else _where(jnp.asarray(selected), self.best, self.params)
+        out = self._evaluate(params, keys, self._hyper, data, num_labels=extra["num_labels"])
+        record = {name: np.asarray(values, dtype=np.float64).tolist() for name, values in out.items()}
+        if "active_units" in record:
+            record["active_units"] = [int(v) for v in record["active_units"]]
+        for name in ("latent_perplexity", "active_units", "probe_accuracy", "nmi", "coverage_tv"):
+            record.setdefault(name, [None] * self.num_trials)
+        record["bayes_accuracy"] = [extra["bayes_accuracy"]] * self.num_trials
+        return record
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def state_dict(self):
+        return jax.device_get({
+            "params": self.params,
+            "best": self.best,
+            "opt_state": jax.tree.leaves(self.opt_state),
+            "keys": self.keys,
+            "step_count": self.step_count,
+        })  # fmt: skip
+
+    def load_state_dict(self, state):
+        try:
+            params = jax.tree.map(jnp.asarray, state["params"])
+            best = jax.tree.map(jnp.asarray, state["best"])
+            leaves = [jnp.asarray(a) for a in state["opt_state"]]
+            treedef = jax.tree.structure(self.opt_state)
+            expected = [(a.shape, a.dtype) for a in jax.tree.leaves(self.opt_state)]
+            if jax.tree.structure(params) != jax.tree.structure(self.params) or [(a.shape, a.dtype) for a in leaves] != expected:
+                raise ValueError("its arrays have other shapes")
+            for mine, theirs in zip(jax.tree.leaves(self.params), jax.tree.leaves(params)):
+                if mine.shape != theirs.shape:
+                    raise ValueError(f"a weight of shape {theirs.shape} where this run has {mine.shape}")
+            keys, step_count = jnp.asarray(state["keys"]), jnp.asarray(state["step_count"], jnp.int32)
+            if keys.shape != self.keys.shape or step_count.shape != self.step_count.shape:
+                raise ValueError("it holds another number of trials")
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"the checkpoint does not fit this run's model ({error})") from None
+        self.params, self.best = params, best
+        self.opt_state = jax.tree.unflatten(treedef, leaves)
+        self.keys, self.step_count = keys, step_count
+
+    def trial_state(self, index):
+        return jax.tree.map(lambda a: np.asarray(a)[index : index + 1], self.state_dict())
+
+    # -- the selected model of trial 0, for reports ------------------------------------------
+
+    def use_selected(self):
+        self.params = _where(jnp.asarray([c.train.select == "best" for c in self.configs]), self.best, self.params)
+
+    @property
+    def _trial_params(self):
+        return jax.tree.map(lambda a: a[0], self.params)
 
     @staticmethod
     def _latent_params(fn):
         base = fn.base_dist if hasattr(fn, "base_dist") else fn
         if hasattr(base, "probs"):
             return {"probs": np.asarray(base.probs, dtype=np.float64)}
-        return {"loc": np.asarray(base.loc, dtype=np.float64), "scale": np.asarray(base.scale, dtype=np.float64)}
+        return {"loc": np.asarray(base.loc, dtype=np.float64), "scale": np.asarray(jnp.broadcast_to(base.scale, base.loc.shape), dtype=np.float64)}
 
     def posterior(self, x, y):
-        return self._latent_params(self.guide.posterior(self.params, self._x(x), self._y(y)))
+        return self._latent_params(self.guide.posterior(self._trial_params, self._x(x), self._y(y)))
 
     def prior(self, x):
-        return self._latent_params(self.model.prior(self.params, self._x(x)))
+        return self._latent_params(self.model.prior(self._trial_params, self._x(x)))
 
     def log_likelihood(self, x, y, z, pointwise=False):
-        fn = self.model.decoder(self.params, self._x(x), self._z(z))
+        fn = self.model.decoder(self._trial_params, self._x(x), self._z(z))
         return np.asarray((fn.base_dist if pointwise else fn).log_prob(self._y(y)), dtype=np.float64)
 
     def decoder_mean(self, x, z):
-        fn = self.model.decoder(self.params, self._x(x), self._z(z)).base_dist
-        return np.asarray(fn.loc if self.arch.likelihood == "gaussian" else fn.probs, dtype=np.float64)
+        fn = self.model.decoder(self._trial_params, self._x(x), self._z(z)).base_dist
+        mean = fn.loc if self.arch.likelihood == "gaussian" else fn.probs
+        return np.asarray(jnp.broadcast_to(mean, fn.batch_shape + fn.event_shape + mean.shape[len(fn.batch_shape) + len(fn.event_shape) :]), dtype=np.float64)
 
     @partial(jax.jit, static_argnums=0)
     def _generate(self, params, key, x, z):
@@ -125,19 +310,5 @@ class NumPyroBackend(Backend):
         return z, self.model.decoder(params, x, z).sample(decoder_key)
 
     def generate(self, x, seed, z=None):
-        z, y = self._generate(self.params, jax.random.PRNGKey(seed), self._x(x), None if z is None else self._z(z))
+        z, y = self._generate(self._trial_params, jax.random.PRNGKey(seed), self._x(x), None if z is None else self._z(z))
         return np.asarray(z), np.asarray(y)
-
-    # -- state -------------------------------------------------------------------------------------
-
-    def state_dict(self):
-        return jax.device_get({"params": self.params, "opt_state": self.opt_state, "rng_key": self.rng_key})
-
-    def load_state_dict(self, state):
-        self.params = jax.tree.map(jnp.asarray, state["params"])
-        self.opt_state = jax.tree.map(jnp.asarray, state["opt_state"])
-        self.rng_key = jnp.asarray(state["rng_key"])
-
-    def weights(self):
-        model, guide = numpyro_to_state_dicts(self.params)
-        return {"model": model, "guide": guide}

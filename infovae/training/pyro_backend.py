@@ -1,73 +1,213 @@
 """The Pyro backend: :class:`~infovae.models.CVAEModel`, :class:`~infovae.guides.CVAEGuide` and
-:class:`~infovae.objectives.InfoVAE_ELBO`, optimised with Pyro's Adam."""
+:class:`~infovae.objectives.InfoVAE_ELBO`, optimised with Adam, one trial at a time, on the torch
+device ``train.device``; evaluation through :func:`infovae.diagnostics.evaluate.evaluate` (NumPy and
+scikit-learn), the reference the NumPyro backend's on-device diagnostics are tested against.
+
+The networks are ordinary torch modules owned by the backend, not entries of Pyro's global parameter
+store, so that two runs in one process do not share or clear each other's weights.
+"""
+
+import copy
+import math
 
 import numpy as np
 import pyro
 import torch
-from pyro import poutine
-from pyro.infer.util import zero_grads
 
+from infovae.core.objective import assemble_loss
+from infovae.diagnostics.evaluate import evaluate
+from infovae.errors import CheckpointError, UserInputError
 from infovae.guides import CVAEGuide
 from infovae.models import CVAEModel
 from infovae.objectives import InfoVAE_ELBO
-from infovae.training.backend import Backend
+from infovae.training.backends import Backend, learning_rate, scheduled_weights
 
 __all__ = ["PyroBackend"]
+
+# Adam's defaults, as torch and optax both have them.
+BETAS, EPS = (0.9, 0.999), 1e-8
+
+
+def _tensors(tree, device):
+    """NumPy arrays in a checkpoint tree as torch tensors (optimiser states want tensors back)."""
+    if isinstance(tree, dict):
+        return {k: _tensors(v, device) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_tensors(v, device) for v in tree)
+    if isinstance(tree, np.ndarray):
+        return torch.as_tensor(tree, device=device)
+    return tree
+
+
+def _arrays(tree):
+    if isinstance(tree, dict):
+        return {k: _arrays(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_arrays(v) for v in tree)
+    if torch.is_tensor(tree):
+        return tree.detach().cpu().numpy().copy()
+    return tree
 
 
 class PyroBackend(Backend):
     name = "pyro"
     # One step at a time: Pyro runs eagerly, so chunks would only delay the progress bar.
     chunk_size = 1
+    max_trials = 1
 
-    def __init__(self, arch, objective, train, num_data):
-        self.arch = arch
-        self.num_data = num_data
-        pyro.clear_param_store()
-        pyro.set_rng_seed(train.seed)
-        self.model, self.guide = CVAEModel(arch), CVAEGuide(arch)
-        self.elbo = InfoVAE_ELBO(**objective.elbo_kwargs())
-        self.optim = pyro.optim.Adam({"lr": train.lr})
+    def __init__(self, configs, arch, train_data):
+        super().__init__(configs, arch, train_data)
+        (config,) = self.configs
+        self.device = torch.device(config.train.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise UserInputError("train.device=cuda, but torch finds no CUDA device (the Pyro backend runs where torch runs)")
+        self.steps = config.train.steps
+        self.train_x, self.train_y = self._x(train_data.x), self._y(train_data.y)
+        # The same initial weights as before the backend owned them: Pyro's seed, then the modules.
+        pyro.set_rng_seed(config.train.seed)
+        self.model, self.guide = CVAEModel(arch).to(self.device), CVAEGuide(arch).to(self.device)
+        self.elbo = InfoVAE_ELBO(**config.objective.elbo_kwargs())
+        self.params = list(self.model.parameters()) + list(self.guide.parameters())
+        self.optim = torch.optim.Adam(self.params, lr=config.train.lr, betas=BETAS, eps=EPS)
+        self.step_count = 0
+        self.best = self._weights()
+
+    # -- arrays in ---------------------------------------------------------------------------------
 
     def _x(self, x):
-        return torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype())
+        return torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype(), device=self.device)
 
     def _y(self, y):
         y = np.asarray(y)
-        return torch.as_tensor(y) if self.arch.likelihood == "categorical" else self._x(y)
+        return torch.as_tensor(y, device=self.device) if self.arch.likelihood == "categorical" else self._x(y)
 
     def _z(self, z):
         z = np.asarray(z)
-        return torch.as_tensor(z) if self.arch.latent == "discrete" else self._x(z)
+        return torch.as_tensor(z, device=self.device) if self.arch.latent == "discrete" else self._x(z)
 
-    def train_steps(self, xs, ys):
-        steps = [self._step(x, y) for x, y in zip(xs, ys)]
-        return {name: np.array([s[name] for s in steps]) for name in steps[0]}
+    # -- training ----------------------------------------------------------------------------------
+
+    def train_steps(self, indices, active):
+        if not active[0]:
+            return {}
+        steps = []
+        for index in indices[0]:
+            terms = self._step(self.train_x[index], self.train_y[index])
+            steps.append(terms)
+            if not all(math.isfinite(v) for v in terms.values()):
+                break
+        return {name: np.array([[s[name] for s in steps]]) for name in steps[0]}
 
     def _step(self, x, y):
-        with poutine.trace(param_only=True) as capture:
-            terms = self.elbo.differentiable_terms(self.model, self.guide, self._x(x), self._y(y), num_data=self.num_data)
-            terms["loss"].backward()
-        params = {site["value"].unconstrained() for site in capture.trace.nodes.values()}
-        self.optim(params)
-        zero_grads(params)
+        """One optimisation step; a step whose loss or gradient is not finite changes nothing."""
+        h = self.hyper
+        t = self.step_count
+        weights = [float(w[0]) for w in scheduled_weights(np, t, h)]
+        # pyro.module registers the networks in Pyro's global param store: a scope of its own keeps
+        # runs in one process apart.
+        with pyro.get_param_store().scope():
+            terms = self.elbo.differentiable_terms(self.model, self.guide, x, y, num_data=self.num_data)
+        loss = assemble_loss(terms, self.num_data, *weights)
+        self.optim.zero_grad(set_to_none=False)
+        loss.backward()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
         out = {name: value.item() for name, value in terms.items()}
-        out["loss"] /= self.num_data
+        out["loss"] = loss.item() / self.num_data
+        if not (math.isfinite(out["loss"]) and torch.isfinite(norm)):
+            out["loss"] = out["loss"] if not math.isfinite(out["loss"]) else math.nan
+            return out
+        if norm > h.grad_clip[0]:
+            for g in grads:
+                g.mul_(float(h.grad_clip[0]) / norm)
+        for group in self.optim.param_groups:
+            group["lr"] = float(learning_rate(np, t, h.lr[0], h.cosine[0], self.steps))
+        self.optim.step()
+        self.step_count += 1
         return out
 
+    def keep_best(self, mask):
+        if mask[0]:
+            self.best = self._weights()
+
+    def _weights(self):
+        return {"model": copy.deepcopy(self.model.state_dict()), "guide": copy.deepcopy(self.guide.state_dict())}
+
+    def evaluate(self, held_out, fit, generator, seeds, selected=False):
+        with self._selected(selected is not False and bool(np.asarray(selected).reshape(-1)[0])):
+            record = evaluate(self, fit, held_out, generator, self.configs[0], int(seeds[0]))
+        return {name: [value] for name, value in record.items()}
+
     def loss_terms(self, x, y, seed):
-        with torch.random.fork_rng():
+        """Every term of the objective on ``(x, y)`` as one batch, per example, as floats; ``seed``
+        fixes the latent draws and leaves the training stream of random numbers untouched."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), pyro.get_param_store().scope():
             torch.manual_seed(seed)
             terms = self.elbo.loss_terms(self.model, self.guide, self._x(x), self._y(y))
         terms["loss"] /= len(x)
         return terms
 
+    class _Swap:
+        def __init__(self, backend, weights):
+            self.backend, self.weights, self.saved = backend, weights, None
+
+        def __enter__(self):
+            if self.weights is not None:
+                self.saved = self.backend._weights()
+                self.backend.model.load_state_dict(self.weights["model"])
+                self.backend.guide.load_state_dict(self.weights["guide"])
+
+        def __exit__(self, *exc):
+            if self.saved is not None:
+                self.backend.model.load_state_dict(self.saved["model"])
+                self.backend.guide.load_state_dict(self.saved["guide"])
+
+    def _selected(self, selected):
+        return self._Swap(self, self.best if selected else None)
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def state_dict(self):
+        return _arrays({
+            "weights": self._weights(),
+            "best": self.best,
+            "optim": self.optim.state_dict(),
+            "step_count": self.step_count,
+            "rng": pyro.util.get_rng_state(),
+        })  # fmt: skip
+
+    def load_state_dict(self, state):
+        try:
+            self.model.load_state_dict(_tensors(state["weights"]["model"], self.device))
+            self.guide.load_state_dict(_tensors(state["weights"]["guide"], self.device))
+            self.best = _tensors(state["best"], self.device)
+            self.optim.load_state_dict(_tensors(state["optim"], "cpu"))
+            self.step_count = int(state["step_count"])
+            rng = state["rng"]
+            pyro.util.set_rng_state({
+                "torch": torch.as_tensor(rng["torch"]),
+                "random": rng["random"],
+                "numpy": tuple(rng["numpy"]),
+            })  # fmt: skip
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            raise CheckpointError(f"the checkpoint does not fit this run's model ({str(error).splitlines()[0]})") from None
+
+    def trial_state(self, index):
+        return self.state_dict()
+
+    # -- the selected model, for reports -------------------------------------------------------
+
+    def use_selected(self):
+        if self.configs[0].train.select == "best":
+            self.model.load_state_dict(self.best["model"])
+            self.guide.load_state_dict(self.best["guide"])
+
     @staticmethod
     def _params(fn):
         base = fn.base_dist if hasattr(fn, "base_dist") else fn
         if isinstance(base, torch.distributions.Categorical):
-            return {"probs": base.probs.numpy()}
-        return {"loc": base.loc.numpy(), "scale": base.scale.numpy()}
+            return {"probs": base.probs.cpu().numpy()}
+        return {"loc": base.loc.cpu().numpy(), "scale": base.scale.cpu().numpy()}
 
     @torch.no_grad()
     def posterior(self, x, y):
@@ -80,38 +220,19 @@ class PyroBackend(Backend):
     @torch.no_grad()
     def log_likelihood(self, x, y, z, pointwise=False):
         fn = self.model.decoder(self._x(x), self._z(z))
-        return (fn.base_dist if pointwise else fn).log_prob(self._y(y)).numpy()
+        return (fn.base_dist if pointwise else fn).log_prob(self._y(y)).cpu().numpy()
 
     @torch.no_grad()
     def decoder_mean(self, x, z):
         fn = self.model.decoder(self._x(x), self._z(z)).base_dist
-        return (fn.loc if self.arch.likelihood == "gaussian" else fn.probs).numpy()
+        mean = fn.loc if self.arch.likelihood == "gaussian" else fn.probs
+        return torch.broadcast_to(mean, fn.batch_shape + fn.event_shape + mean.shape[len(fn.batch_shape) + len(fn.event_shape):]).cpu().numpy()
 
     @torch.no_grad()
     def generate(self, x, seed, z=None):
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)
             x = self._x(x)
             z = self.model.prior(x).sample() if z is None else self._z(z)
             y = self.model.decoder(x, z).sample()
-        return z.numpy(), y.numpy()
-
-    def state_dict(self):
-        return {
-            "model": self.model.state_dict(),
-            "guide": self.guide.state_dict(),
-            "optim": self.optim.get_state(),
-            "rng": pyro.util.get_rng_state(),
-        }
-
-    def load_state_dict(self, state):
-        self.model.load_state_dict(state["model"])
-        self.guide.load_state_dict(state["guide"])
-        self.optim.set_state(state["optim"])
-        pyro.util.set_rng_state(state["rng"])
-
-    def weights(self):
-        return {
-            "model": {k: v.numpy().copy() for k, v in self.model.state_dict().items()},
-            "guide": {k: v.numpy().copy() for k, v in self.guide.state_dict().items()},
-        }
+        return z.cpu().numpy(), y.cpu().numpy()

@@ -83,17 +83,26 @@ def test_npz_round_trip(tmp_path):
     assert one_column.y.shape == (30, 1) and one_column.num_classes == 6 and one_column.labels is None
     binary = load_npz(save(tmp_path, x=x, y=rng.random((30, 4)) > 0.5), "bernoulli")
     assert binary.y.dtype == np.float32 and binary.num_classes == 2
+    # Intensities in [0, 1] (greyscale pixels) are soft Bernoulli targets.
+    grey = rng.random((30, 4))
+    np.testing.assert_array_equal(load_npz(save(tmp_path, x=x, y=grey), "bernoulli").y, grey.astype(np.float32))
+    # Without x: an unconditional VAE's data, with a condition of width 0.
+    unconditional = load_npz(save(tmp_path, y=grey), "bernoulli")
+    assert unconditional.x.shape == (30, 0) and unconditional.x.dtype == np.float32
     gaussian = load_npz(save(tmp_path, x=x, y=rng.normal(size=(30, 2))), "gaussian")
     assert gaussian.y.dtype == np.float32 and gaussian.num_classes == 0
 
 
 BAD = {
     "missing key": (dict(x=np.zeros((20, 2))), "gaussian", "has no array 'y'"),
+    "y beyond [0, 1]": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), 1.5)), "bernoulli", "values in [0, 1]"),
+    "negative y": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), -0.1)), "bernoulli", "values in [0, 1]"),
+    "too large for float32": (dict(x=np.full((20, 2), 1e300), y=np.zeros((20, 2))), "gaussian", "x contains values too large for float32"),
+    "class id too large": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), 10**9)), "categorical", "at most 100000 classes"),
     "lengths differ": (dict(x=np.zeros((20, 2)), y=np.zeros((19, 2))), "gaussian", "different lengths: x 20, y 19"),
     "labels length": (dict(x=np.zeros((20, 2)), y=np.zeros(20), labels=np.zeros(21)), "gaussian", "labels 21"),
     "NaN": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), np.nan)), "gaussian", "y contains NaN"),
     "inf": (dict(x=np.full((20, 2), np.inf), y=np.zeros((20, 2))), "gaussian", "x contains NaN or infinite"),
-    "non-binary y": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), 0.5)), "bernoulli", "only 0 and 1"),
     "negative class": (dict(x=np.zeros((20, 2)), y=-np.ones((20, 2))), "categorical", "non-negative integer classes"),
     "fractional class": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), 1.5)), "categorical", "non-negative integer classes"),
     "3-D x": (dict(x=np.zeros((20, 2, 2)), y=np.zeros((20, 2))), "gaussian", "x must be 2-D"),

@@ -434,11 +434,11 @@ def test_invalid_arguments_name_the_argument(kwargs, match):
 
 def test_divergence_that_does_not_fit_the_latent_is_refused(tables, batch):
     idx, y = batch
-    with pytest.raises(ValueError, match="marginal='mmd' needs a continuous latent; site 'z'"):
+    with pytest.raises(ValueError, match="marginal='mmd' needs a continuous latent, but site 'z'"):
         InfoVAE_ELBO(marginal="mmd", marginal_weight=1.0).loss(*table_pair(**tables), idx, y)
     params, x, yc, _ = gaussian_setup()
     pair = linear_gaussian_pair(**params)
-    with pytest.raises(ValueError, match="marginal='kl' needs a discrete latent; site 'z'"):
+    with pytest.raises(ValueError, match="marginal='kl' needs a discrete latent, but site 'z'"):
         InfoVAE_ELBO(marginal="kl", marginal_weight=1.0).loss(*pair, x, yc)
     with pytest.raises(ValueError, match="jsd_mixture='uniform' needs a discrete latent"):
         InfoVAE_ELBO(jsd_weight=1.0, jsd_mixture="uniform").loss(*pair, x, yc)

@@ -88,12 +88,12 @@ def test_local_sweep_records_a_failed_trial_and_resumes(tmp_path):
     rows = read_csv(tmp_path / "out" / "results.csv")
     assert len(rows) == 5
     failed = [r for r in rows if r["status"] == "failed"]
-    assert len(failed) == 1 and "marginal=mmd needs model.latent: gaussian" in failed[0]["error"]
+    assert len(failed) == 1 and "marginal='mmd' needs a continuous latent, but model.latent is discrete" in failed[0]["error"]
     ok = [r for r in rows if r["status"] == "ok"]
     assert all(0 <= float(r["probe_accuracy"]) <= 1 for r in ok)
     assert {"objective.beta", "objective.marginal_weight", "seed", "status", "error", "test_loss", "mi", "coverage_tv"} <= set(rows[0])
     assert "| beta | marginal_weight | marginal | runs |" in result.table and "1/1" in result.table
-    assert (tmp_path / "out" / "results_by_setting.csv").exists() and "Failed trials" in (tmp_path / "out" / "results.md").read_text()
+    assert (tmp_path / "out" / "results_by_setting.csv").exists() and "Trials not finished" in (tmp_path / "out" / "results.md").read_text()
 
     # Re-running skips every trial that has an outcome: nothing is trained again.
     outcomes = sorted((tmp_path / "out" / "trials").glob("*/outcome.json"))
@@ -103,7 +103,7 @@ def test_local_sweep_records_a_failed_trial_and_resumes(tmp_path):
     # A sweep that gained a seed runs only the new trials.
     grown = write(tmp_path, {**yaml.safe_load(sweep.read_text()), "seeds": [0, 1]}, "grown.yaml")
     result = run_sweep(grown, tmp_path / "out", workers=2, progress=False)
-    assert len(result.rows) == 10 and [p.stat().st_mtime_ns for p in outcomes] == stamps
+    assert len(result.results) == 10 and [p.stat().st_mtime_ns for p in outcomes] == stamps
     # The same trials with another base config are refused.
     changed = {**yaml.safe_load(sweep.read_text()), "base": {**BASE, "train": {**BASE["train"], "steps": 9}}}
     with pytest.raises(ConfigError, match="holds a different sweep"):
@@ -114,29 +114,31 @@ def test_local_sweep_records_a_failed_trial_and_resumes(tmp_path):
 def test_a_crashing_trial_is_recorded_and_retried(tmp_path, monkeypatch):
     sweep = grid_sweep(tmp_path)
     result = run_sweep(sweep, tmp_path / "out", workers=2, progress=False)
-    assert len(result.rows) == 4 and not result.failed
+    assert len(result.results) == 4 and result.failed.empty
     trial = sorted((tmp_path / "out" / "trials").iterdir())[0]
+    # A finished trial is never recorded as failed, whatever its process does: this one has not finished.
     (trial / "outcome.json").unlink()
+    (trial / "run" / "summary.json").unlink()
     # The trial's process dies at start-up, before it can record anything.
     crash = tmp_path / "crash"
     crash.mkdir()
     (crash / "sitecustomize.py").write_text("import os\nos._exit(3)\n")
     monkeypatch.setenv("PYTHONPATH", str(crash))
     result = run_sweep(sweep, tmp_path / "out", workers=1, progress=False)
-    crashed = [r for r in result.rows if r["status"] == "failed"]
+    crashed = result.results[result.results["status"] == "failed"].to_dict("records")
     assert len(crashed) == 1 and "crashed" in crashed[0]["error"] and crashed[0]["trial"] == trial.name
     monkeypatch.delenv("PYTHONPATH")
     # Without --retry-failed the failure stands; with it the trial runs again.
     assert len(run_sweep(sweep, tmp_path / "out", workers=1, progress=False).failed) == 1
     result = run_sweep(sweep, tmp_path / "out", workers=1, retry_failed=True, progress=False)
-    assert not result.failed
+    assert result.failed.empty
 
 
 @pytest.mark.slow
 def test_ray_executor_runs_the_same_sweep(tmp_path):
     pytest.importorskip("ray")
     result = run_sweep(grid_sweep(tmp_path), tmp_path / "out", executor="ray", progress=False)
-    assert len(result.rows) == 4 and not result.failed
+    assert len(result.results) == 4 and result.failed.empty
     for trial in (tmp_path / "out" / "trials").iterdir():
         assert json.loads((trial / "outcome.json").read_text())["status"] == "ok"
         assert (trial / "run" / "summary.json").exists() and (trial / "run" / "metrics.jsonl").exists()

@@ -8,8 +8,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from infovae.diagnostics import plots
 from infovae.diagnostics.metrics import latent_codes
+from infovae.errors import RunDirError
+from infovae.reports import plots
+from infovae.reports.arviz import pooled_predictive, to_datatree, write_datatree
+from infovae.sweeps.sweep import SWEEP, open_sweep
+from infovae.sweeps.trial import read_outcome
+from infovae.training.runs import CONFIG, open_run
 
 __all__ = ["run_figures", "sweep_figures", "write_report", "write_run_report", "write_sweep_report"]
 
@@ -41,8 +46,8 @@ def _generated_panels(run, test, q, p, rng):
     if run.config.data.kind == "strategies":
         mean = backend.decoder_mean(test.x, z)  # [K, n, T, A]
         latent_actions = mean.mean(axis=(1, 2))
-        true = run.splits.generator.action_distributions(test.x).mean(1)
-        return plots.plot_generated_strategies(latent_actions, weights, true, run.splits.generator.strategy_mix, label)
+        true = run.splits.generator.label_factor_distributions(test.x).mean(1)
+        return plots.plot_generated_strategies(latent_actions, weights, true, run.splits.generator.label_mix, label)
     if run.config.data.kind == "digits":
         from infovae.data.digits import to_images
 
@@ -56,8 +61,8 @@ def _generated_panels(run, test, q, p, rng):
 
 
 def run_figures(run, seed=0):
-    """Every figure of a trained run (see :func:`infovae.training.loop.open_run`), by file stem."""
-    records, splits = run.metrics, run.splits
+    """Every figure of a trained run (see :func:`infovae.open_run`), by file stem."""
+    records, splits = run.records, run.splits
     test = splits.test.subset(slice(0, FIGURE_EXAMPLES))
     figures = {
         "loss_terms": plots.plot_loss_terms(records),
@@ -81,8 +86,6 @@ def run_figures(run, seed=0):
 
 def _ppc_figure(run, seed):
     import arviz as az
-
-    from infovae.diagnostics.arviz import pooled_predictive, to_datatree
 
     tree = pooled_predictive(to_datatree(run.backend, run.splits.test, num_draws=50, max_examples=300, seed=seed))
     if run.config.likelihood == "gaussian":
@@ -156,7 +159,7 @@ def _coverage_sentence(run):
         f"| {s} | {true:.3f} | {gen:.3f} |" for s, (true, gen) in enumerate(zip(generator.strategy_mix, generated))
     )
     verdict = "the prior covers every strategy" if tv < COVERAGE_THRESHOLD else "**the prior does not cover the strategies evenly**"
-    missing = [s for s, (t, g) in enumerate(zip(generator.strategy_mix, generated)) if g < 0.5 * t]
+    missing = [s for s, (t, g) in enumerate(zip(generator.label_mix, generated)) if g < 0.5 * t]
     gap = f" Under-generated strategies: {missing}." if missing else ""
     return (
         f"Data generated from the prior has strategy mix at total variation **{tv:.3f}** from the true mix: {verdict}.{gap}\n\n"
@@ -164,16 +167,13 @@ def _coverage_sentence(run):
     )
 
 
-def write_run_report(run_dir, seed=0):
+def write_run_report(run_dir, seed=0, draws=100, examples=500):
     """Figures and ``report.md`` for the run in ``run_dir``; returns the report's path."""
-    from infovae.diagnostics.arviz import to_datatree, write_datatree
-    from infovae.training.loop import open_run
-
     run = open_run(run_dir)
     folder = Path(run_dir) / REPORT_DIR
     figures = run_figures(run, seed)
     _save(figures, folder)
-    write_datatree(to_datatree(run.backend, run.splits.test, seed=seed), folder / "inference.nc")
+    write_datatree(to_datatree(run.backend, run.splits.test, num_draws=draws, max_examples=examples, seed=seed), folder / "inference.nc")
     s = run.summary or {}
     c = run.config
     keys = ["test_loss", "test_recon", "test_kl", "mi", "marginal_kl", "jsd", "nll", "latent_perplexity", "active_units",
@@ -197,7 +197,7 @@ jsd_weight={c.objective.jsd_weight}; {s.get('steps', '?')} steps with the {c.bac
 
 ## What happened to the latent
 
-- {_probe_sentence(run.metrics)}
+- {_probe_sentence(run.records)}
 - {_kl_sentence(s)}
 
 {_coverage_sentence(run)}
@@ -229,13 +229,9 @@ def _settings(rows, key_names):
 def sweep_figures(sweep_dir):
     """Heatmaps of the key metrics over (beta, marginal weight) for each JSD weight, probe curves per
     setting, and an ArviZ forest plot across seeds."""
-    from infovae.sweeps.results import aggregate
-
-    sweep_dir = Path(sweep_dir)
-    spec = _recorded_spec(sweep_dir)
-    rows = _read_rows(sweep_dir)
+    sweep = open_sweep(sweep_dir)
+    spec, rows, table = sweep.spec, _rows(sweep), _table_records(sweep)
     figures = {}
-    table = aggregate(spec, rows)
     axes_keys = ("objective.beta", "objective.marginal_weight")
     if all(k in spec.swept_keys for k in axes_keys):
         for metric in ("probe_accuracy", "nmi", "coverage_tv", "mi"):
@@ -252,35 +248,19 @@ def sweep_figures(sweep_dir):
     return figures
 
 
-def _recorded_spec(sweep_dir):
-    """The sweep's trials as recorded in its directory (the sweep file may have moved or changed)."""
-    from infovae.sweeps.spec import SweepSpec, Trial
-    from infovae.sweeps.sweep import SWEEP
-
-    record = json.loads((Path(sweep_dir) / SWEEP).read_text())
-    trials = tuple(Trial(t["overrides"], t["seed"]) for t in record["trials"])
-    swept = tuple(dict.fromkeys(k for t in trials for k in t.overrides))
-    return SweepSpec(base={}, trials=trials, swept_keys=swept, path=Path(record["spec"]))
+def _table_records(sweep):
+    """The per-setting table as dicts, ``None`` where a value is missing."""
+    records = sweep.by_setting.to_dict("records")
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in records]
 
 
-def _read_rows(sweep_dir):
-    import csv
-
-    with open(Path(sweep_dir) / "results.csv") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
-        for k, v in row.items():
-            try:
-                row[k] = float(v) if v not in ("", None) else None
-            except ValueError:
-                pass
-    return rows
+def _rows(sweep):
+    records = sweep.results.to_dict("records")
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in records]
 
 
 def _probe_runs(spec, sweep_dir):
     """Per setting name, each finished trial's probe curve ``[(step, accuracy or None), ...]``."""
-    from infovae.sweeps.trial import read_outcome
-
     curves = {}
     for trial in spec.trials:
         trial_dir = Path(sweep_dir) / "trials" / trial.name
@@ -351,9 +331,7 @@ def _setting_name(overrides):
 
 def _setting_sentences(spec, sweep_dir):
     """One line per setting: did the probe decay, how did the KL split, does the prior cover the data."""
-    from infovae.sweeps.results import aggregate
-
-    table = aggregate(spec, _read_rows(sweep_dir))
+    table = _table_records(open_sweep(sweep_dir))
     curves = {name: [[v for _, v in run] for run in runs] for name, runs in _probe_runs(spec, sweep_dir).items()}
     lines = []
     for e in table:
@@ -385,7 +363,7 @@ def write_sweep_report(sweep_dir):
     table = (sweep_dir / "results.md").read_text().split("\n", 2)[-1]
     body = "\n\n".join(f"![{name}]({REPORT_DIR}/{name}.png)" for name in figures)
     path = sweep_dir / REPORT
-    sentences = _setting_sentences(_recorded_spec(sweep_dir), sweep_dir)
+    sentences = _setting_sentences(open_sweep(sweep_dir).spec, sweep_dir)
     path.write_text(
         f"# Sweep report: {sweep_dir.name}\n\n## What happened to the latent (means over seeds)\n\n{sentences}\n\n"
         f"## Results\n\n{table}\n\n## Figures\n\n{body}\n\nEach trial's run directory (`trials/NAME/run`) "
@@ -394,14 +372,16 @@ def write_sweep_report(sweep_dir):
     return path
 
 
-def write_report(path):
-    """A report for a run directory or a sweep directory, whichever ``path`` is."""
-    from infovae.sweeps.sweep import SWEEP
-    from infovae.training.loop import CONFIG
-
+def write_report(path, draws=100, examples=500):
+    """A report for a run folder or a sweep folder, whichever ``path`` is; returns the paths written
+    (``{"report", "figures", "inference"}``)."""
     path = Path(path)
     if (path / SWEEP).exists():
-        return write_sweep_report(path)
-    if (path / CONFIG).exists():
-        return write_run_report(path)
-    raise ValueError(f"{path} is neither a run directory (no {CONFIG}) nor a sweep directory (no {SWEEP})")
+        report = write_sweep_report(path)
+    elif (path / CONFIG).exists():
+        report = write_run_report(path, draws=draws, examples=examples)
+    else:
+        raise RunDirError(f"{path} is neither a run folder (no {CONFIG}) nor a sweep folder (no {SWEEP})")
+    figures = sorted((path / REPORT_DIR).glob("*.png"))
+    inference = path / REPORT_DIR / "inference.nc"
+    return {"report": report, "figures": figures, "inference": inference if inference.exists() else None}

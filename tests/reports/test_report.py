@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import yaml
 
-from infovae.diagnostics.arviz import pooled_predictive, read_datatree, to_datatree, write_datatree
-from infovae.diagnostics.report import write_report
+from infovae.reports.arviz import pooled_predictive, read_datatree, to_datatree, write_datatree
+from infovae.reports.report import write_report
 from infovae.sweeps import run_sweep
 from infovae.training.config import parse_config
-from infovae.training.loop import open_run, start_run
+from infovae.training.loop import start_run
+from infovae.training.runs import open_run
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,7 @@ def runs(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["strategies", "digits", "gaussian"])
 def test_run_report_has_every_promised_figure(runs, name):
-    report = write_report(runs / name)
+    report = write_report(runs / name)["report"]
     text = report.read_text()
     for figure in RUN_FIGURES:
         path = runs / name / "report" / f"{figure}.png"
@@ -98,7 +99,7 @@ def test_sweep_report(tmp_path):
     )
     sweep.write_text(sweep.read_text().replace("steps: 20", "steps: 10"))
     run_sweep(sweep, tmp_path / "out", workers=2, progress=False)
-    report = write_report(tmp_path / "out")
+    report = write_report(tmp_path / "out")["report"]
     for figure in ("heatmap_probe_accuracy", "heatmap_nmi", "heatmap_coverage_tv", "heatmap_mi", "kl_split", "probe_curves", "forest"):
         png_size(tmp_path / "out" / "report" / f"{figure}.png")
         assert f"report/{figure}.png" in report.read_text()
@@ -108,7 +109,7 @@ def test_sweep_report(tmp_path):
 
 
 def test_setting_names_order_the_weights_and_spell_values_as_the_tables_do():
-    from infovae.diagnostics.report import _setting_name
+    from infovae.reports.report import _setting_name
 
     overrides = {"objective.jsd_weight": 0.1, "objective.marginal": None, "objective.beta": 1.0, "train.lr": 0.01}
     assert _setting_name(overrides) == "β=1 δ=0.1 marginal=none lr=0.01"

@@ -1,0 +1,79 @@
+"""The registry of data sets: what ``data.kind`` accepts, each kind's config section, and how it loads.
+
+A data set is one module that defines its config section (a :class:`DataSection` subclass with a
+``kind`` literal and its knobs, each with a description for ``infovae schema``), a loader
+``load(section, likelihood) -> (Dataset, generator or None)``, and one :func:`register_data` call; the
+module is imported in :mod:`infovae.data`. The run config's ``data`` section, its validation and
+``infovae schema`` are built from this registry.
+
+A *generator* is the data's own generative process when it is known, with exact likelihoods of every
+hidden label. It offers ``expected_bayes_accuracy(x, y)`` (the ceiling of a label probe),
+``coverage_tv(x, y_generated)`` (how far the label mix of generated data is from the true one),
+``label_log_prob_tables(x)`` (``[n, L, F, C]``: the log-probability of each class of each target
+factor under each label, for the same coverage on the device), ``label_mix`` (the true label
+probabilities) and ``label_factor_distributions(x)`` (``[L, F, C]``, for figures).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from infovae.data.base import DataSplits, split_dataset
+
+__all__ = ["DATA_KINDS", "DataKind", "DataSection", "load_splits", "register_data"]
+
+
+class DataSection(BaseModel):
+    """The knobs every data set has: its seed and how it is split."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = Field(0, description="Seed of the data (generation where it applies, and the split).")
+    val_fraction: float = Field(0.1, gt=0, lt=0.5, description="Fraction of examples held out for validation.")
+    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction of examples held out for the final test.")
+
+    def resolve_paths(self, base_dir: Path) -> "DataSection":
+        """The section with relative file paths taken relative to ``base_dir`` (the config file's folder)."""
+        return self
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """One registered data set.
+
+    :param name: the ``data.kind`` that selects it.
+    :param section: its config section, a :class:`DataSection` subclass with ``kind: Literal[name]``.
+    :param load: ``(section, likelihood) -> (Dataset, generator or None)``.
+    :param likelihood: the likelihood its targets need, or ``None`` if the config must name one.
+    """
+
+    name: str
+    section: type[DataSection]
+    load: Callable
+    likelihood: str | None
+
+    @property
+    def description(self) -> str:
+        return " ".join((self.section.__doc__ or self.name).split())
+
+
+DATA_KINDS: dict[str, DataKind] = {}
+
+
+def register_data(kind: DataKind) -> DataKind:
+    """Add ``kind`` to the registry (a name may be registered once)."""
+    if kind.name in DATA_KINDS:
+        raise ValueError(f"a data set named {kind.name!r} is registered already")
+    if kind.section.model_fields["kind"].default != kind.name:
+        raise ValueError(f"data set {kind.name!r}: its section's kind must default to {kind.name!r}")
+    DATA_KINDS[kind.name] = kind
+    return kind
+
+
+def load_splits(section: DataSection, likelihood: str) -> DataSplits:
+    """The train/validation/test splits of the data set ``section`` describes (the run config's
+    ``data``), for a model with ``likelihood``."""
+    data, generator = DATA_KINDS[section.kind].load(section, likelihood)
+    return split_dataset(data, section.val_fraction, section.test_fraction, section.seed, generator=generator)

@@ -1,0 +1,186 @@
+"""The library's files, read and written so that nothing in them can be turned against the user and a
+crash loses nothing: bounded YAML, atomic writes, JSON lines that survive a torn last line, one writer
+per folder, and names from elsewhere kept inside their folder.
+"""
+
+import json
+import os
+import uuid
+import warnings
+from pathlib import Path
+
+import yaml
+from filelock import FileLock, Timeout
+
+from infovae.errors import ConfigError, RunDirError
+
+__all__ = [
+    "LOCK",
+    "MAX_YAML_BYTES",
+    "MAX_YAML_VALUES",
+    "FolderLock",
+    "append_jsonl",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "inside",
+    "load_yaml",
+    "read_jsonl",
+    "remove_temporary_files",
+    "short_repr",
+    "write_json",
+]
+
+# A config or sweep file is a few kilobytes; these bounds stop a crafted one (an alias bomb, a huge
+# file) before it costs time or memory, whatever it expands to.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_VALUES = 100_000
+LOCK = ".lock"
+
+
+def short_repr(value, limit=80):
+    """``repr(value)`` cut to ``limit`` characters, for messages that quote what the user gave."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _count_values(obj, budget):
+    """Walk ``obj`` as a YAML expansion would (shared references counted each time), up to ``budget``."""
+    stack, seen = [obj], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > budget:
+            return seen
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return seen
+
+
+def load_yaml(path, what="config file"):
+    """Read a YAML file with PyYAML's safe loader, within :data:`MAX_YAML_BYTES` and
+    :data:`MAX_YAML_VALUES`; any problem is a :class:`~infovae.errors.ConfigError` naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {str(path)!r} is a directory, not a YAML file")
+    if not path.is_file():
+        raise ConfigError(f"{what} {str(path)!r} does not exist")
+    try:
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ConfigError(f"{path}: {size} bytes is too large for a {what} (at most {MAX_YAML_BYTES})")
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', None) or 'cannot be parsed'}") from None
+    if _count_values(raw, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+        raise ConfigError(f"{path}: expands to more than {MAX_YAML_VALUES} values (aliases?); a {what} is far smaller")
+    return raw
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``:
+    a crash mid-write leaves the previous file whole."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    # Created as open() would create it (mode 0o666 less the umask), unlike mkstemp's private 0o600.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path, text):
+    atomic_write_bytes(path, text.encode())
+
+
+def write_json(path, obj):
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def remove_temporary_files(folder):
+    """Delete the ``.NAME.*.tmp`` files that a process killed mid-write left in ``folder``."""
+    for path in Path(folder).glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+
+
+def append_jsonl(path, record):
+    """Append one JSON line and flush it to disk."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path):
+    """The records of a JSON-lines file. A last line cut short by a crash is dropped with a warning;
+    a bad line anywhere else means the file is damaged (:class:`~infovae.errors.RunDirError`)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if all(not rest.strip() for rest in lines[number:]):
+                warnings.warn(f"{path}: dropped a last line cut short by a crash (line {number})", stacklevel=2)
+                break
+            raise RunDirError(f"{path}: line {number} is not JSON; the file is damaged") from None
+    return records
+
+
+def inside(folder, name):
+    """``folder / name`` for a relative ``name`` from elsewhere (a remote result, a file listing), after
+    checking that it stays inside ``folder``."""
+    folder = Path(folder).resolve()
+    target = (folder / name).resolve()
+    if Path(name).is_absolute() or not target.is_relative_to(folder):
+        raise RunDirError(f"refused to write {name!r}: it is outside {folder}")
+    return target
+
+
+class FolderLock:
+    """One writer per run or sweep folder: an advisory lock on ``FOLDER/.lock``, held while the
+    process works there and released by the operating system if it dies.
+
+    ``what`` names the folder in the message a second writer gets.
+    """
+
+    def __init__(self, folder, what="run folder"):
+        self.folder, self.what = Path(folder), what
+        self._lock = FileLock(self.folder / LOCK, timeout=0)
+
+    def acquire(self):
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise RunDirError(f"{self.what} {self.folder} is in use by another process") from None
+        return self
+
+    def release(self):
+        self._lock.release()
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()

@@ -1,0 +1,144 @@
+"""The vectorised executor: the trials of a sweep trained as one compiled NumPyro program per group of
+trials that share shapes (``infovae sweep S.yaml --executor vectorized``).
+
+Trials are grouped by :func:`~infovae.training.backends.shape_key` (the config without its per-trial
+scalars: the objective's weights, learning rate and schedule, seed, warm-up, gradient clip, model
+selection and early stopping), in the sweep's order, and a group larger than ``trials_per_program``
+is cut into consecutive chunks of that size. Each chunk trains in :func:`~infovae.training.loop.train_group`
+with the NumPyro backend, writing every trial's run folder as a single run would and the chunk's
+checkpoint to ``SWEEP/groups/ID/checkpoint.npz``; when it ends, each finished trial gets a checkpoint
+of its own (so ``infovae report`` and ``infovae train --resume ... train.steps=N`` work on it) and the
+chunk's checkpoint is removed. A trial whose config is invalid is recorded as failed before any
+program starts; a trial whose loss turns non-finite is frozen at that step and recorded as failed,
+and the others go on unchanged. Re-running the sweep resumes an interrupted chunk from its checkpoint.
+
+Chunk size: on a CPU, :data:`CPU_TRIALS_PER_PROGRAM` (measured on two cores: the per-trial speed of a
+wide ``vmap`` falls, and what a group saves is the fixed cost per trial, process start-up and
+compilation); on a GPU, as many trials as half of the device's memory holds by the estimate of
+:func:`trial_bytes`, at most :data:`MAX_TRIALS_PER_PROGRAM`.
+"""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from infovae.errors import RunInterrupted, UserInputError
+from infovae.files import write_json
+from infovae.sweeps.trial import OUTCOME, RUN, TRIAL, finished_summary
+
+__all__ = ["CPU_TRIALS_PER_PROGRAM", "MAX_TRIALS_PER_PROGRAM", "default_trials_per_program", "run_vectorized", "trial_bytes"]
+
+CPU_TRIALS_PER_PROGRAM = 16
+MAX_TRIALS_PER_PROGRAM = 1024
+GROUPS = "groups"
+
+
+def trial_bytes(arch, config) -> int:
+    """An estimate of one trial's device memory while training: its weights four times over (weights,
+    selected weights, Adam's two moments) plus gradients, and the activations of a step, the decoder
+    run at every latent value (or JSD draw) for every example of the batch, kept for the backward pass."""
+    copies = 5 * 4 * arch.num_parameters
+    values = arch.latent_size if arch.latent == "discrete" else config.objective.jsd_samples + 1
+    activations = 4 * config.train.batch_size * (values + 2) * (4 * arch.hidden + 2 * arch.decoder_output_dim) * 3
+    return copies + activations
+
+
+def default_trials_per_program(arch, config) -> int:
+    """The default chunk size (module docstring)."""
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return CPU_TRIALS_PER_PROGRAM
+    limit = (device.memory_stats() or {}).get("bytes_limit")
+    if not limit:
+        return CPU_TRIALS_PER_PROGRAM
+    return max(1, min(MAX_TRIALS_PER_PROGRAM, int(0.5 * limit // trial_bytes(arch, config))))
+
+
+def _failed(trial_dir, error):
+    outcome = {"status": "failed", "error": str(error).splitlines()[0][:500], "summary": {}}
+    write_json(Path(trial_dir) / OUTCOME, outcome)
+    return outcome
+
+
+def _group_id(key, names):
+    return hashlib.sha1(json.dumps([key, names]).encode()).hexdigest()[:12]
+
+
+def run_vectorized(trial_dirs, on_done, sweep_dir, trials_per_program=None, progress=None, **_):
+    """Train the trials in ``trial_dirs`` chunk by chunk (module docstring)."""
+    from infovae.data.registry import load_splits
+    from infovae.training.backends import shape_key
+    from infovae.training.config import ConfigError, apply_overrides, architecture, parse_config
+
+    groups = {}
+    for trial_dir in trial_dirs:
+        summary = finished_summary(trial_dir)
+        if summary is not None:
+            on_done(trial_dir, {"status": "ok", "error": "", "summary": summary})
+            continue
+        spec = json.loads((Path(trial_dir) / TRIAL).read_text())
+        try:
+            config = parse_config(apply_overrides(spec["config"], {"backend": "numpyro"}))
+        except ConfigError as error:
+            on_done(trial_dir, _failed(trial_dir, f"ConfigError: {error}"))
+            continue
+        groups.setdefault(shape_key(config), []).append((Path(trial_dir), config))
+
+    splits_cache = {}
+    for key, members in groups.items():
+        data_key = json.dumps(members[0][1].data.model_dump(mode="json"), sort_keys=True) + members[0][1].likelihood
+        try:
+            if data_key not in splits_cache:
+                splits_cache[data_key] = load_splits(members[0][1].data, members[0][1].likelihood)
+            splits = splits_cache[data_key]
+            size = trials_per_program or default_trials_per_program(architecture(members[0][1], splits.train), members[0][1])
+        except UserInputError as error:
+            for trial_dir, _ in members:
+                on_done(trial_dir, _failed(trial_dir, f"{type(error).__name__}: {error}"))
+            continue
+        for start in range(0, len(members), size):
+            chunk = members[start : start + size]
+            group_dir = Path(sweep_dir) / GROUPS / _group_id(key, [d.name for d, _ in chunk])
+            for trial_dir, outcome in _run_chunk(chunk, splits, group_dir, progress):
+                on_done(trial_dir, outcome)
+
+
+def _run_chunk(chunk, splits, group_dir, progress):
+    """Train one chunk; yields ``(trial_dir, outcome)`` per trial."""
+    from infovae.training.checkpoint import CHECKPOINT, load_checkpoint
+    from infovae.training.loop import Trial, build_backend, train_group
+    from infovae.training.runs import RunFolder
+
+    configs = [config for _, config in chunk]
+    try:
+        backend = build_backend(configs, splits)
+    except UserInputError as error:
+        for trial_dir, _ in chunk:
+            yield trial_dir, _failed(trial_dir, f"{type(error).__name__}: {error}")
+        return
+    checkpoint = group_dir / CHECKPOINT
+    state = load_checkpoint(checkpoint) if checkpoint.exists() else None
+    trials = []
+    for trial_dir, config in chunk:
+        folder = RunFolder(trial_dir / RUN)
+        if state is None:
+            # Nothing of this chunk was checkpointed: whatever its folders hold starts over.
+            shutil.rmtree(folder.path, ignore_errors=True)
+            folder.create()
+            folder.write_start(config, splits)
+        trials.append(Trial(config, folder, len(splits.train)))
+    group_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        outcomes = train_group(backend, trials, splits, checkpoint, state, progress, per_trial_checkpoints=True)
+    except RunInterrupted as error:
+        for trial_dir, _ in chunk:
+            write_json(trial_dir / OUTCOME, {"status": "interrupted", "error": str(error), "summary": {}})
+        raise KeyboardInterrupt from None
+    shutil.rmtree(group_dir, ignore_errors=True)
+    for (trial_dir, _), outcome in zip(chunk, outcomes):
+        record = {"status": outcome.status, "error": outcome.error, "summary": outcome.summary}
+        write_json(trial_dir / OUTCOME, record)
+        yield trial_dir, record
