@@ -30,7 +30,12 @@ def default_out(name) -> Path:
 
 
 def _config(config, overrides):
-    from infovae.training.config import RunConfig, apply_overrides, load_config, parse_config
+    from infovae.training.config import (
+        RunConfig,
+        apply_overrides,
+        load_config,
+        parse_config,
+    )
 
     if isinstance(config, (str, Path)):
         return load_config(config, overrides)

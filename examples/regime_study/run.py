@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from infovae.diagnostics.report import write_sweep_report
+
 from infovae.sweeps import run_sweep
 
 HERE = Path(__file__).resolve().parent

@@ -50,7 +50,6 @@ from types import ModuleType
 from typing import Any
 
 from infovae.core.arguments import (
-    DEFAULT_KERNEL_SCALES,
     TERMS,
     check_elbo_args,
     check_latent_kind,

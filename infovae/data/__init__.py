@@ -2,10 +2,16 @@
 (bundled with scikit-learn) and your own ``npz`` arrays. Each registers itself in
 :mod:`infovae.data.registry`, which the run config and ``infovae schema`` are built from."""
 
-from infovae.data.base import DataSplits, Dataset, split_dataset
+from infovae.data.base import Dataset, DataSplits, split_dataset
 from infovae.data.digits import QUADRANT_ORDER, DigitsData, make_digits, to_images
 from infovae.data.npz import NpzData, load_npz
-from infovae.data.registry import DATA_KINDS, DataKind, DataSection, load_splits, register_data
+from infovae.data.registry import (
+    DATA_KINDS,
+    DataKind,
+    DataSection,
+    load_splits,
+    register_data,
+)
 from infovae.data.strategies import StrategiesData, StrategyGenerator, make_strategies
 
 __all__ = [

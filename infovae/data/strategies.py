@@ -26,9 +26,9 @@ import numpy as np
 from pydantic import Field
 from scipy.special import log_softmax, logsumexp, softmax
 
+from infovae.core.arguments import check_count, check_weight
 from infovae.data.base import Dataset
 from infovae.data.registry import DataKind, DataSection, register_data
-from infovae.core.arguments import check_count, check_weight
 from infovae.errors import DataError
 
 __all__ = ["StrategiesData", "StrategyGenerator", "make_strategies"]

@@ -26,15 +26,15 @@ def log_marginal_likelihood(model, x, y, q, p, num_samples, rng):
     """``log p(y|x)`` per example: exact for a discrete latent (the sum over its values), the
     importance-weighted bound with ``num_samples`` draws from q for a Gaussian one."""
     if metrics.is_discrete(q):
-        K = q["probs"].shape[-1]
+        K = q.probs.shape[-1]
         log_lik = model.log_likelihood(x, y, np.arange(K)[:, None])  # [K, n]
         with np.errstate(divide="ignore"):
-            return logsumexp(log_lik + np.log(p["probs"]).T, axis=0)
+            return logsumexp(log_lik + np.log(p.probs).T, axis=0)
     z = metrics.sample_latents(q, rng, num_samples)  # [S, n, d]
     log_w = (
         model.log_likelihood(x, y, z)
-        + _normal_log_density(z, p["loc"], p["scale"])
-        - _normal_log_density(z, q["loc"], q["scale"])
+        + _normal_log_density(z, p.loc, p.scale)
+        - _normal_log_density(z, q.loc, q.scale)
     )
     return logsumexp(log_w, axis=0) - np.log(num_samples)
 
@@ -68,7 +68,7 @@ def evaluate(model, fit, held_out, generator, config, seed):
     out["active_units"] = None if discrete else metrics.active_units(q)
     out["probe_accuracy"] = out["nmi"] = None
     if held.labels is not None:
-        num_values = q["probs"].shape[-1] if discrete else None
+        num_values = q.probs.shape[-1] if discrete else None
         q_fit = model.posterior(fit.x, fit.y)
         out["probe_accuracy"] = metrics.probe_accuracy(
             metrics.sample_latents(q_fit, rng), fit.labels, metrics.sample_latents(q, rng), held.labels, num_values

@@ -1,7 +1,7 @@
 """What happened to the latent, as numbers: pure functions on numpy arrays.
 
-Latent distributions are given by their parameters, ``{"probs": [n, K]}`` (discrete) or
-``{"loc": [n, d], "scale": [n, d]}`` (Gaussian), as the backends return them.
+Latent distributions are given by their parameters, ``CategoricalLatent([n, K])`` (discrete) or
+``GaussianLatent([n, d], [n, d])`` (Gaussian), as the backends return them.
 """
 
 import numpy as np
@@ -10,6 +10,8 @@ from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.preprocessing import StandardScaler
+
+from infovae.core.latents import CategoricalLatent
 
 __all__ = [
     "active_units",
@@ -29,20 +31,20 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 
 
 def is_discrete(params):
-    return "probs" in params
+    return isinstance(params, CategoricalLatent)
 
 
 def sample_latents(params, rng, num_samples=None):
     """Draws ``z ~ q`` per example: integers ``[*S, n]`` (discrete) or vectors ``[*S, n, d]``."""
     shape = () if num_samples is None else (num_samples,)
     if is_discrete(params):
-        probs = params["probs"]
+        probs = params.probs
         cdf = np.cumsum(probs, axis=-1)
         u = rng.random(shape + (probs.shape[0], 1))
         # The last value catches draws above a cdf that rounds to just under one.
         return np.minimum((u > cdf).sum(-1), probs.shape[-1] - 1)
-    eps = rng.standard_normal(shape + params["loc"].shape)
-    return params["loc"] + params["scale"] * eps
+    eps = rng.standard_normal(shape + params.loc.shape)
+    return params.loc + params.scale * eps
 
 
 def latent_features(z, num_values=None):
@@ -71,8 +73,8 @@ def latent_codes(params, num_labels, seed=0):
     """One discrete code per example: the most probable latent value (discrete), or a k-means
     cluster of the posterior means with as many clusters as labels (Gaussian)."""
     if is_discrete(params):
-        return params["probs"].argmax(-1)
-    return KMeans(n_clusters=max(num_labels, 2), n_init=4, random_state=seed).fit_predict(params["loc"])
+        return params.probs.argmax(-1)
+    return KMeans(n_clusters=max(num_labels, 2), n_init=4, random_state=seed).fit_predict(params.loc)
 
 
 def normalised_mutual_information(labels, codes):
@@ -81,13 +83,13 @@ def normalised_mutual_information(labels, codes):
 
 def latent_perplexity(q):
     """``exp H(mean_i q_i)``: how many latent values the aggregate posterior effectively uses."""
-    mean = q["probs"].mean(0)
+    mean = q.probs.mean(0)
     return float(np.exp(-np.sum(mean * np.log(np.where(mean > 0, mean, 1.0)))))
 
 
 def active_units(q):
     """Gaussian latent dimensions whose posterior mean varies across examples (variance > 0.01)."""
-    return int((q["loc"].var(0) > ACTIVE_UNIT_THRESHOLD).sum())
+    return int((q.loc.var(0) > ACTIVE_UNIT_THRESHOLD).sum())
 
 
 def _kl_rows(q, p):
@@ -117,15 +119,15 @@ def elbo_surgery(q, p, rng):
     :returns: ``{"mean_kl", "mi", "marginal_kl"}``, with ``mean_kl == mi + marginal_kl``.
     """
     if is_discrete(q):
-        qs, ps = q["probs"], p["probs"]
+        qs, ps = q.probs, p.probs
         q_mean, p_mean = qs.mean(0), ps.mean(0)
         mi = float(_kl_rows(qs, q_mean).mean())
         marginal_kl = float(_kl_rows(q_mean, p_mean))
     else:
         z = sample_latents(q, rng)
         n = len(z)
-        log_q_cross = _gaussian_log_density(z, q["loc"], q["scale"])
-        log_p_cross = _gaussian_log_density(z, p["loc"], p["scale"])
+        log_q_cross = _gaussian_log_density(z, q.loc, q.scale)
+        log_p_cross = _gaussian_log_density(z, p.loc, p.scale)
         log_q_own = np.diagonal(log_q_cross)
         log_q_agg = logsumexp(log_q_cross, axis=1) - np.log(n)
         log_p_agg = logsumexp(log_p_cross, axis=1) - np.log(n)

@@ -6,7 +6,12 @@ import torch
 from torch import nn
 
 from infovae.core.architecture import CVAEConfig
-from infovae.core.cvae import fixed_prior, initial_raw_decoder_scale, latent_distribution, likelihood_distribution
+from infovae.core.cvae import (
+    fixed_prior,
+    initial_raw_decoder_scale,
+    latent_distribution,
+    likelihood_distribution,
+)
 from infovae.models.layers import linear, mlp, positive_scale, split_loc_scale
 
 __all__ = ["CVAEModel", "data_plate"]

@@ -7,7 +7,10 @@ enumeration). The NumPyro twin is :mod:`infovae.numpyro.objectives._traces`.
 import torch
 from pyro import poutine
 from pyro.distributions import Bernoulli, Categorical, OneHotCategorical
-from pyro.distributions.torch_distribution import ExpandedDistribution, MaskedDistribution
+from pyro.distributions.torch_distribution import (
+    ExpandedDistribution,
+    MaskedDistribution,
+)
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import Independent
 from torch.nn import functional as F

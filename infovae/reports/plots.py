@@ -7,6 +7,8 @@ matplotlib.use("Agg")  # noqa: E402  (figures are written to files; no display i
 import matplotlib.pyplot as plt
 import numpy as np
 
+from infovae.core.latents import CategoricalLatent
+
 __all__ = [
     "plot_contingency",
     "plot_elbo_surgery",
@@ -94,8 +96,8 @@ def plot_probe(records, num_labels=None):
 def plot_latent_usage(q, p):
     """Aggregate posterior against aggregate prior: per latent value (discrete) or per dimension (Gaussian)."""
     fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
-    if "probs" in q:
-        q_mean, p_mean = q["probs"].mean(0), p["probs"].mean(0)
+    if isinstance(q, CategoricalLatent):
+        q_mean, p_mean = q.probs.mean(0), p.probs.mean(0)
         k = np.arange(len(q_mean))
         ax.bar(k - 0.2, q_mean, width=0.4, label="aggregate posterior q(z)")
         ax.bar(k + 0.2, p_mean, width=0.4, label="aggregate prior p(z)")
@@ -104,12 +106,12 @@ def plot_latent_usage(q, p):
         ax.set_ylabel("probability")
         ax.set_title("Latent usage")
     else:
-        d = np.arange(q["loc"].shape[1])
+        d = np.arange(q.loc.shape[1])
         # Variance of the aggregate posterior per dimension: spread of the means plus mean variance.
-        between, within = q["loc"].var(0), (q["scale"] ** 2).mean(0)
+        between, within = q.loc.var(0), (q.scale ** 2).mean(0)
         ax.bar(d, between, label="Var over examples of E[z|x,y] (information)")
         ax.bar(d, within, bottom=between, label="mean posterior variance (noise)")
-        prior_var = p["loc"].var(0) + (p["scale"] ** 2).mean(0)
+        prior_var = p.loc.var(0) + (p.scale ** 2).mean(0)
         ax.scatter(d, prior_var, color="k", marker="_", s=400, zorder=3, label="aggregate prior variance")
         ax.set_xticks(d)
         ax.set_xlabel("latent dimension")

@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from infovae.core.latents import CategoricalLatent
 from infovae.diagnostics.metrics import latent_codes
 from infovae.errors import RunDirError
 from infovae.reports import plots
@@ -35,12 +36,12 @@ def _generated_panels(run, test, q, p, rng):
     backend, arch, info = run.backend, run.backend.arch, test.info
     if arch.latent == "discrete":
         z = np.arange(arch.latent_size)[:, None]
-        weights = p["probs"].mean(0)
+        weights = p.probs.mean(0)
         label = "z ="
     else:
         # Six latents drawn from the aggregate prior stand for the continuum.
         pick = rng.integers(len(test), size=6)
-        z = (p["loc"][pick] + p["scale"][pick] * rng.standard_normal(p["loc"][pick].shape))[:, None, :]
+        z = (p.loc[pick] + p.scale[pick] * rng.standard_normal(p.loc[pick].shape))[:, None, :]
         weights = np.full(6, 1 / 6)
         label = "prior draw"
     if run.config.data.kind == "strategies":
@@ -74,7 +75,7 @@ def run_figures(run, seed=0):
     q, p = run.backend.posterior(test.x, test.y), run.backend.prior(test.x)
     figures["latent_usage"] = plots.plot_latent_usage(q, p)
     if test.labels is not None:
-        num_codes = q["probs"].shape[1] if "probs" in q else max(num_labels, 2)
+        num_codes = q.probs.shape[1] if isinstance(q, CategoricalLatent) else max(num_labels, 2)
         codes = latent_codes(q, num_labels, seed)
         figures["contingency"] = plots.plot_contingency(codes, test.labels, num_codes, test.info.get("label_name", "label"))
     generated = _generated_panels(run, test, q, p, np.random.default_rng(seed))

@@ -23,7 +23,13 @@ from pathlib import Path
 
 from infovae.errors import UserInputError
 from infovae.files import inside, write_json
-from infovae.sweeps.trial import OUTCOME, PARENT_ENV, finished_summary, read_outcome, run_trial
+from infovae.sweeps.trial import (
+    OUTCOME,
+    PARENT_ENV,
+    finished_summary,
+    read_outcome,
+    run_trial,
+)
 
 __all__ = ["EXECUTORS", "executor", "run_local", "run_ray"]
 

@@ -71,7 +71,12 @@ def run_vectorized(trial_dirs, on_done, sweep_dir, trials_per_program=None, prog
     """Train the trials in ``trial_dirs`` chunk by chunk (module docstring)."""
     from infovae.data.registry import load_splits
     from infovae.training.backends import shape_key
-    from infovae.training.config import ConfigError, apply_overrides, architecture, parse_config
+    from infovae.training.config import (
+        ConfigError,
+        apply_overrides,
+        architecture,
+        parse_config,
+    )
 
     groups = {}
     for trial_dir in trial_dirs:

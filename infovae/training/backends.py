@@ -219,11 +219,12 @@ class Backend(ABC):
 
     @abstractmethod
     def posterior(self, x, y):
-        """Parameters of ``q(z|x,y)``: ``{"probs"}`` or ``{"loc", "scale"}``, NumPy."""
+        """Parameters of ``q(z|x,y)``: a :class:`~infovae.core.latents.CategoricalLatent` or
+        :class:`~infovae.core.latents.GaussianLatent` of NumPy arrays."""
 
     @abstractmethod
     def prior(self, x):
-        """Parameters of ``p(z|x)``, NumPy."""
+        """Parameters of ``p(z|x)``, as :meth:`posterior`'s."""
 
     @abstractmethod
     def log_likelihood(self, x, y, z, pointwise=False):

@@ -22,8 +22,14 @@ from tqdm.auto import tqdm
 
 from infovae.data.registry import load_splits
 from infovae.diagnostics.evaluate import reports_marginal
-from infovae.diagnostics.quantities import QUANTITIES, summary_name
-from infovae.errors import CheckpointError, RunDirError, RunInterrupted, TrainingDiverged, UserInputError
+from infovae.diagnostics.quantities import summary_name
+from infovae.errors import (
+    CheckpointError,
+    RunDirError,
+    RunInterrupted,
+    TrainingDiverged,
+    UserInputError,
+)
 from infovae.files import append_jsonl, remove_temporary_files
 from infovae.training.backends import backend_class
 from infovae.training.checkpoint import load_checkpoint, save_checkpoint

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.core.objective import assemble_loss
 from infovae.diagnostics import jax_metrics
 from infovae.diagnostics.evaluate import reports_marginal
@@ -284,8 +285,8 @@ class NumPyroBackend(Backend):
     def _latent_params(fn):
         base = fn.base_dist if hasattr(fn, "base_dist") else fn
         if hasattr(base, "probs"):
-            return {"probs": np.asarray(base.probs, dtype=np.float64)}
-        return {"loc": np.asarray(base.loc, dtype=np.float64), "scale": np.asarray(jnp.broadcast_to(base.scale, base.loc.shape), dtype=np.float64)}
+            return CategoricalLatent(np.asarray(base.probs, dtype=np.float64))
+        return GaussianLatent(np.asarray(base.loc, dtype=np.float64), np.asarray(jnp.broadcast_to(base.scale, base.loc.shape), dtype=np.float64))
 
     def posterior(self, x, y):
         return self._latent_params(self.guide.posterior(self._trial_params, self._x(x), self._y(y)))

@@ -14,6 +14,7 @@ import numpy as np
 import pyro
 import torch
 
+from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.core.objective import assemble_loss
 from infovae.diagnostics.evaluate import evaluate
 from infovae.errors import CheckpointError, UserInputError
@@ -206,8 +207,8 @@ class PyroBackend(Backend):
     def _params(fn):
         base = fn.base_dist if hasattr(fn, "base_dist") else fn
         if isinstance(base, torch.distributions.Categorical):
-            return {"probs": base.probs.cpu().numpy()}
-        return {"loc": base.loc.cpu().numpy(), "scale": base.scale.cpu().numpy()}
+            return CategoricalLatent(base.probs.cpu().numpy())
+        return GaussianLatent(base.loc.cpu().numpy(), base.scale.cpu().numpy())
 
     @torch.no_grad()
     def posterior(self, x, y):

@@ -23,7 +23,14 @@ import yaml
 
 from infovae.diagnostics.quantities import upgrade_record
 from infovae.errors import ConfigError, RunDirError
-from infovae.files import LOCK, FolderLock, atomic_write_bytes, atomic_write_text, read_jsonl, write_json
+from infovae.files import (
+    LOCK,
+    FolderLock,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_jsonl,
+    write_json,
+)
 from infovae.training.checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
 from infovae.training.config import parse_config
 

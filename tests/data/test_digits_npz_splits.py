@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from infovae.data import load_npz, make_digits, make_strategies, split_dataset, to_images
+from infovae.data import (
+    load_npz,
+    make_digits,
+    make_strategies,
+    split_dataset,
+    to_images,
+)
 
 
 def test_digits_completion_task():

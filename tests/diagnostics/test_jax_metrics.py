@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.preprocessing import StandardScaler
 
+from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.data.strategies import StrategyGenerator
 from infovae.diagnostics import jax_metrics as jm
 from infovae.diagnostics import metrics
@@ -56,11 +57,11 @@ def test_latent_perplexity_and_active_units_match_metrics(x64):
     probs[:, 2] = 0.0  # an unused value: 0 log 0 = 0
     probs /= probs.sum(1, keepdims=True)
     got = jm.latent_perplexity(jnp.asarray(probs))
-    assert float(got) == pytest.approx(metrics.latent_perplexity({"probs": probs}), rel=1e-12)
+    assert float(got) == pytest.approx(metrics.latent_perplexity(CategoricalLatent(probs)), rel=1e-12)
     assert float(jm.latent_perplexity(jnp.tile(jnp.array([0.0, 1.0, 0.0]), (5, 1)))) == pytest.approx(1.0)
     # Per-dimension spreads either side of the threshold.
     loc = rng.normal(size=(200, 6)) * np.array([0.01, 0.05, 0.3, 1.0, 0.08, 0.12])
-    assert int(jm.active_units(jnp.asarray(loc))) == metrics.active_units({"loc": loc}) == 3
+    assert int(jm.active_units(jnp.asarray(loc))) == metrics.active_units(GaussianLatent(loc, np.ones_like(loc))) == 3
     assert jm.active_units(jnp.asarray(loc)).dtype == jnp.int32
     assert int(jm.active_units(jnp.asarray(loc), threshold=0.001)) == 5
     assert jm.ACTIVE_UNIT_THRESHOLD == metrics.ACTIVE_UNIT_THRESHOLD
@@ -72,7 +73,7 @@ def test_discrete_elbo_surgery_matches_metrics(x64):
     q[:10, 0] = 0.0  # zero posterior mass: 0 log 0 = 0
     q /= q.sum(1, keepdims=True)
     p = rng.dirichlet(np.ones(5), size=30)
-    expected = metrics.elbo_surgery({"probs": q}, {"probs": p}, rng)
+    expected = metrics.elbo_surgery(CategoricalLatent(q), CategoricalLatent(p), rng)
     got = jm.discrete_elbo_surgery(jnp.asarray(q), jnp.asarray(p))
     for name in ("mean_kl", "mi", "marginal_kl"):
         assert float(got[name]) == pytest.approx(expected[name], rel=1e-12)
@@ -87,7 +88,7 @@ def test_gaussian_elbo_surgery_matches_metrics_on_the_same_draw(x64, spread):
     p_loc, p_scale = rng.normal(0, 0.5, (n, d)), rng.uniform(0.5, 2.0, (n, d))
     key = jax.random.key(3)
     eps = np.asarray(jax.random.normal(key, (n, d), dtype=jnp.float64))
-    expected = metrics.elbo_surgery({"loc": q_loc, "scale": q_scale}, {"loc": p_loc, "scale": p_scale}, Replay(eps))
+    expected = metrics.elbo_surgery(GaussianLatent(q_loc, q_scale), GaussianLatent(p_loc, p_scale), Replay(eps))
     args = [jnp.asarray(a) for a in (q_loc, q_scale, p_loc, p_scale)]
     got = jm.gaussian_elbo_surgery(key, *args)
     for name in ("mean_kl", "mi", "marginal_kl"):
@@ -104,7 +105,7 @@ def test_gaussian_elbo_surgery_in_float32_agrees_with_float64(offset):
     p_loc, p_scale = np.full((200, 4), offset), np.ones((200, 4))
     key = jax.random.key(5)
     eps = np.asarray(jax.random.normal(key, (200, 4)), dtype=np.float64)
-    expected = metrics.elbo_surgery({"loc": q_loc, "scale": q_scale}, {"loc": p_loc, "scale": p_scale}, Replay(eps))
+    expected = metrics.elbo_surgery(GaussianLatent(q_loc, q_scale), GaussianLatent(p_loc, p_scale), Replay(eps))
     got = jm.gaussian_elbo_surgery(key, *[jnp.asarray(a, jnp.float32) for a in (q_loc, q_scale, p_loc, p_scale)])
     assert got["mi"].dtype == jnp.float32
     for name in ("mi", "marginal_kl"):
@@ -125,7 +126,7 @@ def noisy_discrete_posteriors(rng, labels, num_values):
 def test_probe_accuracy_matches_sklearn_on_one_hot_discrete_latents(seed):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 4, 3000)
-    z = metrics.sample_latents({"probs": noisy_discrete_posteriors(rng, labels, 8)}, rng)
+    z = metrics.sample_latents(CategoricalLatent(noisy_discrete_posteriors(rng, labels, 8)), rng)
     features = jm.one_hot_features(jnp.asarray(z), 8)
     np.testing.assert_array_equal(features, metrics.latent_features(z, 8))
     expected = metrics.probe_accuracy(z[:2000], labels[:2000], z[2000:], labels[2000:], num_values=8)
@@ -140,7 +141,7 @@ def test_probe_accuracy_matches_sklearn_on_gaussian_latents(dim, seed):
     rng = np.random.default_rng(10 + seed)
     labels = rng.integers(0, 4, 3000)
     loc = rng.normal(size=(4, dim))[labels] + 0.5 * rng.normal(size=(3000, dim))
-    z = metrics.sample_latents({"loc": loc, "scale": np.full_like(loc, 0.7)}, rng)
+    z = metrics.sample_latents(GaussianLatent(loc, np.full_like(loc, 0.7)), rng)
     expected = metrics.probe_accuracy(z[:2000], labels[:2000], z[2000:], labels[2000:])
     zj, lj = jnp.asarray(z, jnp.float32), jnp.asarray(labels)
     got = jm.probe_accuracy(zj[:2000], lj[:2000], zj[2000:], lj[2000:], 4)

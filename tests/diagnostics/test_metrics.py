@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.diagnostics import metrics
 from infovae.diagnostics.evaluate import log_marginal_likelihood
 
@@ -17,7 +18,7 @@ def test_discrete_elbo_surgery_is_exact():
     rng = np.random.default_rng(0)
     q = rng.dirichlet(np.ones(4), size=30)
     p = rng.dirichlet(np.ones(4), size=30)
-    out = metrics.elbo_surgery({"probs": q}, {"probs": p}, rng)
+    out = metrics.elbo_surgery(CategoricalLatent(q), CategoricalLatent(p), rng)
     p_agg, q_agg = p.mean(0), q.mean(0)
     assert out["mean_kl"] == pytest.approx(np.mean([kl(qi, p_agg) for qi in q]), rel=1e-12)
     assert out["marginal_kl"] == pytest.approx(kl(q_agg, p_agg), rel=1e-12)
@@ -28,9 +29,9 @@ def test_discrete_elbo_surgery_is_exact():
 def test_discrete_mi_is_zero_when_every_posterior_is_the_same_and_log_k_when_one_hot():
     rng = np.random.default_rng(1)
     same = np.tile([0.1, 0.2, 0.7], (12, 1))
-    assert metrics.elbo_surgery({"probs": same}, {"probs": same}, rng)["mi"] == pytest.approx(0.0, abs=1e-14)
+    assert metrics.elbo_surgery(CategoricalLatent(same), CategoricalLatent(same), rng)["mi"] == pytest.approx(0.0, abs=1e-14)
     one_hot = np.eye(3)[np.arange(12) % 3]
-    out = metrics.elbo_surgery({"probs": one_hot}, {"probs": np.full((12, 3), 1 / 3)}, rng)
+    out = metrics.elbo_surgery(CategoricalLatent(one_hot), CategoricalLatent(np.full((12, 3), 1 / 3)), rng)
     assert out["mi"] == pytest.approx(math.log(3), rel=1e-12)
     assert out["marginal_kl"] == pytest.approx(0.0, abs=1e-14)
 
@@ -38,16 +39,16 @@ def test_discrete_mi_is_zero_when_every_posterior_is_the_same_and_log_k_when_one
 def test_gaussian_elbo_surgery():
     rng = np.random.default_rng(2)
     n, d = 400, 2
-    prior = {"loc": np.zeros((n, d)), "scale": np.ones((n, d))}
+    prior = GaussianLatent(np.zeros((n, d)), np.ones((n, d)))
     # Identical posteriors: no information about the example, and the marginal KL is the full KL.
     loc, scale = np.array([0.5, -1.0]), np.array([0.6, 0.8])
-    same = {"loc": np.tile(loc, (n, 1)), "scale": np.tile(scale, (n, 1))}
+    same = GaussianLatent(np.tile(loc, (n, 1)), np.tile(scale, (n, 1)))
     estimates = [metrics.elbo_surgery(same, prior, rng) for _ in range(20)]
     assert all(e["mi"] == pytest.approx(0.0, abs=1e-12) for e in estimates)
     exact_kl = 0.5 * np.sum(scale**2 + loc**2 - 1 - 2 * np.log(scale))
     assert np.mean([e["marginal_kl"] for e in estimates]) == pytest.approx(exact_kl, rel=0.05)
     # Well-separated posteriors: mi approaches its ceiling log n.
-    spread = {"loc": rng.normal(0, 100.0, (n, d)), "scale": np.full((n, d), 0.01)}
+    spread = GaussianLatent(rng.normal(0, 100.0, (n, d)), np.full((n, d), 0.01))
     out = metrics.elbo_surgery(spread, prior, rng)
     assert out["mi"] == pytest.approx(math.log(n), abs=1e-6)
     assert out["mean_kl"] == pytest.approx(out["mi"] + out["marginal_kl"], rel=1e-12)
@@ -56,11 +57,11 @@ def test_gaussian_elbo_surgery():
 def test_sample_latents():
     rng = np.random.default_rng(3)
     probs = np.array([[1.0, 0.0, 0.0], [0.0, 0.25, 0.75]])
-    z = metrics.sample_latents({"probs": probs}, rng, num_samples=20000)
+    z = metrics.sample_latents(CategoricalLatent(probs), rng, num_samples=20000)
     assert z.shape == (20000, 2)
     assert (z[:, 0] == 0).all()
     assert np.mean(z[:, 1] == 2) == pytest.approx(0.75, abs=0.02)
-    g = metrics.sample_latents({"loc": np.ones((3, 2)), "scale": np.full((3, 2), 2.0)}, rng, num_samples=20000)
+    g = metrics.sample_latents(GaussianLatent(np.ones((3, 2)), np.full((3, 2), 2.0)), rng, num_samples=20000)
     assert g.shape == (20000, 3, 2)
     assert g.mean() == pytest.approx(1.0, abs=0.03) and g.std() == pytest.approx(2.0, abs=0.03)
 
@@ -78,15 +79,15 @@ def test_probe_accuracy_reads_what_the_latent_carries():
 
 
 def test_latent_usage():
-    assert metrics.latent_perplexity({"probs": np.full((5, 4), 0.25)}) == pytest.approx(4.0)
-    assert metrics.latent_perplexity({"probs": np.tile([0.0, 1.0, 0.0], (5, 1))}) == pytest.approx(1.0)
+    assert metrics.latent_perplexity(CategoricalLatent(np.full((5, 4), 0.25))) == pytest.approx(4.0)
+    assert metrics.latent_perplexity(CategoricalLatent(np.tile([0.0, 1.0, 0.0], (5, 1)))) == pytest.approx(1.0)
     loc = np.stack([np.linspace(-1, 1, 50), np.full(50, 0.3), np.linspace(0, 0.1, 50)], -1)
-    assert metrics.active_units({"loc": loc, "scale": np.ones_like(loc)}) == 1
+    assert metrics.active_units(GaussianLatent(loc, np.ones_like(loc))) == 1
 
 
 def test_nmi_codes():
     probs = np.eye(3)[[0, 1, 2, 0, 1, 2]] * 0.9 + 0.1 / 3
-    codes = metrics.latent_codes({"probs": probs}, 3)
+    codes = metrics.latent_codes(CategoricalLatent(probs), 3)
     assert list(codes) == [0, 1, 2, 0, 1, 2]
     assert metrics.normalised_mutual_information(np.array([2, 0, 1, 2, 0, 1]), codes) == pytest.approx(1.0)
 
@@ -113,8 +114,8 @@ def test_log_marginal_likelihood_is_exact_for_a_discrete_latent():
     table = rng.dirichlet(np.ones(4), size=3)
     prior = rng.dirichlet(np.ones(3), size=6)
     y = rng.integers(0, 4, (6, 1))
-    q = {"probs": rng.dirichlet(np.ones(3), size=6)}
-    got = log_marginal_likelihood(Table(table), None, y, q, {"probs": prior}, 1, rng)
+    q = CategoricalLatent(rng.dirichlet(np.ones(3), size=6))
+    got = log_marginal_likelihood(Table(table), None, y, q, CategoricalLatent(prior), 1, rng)
     expected = np.log(np.einsum("nk,kn->n", prior, table[:, y[:, 0]]))
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
@@ -122,12 +123,12 @@ def test_log_marginal_likelihood_is_exact_for_a_discrete_latent():
 def test_importance_weighted_likelihood_is_exact_with_the_true_posterior_and_a_bound_otherwise():
     rng = np.random.default_rng(6)
     y = rng.normal(size=(5, 1)) * 1.5
-    prior = {"loc": np.zeros((5, 1)), "scale": np.ones((5, 1))}
+    prior = GaussianLatent(np.zeros((5, 1)), np.ones((5, 1)))
     exact = -0.5 * y[:, 0] ** 2 / 2 - 0.5 * np.log(2 * np.pi * 2)
-    true_q = {"loc": y / 2, "scale": np.full((5, 1), math.sqrt(0.5))}
+    true_q = GaussianLatent(y / 2, np.full((5, 1), math.sqrt(0.5)))
     got = log_marginal_likelihood(LinearGaussian(), None, y, true_q, prior, 8, rng)
     np.testing.assert_allclose(got, exact, rtol=1e-10)
-    poor_q = {"loc": np.zeros((5, 1)), "scale": np.full((5, 1), 2.0)}
+    poor_q = GaussianLatent(np.zeros((5, 1)), np.full((5, 1), 2.0))
     few = np.mean([log_marginal_likelihood(LinearGaussian(), None, y, poor_q, prior, 2, rng).sum() for _ in range(200)])
     many = np.mean([log_marginal_likelihood(LinearGaussian(), None, y, poor_q, prior, 256, rng).sum() for _ in range(20)])
     assert few < many < exact.sum() + 1e-3

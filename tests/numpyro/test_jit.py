@@ -8,7 +8,12 @@ from numpyro.infer import SVI
 
 from infovae.numpyro.objectives import InfoVAE_ELBO
 
-from .twins import NUM_DATA, assert_loss_is_the_per_example_objective, make_targets, make_twins
+from .twins import (
+    NUM_DATA,
+    assert_loss_is_the_per_example_objective,
+    make_targets,
+    make_twins,
+)
 
 
 def test_svi_compiles_a_step_once_per_shape():

@@ -13,7 +13,7 @@ from pyro.optim import Adam
 
 from infovae.guides import CVAEGuide
 from infovae.models import CVAEConfig, CVAEModel
-from infovae.objectives import InfoVAE_ELBO, UnsupportedModelError, jensen_shannon, mmd
+from infovae.objectives import InfoVAE_ELBO, UnsupportedModelError, mmd
 
 from .pairs import InjectedNoise, linear_gaussian_pair, plate, table_pair
 

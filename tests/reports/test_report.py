@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import yaml
 
-from infovae.reports.arviz import pooled_predictive, read_datatree, to_datatree, write_datatree
+from infovae.reports.arviz import (
+    pooled_predictive,
+    read_datatree,
+    to_datatree,
+    write_datatree,
+)
 from infovae.reports.report import write_report
 from infovae.sweeps import run_sweep
 from infovae.training.config import parse_config

@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infovae.training.config import ConfigError, apply_overrides, describe_schema, load_config, parse_config
+from infovae.training.config import (
+    ConfigError,
+    apply_overrides,
+    describe_schema,
+    load_config,
+    parse_config,
+)
 
 
 def test_defaults_follow_the_spec_skeleton():

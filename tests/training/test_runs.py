@@ -5,11 +5,10 @@ import os
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
-from infovae.cli import main
 from infovae import files as checkpoint_module
+from infovae.cli import main
 from infovae.training.checkpoint import load_checkpoint
 from infovae.training.config import parse_config
 from infovae.training.loop import TrainingDiverged, resume_run, start_run

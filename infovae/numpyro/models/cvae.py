@@ -17,8 +17,18 @@ from numpyro import handlers
 from numpyro.contrib.module import flax_module
 
 from infovae.core.architecture import CVAEConfig
-from infovae.core.cvae import fixed_prior, initial_raw_decoder_scale, latent_distribution, likelihood_distribution
-from infovae.numpyro.models.layers import LatentLinear, mlp, positive_scale, split_loc_scale
+from infovae.core.cvae import (
+    fixed_prior,
+    initial_raw_decoder_scale,
+    latent_distribution,
+    likelihood_distribution,
+)
+from infovae.numpyro.models.layers import (
+    LatentLinear,
+    mlp,
+    positive_scale,
+    split_loc_scale,
+)
 
 __all__ = ["NAME", "PARAMS", "CVAEModel", "GenerativeNetworks", "data_plate"]
 

@@ -12,8 +12,18 @@ back out, so that masks act on the same terms in both backends.
 import jax
 import jax.numpy as jnp
 from numpyro import handlers
-from numpyro.distributions import BernoulliLogits, BernoulliProbs, CategoricalLogits, CategoricalProbs, Normal
-from numpyro.distributions.distribution import ExpandedDistribution, Independent, MaskedDistribution
+from numpyro.distributions import (
+    BernoulliLogits,
+    BernoulliProbs,
+    CategoricalLogits,
+    CategoricalProbs,
+    Normal,
+)
+from numpyro.distributions.distribution import (
+    ExpandedDistribution,
+    Independent,
+    MaskedDistribution,
+)
 
 from infovae.core.sites import Site
 from infovae.errors import UnsupportedModelError
