@@ -7,12 +7,14 @@ code 2 and no traceback, and never overwrites an existing run. A run that diverg
 says so on one line (exit codes 1 and 130). Anything else is a bug and keeps its traceback.
 """
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from infovae.errors import RunInterrupted, TrainingDiverged, UserInputError
+from infovae.files import short_repr
 
 __all__ = ["cli", "main"]
 
@@ -56,15 +58,33 @@ def cli(ctx):
         click.echo(ctx.get_help())
 
 
-PATH = click.Path(path_type=Path)
+class _Path(click.Path):
+    """A path the operating system can look up. A name it refuses outright (too long, a loop of
+    links, a folder it may not search) is a usage error on one line, not a traceback later; a path
+    that does not exist yet is fine."""
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        try:
+            os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as error:
+            self.fail(f"{short_repr(str(value))}: {error.strerror or error}", param, ctx)
+        return path
+
+
+PATH = _Path(path_type=Path)
+# A folder the command makes or reads: an existing file there is refused at once.
+FOLDER = _Path(path_type=Path, file_okay=False)
 
 
 @cli.command()
 @click.argument("config", required=False, type=PATH)
 @click.argument("overrides", nargs=-1)
 @click.option("--backend", type=click.Choice(_backends()), help="Overrides the config's backend.")
-@click.option("--out", type=PATH, help="New run folder (default: runs/CONFIG-TIMESTAMP-ID).")
-@click.option("--resume", type=PATH, help="Continue the run in this folder from its last checkpoint; with train.steps=N, extend a finished run to N steps.")
+@click.option("--out", type=FOLDER, help="New run folder (default: runs/CONFIG-TIMESTAMP-ID).")
+@click.option("--resume", type=FOLDER, help="Continue the run in this folder from its last checkpoint; with train.steps=N, extend a finished run to N steps.")
 @click.option("--tensorboard", is_flag=True, help="Also write the metrics as TensorBoard event files (RUN/tensorboard).")
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
 def train(config, overrides, backend, out, resume, tensorboard, progress):
@@ -95,7 +115,10 @@ def _pair(item):
         raise UserInputError(f"override {item!r} must look like key.path=value")
     from infovae.training.config import _parse_value
 
-    return key, _parse_value(value)
+    try:
+        return key, _parse_value(value)
+    except ValueError as error:  # YAML that PyYAML reads but cannot build: an integer of 5000 digits, say
+        raise UserInputError(f"override {short_repr(item)}: the value cannot be read ({str(error).splitlines()[0]})") from None
 
 
 @cli.command()
@@ -105,7 +128,7 @@ def _pair(item):
 @click.option("--workers", type=click.IntRange(min=1), help="Trials at a time (local executor; default: the cores).")
 @click.option("--trials-per-program", type=click.IntRange(min=1), help="Largest group of trials one compiled program trains (vectorized executor; default: sized to the device).")
 @click.option("--address", help="Ray cluster address (default: start a local Ray).")
-@click.option("--out", type=PATH, help="Sweep folder (default: runs/SWEEP_FILE); re-running resumes.")
+@click.option("--out", type=FOLDER, help="Sweep folder (default: runs/SWEEP_FILE); re-running resumes.")
 @click.option("--retry-failed", is_flag=True, help="Run failed trials again (interrupted ones always resume).")
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
 def sweep(sweep_file, overrides, executor, workers, trials_per_program, address, out, retry_failed, progress):
@@ -124,7 +147,7 @@ def sweep(sweep_file, overrides, executor, workers, trials_per_program, address,
         retry_failed=retry_failed, progress=progress, overrides=dict(_pair(o) for o in overrides),
     )  # fmt: skip
     click.echo(result.table)
-    if result.failed:
+    if len(result.failed):
         click.echo(f"{len(result.failed)} of {len(result.results)} trials failed; see {result.dir / 'results.md'}")
     click.echo(f"sweep folder: {result.dir}")
 
@@ -170,7 +193,10 @@ def main(argv=None):
     except TrainingDiverged as error:
         _fail(str(error), 1)
     except (RunInterrupted, KeyboardInterrupt, click.Abort) as error:
-        _fail(str(error) if isinstance(error, RunInterrupted) else "interrupted", 130)
+        # Click turns any KeyboardInterrupt, RunInterrupted included, into Abort "from" it: the
+        # message saying where the run or sweep stopped and how to resume it is on its cause.
+        cause = error.__cause__ if isinstance(error, click.Abort) else error
+        _fail(str(cause) if isinstance(cause, RunInterrupted) and str(cause) else "interrupted", 130)
     except click.ClickException as error:
         _fail(error.format_message(), error.exit_code)
     except click.exceptions.Exit as done:

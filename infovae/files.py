@@ -63,9 +63,13 @@ def load_yaml(path, what="config file"):
     """Read a YAML file with PyYAML's safe loader, within :data:`MAX_YAML_BYTES` and
     :data:`MAX_YAML_VALUES`; any problem is a :class:`~infovae.errors.ConfigError` naming the file."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError as error:  # a name the system refuses to look up (too long, a loop of links)
+        raise ConfigError(f"{what} {short_repr(str(path))} cannot be opened: {error.strerror or error}") from None
+    if is_dir:
         raise ConfigError(f"{what} {str(path)!r} is a directory, not a YAML file")
-    if not path.is_file():
+    if not is_file:
         raise ConfigError(f"{what} {str(path)!r} does not exist")
     try:
         size = path.stat().st_size
@@ -82,6 +86,11 @@ def load_yaml(path, what="config file"):
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', None) or 'cannot be parsed'}") from None
+    except RecursionError:  # PyYAML parses nesting recursively: "[[[[..." a few thousand deep
+        raise ConfigError(f"{path}: nested too deeply to be a {what}") from None
+    except ValueError as error:  # a value PyYAML cannot build, e.g. an integer of more than 4300 digits
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"{path}: holds a value that cannot be read ({first})") from None
     if _count_values(raw, MAX_YAML_VALUES) > MAX_YAML_VALUES:
         raise ConfigError(f"{path}: expands to more than {MAX_YAML_VALUES} values (aliases?); a {what} is far smaller")
     return raw
@@ -133,18 +142,27 @@ def read_jsonl(path):
     path = Path(path)
     if not path.exists():
         return []
-    lines = path.read_text().split("\n")
+    try:
+        lines = path.read_text().split("\n")
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path} is not a text file; the file is damaged") from None
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             if all(not rest.strip() for rest in lines[number:]):
                 warnings.warn(f"{path}: dropped a last line cut short by a crash (line {number})", stacklevel=2)
                 break
             raise RunDirError(f"{path}: line {number} is not JSON; the file is damaged") from None
+        except RecursionError:
+            raise RunDirError(f"{path}: line {number} is nested too deeply; the file is damaged") from None
+        # A line cut short is never whole JSON, so a whole line that is not an object is damage.
+        if not isinstance(record, dict):
+            raise RunDirError(f"{path}: line {number} is not a JSON object; the file is damaged")
+        records.append(record)
     return records
 
 
@@ -174,6 +192,8 @@ class FolderLock:
             self._lock.acquire()
         except Timeout:
             raise RunDirError(f"{self.what} {self.folder} is in use by another process") from None
+        except OSError as error:  # the lock file cannot be made: a read-only or vanished folder
+            raise RunDirError(f"cannot lock the {self.what} {self.folder}: {error.strerror or error}") from None
         return self
 
     def release(self):

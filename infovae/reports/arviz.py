@@ -1,20 +1,101 @@
-"""A run's latent and predictions as ArviZ data: an :class:`xarray.DataTree` (ArviZ 1.x).
+"""A run's latent, predictions and held-out predictive density as ArviZ 1.x data (an :class:`xarray.DataTree`).
 
-Groups and dims (``chain`` is 1: the draws come from the amortised posterior, not a sampler):
+``infovae report RUN --draws S --examples N`` writes it to ``RUN/report/inference.nc``;
+:func:`run_datatree` builds it in a notebook, :func:`read_datatree` reads the file back. Defaults: the
+first ``N = 500`` examples of the test split, ``S = 100`` draws per example.
 
-- ``posterior``: ``z`` (chain, draw, example[, latent_dim]): draws of ``q(z|x,y)`` per held-out example;
-- ``posterior_predictive``: ``y`` (chain, draw, example, factor): ``y ~ p(y|x,z)`` at those draws;
-- ``log_likelihood``: ``y`` (chain, draw, example, factor): ``log p(y|x,z)`` per factor, the same dims
-  as the observed data, so that ArviZ's pointwise functions (``loo``, PPC plots) line up;
-- ``observed_data``: ``y`` (example, factor);
-- ``constant_data``: ``x`` (example, x_dim) and, where known, ``label`` (example).
+Groups (``chain`` has length 1: the draws are independent draws from the amortised networks, not a
+Markov chain):
+
+- ``posterior`` — ``z`` drawn from the encoder ``q(z|x,y)`` for each held-out example. A discrete latent
+  is stored as one-hot indicators ``z (chain, draw, example, z_value)`` (0/1), so that a posterior mean
+  is the posterior probability of that value; a Gaussian one as ``z (chain, draw, example, latent_dim)``.
+- ``prior`` — ``z`` drawn from the conditional prior ``p(z|x)``, the same layout: the latents behind
+  ``posterior_predictive``.
+- ``posterior_predictive`` — a true predictive: ``z ~ p(z|x)``, then ``y ~ p(y|x,z)`` (what generation
+  does; it has not seen ``y``). ``y (chain, draw, example, factor)``.
+- ``reconstruction`` — a *reconstruction check*, not a predictive one: ``z ~ q(z|x,y)`` (the encoder has
+  seen ``y``), then ``y ~ p(y|x,z)``. Same layout as ``posterior_predictive``.
+- ``observed_data`` — ``y (example, factor)``; ``constant_data`` — ``x (example, x_dim)`` and, where the
+  data has them, ``label (example)``.
+- ``log_likelihood`` — ``y (example)``: the pointwise held-out predictive density ``log p(y_i|x_i)``,
+  exact for a discrete latent (``logsumexp_k log p(z=k|x) + log p(y|x,z=k)``), importance-weighted
+  with draws from ``q`` for a Gaussian one (attribute ``method``; the estimate is a lower bound in
+  expectation). It has no sample dims: ``z`` is summed out, and the network weights are one point
+  estimate, not posterior draws.
+- ``latent_parameters`` — the exact distributions the draws come from: ``posterior_probs`` /
+  ``prior_probs (example, z_value)``, or ``posterior_loc``, ``posterior_scale``, ``prior_loc``,
+  ``prior_scale (example, latent_dim)``.
+
+The ``example`` coordinate holds the split's row indices into the full data set (the indices in the
+run's ``splits.npz``); the root's attribute ``split`` names the split. The ``y``'s of a categorical or
+Bernoulli likelihood are integers, so ArviZ treats them as discrete.
+
+What works (``import arviz as az``; ``tests/reports/test_arviz.py`` calls each):
+
+- ``az.summary(tree)``: one row per example and latent value (or dimension): for a discrete latent the
+  mean is the posterior probability ``q(z=k|x,y)`` estimated from the draws (``latent_parameters`` has
+  the exact one). ``ess_*`` and ``mcse_*`` are meaningful (the draws are independent, so ESS is close to
+  the number of draws); ``r_hat`` is NaN: there is one chain, and no Markov chain to converge.
+  ``az.summary(tree, kind="stats")`` leaves the diagnostics out.
+- The ``posterior`` and ``prior`` groups declare ``sample_dims = ["chain", "draw", "example"]`` in their
+  attributes, which ArviZ's plots read: ``az.plot_dist(tree)``, ``az.plot_forest(tree)`` and
+  ``az.plot_prior_posterior(tree)`` pool the draws over the held-out examples, i.e. they show the
+  *aggregate* posterior ``q(z) = mean_i q(z|x_i,y_i)`` (against the aggregate prior), one panel per latent
+  value or dimension: the distribution the InfoVAE objective matches to the prior. To look at single
+  examples, give ArviZ's usual sample dims and choose a few examples, e.g.
+  ``az.plot_dist(tree, sample_dims=["chain", "draw"], coords={"example": tree.posterior.example[:4]})``
+  (every example is a panel per latent value: 500 examples would be thousands of panels, which ArviZ
+  refuses beyond ``rcParams["plot.max_subplots"]``).
+- ``az.plot_ppc_dist(tree)`` (Gaussian or Bernoulli ``y``; pass ``kind="ecdf"`` or the default kde),
+  ``az.plot_ppc_rootogram(tree)`` (categorical ``y``: counts per class), ``az.plot_ppc_pava(tree)``
+  (Bernoulli ``y``: calibration): they pool examples and factors. ``group="reconstruction"`` gives the
+  same plot for the reconstruction.
+- Model comparison on held-out predictive density: :func:`heldout_elpd` turns a tree's
+  ``log_likelihood`` into an ``ELPDData`` (``elpd = sum_i log p(y_i|x_i)``, its standard error
+  ``sqrt(n var_i)``), which ``az.compare`` takes, and ``az.plot_compare`` draws;
+  :func:`compare_heldout` does both for several runs or sweep trials, on the examples their trees share.
+
+What does not apply to an amortised VAE, and why:
+
+- PSIS-LOO (``az.loo``, ``az.compare`` given trees, ``az.loo_pit``, ``az.plot_khat``, ``az.plot_loo_pit``):
+  leave-one-out reweights posterior draws of *global* parameters to drop one observation. Here the
+  network weights are one point estimate (there are no draws of them), ``z`` is local to each example
+  (its draws are not shared across observations), and the held-out examples were never used to fit
+  the model: their ``log p(y_i|x_i)`` already is an out-of-sample predictive density, and there is
+  nothing to leave out. So the comparison uses the pointwise held-out values directly
+  (:func:`heldout_elpd`); ``az.loo`` on this tree fails.
+- Convergence diagnostics (``r_hat``, ``az.plot_trace``, ``az.plot_rank``, ``az.plot_ess``): the draws
+  are exact independent draws from ``q``, not a Markov chain; there is nothing to converge. With the
+  pooled ``sample_dims`` ``az.plot_trace(tree)`` refuses (a trace needs one draw axis); to see the draws
+  of a few examples anyway: ``az.plot_trace(tree, sample_dims=["chain", "draw"], coords={"example": ids})``.
+- Prior sensitivity (``az.psense``): needs ``log_prior`` over parameters, which a trained network has not.
 """
+
+from functools import cache
 
 import numpy as np
 
+from infovae.core.latents import CategoricalLatent
+from infovae.diagnostics.evaluate import log_marginal_likelihood
 from infovae.diagnostics.metrics import sample_latents
 
-__all__ = ["pooled_predictive", "read_datatree", "to_datatree", "write_datatree"]
+__all__ = [
+    "DEFAULT_DRAWS",
+    "DEFAULT_EXAMPLES",
+    "compare_heldout",
+    "heldout_elpd",
+    "pooled_predictive",
+    "read_datatree",
+    "run_datatree",
+    "to_datatree",
+    "write_datatree",
+]
+
+DEFAULT_DRAWS, DEFAULT_EXAMPLES = 100, 500
+# Where the latent is pooled over examples (see the module's docstring).
+POOLED_SAMPLE_DIMS = ["chain", "draw", "example"]
+IMPORTANCE_SAMPLES = 64
 
 
 def _arviz():
@@ -25,43 +106,130 @@ def _arviz():
     return arviz
 
 
-def to_datatree(backend, data, num_draws=100, max_examples=500, seed=0):
-    """Posterior, posterior-predictive and pointwise log-likelihood draws for up to ``max_examples``
-    examples of ``data`` (a :class:`~infovae.data.Dataset`), from a trained backend."""
+def _discrete_dtype(num_classes):
+    return np.int8 if num_classes <= np.iinfo(np.int8).max else np.int64
+
+
+def to_datatree(
+    backend,
+    data,
+    num_draws=DEFAULT_DRAWS,
+    max_examples=DEFAULT_EXAMPLES,
+    seed=0,
+    indices=None,
+    split="test",
+    importance_samples=IMPORTANCE_SAMPLES,
+):
+    """The groups of the module's docstring for the first ``max_examples`` examples of ``data`` (a
+    :class:`~infovae.data.Dataset`), ``num_draws`` draws each, from a trained backend.
+
+    :param indices: the rows of ``data`` in the full data set (``splits.indices[split]``), for the
+        ``example`` coordinate; default ``0..n-1``.
+    :param split: the split's name, stored as the attribute ``split``.
+    :param importance_samples: draws of the importance-weighted ``log p(y|x)`` (Gaussian latent).
+    """
     az = _arviz()
     rng = np.random.default_rng(seed)
     held = data.subset(slice(0, max_examples))
-    x, y = held.x, held.y
-    z = sample_latents(backend.posterior(x, y), rng, num_draws)  # [S, n(, d)]
-    _, y_rep = backend.generate(x, seed, z=z)
-    if data.likelihood == "bernoulli":
-        # Binary outcomes as integers, so that ArviZ treats them as discrete.
-        y, y_rep = y.astype(np.int64), y_rep.astype(np.int64)
-    log_lik = backend.log_likelihood(x, held.y, z, pointwise=True)  # [S, n, F]
-    z_dims = ["example"] + (["latent_dim"] if z.ndim == 3 else [])
+    x, y, n = held.x, held.y, len(held)
+    example = np.arange(n) if indices is None else np.asarray(indices)[:n]
+    q, p = backend.posterior(x, y), backend.prior(x)
+    discrete = isinstance(q, CategoricalLatent)
+    z_q = sample_latents(q, rng, num_draws)  # [S, n(, d)]
+    z_p = sample_latents(p, rng, num_draws)
+    _, y_pred = backend.generate(x, seed, z=z_p)  # the true predictive
+    _, y_rec = backend.generate(x, seed + 1, z=z_q)  # the reconstruction
+    if data.likelihood in ("categorical", "bernoulli"):
+        dtype = _discrete_dtype(max(data.num_classes, 2))
+        y, y_pred, y_rec = (np.asarray(a).astype(dtype) for a in (y, y_pred, y_rec))
+    log_pred = log_marginal_likelihood(backend, x, held.y, q, p, importance_samples, rng)  # [n]
+
+    if discrete:
+        K = q.probs.shape[-1]
+        latent_dims, latent_coords = ["example", "z_value"], {"z_value": np.arange(K)}
+        z_q, z_p = np.eye(K, dtype=np.int8)[z_q], np.eye(K, dtype=np.int8)[z_p]
+        params = {"posterior_probs": q.probs, "prior_probs": p.probs}
+    else:
+        latent_dims, latent_coords = ["example", "latent_dim"], {"latent_dim": np.arange(q.loc.shape[-1])}
+        params = {"posterior_loc": q.loc, "posterior_scale": q.scale, "prior_loc": p.loc, "prior_scale": p.scale}
+    coords = {"example": example, "factor": np.arange(y.shape[1]), "x_dim": np.arange(x.shape[1]), **latent_coords}
+    y_dims = ["example", "factor"]
+    pooled = {"sample_dims": POOLED_SAMPLE_DIMS}
+
+    def group(variables, dims, sample_dims=("chain", "draw"), **attrs):
+        return az.dict_to_dataset(variables, coords=coords, dims=dims, sample_dims=list(sample_dims), attrs=attrs)
+
     constant = {"x": x}
     if held.labels is not None:
         constant["label"] = held.labels
-    tree = az.from_dict(
-        {
-            "posterior": {"z": z[None]},
-            "posterior_predictive": {"y": y_rep[None]},
-            "log_likelihood": {"y": log_lik[None]},
-            "observed_data": {"y": y},
-            "constant_data": constant,
-        },
-        dims={"z": z_dims, "y": ["example", "factor"], "x": ["example", "x_dim"], "label": ["example"]},
-        coords={"example": np.arange(len(x))},
+    method = "exact" if discrete else "importance_weighted"
+    groups = {
+        "posterior": group(
+            {"z": z_q[None]}, {"z": latent_dims}, **pooled, description="z ~ q(z|x,y) per held-out example"
+        ),
+        "prior": group({"z": z_p[None]}, {"z": latent_dims}, **pooled, description="z ~ p(z|x) per held-out example"),
+        "posterior_predictive": group(
+            {"y": y_pred[None]}, {"y": y_dims}, description="predictive: z ~ p(z|x), then y ~ p(y|x,z)"
+        ),
+        "reconstruction": group(
+            {"y": y_rec[None]},
+            {"y": y_dims},
+            description="reconstruction check (not predictive): z ~ q(z|x,y), which has seen y, then y ~ p(y|x,z)",
+        ),
+        "observed_data": group({"y": y}, {"y": y_dims}, sample_dims=()),
+        "constant_data": group(constant, {"x": ["example", "x_dim"], "label": ["example"]}, sample_dims=()),
+        "log_likelihood": group(
+            {"y": log_pred},
+            {"y": ["example"]},
+            sample_dims=(),
+            description="held-out log predictive density log p(y_i|x_i), z summed out",
+            method=method,
+            importance_samples=0 if discrete else int(importance_samples),
+        ),
+        "latent_parameters": group(
+            params,
+            {name: latent_dims for name in params},
+            sample_dims=(),
+            description="the exact q(z|x,y) and p(z|x) the draws come from",
+        ),
+    }
+    import xarray
+
+    tree = xarray.DataTree.from_dict(groups)
+    tree.attrs.update(
+        backend=backend.name,
+        data=data.name,
+        likelihood=data.likelihood,
+        latent="discrete" if discrete else "gaussian",
+        split=split,
+        draws=int(num_draws),
+        examples=int(n),
+        example_coordinate=f"row index into the full data set ({split} split; splits.npz)"
+        if indices is not None
+        else "position in the data given",
     )
-    tree.attrs.update(backend=backend.name, data=data.name, likelihood=data.likelihood)
     return tree
 
 
-def pooled_predictive(tree):
-    """The posterior predictive and observed ``y`` with examples and factors pooled into one
-    ``observation`` dim, as ArviZ's one-dimensional PPC plots want them."""
+def run_datatree(run, num_draws=DEFAULT_DRAWS, max_examples=DEFAULT_EXAMPLES, seed=0, split="test"):
+    """:func:`to_datatree` for a finished run (see :func:`infovae.open_run`) on one of its splits."""
+    return to_datatree(
+        run.backend,
+        getattr(run.splits, split),
+        num_draws=num_draws,
+        max_examples=max_examples,
+        seed=seed,
+        indices=run.splits.indices[split],
+        split=split,
+        importance_samples=run.config.train.importance_samples,
+    )
+
+
+def pooled_predictive(tree, group="posterior_predictive"):
+    """``group``'s ``y`` and the observed ``y`` with examples and factors pooled into one
+    ``observation`` dim (what ArviZ's PPC plots do on their own; kept for plots of one flat variable)."""
     az = _arviz()
-    predicted = tree["posterior_predictive"]["y"].values
+    predicted = tree[group]["y"].values
     observed = tree["observed_data"]["y"].values
     return az.from_dict(
         {
@@ -70,6 +238,81 @@ def pooled_predictive(tree):
         },
         dims={"y": ["observation"]},
     )
+
+
+@cache
+def _heldout_class():
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from arviz_stats.utils import ELPDData
+
+    @dataclass(kw_only=True, repr=False)
+    class ELPDDataHeldOut(ELPDData):
+        """ELPD of held-out examples: the sum of their pointwise log predictive densities (no
+        cross-validation: the examples were not used to fit the model). ``p`` is NaN: there is no
+        optimism to estimate."""
+
+        _kind: ClassVar[str] = "heldout"
+        split: str = "test"
+        method: str = "exact"
+
+        def _header(self):
+            how = "exactly" if self.method == "exact" else f"by importance sampling ({self.n_samples} draws)"
+            return f"Computed from {self.n_data_points} held-out examples ({self.split} split), log p(y|x) {how}."
+
+    return ELPDDataHeldOut
+
+
+def heldout_elpd(tree, examples=None):
+    """The held-out ELPD of ``tree`` (from :func:`to_datatree`) as an ArviZ ``ELPDData`` that
+    ``az.compare`` and ``az.plot_compare`` accept: ``elpd = sum_i log p(y_i|x_i)`` over the held-out
+    examples (or those of ``examples``, row indices), ``se = sqrt(n var_i log p(y_i|x_i))``, pointwise
+    values in ``elpd_i``."""
+    ll = tree["log_likelihood"]["y"]
+    if examples is not None:
+        ll = ll.sel(example=np.asarray(examples))
+    values = ll.values.astype(float)
+    n = values.size
+    attrs = tree["log_likelihood"].attrs
+    return _heldout_class()(
+        elpd=float(values.sum()),
+        se=float(np.sqrt(n * values.var())) if n > 1 else float("nan"),
+        p=float("nan"),
+        n_samples=int(attrs.get("importance_samples", 0)) or 1,
+        n_data_points=int(n),
+        scale="log",
+        warning=False,
+        good_k=None,
+        elpd_i=ll.astype(float),
+        split=str(tree.attrs.get("split", "test")),
+        method=str(attrs.get("method", "exact")),
+    )
+
+
+def compare_heldout(trees, method="stacking", reference=None):
+    """``az.compare`` of several runs (or sweep trials) on held-out predictive density.
+
+    :param trees: ``{name: tree}`` (trees from :func:`to_datatree`, or paths of ``inference.nc`` files),
+        all on the same data set and split.
+    :returns: ArviZ's comparison table, computed on the examples every tree holds (pointwise
+        differences need the same examples).
+    """
+    az = _arviz()
+    trees = {name: read_datatree(t) if not hasattr(t, "children") else t for name, t in trees.items()}
+    if len(trees) < 2:
+        raise ValueError("compare_heldout needs at least two trees")
+    described = {(t.attrs.get("data"), t.attrs.get("split")) for t in trees.values()}
+    if len(described) > 1:
+        raise ValueError(f"the trees hold different data or splits: {sorted(map(str, described))}")
+    shared = None
+    for t in trees.values():
+        ids = set(np.asarray(t["log_likelihood"]["example"].values).tolist())
+        shared = ids if shared is None else shared & ids
+    if not shared:
+        raise ValueError("the trees share no held-out example")
+    shared = np.array(sorted(shared))
+    return az.compare({name: heldout_elpd(t, shared) for name, t in trees.items()}, method=method, reference=reference)
 
 
 def write_datatree(tree, path):

@@ -1,8 +1,12 @@
 """Reports: the figures of a run (or a sweep) as PNG files and a ``report.md`` that embeds them with
 the key numbers and what they say. :func:`run_figures` and :func:`sweep_figures` give the same figures
-to a notebook without the command line."""
+to a notebook without the command line.
 
-import json
+Numbers are labelled by where they come from: *validation* (``metrics.jsonl``, the evaluations during
+training), *training (running mean)* (the ``train_*`` terms), *test* (``summary.json``).
+"""
+
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -10,372 +14,306 @@ import numpy as np
 
 from infovae.core.latents import CategoricalLatent
 from infovae.diagnostics.metrics import latent_codes
+from infovae.diagnostics.quantities import QUANTITIES
 from infovae.errors import RunDirError
-from infovae.reports import plots
-from infovae.reports.arviz import pooled_predictive, to_datatree, write_datatree
-from infovae.sweeps.sweep import SWEEP, open_sweep
-from infovae.sweeps.trial import read_outcome
+from infovae.reports import plots, verdicts
+from infovae.reports.arviz import DEFAULT_DRAWS, DEFAULT_EXAMPLES, run_datatree, write_datatree
+from infovae.reports.sweep_report import sweep_figures, write_sweep_report
+from infovae.sweeps.sweep import SWEEP
 from infovae.training.runs import CONFIG, open_run
 
-__all__ = ["run_figures", "sweep_figures", "write_report", "write_run_report", "write_sweep_report"]
+__all__ = ["RUN_CAPTIONS", "run_figures", "sweep_figures", "write_report", "write_run_report", "write_sweep_report"]
 
 REPORT_DIR, REPORT = "report", "report.md"
-# A probe that ends this far below its best has decayed (accuracy points).
-DECAY_THRESHOLD = 0.05
 # Total variation between the true and the generated strategy mix below which the prior "covers" them.
 COVERAGE_THRESHOLD = 0.1
 FIGURE_EXAMPLES = 2000
+# The ArviZ data behind ppc.png when run_figures is called without it.
+FIGURE_DRAWS, FIGURE_TREE_EXAMPLES = 50, 300
+
+RUN_CAPTIONS = {
+    "loss_terms": "The objective's terms over training, one panel each: the training running means (dashed; "
+    "the mean over the steps since the previous evaluation) and the validation evaluations (dots), in nats "
+    "per example; the grey line marks the weights the test numbers use.",
+    "elbo_surgery": "The KL term split into its two roles on the validation split over training (Hoffman & "
+    "Johnson's ELBO surgery): information I(x,y; z) (left) and marginal mismatch KL(q(z) || p(z)) (right), "
+    "each on its own scale so a small mismatch stays visible; the star is the test value.",
+    "probe": "Label information in z: accuracy of a probe trained on sampled z (left) and NMI between latent "
+    "code and label (right), on the validation split over training, against the Bayes ceiling and chance "
+    "(grey band: two binomial standard errors at the number of validation examples); stars: test values.",
+    "latent_usage": "How the test split's aggregate posterior uses the latent, against the aggregate prior.",
+    "contingency": "Which latent codes each true label uses on the test split: P(code | label), with the "
+    "fraction and the count in every non-empty cell (a Gaussian latent's codes are k-means clusters of the "
+    "posterior means).",
+    "generated": "What the decoder makes of each latent value (or of draws from the prior), beside the data's own.",
+    "ppc": "Predictive checks on the test split: the true predictive (z ~ p(z|x), y ~ p(y|x,z)) and the "
+    "reconstruction (z ~ q(z|x,y), which has seen y) against the observed y: pooled over factors (left, "
+    "94% intervals over draws) and per factor (right, the diagonal is a perfect match).",
+}
 
 
 def _num_labels(splits):
-    return max(splits.train.num_labels, splits.test.num_labels)
+    return max(splits.train.num_labels, splits.val.num_labels, splits.test.num_labels)
 
 
-def _generated_panels(run, test, q, p, rng):
+def _evaluated(run, split):
+    """How many examples of ``split`` an evaluation used."""
+    return min(len(getattr(run.splits, split)), run.config.train.eval_examples)
+
+
+def _generated_panels(run, test, p, rng):
     """The decoder's outputs per latent value, beside the data's own where the data has them."""
     backend, arch, info = run.backend, run.backend.arch, test.info
+    kind = run.config.data.kind
+    if kind not in ("strategies", "digits"):
+        return None
+    draws = 6
     if arch.latent == "discrete":
         z = np.arange(arch.latent_size)[:, None]
         weights = p.probs.mean(0)
-        label = "z ="
     else:
-        # Six latents drawn from the aggregate prior stand for the continuum.
-        pick = rng.integers(len(test), size=6)
-        z = (p.loc[pick] + p.scale[pick] * rng.standard_normal(p.loc[pick].shape))[:, None, :]
-        weights = np.full(6, 1 / 6)
-        label = "prior draw"
-    if run.config.data.kind == "strategies":
+        # Draws from each example's own conditional prior p(z|x) stand for the continuum.
+        z = p.loc + p.scale * rng.standard_normal((draws,) + p.loc.shape)  # [R, n, d]
+        weights = None
+        row_label = "draw from p(z|x)"
+    if kind == "strategies":
         mean = backend.decoder_mean(test.x, z)  # [K, n, T, A]
         latent_actions = mean.mean(axis=(1, 2))
         true = run.splits.generator.label_factor_distributions(test.x).mean(1)
-        return plots.plot_generated_strategies(latent_actions, weights, true, run.splits.generator.label_mix, label)
-    if run.config.data.kind == "digits":
-        from infovae.data.digits import to_images
+        if arch.latent == "discrete":
+            return plots.plot_generated_strategies(latent_actions, weights, true, run.splits.generator.label_mix, "latent value")
+        return plots.plot_generated_strategies(latent_actions, None, true, run.splits.generator.label_mix, "draw of z ~ p(z|x)")
+    from infovae.data.digits import to_images
 
-        chosen = test.subset(slice(0, 8))
-        probs = backend.decoder_mean(chosen.x, z)  # [K, 8, |y|]
-        given = to_images(np.ones(chosen.x.shape[1]), np.zeros(chosen.y.shape[1]), info)
-        return plots.plot_generated_digits(
-            to_images(chosen.x, probs, info), to_images(chosen.x, np.zeros_like(chosen.y), info), given, label.split()[0]
-        )
-    return None
+    chosen = test.subset(slice(0, 8))
+    if arch.latent != "discrete":
+        z = z[:, : len(chosen)]
+    probs = backend.decoder_mean(chosen.x, z)  # [K, 8, |y|]
+    given = to_images(np.ones(chosen.x.shape[1]), np.zeros(chosen.y.shape[1]), info) > 0.5
+    if arch.latent == "discrete":
+        rows = [f"z={k}\n(p={w:.2f})" for k, w in enumerate(weights)]
+    else:
+        rows = [f"{row_label}\n#{r + 1}" for r in range(len(z))]
+    return plots.plot_generated_digits(
+        to_images(chosen.x, probs, info),
+        to_images(chosen.x, np.zeros_like(chosen.y), info),
+        to_images(chosen.x, chosen.y, info),
+        given,
+        rows,
+    )
 
 
-def run_figures(run, seed=0):
-    """Every figure of a trained run (see :func:`infovae.open_run`), by file stem."""
-    records, splits = run.records, run.splits
+def _ppc_figure(run, tree):
+    observed = tree["observed_data"]["y"].values
+    predictive = tree["posterior_predictive"]["y"].values[0]
+    reconstruction = tree["reconstruction"]["y"].values[0]
+    return plots.plot_ppc(
+        observed, predictive, reconstruction, run.config.likelihood, run.backend.arch.num_classes, tree.attrs.get("split", "test")
+    )
+
+
+def _weights(config):
+    o = config.objective
+    return {"kl": o.beta, "marginal": o.marginal_weight if o.marginal else 0.0, "jsd": o.jsd_weight}
+
+
+def run_figures(run, seed=0, tree=None):
+    """Every figure of a trained run (see :func:`infovae.open_run`), by file stem. ``tree`` is the run's
+    ArviZ data (:func:`~infovae.reports.arviz.run_datatree`), made small when not given."""
+    records, splits, summary = run.records, run.splits, run.summary or {}
     test = splits.test.subset(slice(0, FIGURE_EXAMPLES))
+    selected = summary.get("selected_step")
     figures = {
-        "loss_terms": plots.plot_loss_terms(records),
-        "elbo_surgery": plots.plot_elbo_surgery(records),
+        "loss_terms": plots.plot_loss_terms(records, selected, bool(summary.get("stopped_early")), weights=_weights(run.config)),
+        "elbo_surgery": plots.plot_elbo_surgery(records, summary if summary else None, selected),
     }
     num_labels = _num_labels(splits)
     if test.labels is not None:
-        figures["probe"] = plots.plot_probe(records, num_labels)
+        figures["probe"] = plots.plot_probe(records, num_labels, _evaluated(run, "val"), summary if summary else None, selected)
     q, p = run.backend.posterior(test.x, test.y), run.backend.prior(test.x)
     figures["latent_usage"] = plots.plot_latent_usage(q, p)
     if test.labels is not None:
-        num_codes = q.probs.shape[1] if isinstance(q, CategoricalLatent) else max(num_labels, 2)
+        discrete = isinstance(q, CategoricalLatent)
+        num_codes = q.probs.shape[1] if discrete else max(num_labels, 2)
         codes = latent_codes(q, num_labels, seed)
-        figures["contingency"] = plots.plot_contingency(codes, test.labels, num_codes, test.info.get("label_name", "label"))
-    generated = _generated_panels(run, test, q, p, np.random.default_rng(seed))
+        code_name = "latent code (most probable z)" if discrete else "latent code (k-means cluster)"
+        figures["contingency"] = plots.plot_contingency(codes, test.labels, num_codes, test.info.get("label_name", "label"), code_name)
+    generated = _generated_panels(run, test, p, np.random.default_rng(seed))
     if generated is not None:
         figures["generated"] = generated
-    figures["ppc"] = _ppc_figure(run, seed)
+    if tree is None:
+        tree = run_datatree(run, num_draws=FIGURE_DRAWS, max_examples=FIGURE_TREE_EXAMPLES, seed=seed)
+    figures["ppc"] = _ppc_figure(run, tree)
     return figures
 
 
-def _ppc_figure(run, seed):
-    import arviz as az
-
-    tree = pooled_predictive(to_datatree(run.backend, run.splits.test, num_draws=50, max_examples=300, seed=seed))
-    if run.config.likelihood == "gaussian":
-        az.plot_ppc_dist(tree, var_names=["y"], kind="kde", num_samples=30, backend="matplotlib")
-        title = "Posterior predictive density of y (z ~ q) against the observed y, pooled over factors"
-    elif run.config.likelihood == "bernoulli":
-        az.plot_ppc_pava(tree, var_names=["y"], backend="matplotlib")
-        title = "Calibration (PAV) of the predicted pixel probabilities (z ~ q) against the observed pixels"
-    else:
-        az.plot_ppc_rootogram(tree, var_names=["y"], backend="matplotlib")
-        title = "Rootogram: predicted counts of each value of y (z ~ q) against the observed counts, pooled over factors"
-        # ArviZ labels the axes for count data; here the x axis holds y's categories.
-        ax = plt.gcf().axes[0]
-        ax.set_xlabel("value of y")
-        ax.set_ylabel("number of observations (square-root scale)")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    fig = plt.gcf()  # the figure ArviZ just drew on
-    fig.suptitle(title, fontsize=10)
-    fig.set_size_inches(8, 4)
-    return fig
-
-
 def _save(figures, folder):
+    """Write the figures, removing figures of an earlier report that this one no longer makes."""
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        if old.stem not in figures:
+            old.unlink()
     for name, fig in figures.items():
         fig.savefig(folder / f"{name}.png", dpi=110)
         plt.close(fig)
 
 
-def _fmt(value, digits=3):
-    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def _probe_sentence(records):
-    acc = [(r["step"], r["probe_accuracy"]) for r in records if r.get("probe_accuracy") is not None]
-    if not acc:
-        return "The data has no labels, so there is no probe."
-    (peak_step, peak), (last_step, last) = max(acc, key=lambda a: a[1]), acc[-1]
-    ceiling = next((r["bayes_accuracy"] for r in reversed(records) if r.get("bayes_accuracy") is not None), None)
-    verdict = (
-        f"**the probe decayed** by {peak - last:.3f} from its best"
-        if peak - last > DECAY_THRESHOLD
-        else "the probe did **not** decay (within {:.2f} of its best)".format(DECAY_THRESHOLD)
-    )
-    bound = f" The Bayes ceiling is {ceiling:.3f}." if ceiling is not None else ""
-    return f"Sampled-z probe accuracy peaked at {peak:.3f} (step {peak_step}) and ended at {last:.3f} (step {last_step}): {verdict}.{bound}"
+def _fmt(value, digits=4):
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
 
 
 def _kl_sentence(summary):
     mi, mk = summary.get("mi"), summary.get("marginal_kl")
     if mi is None or mk is None:
-        return ""
+        return None
     total = mi + mk
     share = mi / total if total > 0 else 0.0
     return (
-        f"On the test split the KL to the aggregate prior is {total:.3f} nats: **{mi:.3f} nats of information "
-        f"about the example** (I(x,y; z)) and **{mk:.3f} nats of marginal mismatch** KL(q(z) || p(z)) "
+        f"On the test split the KL to the aggregate prior is {total:.4g} nats: **{mi:.4g} nats of information "
+        f"about the example** (I(x,y; z)) and **{mk:.4g} nats of marginal mismatch** KL(q(z) || p(z)) "
         f"({100 * share:.0f}% / {100 * (1 - share):.0f}%)."
     )
 
 
 def _coverage_sentence(run):
     tv = (run.summary or {}).get("coverage_tv")
-    if tv is None:
-        return ""
+    generator = run.splits.generator
+    if tv is None or generator is None:
+        return None
     test = run.splits.test.subset(slice(0, FIGURE_EXAMPLES))
     _, y_gen = run.backend.generate(test.x, seed=0)
-    generator = run.splits.generator
     generated = generator.posterior(test.x, y_gen).mean(0)
-    rows = "\n".join(
-        f"| {s} | {true:.3f} | {gen:.3f} |" for s, (true, gen) in enumerate(zip(generator.strategy_mix, generated))
-    )
+    rows = "\n".join(f"| {s} | {true:.3f} | {gen:.3f} |" for s, (true, gen) in enumerate(zip(generator.label_mix, generated)))
     verdict = "the prior covers every strategy" if tv < COVERAGE_THRESHOLD else "**the prior does not cover the strategies evenly**"
     missing = [s for s, (t, g) in enumerate(zip(generator.label_mix, generated)) if g < 0.5 * t]
-    gap = f" Under-generated strategies: {missing}." if missing else ""
+    gap = f" Under-generated strategies (less than half their true share): {missing}." if missing else ""
     return (
-        f"Data generated from the prior has strategy mix at total variation **{tv:.3f}** from the true mix: {verdict}.{gap}\n\n"
-        f"| strategy | true mix | generated mix |\n|---|---|---|\n{rows}"
+        f"Data generated from the prior (test-split contexts) has a strategy mix at total variation **{tv:.3f}** "
+        f"from the true mix (threshold {COVERAGE_THRESHOLD}): {verdict}.{gap}\n\n"
+        f"| strategy | true mix | generated mix (test contexts) |\n|---|---|---|\n{rows}"
     )
 
 
-def write_run_report(run_dir, seed=0, draws=100, examples=500):
-    """Figures and ``report.md`` for the run in ``run_dir``; returns the report's path."""
+def _run_header(run_dir, run):
+    c, s = run.config, run.summary or {}
+    o = c.objective
+    marginal = f"marginal={o.marginal} (γ = {o.marginal_weight:g})" if o.marginal else "no marginal term"
+    size = f"{c.model.latent_size} values" if c.model.latent == "discrete" else f"{c.model.latent_size} dimensions"
+    splits = run.splits
+    return (
+        f"# Run report: `{run_dir}`\n\n"
+        f"Data **{c.data.kind}** ({len(splits.train)} training / {len(splits.val)} validation / {len(splits.test)} test "
+        f"examples; {c.likelihood} likelihood), {c.model.latent} latent of {size} ({c.model.prior} prior); "
+        f"objective β = {o.beta:g}, {marginal}, δ = {o.jsd_weight:g}; {s.get('steps', '?')} steps with the "
+        f"{c.backend} backend.\n\n"
+        "Numbers marked *validation* come from the evaluations during training (`metrics.jsonl`), *test* from "
+        f"the final evaluation (`summary.json`, {_evaluated(run, 'test')} test examples)."
+    )
+
+
+def _bullets(sentences):
+    return "\n".join(f"- {s}" for s in sentences if s)
+
+
+def _summary_table(summary):
+    rows = []
+    for key, value in summary.items():
+        if value is None or key in ("backend",):
+            continue
+        name = key.removeprefix("test_")
+        quantity = QUANTITIES.get(name)
+        meaning = quantity.description if quantity else {
+            "steps": "training steps taken",
+            "selected_step": "step of the weights evaluated",
+            "stopped_early": "whether early stopping ended training",
+            "train_seconds": "training time [s]",
+            "seconds_per_step": "training time per step [s]",
+        }.get(key, "")
+        direction = f" ({quantity.better} is better)" if quantity and quantity.better else ""
+        rows.append(f"| {key} | {_fmt(value)} | {meaning}{direction} |")
+    return "| quantity (test split) | value | meaning |\n|---|---|---|\n" + "\n".join(rows)
+
+
+def write_run_report(run_dir, seed=0, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAMPLES):
+    """Figures, ArviZ data and ``report.md`` for the run in ``run_dir``; returns the report's path."""
     run = open_run(run_dir)
     folder = Path(run_dir) / REPORT_DIR
-    figures = run_figures(run, seed)
+    tree = run_datatree(run, num_draws=draws, max_examples=examples, seed=seed)
+    figures = run_figures(run, seed, tree=tree)
     _save(figures, folder)
-    write_datatree(to_datatree(run.backend, run.splits.test, num_draws=draws, max_examples=examples, seed=seed), folder / "inference.nc")
-    s = run.summary or {}
-    c = run.config
-    keys = ["test_loss", "test_recon", "test_kl", "mi", "marginal_kl", "jsd", "nll", "latent_perplexity", "active_units",
-            "probe_accuracy", "bayes_accuracy", "nmi", "coverage_tv"]  # fmt: skip
-    table = "\n".join(f"| {k} | {_fmt(s.get(k))} |" for k in keys if s.get(k) is not None)
-    captions = {
-        "loss_terms": "The objective's terms on held-out data over training.",
-        "elbo_surgery": "The KL term split into information about the example and marginal mismatch.",
-        "probe": "Label information in sampled z over training, against the Bayes ceiling and chance.",
-        "latent_usage": "How the aggregate posterior uses the latent, against the aggregate prior.",
-        "contingency": "Which latent codes each label uses (rows sum to one).",
-        "generated": "What the decoder makes of each latent value, beside the data's own.",
-        "ppc": "ArviZ posterior predictive check.",
-    }
-    body = "\n\n".join(f"### {name.replace('_', ' ')}\n{captions[name]}\n\n![{name}]({REPORT_DIR}/{name}.png)" for name in figures)
-    text = f"""# Run report: `{run_dir}`
+    folder.mkdir(parents=True, exist_ok=True)
+    write_datatree(tree, folder / "inference.nc")
+    s, c = run.summary or {}, run.config
+    latent = c.model.latent
+    num_labels = _num_labels(run.splits)
+    training = [
+        verdicts.selection_sentence(s, c.train),
+        verdicts.monitor_verdict(run.records, c.train.monitor),
+        verdicts.overfitting_warning(run.records),
+    ]
+    ceiling = s.get("bayes_accuracy")
+    latent_lines = [
+        verdicts.collapse_warning(s, latent),
+        verdicts.chance_verdict(s.get("probe_accuracy"), num_labels, _evaluated(run, "test"), ceiling)
+        if run.splits.test.labels is not None
+        else "The data has no labels, so there is no probe, NMI or contingency table.",
+        verdicts.probe_decay_verdict(run.records, _evaluated(run, "val")),
+        _kl_sentence(s),
+    ]
+    coverage = _coverage_sentence(run)
+    body = "\n\n".join(
+        f"### {name.replace('_', ' ')} (`{REPORT_DIR}/{name}.png`)\n{RUN_CAPTIONS[name]}\n\n![{name}]({REPORT_DIR}/{name}.png)"
+        for name in figures
+    )
+    n_tree, s_tree = tree.attrs["examples"], tree.attrs["draws"]
+    text = f"""{_run_header(run_dir, run)}
 
-Data **{c.data.kind}**, {c.model.latent} latent of size {c.model.latent_size} ({c.model.prior} prior),
-objective beta={c.objective.beta}, marginal={c.objective.marginal} (weight {c.objective.marginal_weight}),
-jsd_weight={c.objective.jsd_weight}; {s.get('steps', '?')} steps with the {c.backend} backend.
+## Training
+
+{_bullets(training)}
 
 ## What happened to the latent
 
-- {_probe_sentence(run.records)}
-- {_kl_sentence(s)}
+{_bullets(latent_lines)}
 
-{_coverage_sentence(run)}
+{coverage or ''}
 
 ## Test summary
 
-| metric | value |
-|---|---|
-{table}
+{_summary_table(s) if s else 'The run has no summary.json (it has not finished).'}
 
 ## Figures
 
 {body}
 
-ArviZ data (posterior z, posterior predictive, pointwise log-likelihood): `{REPORT_DIR}/inference.nc`.
+## ArviZ data
+
+`{REPORT_DIR}/inference.nc` (an `xarray.DataTree`; `infovae.reports.arviz.read_datatree(path)` or
+`xarray.open_datatree(path, engine="h5netcdf")`) holds, for the first {n_tree} test examples and {s_tree} draws
+each: `posterior` (z ~ q(z|x,y)), `prior` (z ~ p(z|x)), `posterior_predictive` (y from z ~ p(z|x): a true
+predictive), `reconstruction` (y from z ~ q(z|x,y): a reconstruction check, not a predictive one),
+`observed_data`, `constant_data` (x, labels), `log_likelihood` (the held-out log p(y_i|x_i),
+{'exact' if latent == 'discrete' else 'importance-weighted'}) and `latent_parameters`. The `example`
+coordinate holds the rows of the full data set (`splits.npz`). Compare runs on held-out predictive density
+with `infovae.reports.arviz.compare_heldout({{"a": tree_a, "b": tree_b}})` (`az.compare` on the pointwise
+held-out values; PSIS-LOO does not apply to an amortised model); what else applies is in
+`infovae.reports.arviz`'s documentation.
 """
     path = Path(run_dir) / REPORT
-    path.write_text(text)
+    path.write_text(re.sub(r"\n{3,}", "\n\n", text))
     return path
 
 
-# -- sweeps -----------------------------------------------------------------------------------
-
-
-def _settings(rows, key_names):
-    return sorted({tuple(r[k] for k in key_names) for r in rows}, key=lambda t: tuple(str(v) for v in t))
-
-
-def sweep_figures(sweep_dir):
-    """Heatmaps of the key metrics over (beta, marginal weight) for each JSD weight, probe curves per
-    setting, and an ArviZ forest plot across seeds."""
-    sweep = open_sweep(sweep_dir)
-    spec, rows, table = sweep.spec, _rows(sweep), _table_records(sweep)
-    figures = {}
-    axes_keys = ("objective.beta", "objective.marginal_weight")
-    if all(k in spec.swept_keys for k in axes_keys):
-        for metric in ("probe_accuracy", "nmi", "coverage_tv", "mi"):
-            if any(e[f"{metric}_mean"] is not None for e in table):
-                figures[f"heatmap_{metric}"] = plots.plot_sweep_heatmap(table, metric, axes_keys, "objective.jsd_weight")
-    ok = [e for e in table if e["mi_mean"] is not None and e["marginal_kl_mean"] is not None]
-    if ok:
-        names = [_setting_name({k: e[k] for k in spec.swept_keys}) for e in ok]
-        figures["kl_split"] = plots.plot_kl_split(names, [e["mi_mean"] for e in ok], [e["marginal_kl_mean"] for e in ok])
-    figures["probe_curves"] = _probe_curves(spec, sweep_dir)
-    forest = _forest(spec, rows)
-    if forest is not None:
-        figures["forest"] = forest
-    return figures
-
-
-def _table_records(sweep):
-    """The per-setting table as dicts, ``None`` where a value is missing."""
-    records = sweep.by_setting.to_dict("records")
-    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in records]
-
-
-def _rows(sweep):
-    records = sweep.results.to_dict("records")
-    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in records]
-
-
-def _probe_runs(spec, sweep_dir):
-    """Per setting name, each finished trial's probe curve ``[(step, accuracy or None), ...]``."""
-    curves = {}
-    for trial in spec.trials:
-        trial_dir = Path(sweep_dir) / "trials" / trial.name
-        outcome = read_outcome(trial_dir)
-        metrics_path = trial_dir / "run" / "metrics.jsonl"
-        if outcome is None or outcome["status"] != "ok" or not metrics_path.exists():
-            continue
-        records = [json.loads(line) for line in metrics_path.read_text().splitlines()]
-        curves.setdefault(_setting_name(trial.overrides), []).append([(r["step"], r.get("probe_accuracy")) for r in records])
-    return curves
-
-
-def _probe_curves(spec, sweep_dir):
-    curves = _probe_runs(spec, sweep_dir)
-    fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
-    for i, (label, runs) in enumerate(sorted(curves.items())):
-        steps = [s for s, _ in runs[0]]
-        values = np.array([[v if v is not None else np.nan for _, v in run] for run in runs if len(run) == len(steps)])
-        mean = np.nanmean(values, 0)
-        ax.plot(steps, mean, marker="o", ms=3, color=f"C{i % 10}", ls="-" if i < 10 else "--", label=label)
-        if len(values) > 1:
-            ax.fill_between(steps, np.nanmin(values, 0), np.nanmax(values, 0), color=f"C{i % 10}", alpha=0.15)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("probe accuracy on sampled z (validation)")
-    ax.set_title("Probe over training per setting (line: mean over seeds; band: min-max)")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3)
-    return fig
-
-
-def _forest(spec, rows):
-    """ArviZ forest plot of the probe accuracy across seeds, one row per setting."""
-    import arviz as az
-
-    ok = [r for r in rows if r["status"] == "ok" and r.get("probe_accuracy") is not None]
-    if not ok or not spec.swept_keys:
-        return None
-    settings = _settings(ok, spec.swept_keys)
-    seeds = sorted({r["seed"] for r in ok})
-    values = np.full((1, len(seeds), len(settings)), np.nan)
-    for r in ok:
-        values[0, seeds.index(r["seed"]), settings.index(tuple(r[k] for k in spec.swept_keys))] = r["probe_accuracy"]
-    names = [_setting_name(dict(zip(spec.swept_keys, s))) for s in settings]
-    tree = az.from_dict({"posterior": {"probe_accuracy": values}}, dims={"probe_accuracy": ["setting"]}, coords={"setting": names})
-    # One label column: with a single variable, ArviZ's "variable" column only repeats its name.
-    az.plot_forest(tree, var_names=["probe_accuracy"], labels=["setting"], backend="matplotlib")
-    fig = plt.gcf()  # the figure ArviZ just drew on
-    fig.axes[-1].set_xlabel("probe accuracy on sampled z (test split)")
-    fig.suptitle("Probe accuracy across seeds (ArviZ forest plot: draws = seeds)", fontsize=10)
-    fig.set_size_inches(10, 1.5 + 0.35 * len(settings))
-    return fig
-
-
-SYMBOLS = {"objective.beta": "β", "objective.marginal_weight": "γ", "objective.jsd_weight": "δ"}
-
-
-def _setting_name(overrides):
-    """A short label: Greek letters for the objective's weights, the last key part otherwise."""
-    def value(v):
-        if v is None:
-            return "none"  # as the results tables write it
-        return f"{v:g}" if isinstance(v, float) else str(v)
-
-    order = list(SYMBOLS)
-    keys = sorted(overrides, key=lambda k: (order.index(k) if k in order else len(order), k))
-    return " ".join(f"{SYMBOLS.get(k, k.split('.')[-1])}={value(overrides[k])}" for k in keys) or "base"
-
-
-def _setting_sentences(spec, sweep_dir):
-    """One line per setting: did the probe decay, how did the KL split, does the prior cover the data."""
-    table = _table_records(open_sweep(sweep_dir))
-    curves = {name: [[v for _, v in run] for run in runs] for name, runs in _probe_runs(spec, sweep_dir).items()}
-    lines = []
-    for e in table:
-        name = _setting_name({k: e[k] for k in spec.swept_keys})
-        parts = []
-        runs = [c for c in curves.get(name, []) if c and all(v is not None for v in c)]
-        if runs:
-            mean = np.mean([c for c in runs if len(c) == len(runs[0])], axis=0)
-            decay = float(mean.max() - mean[-1])
-            parts.append(
-                f"probe (validation) peaked at {mean.max():.3f} and ended at {mean[-1]:.3f} "
-                + (f"(**decayed by {decay:.3f}**)" if decay > DECAY_THRESHOLD else "(no decay)")
-            )
-        if e["mi_mean"] is not None and e["marginal_kl_mean"] is not None:
-            parts.append(f"KL to the aggregate prior = {e['mi_mean']:.3f} nats of information + {e['marginal_kl_mean']:.3f} of marginal mismatch")
-        if e["coverage_tv_mean"] is not None:
-            verdict = "covers the strategies" if e["coverage_tv_mean"] < COVERAGE_THRESHOLD else "**does not cover the strategies evenly**"
-            parts.append(f"the prior {verdict} (TV {e['coverage_tv_mean']:.3f})")
-        if parts:
-            lines.append(f"- **{name}**: " + "; ".join(parts) + ".")
-    return "\n".join(lines)
-
-
-def write_sweep_report(sweep_dir):
-    """Figures and ``report.md`` for the sweep in ``sweep_dir``; returns the report's path."""
-    sweep_dir = Path(sweep_dir)
-    figures = sweep_figures(sweep_dir)
-    _save(figures, sweep_dir / REPORT_DIR)
-    table = (sweep_dir / "results.md").read_text().split("\n", 2)[-1]
-    body = "\n\n".join(f"![{name}]({REPORT_DIR}/{name}.png)" for name in figures)
-    path = sweep_dir / REPORT
-    sentences = _setting_sentences(open_sweep(sweep_dir).spec, sweep_dir)
-    path.write_text(
-        f"# Sweep report: {sweep_dir.name}\n\n## What happened to the latent (means over seeds)\n\n{sentences}\n\n"
-        f"## Results\n\n{table}\n\n## Figures\n\n{body}\n\nEach trial's run directory (`trials/NAME/run`) "
-        "has a report of its own: `infovae report trials/NAME/run`.\n"
-    )
-    return path
-
-
-def write_report(path, draws=100, examples=500):
+def write_report(path, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAMPLES):
     """A report for a run folder or a sweep folder, whichever ``path`` is; returns the paths written
-    (``{"report", "figures", "inference"}``)."""
+    (``{"report", "figures", "inference"}``). ``draws`` and ``examples`` size a run's ArviZ data
+    (``report/inference.nc``): draws per example, and the first test examples."""
     path = Path(path)
     if (path / SWEEP).exists():
         report = write_sweep_report(path)
@@ -386,3 +324,4 @@ def write_report(path, draws=100, examples=500):
     figures = sorted((path / REPORT_DIR).glob("*.png"))
     inference = path / REPORT_DIR / "inference.nc"
     return {"report": report, "figures": figures, "inference": inference if inference.exists() else None}
+

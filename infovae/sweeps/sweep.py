@@ -94,7 +94,7 @@ def _prepare(spec, out_dir):
     for trial in spec.trials:
         specs[trial.name] = {"config": trial.raw_config(spec.base), "overrides": trial.overrides, "seed": trial.seed}
         recorded = out_dir / "trials" / trial.name / TRIAL
-        if recorded.exists() and json.loads(recorded.read_text())["config"] != specs[trial.name]["config"]:
+        if recorded.exists() and _recorded_config(recorded) != specs[trial.name]["config"]:
             raise ConfigError(f"{out_dir} holds a different sweep (trial {trial.name} has another config); choose another --out")
     write_json(out_dir / SWEEP, {
         "spec": str(spec.path.resolve()),
@@ -106,6 +106,14 @@ def _prepare(spec, out_dir):
         trial_dir.mkdir(parents=True, exist_ok=True)
         if not (trial_dir / TRIAL).exists():
             write_json(trial_dir / TRIAL, trial_spec)
+
+
+def _recorded_config(path):
+    """The config a trial's ``trial.json`` records (written atomically: one that cannot be read was damaged)."""
+    try:
+        return json.loads(path.read_text())["config"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise RunDirError(f"{path} is damaged; delete it and run the sweep again to have it rewritten") from None
 
 
 def _pending(spec, out_dir, retry_failed):
@@ -133,11 +141,11 @@ def run_sweep(source, out_dir=None, executor="local", progress=None, overrides=N
     spec = load_sweep(source, overrides)
     name = spec.path.stem if not isinstance(source, dict) else "sweep"
     out_dir = Path(out_dir or Path("runs") / name)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RunDirError(f"{out_dir} is a file, not a sweep folder")
     try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise RunDirError(f"{out_dir} is a file, not a sweep folder")
         out_dir.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError, PermissionError) as error:
+    except OSError as error:  # a part of the path is a file, no permission, a read-only or odd file system, a name too long
         raise RunDirError(f"cannot make the sweep folder {out_dir}: {error.strerror or error}") from None
     with FolderLock(out_dir, "sweep folder"):
         _prepare(spec, out_dir)
@@ -160,8 +168,10 @@ def run_sweep(source, out_dir=None, executor="local", progress=None, overrides=N
         finally:
             bar.close()
         result = open_sweep(out_dir)
-        if len(result.results):
-            write_results(spec, result.results, out_dir)
+        # Written even when no trial has an outcome yet (Ctrl-C before the first ended), so that the
+        # tables always describe the folder as it is.
+        table = result.results if len(result.results) else pd.DataFrame(columns=[*spec.swept_keys, "seed", "status", "error", "trial"])
+        write_results(spec, table, out_dir)
         if interrupted:
             waiting = len(spec.trials) - int((result.results["status"] == "ok").sum() if len(result.results) else 0)
             raise RunInterrupted(f"sweep interrupted; {waiting} trials did not finish and resume when it runs again: infovae sweep ... --out {out_dir}")

@@ -25,13 +25,25 @@ TRIAL, OUTCOME, RUN = "trial.json", "outcome.json", "run"
 PARENT_ENV = "INFOVAE_SWEEP_PID"
 
 
+STATUSES = ("ok", "failed", "interrupted")
+
+
 def read_outcome(trial_dir):
-    """The trial's outcome, or ``None`` if it has none (or an unreadable one, left by a crash)."""
+    """The trial's outcome, or ``None`` if it has none (or one that is unreadable or not an outcome:
+    left by a crash or damaged, it is treated as missing and the trial runs again)."""
     path = Path(trial_dir) / OUTCOME
     try:
-        return json.loads(path.read_text())
+        outcome = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+    if (
+        not isinstance(outcome, dict)
+        or outcome.get("status") not in STATUSES
+        or not isinstance(outcome.get("error"), str)
+        or not isinstance(outcome.get("summary"), dict)
+    ):
+        return None
+    return outcome
 
 
 def _one_line(error):

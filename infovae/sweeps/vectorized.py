@@ -23,9 +23,15 @@ import json
 import shutil
 from pathlib import Path
 
-from infovae.errors import RunInterrupted, UserInputError
+from infovae.data.registry import load_splits
+from infovae.errors import ConfigError, RunInterrupted, UserInputError
 from infovae.files import write_json
 from infovae.sweeps.trial import OUTCOME, RUN, TRIAL, finished_summary
+from infovae.training.backends import shape_key
+from infovae.training.checkpoint import CHECKPOINT, load_checkpoint
+from infovae.training.config import apply_overrides, architecture, fit_batch_size, parse_config
+from infovae.training.loop import Trial, build_backend, train_group
+from infovae.training.runs import RunFolder
 
 __all__ = ["CPU_TRIALS_PER_PROGRAM", "MAX_TRIALS_PER_PROGRAM", "default_trials_per_program", "run_vectorized", "trial_bytes"]
 
@@ -69,15 +75,6 @@ def _group_id(key, names):
 
 def run_vectorized(trial_dirs, on_done, sweep_dir, trials_per_program=None, progress=None, **_):
     """Train the trials in ``trial_dirs`` chunk by chunk (module docstring)."""
-    from infovae.data.registry import load_splits
-    from infovae.training.backends import shape_key
-    from infovae.training.config import (
-        ConfigError,
-        apply_overrides,
-        architecture,
-        parse_config,
-    )
-
     groups = {}
     for trial_dir in trial_dirs:
         summary = finished_summary(trial_dir)
@@ -99,6 +96,7 @@ def run_vectorized(trial_dirs, on_done, sweep_dir, trials_per_program=None, prog
             if data_key not in splits_cache:
                 splits_cache[data_key] = load_splits(members[0][1].data, members[0][1].likelihood)
             splits = splits_cache[data_key]
+            members = [(trial_dir, fit_batch_size(config, splits.train)) for trial_dir, config in members]
             size = trials_per_program or default_trials_per_program(architecture(members[0][1], splits.train), members[0][1])
         except UserInputError as error:
             for trial_dir, _ in members:
@@ -109,14 +107,13 @@ def run_vectorized(trial_dirs, on_done, sweep_dir, trials_per_program=None, prog
             group_dir = Path(sweep_dir) / GROUPS / _group_id(key, [d.name for d, _ in chunk])
             for trial_dir, outcome in _run_chunk(chunk, splits, group_dir, progress):
                 on_done(trial_dir, outcome)
+    groups_dir = Path(sweep_dir) / GROUPS
+    if groups_dir.is_dir() and not any(groups_dir.iterdir()):
+        groups_dir.rmdir()
 
 
 def _run_chunk(chunk, splits, group_dir, progress):
     """Train one chunk; yields ``(trial_dir, outcome)`` per trial."""
-    from infovae.training.checkpoint import CHECKPOINT, load_checkpoint
-    from infovae.training.loop import Trial, build_backend, train_group
-    from infovae.training.runs import RunFolder
-
     configs = [config for _, config in chunk]
     try:
         backend = build_backend(configs, splits)

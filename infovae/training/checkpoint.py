@@ -90,8 +90,12 @@ def load_checkpoint(path):
     """
     path = Path(path)
     legacy = path.with_name(LEGACY_CHECKPOINT)
-    if not path.exists():
-        if legacy.exists():
+    try:
+        exists, legacy_exists = path.exists(), legacy.exists()
+    except OSError as error:  # a name the system refuses to look up
+        raise CheckpointError(f"checkpoint {path} cannot be read: {error.strerror or error}") from None
+    if not exists:
+        if legacy_exists:
             raise CheckpointError(
                 f"{legacy} is a pickled checkpoint of infovae 0.1; pickles can run code, so it is never loaded. "
                 f"If you trust it, convert it: infovae convert-checkpoint {path.parent} --trust"
@@ -107,7 +111,12 @@ def load_checkpoint(path):
             arrays = {name: archive[name] for name in archive.files if name != _META}
         return _unflatten(meta["tree"], arrays, "")
     except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, TypeError) as error:
-        raise CheckpointError(f"checkpoint {path} cannot be read: {error}") from None
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"checkpoint {path} cannot be read: {first}") from None
+    except RecursionError:  # a structure nested thousands deep: no checkpoint of this library
+        raise CheckpointError(f"checkpoint {path} cannot be read: its structure is nested too deeply") from None
+    except MemoryError:  # an array header that claims more memory than there is
+        raise CheckpointError(f"checkpoint {path} cannot be read: it claims an array too large for memory") from None
 
 
 def convert_legacy_checkpoint(folder):
@@ -119,9 +128,21 @@ def convert_legacy_checkpoint(folder):
 
     folder = Path(folder)
     legacy = folder / LEGACY_CHECKPOINT
-    if not legacy.exists():
+    try:
+        found = legacy.is_file()
+    except OSError as error:
+        raise CheckpointError(f"{folder} cannot be read: {error.strerror or error}") from None
+    if not found:
         raise CheckpointError(f"{folder} has no {LEGACY_CHECKPOINT} to convert")
-    with open(legacy, "rb") as f:
-        state = pickle.load(f)  # noqa: S301  (the user vouched for this file)
-    save_checkpoint(folder / CHECKPOINT, state)
+    try:
+        with open(legacy, "rb") as f:
+            state = pickle.load(f)  # noqa: S301  (the user vouched for this file)
+    except Exception as error:  # a damaged file: unpickling raises whatever its bytes lead to
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise CheckpointError(f"{legacy} cannot be unpickled ({type(error).__name__}: {first})") from None
+    try:
+        save_checkpoint(folder / CHECKPOINT, state)
+    except (TypeError, ValueError, RecursionError) as error:
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise CheckpointError(f"{legacy} holds something a checkpoint cannot store ({type(error).__name__}: {first})") from None
     return folder / CHECKPOINT

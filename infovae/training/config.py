@@ -9,6 +9,7 @@ message names the key, on one line.
 """
 
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -47,6 +48,7 @@ __all__ = [
     "apply_overrides",
     "architecture",
     "describe_schema",
+    "fit_batch_size",
     "load_config",
     "parse_config",
 ]
@@ -209,9 +211,19 @@ def architecture(config: RunConfig, train) -> CVAEConfig:
             f"model.hidden={m.hidden}, model.latent_size={m.latent_size} on this data make a CVAE of "
             f"{arch.num_parameters:,} parameters; at most {MAX_PARAMETERS:,} are supported"
         )
-    if config.train.batch_size > len(train):
-        raise ConfigError(f"train.batch_size={config.train.batch_size} is larger than the {len(train)} training examples")
     return arch
+
+
+def fit_batch_size(config: RunConfig, train) -> RunConfig:
+    """``config`` with ``train.batch_size`` at most the number of training examples (a minibatch
+    cannot hold more), with a warning when it had to change; the run folder records what was used."""
+    if config.train.batch_size <= len(train):
+        return config
+    warnings.warn(
+        f"train.batch_size={config.train.batch_size} is larger than the {len(train)} training examples; using {len(train)}",
+        stacklevel=2,
+    )
+    return config.model_copy(update={"train": config.train.model_copy(update={"batch_size": len(train)})})
 
 
 def _format(error: ValidationError):

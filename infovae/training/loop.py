@@ -33,7 +33,7 @@ from infovae.errors import (
 from infovae.files import append_jsonl, remove_temporary_files
 from infovae.training.backends import backend_class
 from infovae.training.checkpoint import load_checkpoint, save_checkpoint
-from infovae.training.config import architecture
+from infovae.training.config import architecture, fit_batch_size
 from infovae.training.runs import RunFolder
 
 __all__ = [
@@ -365,6 +365,7 @@ def start_run(config, out_dir, progress=None, callbacks=()):
         hint = "--resume it" if folder.has_checkpoint() and not folder.summary_path.exists() else "choose another --out"
         raise RunDirError(f"run folder {folder.path} already exists and is not empty; {hint}")
     splits = load_splits(config.data, config.likelihood)
+    config = fit_batch_size(config, splits.train)
     backend = build_backend([config], splits)
     created = not folder.path.exists()
     folder.create()

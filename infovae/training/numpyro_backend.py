@@ -15,7 +15,9 @@ numbers as the same trial alone, up to float32 rounding of the batched arithmeti
 """
 
 import math
+import os
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -33,11 +35,26 @@ from infovae.numpyro.objectives import InfoVAE_ELBO
 from infovae.numpyro.weights import state_dicts_to_numpyro
 from infovae.training.backends import Backend, Hyper, learning_rate, scheduled_weights
 
-__all__ = ["EVAL_BLOCK", "NumPyroBackend"]
+__all__ = ["CACHE_ENV", "EVAL_BLOCK", "NumPyroBackend", "use_compilation_cache"]
 
 # Trials evaluated together: an evaluation holds, per trial, the decoder at every latent value (or
 # importance draw) for every held-out example.
 EVAL_BLOCK = 16
+# Where compiled programs are kept between processes (a folder, or "off"); default: the user's cache.
+CACHE_ENV = "INFOVAE_JAX_CACHE"
+
+
+def use_compilation_cache():
+    """Keep XLA's compiled programs on disk, so that a run or sweep trial whose shapes were compiled
+    before (by any process on this machine) starts in seconds rather than after a fresh compilation.
+    A cache folder the user set for JAX is left as it is."""
+    if jax.config.jax_compilation_cache_dir:
+        return
+    folder = os.environ.get(CACHE_ENV) or str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "infovae" / "jax")
+    if folder.lower() == "off":
+        return
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def _initial_state_dicts(arch, seed):
@@ -69,6 +86,7 @@ class NumPyroBackend(Backend):
 
     def __init__(self, configs, arch, train_data):
         super().__init__(configs, arch, train_data)
+        use_compilation_cache()
         first = self.configs[0]
         self.steps = first.train.steps
         self.model, self.guide = CVAEModel(arch), CVAEGuide(arch)

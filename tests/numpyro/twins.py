@@ -80,8 +80,8 @@ class Twins:
                 close(p.grad, expected[name], rtol, atol)
 
 
-def make_twins(latent, likelihood="categorical", prior="learned", batch=BATCH, seed=0):
-    config = CVAEConfig(latent=latent, prior=prior, likelihood=likelihood, **SIZES)
+def make_twins(latent, likelihood="categorical", prior="learned", batch=BATCH, seed=0, **options):
+    config = CVAEConfig(latent=latent, prior=prior, likelihood=likelihood, **SIZES, **options)
     pyro.set_rng_seed(seed)
     torch_model, torch_guide = TorchModel(config), TorchGuide(config)
     rng = np.random.default_rng(seed)

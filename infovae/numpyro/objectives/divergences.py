@@ -192,7 +192,7 @@ def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None, num_fe
     # The U-statistic leaves out the i == j terms, whatever their rounded distance.
     sum_xx = k_xx.sum() - jnp.trace(k_xx)
     sum_yy = k_yy.sum() - jnp.trace(k_yy)
-    return sum_xx / (n * (n - 1)) + sum_yy / (m * (m - 1)) - 2.0 * k_xy.mean()
+    return sum_xx / float(n * (n - 1)) + sum_yy / float(m * (m - 1)) - 2.0 * k_xy.mean()
 
 
 # Points of each sample that the median heuristic looks at when the statistic itself is not quadratic.
@@ -230,9 +230,9 @@ def random_feature_mmd(x, y, frequencies):
 
     phi_x, phi_y = features(x), features(y)
     sum_x, sum_y = phi_x.sum(0), phi_y.sum(0)
-    xx = (sum_x @ sum_x - (phi_x * phi_x).sum()) / (n * (n - 1))
-    yy = (sum_y @ sum_y - (phi_y * phi_y).sum()) / (m * (m - 1))
-    return xx + yy - 2.0 * (sum_x @ sum_y) / (n * m)
+    xx = (sum_x @ sum_x - (phi_x * phi_x).sum()) / float(n * (n - 1))
+    yy = (sum_y @ sum_y - (phi_y * phi_y).sum()) / float(m * (m - 1))
+    return xx + yy - 2.0 * (sum_x @ sum_y) / float(n * m)
 
 
 def _plogp(probs):

@@ -1,0 +1,297 @@
+"""A sweep's report: figures over the settings of the swept keys and a ``report.md`` that says, per
+setting, what happened to the latent.
+
+Keys that are the same in every trial (the sweep's ``set:``, and swept keys that took one value) are
+named once in the header; labels carry only the keys that vary. Where a setting ran with several
+seeds, figures show 95% Student-t intervals of the mean over seeds.
+"""
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from infovae.diagnostics.quantities import QUANTITIES
+from infovae.reports import plots
+from infovae.reports.verdicts import DECAY_THRESHOLD
+from infovae.sweeps.sweep import open_sweep
+from infovae.sweeps.trial import read_outcome
+
+__all__ = ["SWEEP_CAPTIONS", "sweep_figures", "write_sweep_report"]
+
+REPORT_DIR, REPORT = "report", "report.md"
+COVERAGE_THRESHOLD = 0.1
+MAX_LINES = 6
+HEATMAP_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "nll")
+FOREST_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "nll")
+SYMBOLS = {"objective.beta": "β", "objective.marginal_weight": "γ", "objective.jsd_weight": "δ"}
+AXIS_LABELS = {
+    "objective.beta": "β (weight of the per-example KL)",
+    "objective.marginal_weight": "γ (weight of the marginal divergence)",
+    "objective.jsd_weight": "δ (weight of the inter-latent JSD)",
+}
+SWEEP_CAPTIONS = {
+    "heatmap": "Mean over seeds (test split) per (β, γ), one panel per δ; the colour's bright end is the good end.",
+    "kl_split": "The test split's KL to the aggregate prior, split into information and marginal mismatch per setting, each on its own scale.",
+    "probe_curves": "The validation probe over training, per setting (small multiples), against chance and the Bayes ceiling.",
+    "forest": "Test-split results across seeds: every seed and the mean with its 95% t-interval, per setting.",
+}
+
+
+def _value(v):
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "none"  # as the results tables write it
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _setting_name(overrides):
+    """A short label: Greek letters for the objective's weights, the last key part otherwise."""
+    order = list(SYMBOLS)
+    keys = sorted(overrides, key=lambda k: (order.index(k) if k in order else len(order), k))
+    return " ".join(f"{SYMBOLS.get(k, k.split('.')[-1])}={_value(overrides[k])}" for k in keys) or "base"
+
+
+def _clean(records):
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in records]
+
+
+class _Sweep:
+    """What the figures and sentences need from a sweep folder, read once."""
+
+    def __init__(self, sweep_dir):
+        self.sweep = open_sweep(sweep_dir)
+        spec = self.sweep.spec
+        self.dir = Path(sweep_dir)
+        self.rows = _clean(self.sweep.results.to_dict("records")) if len(self.sweep.results) else []
+        self.table = _clean(self.sweep.by_setting.to_dict("records")) if self.rows else []
+        values = {k: {json.dumps(t.overrides.get(k), sort_keys=True, default=str) for t in spec.trials} for k in spec.swept_keys}
+        # Swept keys with one value are as good as shared: named once, in the header.
+        self.varying = tuple(k for k in spec.swept_keys if len(values[k]) > 1)
+        self.constant = {k: spec.trials[0].overrides.get(k) for k in spec.swept_keys if k not in self.varying}
+        self.shared = {**spec.shared, **self.constant}
+        self.seeds = sorted({t.seed for t in spec.trials})
+
+    def name(self, overrides):
+        return _setting_name({k: overrides.get(k) for k in self.varying})
+
+    def probe_runs(self):
+        """Per setting name, each finished trial's validation probe curve ``[(step, accuracy or None)]``."""
+        curves = {}
+        for trial in self.sweep.spec.trials:
+            trial_dir = self.dir / "trials" / trial.name
+            outcome = read_outcome(trial_dir)
+            metrics_path = trial_dir / "run" / "metrics.jsonl"
+            if outcome is None or outcome["status"] != "ok" or not metrics_path.exists():
+                continue
+            records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+            curves.setdefault(self.name(trial.overrides), []).append([(r["step"], r.get("probe_accuracy")) for r in records])
+        return curves
+
+    def setting_overrides(self):
+        """Per setting name, the overrides of its varying keys."""
+        out = {}
+        for trial in self.sweep.spec.trials:
+            out.setdefault(self.name(trial.overrides), {k: trial.overrides.get(k) for k in self.varying})
+        return out
+
+    def labels(self):
+        """Number of labels and the number of validation examples of the first finished trial's run."""
+        for row in self.rows:
+            if row.get("status") != "ok":
+                continue
+            try:
+                from infovae.training.runs import open_run
+
+                run = open_run(self.sweep.run_dir(row["trial"]))
+                splits = run.splits
+            except Exception:  # a damaged trial: no chance line, not a failed report
+                continue
+            num = max(splits.train.num_labels, splits.val.num_labels, splits.test.num_labels)
+            return num, min(len(splits.val), run.config.train.eval_examples)
+        return 0, None
+
+
+def _aligned(runs):
+    """Curves of several seeds on the union of their steps: ``steps``, ``values [seeds, steps]``."""
+    steps = sorted({s for run in runs for s, _ in run})
+    values = np.full((len(runs), len(steps)), np.nan)
+    for i, run in enumerate(runs):
+        for s, v in run:
+            if v is not None:
+                values[i, steps.index(s)] = v
+    return np.array(steps), values
+
+
+def _probe_figure(s):
+    curves = s.probe_runs()
+    if not curves or not any(v is not None for runs in curves.values() for run in runs for _, v in run):
+        return None
+    overrides = s.setting_overrides()
+    panel_key = next((k for k in ("objective.beta", "objective.marginal_weight") if k in s.varying), s.varying[0] if s.varying else None)
+    groups = {}
+    for name in sorted(curves, key=lambda n: tuple(str(overrides[n].get(k)) for k in s.varying)):
+        key = overrides[name].get(panel_key) if panel_key else None
+        groups.setdefault(key, []).append(name)
+    panels = []
+    for key, names in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] if isinstance(kv[0], (int, float)) else str(kv[0]))):
+        title = f"{AXIS_LABELS.get(panel_key, panel_key)} = {_value(key)}" if panel_key else "every setting"
+        chunks = [names[i : i + MAX_LINES] for i in range(0, len(names), MAX_LINES)]
+        for c, chunk in enumerate(chunks):
+            lines = []
+            for name in chunk:
+                steps, values = _aligned(curves[name])
+                rest = {k: v for k, v in overrides[name].items() if k != panel_key}
+                lines.append((_setting_name(rest) if rest else name, steps, values))
+            panels.append((title + (f" ({c + 1}/{len(chunks)})" if len(chunks) > 1 else ""), lines))
+    num_labels, num_val = s.labels()
+    ceiling = [r.get("bayes_accuracy") for r in s.rows if r.get("bayes_accuracy") is not None]
+    return plots.plot_probe_panels(
+        panels,
+        chance=1.0 / num_labels if num_labels else None,
+        ceiling=float(np.mean(ceiling)) if ceiling else None,
+        panel_title=f"one panel per {AXIS_LABELS.get(panel_key, panel_key)}" if panel_key else "",
+        num_examples=num_val,
+    )
+
+
+def _per_seed(s, metric):
+    """Per setting name (in table order), the metric's values over the finished seeds."""
+    values = {}
+    for r in s.rows:
+        if r.get("status") == "ok":
+            values.setdefault(s.name(r), []).append(r.get(metric))
+    return values
+
+
+def _forest_figure(s):
+    names = [s.name(e) for e in s.table]
+    metrics = [m for m in FOREST_METRICS if any(e.get(f"{m}_mean") is not None for e in s.table)]
+    if not names or not metrics:
+        return None
+    per_seed = {m: [_per_seed(s, m).get(n, []) for n in names] for m in metrics}
+    reference = {}
+    num_labels, _ = s.labels()
+    ceiling = [r.get("bayes_accuracy") for r in s.rows if r.get("bayes_accuracy") is not None]
+    probe_refs = []
+    if num_labels:
+        probe_refs.append((1.0 / num_labels, f"chance (1/{num_labels})", ":"))
+    if ceiling:
+        probe_refs.append((float(np.mean(ceiling)), "Bayes ceiling", "--"))
+    reference["probe_accuracy"] = probe_refs
+    if "coverage_tv" in metrics:
+        reference["coverage_tv"] = [(COVERAGE_THRESHOLD, f"coverage threshold ({COVERAGE_THRESHOLD})", "--")]
+    better = {m: QUANTITIES[m].better for m in metrics}
+    return plots.plot_sweep_forest(names, metrics, per_seed, better, reference, seeds=len(s.seeds))
+
+
+def _kl_figure(s):
+    ok = [e for e in s.table if e.get("mi_mean") is not None and e.get("marginal_kl_mean") is not None]
+    if not ok:
+        return None
+    names = [s.name(e) for e in ok]
+    mi, mk, mi_err, mk_err = [], [], [], []
+    for e, name in zip(ok, names):
+        m, h = plots.t_interval(_per_seed(s, "mi").get(name, []))
+        k, hk = plots.t_interval(_per_seed(s, "marginal_kl").get(name, []))
+        mi.append(m)
+        mk.append(k)
+        mi_err.append(h)
+        mk_err.append(hk)
+    several = len(s.seeds) > 1
+    return plots.plot_kl_split(names, mi, mk, mi_err if several else None, mk_err if several else None)
+
+
+def sweep_figures(sweep_dir):
+    """Heatmaps of the key metrics over (β, γ) for each δ, the KL split per setting, the validation
+    probe curves as small multiples, and a forest plot across seeds; by file stem."""
+    s = _Sweep(sweep_dir)
+    figures = {}
+    axes_keys = ("objective.beta", "objective.marginal_weight")
+    if s.table and all(k in s.varying for k in axes_keys) and set(s.varying) <= set(AXIS_LABELS):
+        for metric in HEATMAP_METRICS:
+            if any(e.get(f"{metric}_mean") is not None for e in s.table):
+                q = QUANTITIES[metric]
+                figures[f"heatmap_{metric}"] = plots.plot_sweep_heatmap(
+                    s.table, metric, axes_keys, "objective.jsd_weight", q.better, AXIS_LABELS, q.description + " (test split)"
+                )
+    kl = _kl_figure(s)
+    if kl is not None:
+        figures["kl_split"] = kl
+    probe = _probe_figure(s)
+    if probe is not None:
+        figures["probe_curves"] = probe
+    forest = _forest_figure(s)
+    if forest is not None:
+        figures["forest"] = forest
+    return figures
+
+
+def _setting_sentences(s):
+    """One line per setting: did the validation probe decay, how did the test KL split, does the prior cover the data."""
+    curves = {name: [[v for _, v in run] for run in runs] for name, runs in s.probe_runs().items()}
+    lines = []
+    for e in s.table:
+        name = s.name(e)
+        parts = []
+        runs = [c for c in curves.get(name, []) if c and all(v is not None for v in c)]
+        if runs:
+            same = [c for c in runs if len(c) == len(runs[0])]
+            mean = np.mean(same, axis=0)
+            decay = float(mean.max() - mean[-1])
+            parts.append(
+                f"validation probe peaked at {mean.max():.3f} and ended at {mean[-1]:.3f} "
+                + (f"(**decayed by {decay:.3f}**)" if decay > DECAY_THRESHOLD else "(no decay)")
+            )
+        if e.get("mi_mean") is not None and e.get("marginal_kl_mean") is not None:
+            parts.append(f"test KL to the aggregate prior = {e['mi_mean']:.4g} nats of information + {e['marginal_kl_mean']:.4g} of marginal mismatch")
+        if e.get("coverage_tv_mean") is not None:
+            verdict = "covers the strategies" if e["coverage_tv_mean"] < COVERAGE_THRESHOLD else "**does not cover the strategies evenly**"
+            parts.append(f"the prior {verdict} (test TV {e['coverage_tv_mean']:.3f})")
+        if e.get("failed"):
+            parts.append(f"{e['failed']} of {e['runs']} trials failed")
+        if parts:
+            seeds = e.get("probe_accuracy_n") or e.get("mi_n") or 0
+            lines.append(f"- **{name}** ({seeds} seed{'s' if seeds != 1 else ''}): " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def _caption(name):
+    return SWEEP_CAPTIONS["heatmap"] + f" Metric: `{name.removeprefix('heatmap_')}`." if name.startswith("heatmap_") else SWEEP_CAPTIONS[name]
+
+
+def write_sweep_report(sweep_dir):
+    """Figures and ``report.md`` for the sweep in ``sweep_dir``; returns the report's path."""
+    sweep_dir = Path(sweep_dir)
+    s = _Sweep(sweep_dir)
+    figures = sweep_figures(sweep_dir)
+    folder = sweep_dir / REPORT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        if old.stem not in figures:
+            old.unlink()
+    for name, fig in figures.items():
+        fig.savefig(folder / f"{name}.png", dpi=110)
+        plt.close(fig)
+    results = sweep_dir / "results.md"
+    table = results.read_text().split("\n", 2)[-1] if results.exists() else s.sweep.table
+    body = "\n\n".join(f"### {name.replace('_', ' ')} (`{REPORT_DIR}/{name}.png`)\n{_caption(name)}\n\n![{name}]({REPORT_DIR}/{name}.png)" for name in figures)
+    shared = "\n".join(f"- `{k}` = {_value(v)}" for k, v in s.shared.items()) or "- (none)"
+    varying = "\n".join(
+        f"- `{k}` ({SYMBOLS.get(k, k.split('.')[-1])}): {', '.join(sorted({_value(t.overrides.get(k)) for t in s.sweep.spec.trials}))}"
+        for k in s.varying
+    ) or "- (none)"
+    ok = sum(r.get("status") == "ok" for r in s.rows)
+    text = (
+        f"# Sweep report: {sweep_dir.name}\n\n"
+        f"{len(s.sweep.spec.trials)} trials ({ok} finished), seeds {', '.join(map(str, s.seeds))}. "
+        "Test-split numbers come from each trial's `summary.json`, probe curves from its validation evaluations; "
+        "means are over seeds, intervals 95% Student-t intervals of the mean.\n\n"
+        f"Set in every trial:\n{shared}\n\nSwept (the labels name these only):\n{varying}\n\n"
+        f"## What happened to the latent (means over seeds)\n\n{_setting_sentences(s)}\n\n"
+        f"## Results\n\n{table}\n\n## Figures\n\n{body}\n\nEach trial's run directory (`trials/NAME/run`) "
+        "has a report of its own: `infovae report trials/NAME/run`.\n"
+    )
+    path = sweep_dir / REPORT
+    path.write_text(text)
+    return path
