@@ -22,14 +22,9 @@ __all__ = ["MARGINALS", "Marginal", "marginal_names", "register_marginal"]
 
 @dataclass(frozen=True)
 class Marginal:
-    """One registered marginal divergence.
-
-    :param name: what ``marginal=`` is given.
-    :param latent: ``"discrete"`` or ``"continuous"``: the latent it applies to.
-    :param inputs: ``"probs"``, ``"gaussian"`` or ``"draws"``: what the ELBO passes it (module docstring).
-    :param function: the function's name in each backend's ``divergences`` module.
-    :param description: one line, for ``infovae schema`` and the docs.
-    """
+    """One registered marginal divergence: its ``name`` (what ``marginal=`` is given), the ``latent``
+    it applies to, the ``inputs`` the ELBO passes it (module docstring), the ``function``'s name in each
+    backend's ``divergences`` module, and a one-line ``description`` for ``infovae schema``."""
 
     name: str
     latent: Literal["discrete", "continuous"]
@@ -56,19 +51,10 @@ def marginal_names() -> tuple[str, ...]:
     return tuple(MARGINALS)
 
 
-register_marginal(Marginal(
-    "kl", "discrete", "probs", "aggregate_categorical_kl",
-    "KL(mean_i q(z|x_i,y_i) || mean_i p(z|x_i)) on the minibatch (discrete latent)",
-))  # fmt: skip
-register_marginal(Marginal(
-    "kl_corrected", "discrete", "probs", "bias_corrected_categorical_kl",
-    "the minibatch marginal KL less its first-order bias, about (K-1)/(2B) for a confident encoder (discrete latent)",
-))  # fmt: skip
-register_marginal(Marginal(
-    "moment", "continuous", "gaussian", "moment_matched_kl",
-    "KL between the moment-matched Gaussians of the aggregate posterior and prior (diagonal Normal latent)",
-))  # fmt: skip
-register_marginal(Marginal(
-    "mmd", "continuous", "draws", "mmd",
-    "unbiased MMD between posterior and prior draws, IMQ or RBF kernel (continuous latent)",
-))  # fmt: skip
+for _marginal in (
+    Marginal("kl", "discrete", "probs", "aggregate_categorical_kl", "KL(mean_i q(z|x_i,y_i) || mean_i p(z|x_i)) on the minibatch"),
+    Marginal("kl_corrected", "discrete", "probs", "bias_corrected_categorical_kl", "the minibatch marginal KL less its first-order bias, about (K-1)/(2B)"),
+    Marginal("moment", "continuous", "gaussian", "moment_matched_kl", "KL between the moment-matched Gaussians of the aggregate posterior and prior"),
+    Marginal("mmd", "continuous", "draws", "mmd", "unbiased MMD between posterior and prior draws, IMQ or RBF kernel"),
+):
+    register_marginal(_marginal)

@@ -38,8 +38,9 @@ How each term is computed:
 - ``mi``: the mutual information between example and latent on the minibatch, exact for a discrete
   latent, the minibatch estimate :math:`\log q(z_i|x_i) - \log \frac1B\sum_j q(z_i|x_j)` otherwise.
 
-A backend supplies two things: ``_ops``, an :class:`ArrayOps` of its array functions and its
-``divergences`` module, and a :class:`TracePass` per pass through guide and model.
+A backend supplies three things: ``_ops``, an :class:`ArrayOps` of its array functions and its
+``divergences`` module; ``_traces``, its module that reads distributions (``unwrap``, ``describe``,
+``log_prob``, ``class_log_probs``); and a :class:`TracePass` per pass through guide and model.
 """
 
 import math
@@ -50,13 +51,14 @@ from types import ModuleType
 from typing import Any
 
 from infovae.core.arguments import (
+    DEFAULT_KERNEL_SCALES,
     TERMS,
     check_elbo_args,
     check_latent_kind,
     weights_from_alpha_lambda,
 )
 from infovae.core.marginals import MARGINALS
-from infovae.core.sites import Site, check_model, flat_batch
+from infovae.core.sites import Site, check_guide, check_model, enumerated_support, flat_batch
 from infovae.errors import UnsupportedModelError
 
 __all__ = ["ArrayOps", "InfoVAEObjective", "TracePass", "assemble_loss", "scale_and_mask"]
@@ -73,6 +75,7 @@ class ArrayOps:
     # logsumexp(values, axis)
     logsumexp: Callable
     stack: Callable
+    broadcast_to: Callable
     divergences: ModuleType
 
 
@@ -100,8 +103,9 @@ def assemble_loss(terms: Mapping, num_data, beta, marginal_weight, jsd_weight):
 class TracePass(ABC):
     """One pass through a guide and the model replayed against it, as the objective reads it.
 
-    A backend builds it from its traces (checking the guide first, and replaying the model with all
-    values of a discrete latent); the objective then only asks it for what differs between backends.
+    A backend traces the guide its own way and calls :meth:`_replay_model`, which checks the guide and
+    replays the model (with all values of a discrete latent); the objective then only asks the pass for
+    its random draws, which differ between backends.
     """
 
     #: The guide's sample sites, by name.
@@ -113,22 +117,23 @@ class TracePass(ABC):
     #: Whether the guide's latent is summed out (discrete) rather than sampled.
     discrete: bool
 
-    @abstractmethod
-    def log_prob(self, fn, value):
-        """``fn.log_prob(value)``."""
+    def _replay_model(self, elbo, model, guide_trace, args, kwargs):
+        """Check the guide's trace and replay ``model`` against it; returns the model's trace."""
+        traces = elbo._traces
+        self.guide = traces.sites(guide_trace)
+        latent = check_guide(self.guide, elbo.latent_site, traces.is_discrete, traces.describe)
+        self.discrete = traces.is_discrete(latent.fn)
+        values = enumerated_support(latent.fn, elbo.max_plate_nesting) if self.discrete else None
+        model_trace = traces.replay_with(model, guide_trace, elbo.latent_site, values, args, kwargs)
+        self.model = traces.sites(model_trace)
+        self.num_data = traces.full_size(guide_trace, elbo.latent_site)
+        self._replay = lambda value: traces.sites(traces.replay_with(model, guide_trace, elbo.latent_site, value, args, kwargs))
+        self._obs_site = elbo.obs_site
+        return model_trace
 
-    @abstractmethod
-    def describe(self, fn) -> str:
-        """The distribution's family, as messages name it."""
-
-    @abstractmethod
-    def factor_log_probs(self, fn, site_name, lead, batch_size):
-        """Class log-probabilities ``[*lead, B, F, C]`` of a categorical/Bernoulli observation, or
-        ``None`` for a reparameterisable continuous one."""
-
-    @abstractmethod
-    def gaussian_params(self, fn, site_name, batch_size):
-        """``loc, scale`` ``[B, d]`` of a diagonal Normal latent."""
+    def replay_obs(self, latent_value) -> Site:
+        """The model's observed site, replayed with the latent set to ``latent_value``."""
+        return self._replay(latent_value)[self._obs_site]
 
     @abstractmethod
     def draw(self, fn, sample_shape, stream, index=0):
@@ -139,22 +144,51 @@ class TracePass(ABC):
     def random_kwargs(self, stream) -> dict:
         """Extra keyword arguments a random divergence needs for ``stream`` (a key, in JAX)."""
 
-    @abstractmethod
-    def replay_obs(self, latent_value) -> Site:
-        """The model's observed site, replayed with the latent set to ``latent_value``."""
 
 
 class InfoVAEObjective:
-    """The arguments, checks and terms of the InfoVAE objective, for a backend's ``ELBO`` subclass to
-    mix in. The subclass calls :meth:`_set_arguments` from its constructor and sets ``_ops``."""
+    """The InfoVAE objective for a conditional model/guide pair (the math: the module docstring), as
+    both backends' ``InfoVAE_ELBO`` construct it; a backend's subclass of its own ``ELBO`` mixes it in
+    and sets ``_ops``, ``_traces`` and ``_init_elbo``.
+
+    :param float beta: weight of the per-example KL (``1 - alpha``).
+    :param str marginal: ``None`` or a registered marginal divergence (:mod:`infovae.core.marginals`):
+        ``"kl"`` or ``"kl_corrected"`` (discrete latent), ``"moment"`` or ``"mmd"`` (continuous).
+    :param float marginal_weight: weight ``gamma`` of the marginal divergence (``alpha + lambda - 1``).
+    :param float jsd_weight: weight ``delta`` of the inter-latent Jensen–Shannon reward.
+    :param str latent_site: name of the latent sample site.
+    :param str obs_site: name of the observed sample site.
+    :param str kernel: MMD kernel, ``"imq"`` or ``"rbf"``.
+    :param kernel_scales: MMD kernel scales.
+    :param bandwidth: ``None`` (base width ``2 d``), ``"median"`` or a positive number.
+    :param str jsd_mixture: JSD mixture weights, ``"prior"``, ``"posterior"`` or ``"uniform"``.
+    :param int num_particles: latent draws per step (continuous latent; a discrete one is exact).
+    :param int max_plate_nesting: plates around the sites; the enumeration dim goes left of them.
+    :param int jsd_samples: latent draws compared by the JSD term for a continuous latent.
+    :param int mmd_features: random Fourier features per kernel scale for the MMD, or ``None`` for the
+        exact quadratic-time statistic (use ~32 for batches of thousands, where the exact one dominates).
+    """
 
     _ops: ArrayOps
+    _traces: ModuleType
 
-    def _set_arguments(
-        self, beta, marginal, marginal_weight, jsd_weight, latent_site, obs_site, kernel, kernel_scales, bandwidth,
-        jsd_mixture, num_particles, max_plate_nesting, jsd_samples, mmd_features,
-    ):  # fmt: skip
-        """Check and store every argument; returns ``(num_particles, max_plate_nesting)`` for the base ELBO."""
+    def __init__(
+        self,
+        beta: float = 1.0,
+        marginal: str | None = None,
+        marginal_weight: float = 0.0,
+        jsd_weight: float = 0.0,
+        latent_site: str = "z",
+        obs_site: str = "y",
+        kernel: str = "imq",
+        kernel_scales=DEFAULT_KERNEL_SCALES,
+        bandwidth: str | float | None = None,
+        jsd_mixture: str = "prior",
+        num_particles: int = 1,
+        max_plate_nesting: int = 1,
+        jsd_samples: int = 8,
+        mmd_features: int | None = None,
+    ):
         args = check_elbo_args(
             beta, marginal, marginal_weight, jsd_weight, latent_site, obs_site, kernel, kernel_scales, bandwidth,
             jsd_mixture, num_particles, max_plate_nesting, jsd_samples, mmd_features,
@@ -162,7 +196,11 @@ class InfoVAEObjective:
         num_particles, max_plate_nesting = args.pop("num_particles"), args.pop("max_plate_nesting")
         for name, value in args.items():
             setattr(self, name, value)
-        return num_particles, max_plate_nesting
+        self._init_elbo(num_particles, max_plate_nesting)
+
+    def _init_elbo(self, num_particles: int, max_plate_nesting: int):
+        """Initialise the backend's own ``ELBO`` base class."""
+        raise NotImplementedError
 
     @classmethod
     def from_alpha_lambda(cls, alpha, lam, **kwargs):
@@ -194,14 +232,14 @@ class InfoVAEObjective:
     def _check_kind(self, tp: TracePass):
         latent = tp.guide[self.latent_site]
         kind = "discrete" if tp.discrete else "continuous"
-        check_latent_kind(self.marginal, self.jsd_mixture, kind, f"site {latent.name!r} is {tp.describe(latent.fn)} ({kind})")
+        check_latent_kind(self.marginal, self.jsd_mixture, kind, f"site {latent.name!r} is {self._traces.describe(latent.fn)} ({kind})")
 
     # -- the terms of one pass ------------------------------------------------------------------
 
     def _rsample(self, tp: TracePass, fn, sample_shape, purpose, stream, index=0):
         if not fn.has_rsample:
             raise UnsupportedModelError(
-                f"{purpose} draws from {tp.describe(fn)} at site {self.latent_site!r}, which is not reparameterisable"
+                f"{purpose} draws from {self._traces.describe(fn)} at site {self.latent_site!r}, which is not reparameterisable"
             )
         return tp.draw(fn, sample_shape, stream, index)
 
@@ -226,9 +264,9 @@ class InfoVAEObjective:
         latent, prior, obs = self._sites(tp)
         values = prior.value
         K, B = values.shape[0], latent.plate_size
-        log_q = flat_batch(tp.log_prob(latent.fn, values), self.latent_site, (K,), B)
-        log_p = flat_batch(tp.log_prob(prior.fn, values), self.latent_site, (K,), B)
-        log_lik = scale_and_mask(ops, tp.log_prob(obs.fn, obs.value), mask=obs.mask)
+        log_q = flat_batch(self._traces.log_prob(latent.fn, values), self.latent_site, (K,), B)
+        log_p = flat_batch(self._traces.log_prob(prior.fn, values), self.latent_site, (K,), B)
+        log_lik = scale_and_mask(ops, self._traces.log_prob(obs.fn, obs.value), mask=obs.mask)
         log_lik = flat_batch(log_lik, self.obs_site, (K,), B)
         q = ops.exp(log_q)
         # Latent values that q rules out contribute nothing, even where log q or log p is -inf.
@@ -256,9 +294,9 @@ class InfoVAEObjective:
         latent, prior, obs = self._sites(tp)
         q_fn, p_fn, z = latent.fn, prior.fn, latent.value
         B = latent.plate_size
-        log_q = flat_batch(tp.log_prob(q_fn, z), self.latent_site, (), B)
-        log_p = flat_batch(tp.log_prob(p_fn, z), self.latent_site, (), B)
-        log_lik = scale_and_mask(ops, tp.log_prob(obs.fn, obs.value), mask=obs.mask)
+        log_q = flat_batch(self._traces.log_prob(q_fn, z), self.latent_site, (), B)
+        log_p = flat_batch(self._traces.log_prob(p_fn, z), self.latent_site, (), B)
+        log_lik = scale_and_mask(ops, self._traces.log_prob(obs.fn, obs.value), mask=obs.mask)
         log_lik = flat_batch(log_lik, self.obs_site, (), B)
         terms = self._recon_kl(tp, prior, obs, log_lik, log_q - log_p)
         if "marginal" in wanted:
@@ -297,7 +335,7 @@ class InfoVAEObjective:
         natural one for the latent), from what its registration says it takes."""
         name = self.marginal
         if name is None:
-            name = "kl" if probs is not None else ("moment" if tp.describe(latent.fn) == "Normal" else "mmd")
+            name = "kl" if probs is not None else ("moment" if self._traces.describe(latent.fn) == "Normal" else "mmd")
         spec = MARGINALS[name]
         fn = getattr(self._ops.divergences, spec.function, None)
         if fn is None:
@@ -308,8 +346,8 @@ class InfoVAEObjective:
             return fn(*probs)
         B = latent.plate_size
         if spec.inputs == "gaussian":
-            loc, scale = tp.gaussian_params(latent.fn, self.latent_site, B)
-            prior_loc, prior_scale = tp.gaussian_params(prior.fn, self.latent_site, B)
+            loc, scale = self._gaussian_params(latent.fn, B)
+            prior_loc, prior_scale = self._gaussian_params(prior.fn, B)
             return fn(loc, scale, prior_loc, prior_scale)
         prior_draws = self._rsample(tp, prior.fn, (), f"marginal={name!r}", "marginal")
         return fn(
@@ -322,6 +360,33 @@ class InfoVAEObjective:
             **tp.random_kwargs("features"),
         )
 
+    def _gaussian_params(self, fn, batch_size):
+        """``loc, scale`` ``[B, d]`` of a diagonal Normal latent (for the moment-matched marginal)."""
+        base, _ = self._traces.unwrap(fn)
+        if self._traces.describe(fn) != "Normal":
+            raise UnsupportedModelError(
+                f"marginal='moment' needs a diagonal Normal at site {self.latent_site!r}, got "
+                f"{self._traces.describe(fn)}; use marginal='mmd'"
+            )
+        shape = tuple(fn.batch_shape) + tuple(fn.event_shape)
+        return tuple(self._ops.broadcast_to(value, shape).reshape(batch_size, -1) for value in (base.loc, base.scale))
+
+    def _factor_log_probs(self, fn, lead, batch_size):
+        """Class log-probabilities ``[*lead, B, F, C]`` over the F factors of a categorical/Bernoulli
+        observation, or ``None`` for a reparameterisable continuous one (its JSD is a Monte-Carlo estimate)."""
+        if self._traces.unwrap(fn)[1]:
+            raise UnsupportedModelError(f"the JSD term does not support a masked observation site {self.obs_site!r}")
+        log_probs = self._traces.class_log_probs(fn)
+        if log_probs is None:
+            if fn.has_rsample:
+                return None
+            raise UnsupportedModelError(
+                f"the JSD term supports Categorical, OneHotCategorical and Bernoulli observations (exact, per "
+                f"factor) and reparameterisable continuous ones (Monte Carlo); site {self.obs_site!r} is "
+                f"{self._traces.describe(fn)}"
+            )
+        return log_probs.reshape(tuple(lead) + (batch_size, -1, log_probs.shape[-1]))
+
     def _decoder_jsd(self, tp: TracePass, decoders, weights, batch_size):
         """Per-example JSD ``[B]`` between K decoder distributions: one distribution stacking them on
         its leading dim, or a list of them."""
@@ -329,9 +394,9 @@ class InfoVAEObjective:
         K = weights.shape[0]
         each = decoders if isinstance(decoders, list) else None
         if each is None:
-            log_probs = tp.factor_log_probs(decoders, self.obs_site, (K,), batch_size)
+            log_probs = self._factor_log_probs(decoders, (K,), batch_size)
         else:
-            parts = [tp.factor_log_probs(fn, self.obs_site, (), batch_size) for fn in each]
+            parts = [self._factor_log_probs(fn, (), batch_size) for fn in each]
             log_probs = None if parts[0] is None else ops.stack(parts)
         if log_probs is not None:
             return ops.divergences.jensen_shannon(ops.exp(log_probs), weights, log_probs=log_probs).sum(-1)

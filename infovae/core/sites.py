@@ -15,7 +15,7 @@ from typing import Any
 
 from infovae.errors import UnsupportedModelError
 
-__all__ = ["SUPPORTED", "Site", "check_guide", "check_model", "flat_batch"]
+__all__ = ["SUPPORTED", "Site", "check_guide", "check_model", "enumerated_support", "flat_batch", "unwrap"]
 
 SUPPORTED = (
     "InfoVAE_ELBO supports one latent site and one observed site, both inside one data plate, in "
@@ -120,3 +120,19 @@ def flat_batch(values, site_name: str, lead: tuple, batch_size: int):
             f"{batch_size} must be its only batch dim (the rightmost, dim=-1): declare other dims with .to_event()"
         )
     return values.reshape(tuple(lead) + (batch_size,))
+
+
+def unwrap(fn, wrappers: tuple, masked_type: type):
+    """The base distribution under the backend's ``wrappers`` (Independent, expanded, masked), and
+    whether a ``masked_type`` wrapper was met."""
+    masked = False
+    while isinstance(fn, wrappers):
+        masked = masked or isinstance(fn, masked_type)
+        fn = fn.base_dist
+    return fn, masked
+
+
+def enumerated_support(fn, max_plate_nesting: int):
+    """All values of a discrete latent, stacked along a new dim left of the plates: ``[K, 1.., *event]``."""
+    support = fn.enumerate_support(expand=False)
+    return support.reshape((support.shape[0],) + (1,) * max_plate_nesting + tuple(fn.event_shape))

@@ -214,38 +214,19 @@ class StrategyGenerator:
         return kl.mean(axis=(0, 3))
 
 
-def make_strategies(
-    num_examples=20000,
-    num_strategies=4,
-    num_actions=5,
-    horizon=12,
-    context_dim=3,
-    separation=1.5,
-    similar_pairs=1,
-    pair_distance=0.3,
-    mix=None,
-    seed=0,
-):
+def make_strategies(num_examples=20000, seed=0, **knobs):
     """The ``strategies`` data set and its generator, both determined by ``seed``.
 
-    The knobs are those of :class:`StrategyGenerator`; ``num_examples`` episodes are sampled. The
-    default of 20000 (as in the run config) is what an MLP decoder reading the flat contexts needs:
-    trained on 70% of 6000 episodes it overfits before its latent separates the strategies.
+    ``knobs`` are those of :class:`StrategyGenerator` (``num_strategies``, ``num_actions``, ``horizon``,
+    ``context_dim``, ``separation``, ``similar_pairs``, ``pair_distance``, ``mix``); ``num_examples``
+    episodes are sampled. The default of 20000 (as in the run config) is what an MLP decoder reading the
+    flat contexts needs: trained on 70% of 6000 episodes it overfits before its latent separates the
+    strategies.
 
     :returns: ``(Dataset, StrategyGenerator)``: ``x [N, horizon*context_dim]`` float32 contexts,
         ``y [N, horizon]`` int64 actions, ``labels [N]`` the strategies.
     """
-    generator = StrategyGenerator(
-        num_strategies=num_strategies,
-        num_actions=num_actions,
-        horizon=horizon,
-        context_dim=context_dim,
-        separation=separation,
-        similar_pairs=similar_pairs,
-        pair_distance=pair_distance,
-        mix=mix,
-        seed=seed,
-    )
+    generator = StrategyGenerator(seed=seed, **knobs)
     # A stream of its own, so that the episodes do not reuse the draws that made the parameters.
     x, y, labels = generator.sample(check_count("num_examples", num_examples, 1), rng=(seed, 1))
     data = Dataset(
@@ -253,13 +234,13 @@ def make_strategies(
         y=y,
         labels=labels,
         likelihood="categorical",
-        num_classes=num_actions,
+        num_classes=generator.num_actions,
         name="strategies",
         info={
-            "horizon": horizon,
-            "context_dim": context_dim,
-            "num_actions": num_actions,
-            "num_strategies": num_strategies,
+            "horizon": generator.horizon,
+            "context_dim": generator.context_dim,
+            "num_actions": generator.num_actions,
+            "num_strategies": generator.num_strategies,
             "label_name": "strategy",
         },
     )

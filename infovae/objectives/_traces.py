@@ -15,10 +15,10 @@ from pyro.poutine.util import site_is_subsample
 from torch.distributions import Independent
 from torch.nn import functional as F
 
+from infovae.core import sites as sites_module
 from infovae.core.sites import Site
-from infovae.errors import UnsupportedModelError
 
-__all__ = ["describe", "enumerated_support", "factor_log_probs", "gaussian_params", "is_discrete", "replay_with", "sites"]
+__all__ = ["class_log_probs", "describe", "is_discrete", "log_prob", "replay_with", "sites", "unwrap"]
 
 
 def sites(trace):
@@ -49,70 +49,42 @@ def full_size(trace, site_name):
 
 def unwrap(fn):
     """The base distribution under Independent / expanded / masked wrappers, and whether a mask was met."""
-    masked = False
-    while isinstance(fn, (Independent, ExpandedDistribution, MaskedDistribution)):
-        masked = masked or isinstance(fn, MaskedDistribution)
-        fn = fn.base_dist
-    return fn, masked
+    return sites_module.unwrap(fn, (Independent, ExpandedDistribution, MaskedDistribution), MaskedDistribution)
 
 
 def describe(fn):
+    """The base distribution's family, for messages."""
     return type(unwrap(fn)[0]).__name__
+
+
+def log_prob(fn, value):
+    return fn.log_prob(value)
 
 
 def is_discrete(fn):
     return isinstance(unwrap(fn)[0], (Categorical, OneHotCategorical)) and fn.has_enumerate_support
 
 
-def enumerated_support(fn, max_plate_nesting):
-    """All values of a discrete latent, stacked along a new dim left of the plates: ``[K, 1.., *event]``."""
-    support = fn.enumerate_support(expand=False)
-    K = support.shape[0]
-    return support.reshape((K,) + (1,) * max_plate_nesting + fn.event_shape)
-
-
 def replay_with(model, guide_trace, name, value, args, kwargs):
-    """Trace the model against the guide's trace with the latent ``name`` set to ``value``."""
-    trace = guide_trace.copy()
-    trace.nodes[name] = {**guide_trace.nodes[name], "value": value}
-    return poutine.trace(poutine.replay(model, trace=trace)).get_trace(*args, **kwargs)
+    """Trace the model against the guide's trace, with the latent ``name`` set to ``value`` (``None``:
+    the guide's own draw)."""
+    if value is not None:
+        guide_trace = guide_trace.copy()
+        guide_trace.nodes[name] = {**guide_trace.nodes[name], "value": value}
+    return poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
 
 
-def factor_log_probs(fn, site_name, lead, batch_size):
-    """Class log-probabilities of a categorical/Bernoulli observation, ``[*lead, B, F, C]`` over its F factors.
-
-    Returns ``None`` for a reparameterisable continuous observation (its JSD is a Monte-Carlo estimate).
-    """
-    base, masked = unwrap(fn)
-    if masked:
-        raise UnsupportedModelError(f"the JSD term does not support a masked observation site {site_name!r}")
-    shape = fn.batch_shape + fn.event_shape
-    if isinstance(base, Categorical):
-        # torch keeps a categorical's logits normalised: they are the log-probabilities.
-        log_probs = torch.broadcast_to(base.logits, shape + base.logits.shape[-1:])
-    elif isinstance(base, OneHotCategorical):
-        log_probs = torch.broadcast_to(base.logits, shape)
-    elif isinstance(base, Bernoulli):
-        logits = torch.broadcast_to(base.logits, shape)
-        log_probs = torch.stack([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=-1)
-    elif fn.has_rsample:
-        return None
-    else:
-        raise UnsupportedModelError(
-            f"the JSD term supports Categorical, OneHotCategorical and Bernoulli observations (exact, per factor) "
-            f"and reparameterisable continuous ones (Monte Carlo); site {site_name!r} is {type(base).__name__}"
-        )
-    return log_probs.reshape(tuple(lead) + (batch_size, -1, log_probs.shape[-1]))
-
-
-def gaussian_params(fn, site_name, batch_size):
-    """``loc, scale`` ``[B, d]`` of a diagonal Normal latent (for the moment-matched marginal)."""
+def class_log_probs(fn):
+    """Normalised class log-probabilities ``[*batch, *event, C]`` of a categorical or Bernoulli ``fn``
+    (two classes: 0 and 1), or ``None`` for any other distribution."""
     base, _ = unwrap(fn)
-    if not isinstance(base, torch.distributions.Normal):
-        raise UnsupportedModelError(
-            f"marginal='moment' needs a diagonal Normal at site {site_name!r}, got {type(base).__name__}; use marginal='mmd'"
-        )
     shape = fn.batch_shape + fn.event_shape
-    loc = torch.broadcast_to(base.loc, shape).reshape(batch_size, -1)
-    scale = torch.broadcast_to(base.scale, shape).reshape(batch_size, -1)
-    return loc, scale
+    # torch keeps a categorical's logits normalised: they are the log-probabilities.
+    if isinstance(base, Categorical):
+        return torch.broadcast_to(base.logits, shape + base.logits.shape[-1:])
+    if isinstance(base, OneHotCategorical):
+        return torch.broadcast_to(base.logits, shape)
+    if isinstance(base, Bernoulli):
+        logits = torch.broadcast_to(base.logits, shape)
+        return torch.stack([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=-1)
+    return None

@@ -1,25 +1,15 @@
-r"""The InfoVAE objective as a :class:`pyro.infer.ELBO`.
+r"""The InfoVAE objective as a :class:`pyro.infer.ELBO`: the loss is the negative of
 
-For a conditional model :math:`p(z|x)\,p(y|x,z)` and guide :math:`q(z|x,y)` over N examples, the loss is
-the negative of
+.. math:: \mathcal L = \sum_i \mathbb E_q[\log p(y_i|x_i,z)] - \beta \sum_i \mathrm{KL}(q(z|x_i,y_i)\,\|\,p(z|x_i))
+    - \gamma N D(q(z)\,\|\,p(z)) + \delta N \overline{\mathrm{JSD}},
 
-.. math::
+so that ``loss / N == -(recon - beta kl - marginal_weight D + jsd_weight jsd)``. With ``beta=1`` and the
+other weights zero it is the ordinary negative ELBO: it equals :class:`~pyro.infer.TraceEnum_ELBO`'s for a
+discrete latent and :class:`~pyro.infer.Trace_ELBO`'s (same noise) for a continuous one.
 
-    \mathcal L = \sum_i \mathbb E_{q(z|x_i,y_i)}[\log p(y_i|x_i,z)]
-        - \beta \sum_i \mathrm{KL}(q(z|x_i,y_i)\,\|\,p(z|x_i))
-        - \gamma\, N\, D(q(z)\,\|\,p(z))
-        + \delta\, N\, \overline{\mathrm{JSD}}
-
-with :math:`\beta` = ``beta``, :math:`\gamma` = ``marginal_weight`` and :math:`\delta` = ``jsd_weight``,
-so that always :math:`\text{loss} / N = -(\overline{\text{recon}} - \beta\,\overline{\text{KL}} - \gamma D
-+ \delta\,\overline{\text{JSD}})`. With ``beta=1`` and the other weights zero the loss is the ordinary
-negative ELBO: it equals :class:`~pyro.infer.TraceEnum_ELBO`'s for a discrete latent and
-:class:`~pyro.infer.Trace_ELBO`'s (same noise) for a continuous one.
-
-The computation of every term is backend-neutral and lives in :mod:`infovae.core.objective`, whose
-docstring has the details (exact enumeration of a discrete latent, the marginal divergences, the JSD);
-this module only reads Pyro traces for it. Randomness (continuous latents, the objective's own draws)
-comes from torch's global random stream, as in Pyro's own ELBOs.
+Every term is computed by the backend-neutral :mod:`infovae.core.objective` (whose docstring has the
+details); this module reads Pyro traces for it. Randomness (continuous latents, the objective's own
+draws) comes from torch's global random stream, as in Pyro's own ELBOs.
 """
 
 import torch
@@ -27,9 +17,8 @@ from pyro import poutine
 from pyro.infer.elbo import ELBO
 from pyro.util import warn_if_nan
 
-from infovae.core.arguments import DEFAULT_KERNEL_SCALES, TERMS
+from infovae.core.arguments import TERMS
 from infovae.core.objective import ArrayOps, InfoVAEObjective, TracePass
-from infovae.core.sites import check_guide
 from infovae.objectives import _traces, divergences
 
 __all__ = ["InfoVAE_ELBO"]
@@ -39,6 +28,7 @@ OPS = ArrayOps(
     where=lambda condition, values, other: torch.where(torch.as_tensor(condition, device=values.device), values, other),
     full=lambda shape, value, like: like.new_full(shape, value),
     logsumexp=lambda values, axis: torch.logsumexp(values, dim=axis),
+    broadcast_to=torch.broadcast_to,
     stack=torch.stack,
     divergences=divergences,
 )
@@ -49,31 +39,7 @@ class _PyroPass(TracePass):
 
     def __init__(self, elbo, model, guide, args, kwargs):
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-        self.guide = _traces.sites(guide_trace)
-        latent = check_guide(self.guide, elbo.latent_site, _traces.is_discrete, _traces.describe)
-        self.discrete = _traces.is_discrete(latent.fn)
-        if self.discrete:
-            values = _traces.enumerated_support(latent.fn, elbo.max_plate_nesting)
-            model_trace = _traces.replay_with(model, guide_trace, elbo.latent_site, values, args, kwargs)
-        else:
-            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
-        self.model = _traces.sites(model_trace)
-        self.traces = model_trace, guide_trace
-        self.num_data = _traces.full_size(guide_trace, elbo.latent_site)
-        self._replay = lambda value: _traces.replay_with(model, guide_trace, elbo.latent_site, value, args, kwargs)
-        self._obs_site = elbo.obs_site
-
-    def log_prob(self, fn, value):
-        return fn.log_prob(value)
-
-    def describe(self, fn):
-        return _traces.describe(fn)
-
-    def factor_log_probs(self, fn, site_name, lead, batch_size):
-        return _traces.factor_log_probs(fn, site_name, lead, batch_size)
-
-    def gaussian_params(self, fn, site_name, batch_size):
-        return _traces.gaussian_params(fn, site_name, batch_size)
+        self.traces = self._replay_model(elbo, model, guide_trace, args, kwargs), guide_trace
 
     def draw(self, fn, sample_shape, stream, index=0):
         return fn.rsample(sample_shape)
@@ -81,56 +47,19 @@ class _PyroPass(TracePass):
     def random_kwargs(self, stream):
         return {}
 
-    def replay_obs(self, latent_value):
-        return _traces.sites(self._replay(latent_value))[self._obs_site]
-
 
 class InfoVAE_ELBO(InfoVAEObjective, ELBO):
-    """InfoVAE objective for a conditional Pyro model/guide pair (the math: the module docstring and
-    :mod:`infovae.core.objective`).
-
-    :param float beta: weight of the per-example KL (``1 - alpha``).
-    :param str marginal: ``None`` or a registered marginal divergence (:mod:`infovae.core.marginals`):
-        ``"kl"`` or ``"kl_corrected"`` (discrete latent), ``"moment"`` or ``"mmd"`` (continuous).
-    :param float marginal_weight: weight ``gamma`` of the marginal divergence (``alpha + lambda - 1``).
-    :param float jsd_weight: weight ``delta`` of the inter-latent Jensen–Shannon reward.
-    :param str latent_site: name of the latent sample site.
-    :param str obs_site: name of the observed sample site.
-    :param str kernel: MMD kernel, ``"imq"`` or ``"rbf"``.
-    :param kernel_scales: MMD kernel scales.
-    :param bandwidth: ``None`` (base width ``2 d``), ``"median"`` or a positive number.
-    :param str jsd_mixture: JSD mixture weights, ``"prior"``, ``"posterior"`` or ``"uniform"``.
-    :param int num_particles: latent draws per step (continuous latent; a discrete one is exact).
-    :param int max_plate_nesting: plates around the sites; the enumeration dim goes left of them.
-    :param int jsd_samples: latent draws compared by the JSD term for a continuous latent.
-    :param int mmd_features: random Fourier features per kernel scale for the MMD, or ``None`` for the
-        exact quadratic-time statistic (use ~32 for batches of thousands, where the exact one dominates).
-    """
+    """InfoVAE objective for a conditional Pyro model/guide pair. The arguments are documented in
+    :class:`~infovae.core.objective.InfoVAEObjective`: ``InfoVAE_ELBO(beta=1.0, marginal=None,
+    marginal_weight=0.0, jsd_weight=0.0, latent_site="z", obs_site="y", kernel="imq",
+    kernel_scales=(0.1, 0.2, 0.5, 1, 2, 5, 10), bandwidth=None, jsd_mixture="prior", num_particles=1,
+    max_plate_nesting=1, jsd_samples=8, mmd_features=None)``."""
 
     _ops = OPS
+    _traces = _traces
 
-    def __init__(
-        self,
-        beta=1.0,
-        marginal=None,
-        marginal_weight=0.0,
-        jsd_weight=0.0,
-        latent_site="z",
-        obs_site="y",
-        kernel="imq",
-        kernel_scales=DEFAULT_KERNEL_SCALES,
-        bandwidth=None,
-        jsd_mixture="prior",
-        num_particles=1,
-        max_plate_nesting=1,
-        jsd_samples=8,
-        mmd_features=None,
-    ):
-        num_particles, max_plate_nesting = self._set_arguments(
-            beta, marginal, marginal_weight, jsd_weight, latent_site, obs_site, kernel, kernel_scales, bandwidth,
-            jsd_mixture, num_particles, max_plate_nesting, jsd_samples, mmd_features,
-        )  # fmt: skip
-        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
+    def _init_elbo(self, num_particles, max_plate_nesting):
+        ELBO.__init__(self, num_particles=num_particles, max_plate_nesting=max_plate_nesting)
 
     # -- the ELBO interface -------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ import importlib
 import json
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -43,14 +42,9 @@ PER_TRIAL_KEYS = {
 }
 
 
-@dataclass(frozen=True)
-class BackendSpec:
-    """A registered backend: its ``module:Class`` (imported when first used) and what it needs installed."""
-
-    name: str
-    target: str
-    description: str
-    extra: str
+# A registered backend: its ``module:Class`` (imported when first used), a description, and the
+# extra of the package that installs what it needs.
+BackendSpec = NamedTuple("BackendSpec", [("name", str), ("target", str), ("description", str), ("extra", str)])
 
 
 BACKENDS: dict[str, BackendSpec] = {}

@@ -17,7 +17,6 @@ from numpyro.distributions import (
     BernoulliProbs,
     CategoricalLogits,
     CategoricalProbs,
-    Normal,
 )
 from numpyro.distributions.distribution import (
     ExpandedDistribution,
@@ -25,10 +24,10 @@ from numpyro.distributions.distribution import (
     MaskedDistribution,
 )
 
+from infovae.core import sites as sites_module
 from infovae.core.sites import Site
-from infovae.errors import UnsupportedModelError
 
-__all__ = ["describe", "enumerated_support", "factor_log_probs", "gaussian_params", "is_discrete", "log_prob", "replay_with", "sites"]
+__all__ = ["class_log_probs", "describe", "is_discrete", "log_prob", "replay_with", "sites", "unwrap"]
 
 CATEGORICAL = (CategoricalLogits, CategoricalProbs)
 BERNOULLI = (BernoulliLogits, BernoulliProbs)
@@ -82,11 +81,7 @@ def split_mask(fn):
 
 def unwrap(fn):
     """The base distribution under Independent / expanded / masked wrappers, and whether a mask was met."""
-    masked = False
-    while isinstance(fn, (Independent, ExpandedDistribution, MaskedDistribution)):
-        masked = masked or isinstance(fn, MaskedDistribution)
-        fn = fn.base_dist
-    return fn, masked
+    return sites_module.unwrap(fn, (Independent, ExpandedDistribution, MaskedDistribution), MaskedDistribution)
 
 
 def describe(fn):
@@ -99,18 +94,12 @@ def is_discrete(fn):
     return isinstance(unwrap(fn)[0], CATEGORICAL) and fn.has_enumerate_support
 
 
-def enumerated_support(fn, max_plate_nesting):
-    """All values of a discrete latent, stacked along a new dim left of the plates: ``[K, 1.., *event]``."""
-    support = fn.enumerate_support(expand=False)
-    K = support.shape[0]
-    return support.reshape((K,) + (1,) * max_plate_nesting + fn.event_shape)
-
-
 def replay_with(model, guide_trace, name, value, args, kwargs):
-    """Trace the model against the guide's trace with the latent ``name`` set to ``value``."""
-    trace = dict(guide_trace)
-    trace[name] = {**guide_trace[name], "value": value}
-    return handlers.trace(handlers.replay(model, trace=trace)).get_trace(*args, **kwargs)
+    """Trace the model against the guide's trace, with the latent ``name`` set to ``value`` (``None``:
+    the guide's own draw)."""
+    if value is not None:
+        guide_trace = {**guide_trace, name: {**guide_trace[name], "value": value}}
+    return handlers.trace(handlers.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
 
 
 def _categorical_log_pmf(fn):
@@ -121,8 +110,8 @@ def _categorical_log_pmf(fn):
     ``logsumexp``, whose gradient XLA runs about half again slower on CPU; and the JSD reads the same
     array, which XLA then computes once.
     """
-    base, masked = unwrap(fn)
-    if masked or not isinstance(base, CATEGORICAL):
+    base, _ = unwrap(fn)
+    if not isinstance(base, CATEGORICAL):
         return None
     log_pmf = jax.nn.log_softmax(base.logits, axis=-1)
     return jnp.broadcast_to(log_pmf, fn.batch_shape + fn.event_shape + log_pmf.shape[-1:])
@@ -140,38 +129,13 @@ def log_prob(fn, value):
     return taken.sum(axis=tuple(range(-fn.event_dim, 0))) if fn.event_dim else taken
 
 
-def factor_log_probs(fn, site_name, lead, batch_size):
-    """Class log-probabilities of a categorical/Bernoulli observation, ``[*lead, B, F, C]`` over its F factors.
-
-    Returns ``None`` for a reparameterisable continuous observation (its JSD is a Monte-Carlo estimate).
-    """
-    base, masked = unwrap(fn)
-    if masked:
-        raise UnsupportedModelError(f"the JSD term does not support a masked observation site {site_name!r}")
-    shape = fn.batch_shape + fn.event_shape
-    if isinstance(base, CATEGORICAL):
-        log_probs = _categorical_log_pmf(fn)
-    elif isinstance(base, BERNOULLI):
-        logits = jnp.broadcast_to(base.logits, shape)
-        log_probs = jnp.stack([jax.nn.log_sigmoid(-logits), jax.nn.log_sigmoid(logits)], axis=-1)
-    elif fn.has_rsample:
-        return None
-    else:
-        raise UnsupportedModelError(
-            f"the JSD term supports Categorical and Bernoulli observations (exact, per factor) and "
-            f"reparameterisable continuous ones (Monte Carlo); site {site_name!r} is {describe(base)}"
-        )
-    return log_probs.reshape(tuple(lead) + (batch_size, -1, log_probs.shape[-1]))
-
-
-def gaussian_params(fn, site_name, batch_size):
-    """``loc, scale`` ``[B, d]`` of a diagonal Normal latent (for the moment-matched marginal)."""
+def class_log_probs(fn):
+    """Normalised class log-probabilities ``[*batch, *event, C]`` of a categorical or Bernoulli ``fn``
+    (two classes: 0 and 1), or ``None`` for any other distribution."""
     base, _ = unwrap(fn)
-    if not isinstance(base, Normal):
-        raise UnsupportedModelError(
-            f"marginal='moment' needs a diagonal Normal at site {site_name!r}, got {describe(base)}; use marginal='mmd'"
-        )
-    shape = fn.batch_shape + fn.event_shape
-    loc = jnp.broadcast_to(base.loc, shape).reshape(batch_size, -1)
-    scale = jnp.broadcast_to(base.scale, shape).reshape(batch_size, -1)
-    return loc, scale
+    if isinstance(base, CATEGORICAL):
+        return _categorical_log_pmf(fn)
+    if isinstance(base, BERNOULLI):
+        logits = jnp.broadcast_to(base.logits, fn.batch_shape + fn.event_shape)
+        return jnp.stack([jax.nn.log_sigmoid(-logits), jax.nn.log_sigmoid(logits)], axis=-1)
+    return None

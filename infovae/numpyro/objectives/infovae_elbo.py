@@ -32,9 +32,8 @@ from jax.scipy.special import logsumexp
 from numpyro import handlers
 from numpyro.infer.elbo import ELBO
 
-from infovae.core.arguments import DEFAULT_KERNEL_SCALES, TERMS
+from infovae.core.arguments import TERMS
 from infovae.core.objective import ArrayOps, InfoVAEObjective, TracePass
-from infovae.core.sites import check_guide
 from infovae.numpyro.objectives import _traces, divergences
 
 __all__ = ["InfoVAE_ELBO"]
@@ -44,6 +43,7 @@ OPS = ArrayOps(
     where=jnp.where,
     full=lambda shape, value, like: jnp.full(shape, value, dtype=like.dtype),
     logsumexp=lambda values, axis: logsumexp(values, axis=axis),
+    broadcast_to=jnp.broadcast_to,
     stack=jnp.stack,
     divergences=divergences,
 )
@@ -60,33 +60,12 @@ class _NumPyroPass(TracePass):
         guide = handlers.seed(handlers.substitute(guide, data=param_map), guide_key)
         model = handlers.seed(handlers.substitute(model, data=param_map), model_key)
         guide_trace = handlers.trace(guide).get_trace(*args, **kwargs)
-        self.guide = _traces.sites(guide_trace)
-        latent = check_guide(self.guide, elbo.latent_site, _traces.is_discrete, _traces.describe)
-        self.discrete = _traces.is_discrete(latent.fn)
+        self._replay_model(elbo, model, guide_trace, args, kwargs)
         if self.discrete:
-            values = _traces.enumerated_support(latent.fn, elbo.max_plate_nesting)
-            model_trace = _traces.replay_with(model, guide_trace, elbo.latent_site, values, args, kwargs)
             # The objective's own draws (a Monte-Carlo JSD of a continuous decoder) use one key.
             self._keys = {"decoder": draws_key}
         else:
-            model_trace = handlers.trace(handlers.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
             self._keys = dict(zip(("marginal", "jsd", "decoder", "features"), jax.random.split(draws_key, 4)))
-        self.model = _traces.sites(model_trace)
-        self.num_data = _traces.full_size(guide_trace, elbo.latent_site)
-        self._replay = lambda value: _traces.replay_with(model, guide_trace, elbo.latent_site, value, args, kwargs)
-        self._obs_site = elbo.obs_site
-
-    def log_prob(self, fn, value):
-        return _traces.log_prob(fn, value)
-
-    def describe(self, fn):
-        return _traces.describe(fn)
-
-    def factor_log_probs(self, fn, site_name, lead, batch_size):
-        return _traces.factor_log_probs(fn, site_name, lead, batch_size)
-
-    def gaussian_params(self, fn, site_name, batch_size):
-        return _traces.gaussian_params(fn, site_name, batch_size)
 
     def draw(self, fn, sample_shape, stream, index=0):
         key = self._keys[stream]
@@ -95,42 +74,19 @@ class _NumPyroPass(TracePass):
     def random_kwargs(self, stream):
         return {"rng_key": self._keys[stream]}
 
-    def replay_obs(self, latent_value):
-        return _traces.sites(self._replay(latent_value))[self._obs_site]
-
 
 class InfoVAE_ELBO(InfoVAEObjective, ELBO):
-    """InfoVAE objective for a conditional NumPyro model/guide pair (see the module docstring).
-
-    The constructor's arguments are those of the Pyro twin, :class:`infovae.objectives.InfoVAE_ELBO`.
-    """
+    """InfoVAE objective for a conditional NumPyro model/guide pair (see the module docstring), with the
+    arguments of :class:`~infovae.core.objective.InfoVAEObjective`, as its Pyro twin."""
 
     # Tells NumPyro's SVI that a discrete latent is handled (summed out), so it does not warn.
     can_infer_discrete = True
     _ops = OPS
+    _traces = _traces
 
-    def __init__(
-        self,
-        beta=1.0,
-        marginal=None,
-        marginal_weight=0.0,
-        jsd_weight=0.0,
-        latent_site="z",
-        obs_site="y",
-        kernel="imq",
-        kernel_scales=DEFAULT_KERNEL_SCALES,
-        bandwidth=None,
-        jsd_mixture="prior",
-        num_particles=1,
-        max_plate_nesting=1,
-        jsd_samples=8,
-        mmd_features=None,
-    ):
-        num_particles, self.max_plate_nesting = self._set_arguments(
-            beta, marginal, marginal_weight, jsd_weight, latent_site, obs_site, kernel, kernel_scales, bandwidth,
-            jsd_mixture, num_particles, max_plate_nesting, jsd_samples, mmd_features,
-        )  # fmt: skip
-        super().__init__(num_particles=num_particles)
+    def _init_elbo(self, num_particles, max_plate_nesting):
+        self.max_plate_nesting = max_plate_nesting
+        ELBO.__init__(self, num_particles=num_particles)
 
     # -- the ELBO interface -------------------------------------------------------------------
 
@@ -140,23 +96,12 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
         return {"loss": terms["loss"], "mutable_state": None}
 
     def differentiable_terms(self, rng_key, param_map, model, guide, *args, **kwargs):
-        """The loss and the terms it is made of, as 0-d arrays from one pass, for logging while training.
-
-        ``"loss"`` is :meth:`loss`; the other entries are as in :meth:`loss_terms`, but only ``recon``,
-        ``kl`` and the terms with a non-zero weight are present.
-        """
+        """The loss and the terms it is made of, as 0-d arrays from one pass (as the Pyro twin's)."""
         return self._terms(rng_key, param_map, model, guide, args, kwargs, every_term=False)
 
     def loss_terms(self, rng_key, param_map, model, guide, *args, **kwargs):
-        """Every term of the objective, as 0-d arrays without gradient.
-
-        ``loss`` is :meth:`loss`; the others are per-example: ``recon`` and ``kl`` are means over the
-        data, ``marginal`` is D(q(z) || p(z)), ``jsd`` the mean JSD and ``mi`` the mutual information
-        between example and latent on the minibatch (exact for a discrete latent, a minibatch estimate
-        for a continuous one), so that ``loss / N == -(recon - beta*kl - marginal_weight*marginal +
-        jsd_weight*jsd)``. Terms with weight zero are computed too; when ``marginal`` is ``None`` the
-        ``marginal`` term is the natural one for the latent (``"kl"`` discrete, ``"moment"`` continuous).
-        """
+        """Every term of the objective, as the Pyro twin's :meth:`~infovae.objectives.InfoVAE_ELBO.loss_terms`
+        computes them, as 0-d arrays without gradient."""
         terms = self._terms(rng_key, param_map, model, guide, args, kwargs, every_term=True)
         return {name: jax.lax.stop_gradient(terms[name]) for name in TERMS}
 
