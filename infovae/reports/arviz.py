@@ -47,10 +47,13 @@ What works (``import arviz as az``; ``tests/reports/test_arviz.py`` calls each):
   ``az.plot_dist(tree, sample_dims=["chain", "draw"], coords={"example": tree.posterior.example[:4]})``
   (every example is a panel per latent value: 500 examples would be thousands of panels, which ArviZ
   refuses beyond ``rcParams["plot.max_subplots"]``).
-- ``az.plot_ppc_dist(tree)`` (Gaussian or Bernoulli ``y``; pass ``kind="ecdf"`` or the default kde),
-  ``az.plot_ppc_rootogram(tree)`` (categorical ``y``: counts per class), ``az.plot_ppc_pava(tree)``
-  (Bernoulli ``y``: calibration): they pool examples and factors. ``group="reconstruction"`` gives the
-  same plot for the reconstruction.
+- Predictive checks: ``az.plot_ppc_dist(tree)`` (a Gaussian ``y``; it pools examples and factors);
+  for a categorical ``y`` a rootogram of the counts per class, of one factor
+  (``az.plot_ppc_rootogram(tree, coords={"factor": 0})``) or of all factors pooled
+  (``az.plot_ppc_rootogram(pooled_predictive(tree))``: ArviZ's rootogram takes one-dimensional
+  observations); for a Bernoulli ``y`` the calibration plot ``az.plot_ppc_pava(pooled_predictive(tree))``
+  (``plot_ppc_dist`` works too, and warns that pava suits binary data better). ``group="reconstruction"``
+  (or ``pooled_predictive(tree, "reconstruction")``) gives the same plots for the reconstruction.
 - Model comparison on held-out predictive density: :func:`heldout_elpd` turns a tree's
   ``log_likelihood`` into an ``ELPDData`` (``elpd = sum_i log p(y_i|x_i)``, its standard error
   ``sqrt(n var_i)``), which ``az.compare`` takes, and ``az.plot_compare`` draws;
@@ -296,7 +299,9 @@ def compare_heldout(trees, method="stacking", reference=None):
     :param trees: ``{name: tree}`` (trees from :func:`to_datatree`, or paths of ``inference.nc`` files),
         all on the same data set and split.
     :returns: ArviZ's comparison table, computed on the examples every tree holds (pointwise
-        differences need the same examples).
+        differences need the same examples). A Gaussian latent's ``log p(y|x)`` is importance-weighted,
+        a lower bound in expectation: against an exact (discrete) one the comparison is conservative
+        for the Gaussian run.
     """
     az = _arviz()
     trees = {name: read_datatree(t) if not hasattr(t, "children") else t for name, t in trees.items()}

@@ -227,9 +227,10 @@ def plot_kl_split(settings, mi, marginal_kl, mi_err=None, marginal_err=None, uni
         values = np.asarray(values, dtype=float)
         xerr = None if err is None or not np.isfinite(np.asarray(err, dtype=float)).any() else np.nan_to_num(np.asarray(err, dtype=float))
         ax.barh(rows, values, xerr=xerr, color=colour, alpha=0.85, capsize=3)
-        for r, v in zip(rows, values):
+        for r, v in enumerate(values):
             if np.isfinite(v):
-                ax.text(v, r, f" {v:.3g}", va="center", fontsize=7)
+                end = v + (xerr[r] if xerr is not None else 0.0)
+                ax.text(end, r, f"  {v:.3g}", va="center", fontsize=7)
         ax.set_xlim(0, max(float(np.nanmax(values + (xerr if xerr is not None else 0))) * 1.3, 1e-4) if len(values) else 1)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(f"nats ({unit_note})")
@@ -418,7 +419,7 @@ def plot_ppc(observed, predictive, reconstruction, likelihood, num_classes=0, sp
     else:
         values = observed.ravel()
         low, high = np.percentile(np.concatenate([values, predictive.ravel(), reconstruction.ravel()]), [0.5, 99.5])
-        bins = np.linspace(low, high, 40)
+        bins = np.linspace(low, high, int(np.clip(np.sqrt(values.size), 10, 40)) + 1)
         ax.hist(values, bins=bins, density=True, color="0.85", edgecolor="k", label="observed")
         centres = 0.5 * (bins[1:] + bins[:-1])
         for label, draws, colour, _ in series:
@@ -484,7 +485,7 @@ def plot_sweep_heatmap(table, metric, axes_keys, panel_key, better=None, labels=
     if high - low < 1e-12:
         low, high = low - 0.5 * abs(low or 1) * 0.01, high + 0.5 * abs(high or 1) * 0.01
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(2.2 + 1.25 * len(xs) * len(panels) + 1.5, 2.2 + 0.8 * len(ys)), squeeze=False, layout="constrained"
+        1, len(panels), figsize=(2.2 + 1.25 * len(xs) * len(panels) + 1.8, max(3.8, 2.2 + 0.8 * len(ys))), squeeze=False, layout="constrained"
     )
     cmap = better_cmap(better)
     image = None
@@ -502,8 +503,10 @@ def plot_sweep_heatmap(table, metric, axes_keys, panel_key, better=None, labels=
         ax.set_ylabel(labels.get(y_key, y_key))
         if len(panels) > 1 or panel_key in labels:
             ax.set_title(f"{labels.get(panel_key, panel_key)} = {panel:g}", fontsize=10)
-    direction = {"higher": "higher is better", "lower": "lower is better"}.get(better, "no better direction")
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label=f"{metric} ({direction}; bright = better)" if better else metric)
+    direction = {"higher": "higher is better", "lower": "lower is better"}.get(better)
+    bar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label=f"{metric}\n({direction}: bright, at the top)" if better else metric)
+    if better == "lower":
+        bar.ax.invert_yaxis()  # the good end at the top, as in every other map
     intervals = "; ± : 95% t-interval over seeds" if any(np.isfinite(h).any() for h in halves) else ""
     what = f": {description}" if description else ""
     fig.suptitle(f"{metric}{what}\nmean over seeds{intervals}; blank: not run", fontsize=10)
@@ -554,36 +557,53 @@ def plot_probe_panels(panels, chance=None, ceiling=None, panel_title="", num_exa
     return fig
 
 
+UNITS = {"mi": "nats", "marginal_kl": "nats", "nll": "nats per example", "probe_accuracy": "fraction correct", "coverage_tv": "total variation"}
+
+
 def plot_sweep_forest(names, metrics, per_seed, better=None, reference=None, seeds=1):
     """A forest plot across seeds: per setting (rows) and metric (panels), each seed's value and the
     mean with its 95% t-interval.
 
     :param per_seed: ``{metric: [[values of the seeds] per setting]}``.
-    :param reference: ``{metric: [(value, label, style)]}`` reference lines (chance, ceiling).
+    :param reference: ``{metric: [(value, label, style)]}`` reference lines (chance, ceiling), named in
+        the axis label.
     """
     better = better or {}
     reference = reference or {}
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 3.5, 1.9 + 0.4 * len(names)), sharey=True, squeeze=False, layout="constrained")
+    cols = min(3, len(metrics))
+    grid_rows = int(np.ceil(len(metrics) / cols))
+    fig, axes = plt.subplots(
+        grid_rows, cols, figsize=(4.2 * cols + 2.5, (1.5 + 0.32 * len(names)) * grid_rows + 1.0), sharey=True, squeeze=False, layout="constrained"
+    )
     rows = np.arange(len(names))
-    for ax, metric in zip(axes[0], metrics):
+    for ax, metric in zip(axes.flat, metrics):
         for r, values in zip(rows, per_seed[metric]):
             values = [v for v in values if v is not None and np.isfinite(v)]
             if not values:
                 continue
-            ax.scatter(values, [r] * len(values), s=12, color="0.55", zorder=2, label="one seed" if r == 0 else None)
+            ax.scatter(values, [r] * len(values), s=12, color="0.55", zorder=2, label="one seed")
             mean, half = t_interval(values)
             if np.isfinite(half):
-                ax.errorbar(mean, r, xerr=half, fmt="o", color="C0", ms=6, capsize=3, zorder=3, label="mean, 95% t-interval" if r == 0 else None)
+                ax.errorbar(mean, r, xerr=half, fmt="o", color="C0", ms=6, capsize=3, zorder=3, label="mean with its 95% t-interval")
             else:
-                ax.plot(mean, r, "o", color="C0", ms=6, zorder=3, label="mean" if r == 0 else None)
+                ax.plot(mean, r, "o", color="C0", ms=6, zorder=3, label="mean")
+        refs = []
         for value, label, style in reference.get(metric, []):
-            ax.axvline(value, color="k", ls=style, lw=1, label=label)
-        direction = {"higher": " (higher is better)", "lower": " (lower is better)"}.get(better.get(metric), "")
-        ax.set_xlabel(metric + direction, fontsize=9)
+            ax.axvline(value, color="k", ls=style, lw=1)
+            refs.append(f"{'dotted' if style == ':' else 'dashed'}: {label}")
+        direction = {"higher": "higher is better", "lower": "lower is better"}.get(better.get(metric))
+        unit = UNITS.get(metric)
+        xlabel = f"{metric}" + (f" [{unit}]" if unit else "") + (f" ({direction})" if direction else "")
+        ax.set_xlabel(xlabel + ("\n" + "; ".join(refs) if refs else ""), fontsize=9)
         ax.set_title(metric, fontsize=10)
         ax.grid(alpha=0.3, axis="x")
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.35 / max(len(names), 1)), frameon=False)
-    axes[0, 0].set_yticks(rows, names, fontsize=8)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_yticks(rows, names, fontsize=8)
     axes[0, 0].invert_yaxis()
-    fig.suptitle(f"Test-split results across seeds ({seeds} seed{'s' if seeds != 1 else ''} a setting): each seed (grey) and the mean with its 95% t-interval", fontsize=10)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(f"Test-split results across seeds ({seeds} seed{'s' if seeds != 1 else ''} a setting): each seed and the mean with its 95% t-interval", fontsize=10)
     return fig

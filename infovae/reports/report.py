@@ -240,6 +240,13 @@ def _summary_table(summary):
     return "| quantity (test split) | value | meaning |\n|---|---|---|\n" + "\n".join(rows)
 
 
+def _ppc_call(likelihood):
+    return {
+        "categorical": "az.plot_ppc_rootogram(pooled_predictive(tree))   # counts of each value of y",
+        "bernoulli": "az.plot_ppc_pava(pooled_predictive(tree))        # calibration of the predicted ones",
+    }.get(likelihood, "az.plot_ppc_dist(tree)            # the predictive distribution of y")
+
+
 def write_run_report(run_dir, seed=0, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAMPLES):
     """Figures, ArviZ data and ``report.md`` for the run in ``run_dir``; returns the report's path."""
     run = open_run(run_dir)
@@ -303,7 +310,18 @@ predictive), `reconstruction` (y from z ~ q(z|x,y): a reconstruction check, not 
 coordinate holds the rows of the full data set (`splits.npz`). Compare runs on held-out predictive density
 with `infovae.reports.arviz.compare_heldout({{"a": tree_a, "b": tree_b}})` (`az.compare` on the pointwise
 held-out values; PSIS-LOO does not apply to an amortised model); what else applies is in
-`infovae.reports.arviz`'s documentation.
+`infovae.reports.arviz`'s documentation. For example:
+
+```python
+import arviz as az
+from infovae.reports.arviz import compare_heldout, pooled_predictive, read_datatree
+
+tree = read_datatree("{Path(run_dir) / REPORT_DIR / 'inference.nc'}")
+az.summary(tree, kind="stats")   # per example: {'the posterior probability of each latent value' if latent == 'discrete' else 'the posterior of each latent dimension'}
+az.plot_dist(tree)                # the aggregate posterior q(z), pooled over the examples
+{_ppc_call(c.likelihood)}
+compare_heldout({{"this run": tree, "other run": read_datatree("OTHER_RUN/report/inference.nc")}})
+```
 """
     path = Path(run_dir) / REPORT
     path.write_text(re.sub(r"\n{3,}", "\n\n", text))

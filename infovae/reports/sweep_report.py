@@ -14,7 +14,7 @@ import numpy as np
 
 from infovae.diagnostics.quantities import QUANTITIES
 from infovae.reports import plots
-from infovae.reports.verdicts import DECAY_THRESHOLD
+from infovae.reports.verdicts import COLLAPSE_MI, DECAY_THRESHOLD, binomial_se
 from infovae.sweeps.sweep import open_sweep
 from infovae.sweeps.trial import read_outcome
 
@@ -96,7 +96,8 @@ class _Sweep:
         return out
 
     def labels(self):
-        """Number of labels and the number of validation examples of the first finished trial's run."""
+        """Number of labels, and the numbers of validation and test examples an evaluation used, from
+        the first finished trial's run."""
         for row in self.rows:
             if row.get("status") != "ok":
                 continue
@@ -108,8 +109,9 @@ class _Sweep:
             except Exception:  # a damaged trial: no chance line, not a failed report
                 continue
             num = max(splits.train.num_labels, splits.val.num_labels, splits.test.num_labels)
-            return num, min(len(splits.val), run.config.train.eval_examples)
-        return 0, None
+            limit = run.config.train.eval_examples
+            return num, min(len(splits.val), limit), min(len(splits.test), limit)
+        return 0, None, None
 
 
 def _aligned(runs):
@@ -144,7 +146,7 @@ def _probe_figure(s):
                 rest = {k: v for k, v in overrides[name].items() if k != panel_key}
                 lines.append((_setting_name(rest) if rest else name, steps, values))
             panels.append((title + (f" ({c + 1}/{len(chunks)})" if len(chunks) > 1 else ""), lines))
-    num_labels, num_val = s.labels()
+    num_labels, num_val, _ = s.labels()
     ceiling = [r.get("bayes_accuracy") for r in s.rows if r.get("bayes_accuracy") is not None]
     return plots.plot_probe_panels(
         panels,
@@ -171,7 +173,7 @@ def _forest_figure(s):
         return None
     per_seed = {m: [_per_seed(s, m).get(n, []) for n in names] for m in metrics}
     reference = {}
-    num_labels, _ = s.labels()
+    num_labels, _, _ = s.labels()
     ceiling = [r.get("bayes_accuracy") for r in s.rows if r.get("bayes_accuracy") is not None]
     probe_refs = []
     if num_labels:
@@ -228,21 +230,38 @@ def sweep_figures(sweep_dir):
 
 
 def _setting_sentences(s):
-    """One line per setting: did the validation probe decay, how did the test KL split, does the prior cover the data."""
+    """One line per setting: is the test probe above chance, did the validation probe decay, how did
+    the test KL split, does the prior cover the data."""
     curves = {name: [[v for _, v in run] for run in runs] for name, runs in s.probe_runs().items()}
+    num_labels, num_val, num_test = s.labels()
+    chance = 1.0 / num_labels if num_labels else None
     lines = []
     for e in s.table:
         name = s.name(e)
         parts = []
+        probe = [v for v in _per_seed(s, "probe_accuracy").get(name, []) if v is not None]
+        if probe and chance is not None and num_test:
+            mean, half = plots.t_interval(probe)
+            # Noise of the mean over seeds: the seeds' spread, or with one seed the binomial error.
+            noise = half if np.isfinite(half) else 2 * binomial_se(chance, num_test)
+            interval = f" ± {half:.3f} (95% t)" if np.isfinite(half) else ""
+            verdict = "**at chance**" if mean <= chance + noise else "above chance"
+            parts.append(f"test probe {mean:.3f}{interval}: {verdict} (chance {chance:.3f})")
         runs = [c for c in curves.get(name, []) if c and all(v is not None for v in c)]
         if runs:
             same = [c for c in runs if len(c) == len(runs[0])]
             mean = np.mean(same, axis=0)
             decay = float(mean.max() - mean[-1])
-            parts.append(
-                f"validation probe peaked at {mean.max():.3f} and ended at {mean[-1]:.3f} "
-                + (f"(**decayed by {decay:.3f}**)" if decay > DECAY_THRESHOLD else "(no decay)")
-            )
+            noise = 2 * np.sqrt(2) * binomial_se(0.5 * (mean.max() + mean[-1]), num_val) / np.sqrt(len(same)) if num_val else 0.0
+            if decay > max(DECAY_THRESHOLD, noise):
+                verdict = f"(**decayed by {decay:.3f}**)"
+            elif decay > DECAY_THRESHOLD:
+                verdict = f"({decay:.3f} below its best, within noise ±{noise:.3f}: no decay shown)"
+            else:
+                verdict = "(no decay)"
+            parts.append(f"validation probe peaked at {mean.max():.3f} and ended at {mean[-1]:.3f} {verdict}")
+        if e.get("mi_mean") is not None and e["mi_mean"] < COLLAPSE_MI:
+            parts.append(f"**latent collapse** (test information {e['mi_mean']:.4f} nats < {COLLAPSE_MI})")
         if e.get("mi_mean") is not None and e.get("marginal_kl_mean") is not None:
             parts.append(f"test KL to the aggregate prior = {e['mi_mean']:.4g} nats of information + {e['marginal_kl_mean']:.4g} of marginal mismatch")
         if e.get("coverage_tv_mean") is not None:
@@ -273,8 +292,7 @@ def write_sweep_report(sweep_dir):
     for name, fig in figures.items():
         fig.savefig(folder / f"{name}.png", dpi=110)
         plt.close(fig)
-    results = sweep_dir / "results.md"
-    table = results.read_text().split("\n", 2)[-1] if results.exists() else s.sweep.table
+    table = s.sweep.table if s.rows else "No trial has finished."
     body = "\n\n".join(f"### {name.replace('_', ' ')} (`{REPORT_DIR}/{name}.png`)\n{_caption(name)}\n\n![{name}]({REPORT_DIR}/{name}.png)" for name in figures)
     shared = "\n".join(f"- `{k}` = {_value(v)}" for k, v in s.shared.items()) or "- (none)"
     varying = "\n".join(
@@ -282,6 +300,8 @@ def write_sweep_report(sweep_dir):
         for k in s.varying
     ) or "- (none)"
     ok = sum(r.get("status") == "ok" for r in s.rows)
+    unfinished = "".join(f"\n- `{r['trial']}` {r['status']}: {r.get('error') or ''}" for r in s.rows if r.get("status") != "ok")
+    unfinished = f"\n\nTrials not finished:{unfinished}" if unfinished else ""
     text = (
         f"# Sweep report: {sweep_dir.name}\n\n"
         f"{len(s.sweep.spec.trials)} trials ({ok} finished), seeds {', '.join(map(str, s.seeds))}. "
@@ -289,7 +309,7 @@ def write_sweep_report(sweep_dir):
         "means are over seeds, intervals 95% Student-t intervals of the mean.\n\n"
         f"Set in every trial:\n{shared}\n\nSwept (the labels name these only):\n{varying}\n\n"
         f"## What happened to the latent (means over seeds)\n\n{_setting_sentences(s)}\n\n"
-        f"## Results\n\n{table}\n\n## Figures\n\n{body}\n\nEach trial's run directory (`trials/NAME/run`) "
+        f"## Results (test split)\n\nMean ± standard deviation over seeds; runs = finished/total.\n\n{table}{unfinished}\n\n## Figures\n\n{body}\n\nEach trial's run directory (`trials/NAME/run`) "
         "has a report of its own: `infovae report trials/NAME/run`.\n"
     )
     path = sweep_dir / REPORT
