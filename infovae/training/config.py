@@ -9,6 +9,8 @@ message names the key, on one line.
 """
 
 import json
+import types
+import typing
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,7 +76,7 @@ class ModelConfig(_Section):
     latent_size: int = Field(8, ge=1, le=100_000, description="Latent values (discrete) or dimensions (Gaussian).")
     prior: Literal["fixed", "learned"] = Field("fixed", description="Uniform / standard normal, or p(z|x) from a network.")
     likelihood: _literal(LIKELIHOODS) | None = Field(
-        None, description=f"{', '.join(LIKELIHOODS)}; default: the data's own (required for npz)."
+        None, description="The distribution of y given x and z; default: the data's own (required for npz)."
     )
     hidden: int = Field(128, ge=1, le=1_000_000, description="Width of the hidden layers.")
     decoder_scale: _literal(DECODER_SCALES) | float = Field(
@@ -96,15 +98,15 @@ class ObjectiveConfig(_Section):
     marginal: _literal(MARGINALS) | None = Field(
         None,
         description="Divergence between aggregate posterior and prior: "
-        + "; ".join(f"{m.name} ({m.latent} latent)" for m in MARGINALS.values())
+        + "; ".join(f"{m.name}: {m.description} ({m.latent} latent)" for m in MARGINALS.values())
         + ".",
     )
     marginal_weight: float = Field(0.0, ge=0, allow_inf_nan=False, description="gamma = alpha + lambda - 1, weight of the marginal divergence.")
     jsd_weight: float = Field(0.0, ge=0, allow_inf_nan=False, description="delta, weight of the inter-latent Jensen-Shannon reward.")
-    kernel: _literal(KERNELS) = Field("imq", description=f"MMD kernel: {' or '.join(KERNELS)}.")
+    kernel: _literal(KERNELS) = Field("imq", description="MMD kernel: inverse multiquadric or Gaussian (RBF).")
     kernel_scales: tuple[float, ...] = Field(DEFAULT_KERNEL_SCALES, min_length=1, description="MMD kernel scales (positive).")
     bandwidth: str | float | None = Field(None, description="MMD base width: null (2 d), median, or a positive number.")
-    jsd_mixture: _literal(JSD_MIXTURES) = Field("prior", description=f"Mixture weights of the JSD term: {', '.join(JSD_MIXTURES)}.")
+    jsd_mixture: _literal(JSD_MIXTURES) = Field("prior", description="Where the JSD term's mixture weights come from.")
     jsd_samples: int = Field(8, ge=2, le=10_000, description="Latent draws compared by the JSD term (Gaussian latent).")
     num_particles: int = Field(1, ge=1, le=10_000, description="Latent draws per step (Gaussian latent).")
     mmd_features: int | None = Field(None, ge=1, le=100_000, description="Random features per kernel scale for the MMD (null: exact, quadratic in the batch; ~32 for batches of thousands).")
@@ -141,7 +143,7 @@ class TrainConfig(_Section):
     steps: int = Field(2000, ge=1, le=100_000_000, description="Optimisation steps.")
     batch_size: int = Field(256, ge=2, le=10_000_000, description="Examples per step (at most the training examples).")
     lr: float = Field(1e-3, gt=0, le=1, description="Adam learning rate.")
-    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="constant, or cosine decay to 0 over train.steps.")
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="Constant learning rate, or cosine decay to 0 over train.steps.")
     grad_clip: float | None = Field(None, gt=0, allow_inf_nan=False, description="Largest global gradient norm (null: no clipping).")
     warmup: Warmup = Field(default_factory=Warmup, description="Linear warm-up of the objective's weights.")
     seed: int = Field(0, description="Seed of initialisation, minibatches and latent draws.")
@@ -150,7 +152,7 @@ class TrainConfig(_Section):
     importance_samples: int = Field(64, ge=1, le=100_000, description="Draws of the importance-weighted -log p(y|x) (Gaussian latent).")
     select: Literal["last", "best"] = Field("last", description="Weights evaluated on the test split: the last, or those of the best evaluation of train.monitor.")
     monitor: _literal(monitorable()) = Field(
-        "loss", description="Validation quantity that select: best and early stopping watch (its direction is known: loss lower, probe_accuracy higher, ...)."
+        "loss", description="Validation quantity that select: best and early stopping watch (each has a known direction: loss lower is better, probe_accuracy higher)."
     )
     early_stopping: EarlyStopping | None = Field(None, description="{patience: N}: stop after N evaluations without improvement of train.monitor.")
     device: Literal["cpu", "cuda"] = Field("cpu", description="The Pyro backend's torch device (JAX picks its own).")
@@ -321,26 +323,49 @@ def _default(field):
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def _describe(model_cls, prefix, skip=()):
-    lines = []
+def _choices(annotation):
+    """The allowed values of a field whose type is (or includes) a ``Literal``, as text."""
+    values = []
+    for part in typing.get_args(annotation) if typing.get_origin(annotation) in (Union, types.UnionType) else (annotation,):
+        if typing.get_origin(part) is Literal:
+            values += [str(v) for v in typing.get_args(part)]
+        elif part is type(None):
+            values.append("null")
+        elif values or typing.get_origin(annotation) in (Union, types.UnionType):
+            values.append(f"a {getattr(part, '__name__', str(part))}")
+    return " | ".join(values) if any(typing.get_origin(p) is Literal for p in _parts(annotation)) else ""
+
+
+def _parts(annotation):
+    return typing.get_args(annotation) if typing.get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+
+
+def _rows(model_cls, prefix, skip=()):
+    rows = []
     for name, field in model_cls.model_fields.items():
         if name in skip:
             continue
         sub = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) else None
-        lines.append(f"  {prefix}{name:<22} {_default(field):<14} {field.description or ''}".rstrip())
-        if sub is not None:
-            lines += _describe(sub, f"{prefix}{name}.")
-    return lines
+        nested = next((p for p in _parts(field.annotation) if isinstance(p, type) and issubclass(p, BaseModel)), None)
+        choices = _choices(field.annotation)
+        description = (field.description or "") + (f" One of: {choices}." if choices else "")
+        rows.append((f"{prefix}{name}", _default(field), description))
+        if sub is not None or nested is not None:
+            rows += _rows(sub or nested, f"{prefix}{name}.")
+    return rows
 
 
 def describe_schema() -> str:
-    """Every config key with its default and meaning, as plain text (``infovae schema``)."""
-    lines = ["data (choose one kind):"]
-    for kind in DATA_KINDS.values():
-        lines.append(f" kind: {kind.name}  -- {kind.description}")
-        lines += _describe(kind.section, "data.", skip=("kind",))
+    """Every config key with its default, allowed values and meaning, as plain text (``infovae schema``)."""
+    default_kind = RunConfig.model_fields["data"].get_default(call_default_factory=True).kind
+    sections = []
+    for kind in sorted(DATA_KINDS.values(), key=lambda k: (k.name != default_kind, k.name)):
+        sections.append((f"data (kind: {kind.name}): {kind.description}", _rows(kind.section, "data.", skip=("kind",))))
     for section, cls in (("model", ModelConfig), ("objective", ObjectiveConfig), ("train", TrainConfig)):
-        lines.append(f"{section}:")
-        lines += _describe(cls, f"{section}.")
-    lines.append(f"backend: {RunConfig.model_fields['backend'].description}")
+        sections.append((f"{section}:", _rows(cls, f"{section}.")))
+    sections.append(("backend:", [("backend", "pyro", RunConfig.model_fields["backend"].description)]))
+    width = max(len(key) for _, rows in sections for key, _, _ in rows) + 2
+    lines = ["Every key of a run config (YAML), its default and meaning. Choose one data kind."]
+    for title, rows in sections:
+        lines += ["", title] + [f"  {key:<{width}}{default:<15} {description}".rstrip() for key, default, description in rows]
     return "\n".join(lines)
