@@ -150,7 +150,9 @@ class TrainConfig(_Section):
     eval_every: int = Field(200, ge=1, description="Steps between evaluations (each writes metrics.jsonl and a checkpoint).")
     eval_examples: int = Field(2000, ge=10, le=1_000_000, description="Largest number of held-out examples an evaluation uses.")
     importance_samples: int = Field(64, ge=1, le=100_000, description="Draws of the importance-weighted -log p(y|x) (Gaussian latent).")
-    select: Literal["last", "best"] = Field("last", description="Weights evaluated on the test split: the last, or those of the best evaluation of train.monitor.")
+    select: Literal["last", "best"] = Field(
+        "best", description="Weights evaluated on the test split (and kept for reports): those of the best evaluation of train.monitor, or the last."
+    )
     monitor: _literal(monitorable()) = Field(
         "loss", description="Validation quantity that select: best and early stopping watch (each has a known direction: loss lower is better, probe_accuracy higher)."
     )

@@ -52,8 +52,8 @@ def records(run):
 @pytest.mark.slow
 def test_select_best_evaluates_the_weights_of_the_best_validation_step(tmp_path):
     path = overfitting_data(tmp_path)
-    last = start_run(parse_config(overfitting_config(path)), tmp_path / "last", progress=False)
-    best = start_run(parse_config(overfitting_config(path, select="best")), tmp_path / "best", progress=False)
+    last = start_run(parse_config(overfitting_config(path, select="last")), tmp_path / "last", progress=False)
+    best = start_run(parse_config(overfitting_config(path)), tmp_path / "best", progress=False)
     losses = [(r["loss"], r["step"]) for r in records(tmp_path / "best")]
     best_step = min(losses)[1]
     # The toy overfits: the validation loss is best early and worse at the end.
