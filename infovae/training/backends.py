@@ -32,6 +32,7 @@ __all__ = [
     "scheduled_weights",
     "shape_key",
     "warmup_factor",
+    "weighted_terms",
 ]
 
 # Config keys that may differ between the trials of one group: scalars that enter the compiled
@@ -112,14 +113,20 @@ class Hyper(NamedTuple):
 
 
 def shape_key(config) -> str:
-    """What trials must share to train in one group: the config without its per-trial scalars, and
-    which optional terms of the objective it computes (a weight of zero or not)."""
+    """What trials must share to train in one group: the config without its per-trial scalars. (A
+    group computes every optional term some trial weighs; a trial with that weight at zero adds it
+    times zero, exactly nothing.)"""
     raw = config.to_dict()
     for section, keys in PER_TRIAL_KEYS.items():
         for key in keys:
             raw[section].pop(key, None)
-    raw["terms"] = [config.objective.marginal_weight > 0, config.objective.jsd_weight > 0]
     return json.dumps(raw, sort_keys=True)
+
+
+def weighted_terms(config) -> frozenset:
+    """The terms a trial's loss uses: ``recon``, ``kl`` and the optional ones it weighs."""
+    optional = {"marginal": config.objective.marginal_weight, "jsd": config.objective.jsd_weight}
+    return frozenset({"loss", "recon", "kl"} | {name for name, weight in optional.items() if weight > 0})
 
 
 def warmup_factor(xp, step, length):

@@ -31,7 +31,7 @@ from infovae.errors import (
     UserInputError,
 )
 from infovae.files import append_jsonl, remove_temporary_files
-from infovae.training.backends import backend_class
+from infovae.training.backends import backend_class, weighted_terms
 from infovae.training.checkpoint import load_checkpoint, save_checkpoint
 from infovae.training.config import architecture, fit_batch_size
 from infovae.training.runs import RunFolder
@@ -272,8 +272,9 @@ def train_group(backend, trials, splits, checkpoint_path, state=None, progress=N
             for i, trial in enumerate(trials):
                 if not active[i]:
                     continue
+                own = weighted_terms(trial.config)
                 for s in range(len(terms["loss"][i])):
-                    current = {name: float(values[i, s]) for name, values in terms.items()}
+                    current = {name: float(values[i, s]) for name, values in terms.items() if name in own}
                     bad = _first_bad(current)
                     if bad is not None:
                         trial.status = "failed"

@@ -90,9 +90,10 @@ class NumPyroBackend(Backend):
         first = self.configs[0]
         self.steps = first.train.steps
         self.model, self.guide = CVAEModel(arch), CVAEGuide(arch)
-        # The group's trials share the marginal's kind and which terms are computed; their weights
-        # enter as per-trial values (self.hyper).
-        self.elbo = InfoVAE_ELBO(**first.objective.elbo_kwargs())
+        # The group's trials share the marginal's kind; the ELBO computes every term some trial weighs,
+        # and each trial's own weights enter as values (self.hyper).
+        weighs = lambda name: float(any(getattr(c.objective, name) > 0 for c in self.configs))  # noqa: E731
+        self.elbo = InfoVAE_ELBO(**{**first.objective.elbo_kwargs(), "marginal_weight": weighs("marginal_weight"), "jsd_weight": weighs("jsd_weight")})
         self.train_x, self.train_y = self._x(train_data.x), self._y(train_data.y)
         self._hyper = Hyper(*(jnp.asarray(values, jnp.float32) for values in self.hyper))
         initial = {}

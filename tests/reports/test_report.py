@@ -1,6 +1,7 @@
 """Reports of tiny runs and a tiny sweep: every promised figure, listed with a caption, and sentences
 that label their numbers."""
 
+import json
 import re
 import struct
 
@@ -40,7 +41,8 @@ def test_run_report_has_every_promised_figure_with_a_caption(runs, name):
     tree = read_datatree(out["inference"])
     assert tree.attrs["draws"] == 10 and tree.attrs["examples"] == 20
     # Numbers are labelled by their split, and training and selection are stated.
-    assert "## Training" in text and "the test numbers use the last weights (step 20)" in text
+    selected = json.loads((runs / name / "summary.json").read_text())["selected_step"]
+    assert "## Training" in text and f"the test numbers use the weights of step {selected}, the best validation `loss`" in text
     assert "Trained for all 20 steps" in text and "nats of information about the example" in text
     assert "| quantity (test split) | value | meaning |" in text
     if name == "nolabels":

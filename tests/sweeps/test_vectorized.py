@@ -26,7 +26,7 @@ BASE = {
 }
 # Per-trial scalars only: these three share one program.
 GROUP = [
-    {"objective": {"beta": 1.0}, "train": {"seed": 0}},
+    {"objective": {"beta": 1.0, "jsd_weight": 0.1}, "train": {"seed": 0}},
     {"objective": {"beta": 0.3, "marginal_weight": 7.0}, "train": {"seed": 1, "lr": 0.003, "grad_clip": 0.5}},
     {"objective": {"beta": 0.0}, "train": {"seed": 2, "warmup": {"marginal_weight": 20}, "lr_schedule": "cosine"}},
 ]
@@ -53,6 +53,8 @@ def test_a_trial_in_the_program_gets_the_numbers_it_gets_alone():
     configs = [config(c) for c in GROUP]
     group, splits, together = train(configs, 100)
     alone_backend, _, alone = train([configs[1]], 100)
+    # The group computes the JSD (trial 0 weighs it); trial 1 does not weigh it, and gets what it gets alone.
+    assert "jsd" in together and "jsd" not in alone
     for name, values in alone.items():
         # The first step agrees to float32 rounding of the batched arithmetic (the loss exactly); a
         # hundred Adam steps later, to float32 noise.
@@ -69,7 +71,7 @@ def test_a_trial_in_the_program_gets_the_numbers_it_gets_alone():
 
 # The same trials as a sweep's list (the sweep gives each its seed).
 LIST = [
-    {"objective.beta": 1.0},
+    {"objective.beta": 1.0, "objective.jsd_weight": 0.1},
     {"objective.beta": 0.3, "objective.marginal_weight": 7.0, "train.lr": 0.003, "train.grad_clip": 0.5},
     {"objective.beta": 0.0, "train.warmup.marginal_weight": 20, "train.lr_schedule": "cosine"},
 ]
@@ -108,12 +110,14 @@ def test_invalid_and_diverging_trials_fail_alone(tmp_path):
     for trial, row in clean_rows.items():
         for key in ("test_loss", "mi", "nll", "probe_accuracy", "coverage_tv"):
             assert mixed_rows[trial][key] == pytest.approx(row[key], rel=1e-4, abs=1e-6), (trial, key)
-    # Every finished trial's run folder is a complete run folder, as a single run's.
+    # Every finished trial's run folder is a complete run folder, as a single run's, recording the
+    # training terms its own objective weighs (the group computed the JSD for one setting only).
     for trial in clean_rows:
         run = clean.run_dir(trial)
         assert {p.name for p in run.iterdir()} >= {"config.yaml", "splits.npz", "metrics.jsonl", "checkpoint.npz", "summary.json"}
-        steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-        assert steps == [10, 20, 30]
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records] == [10, 20, 30]
+        assert ("train_jsd" in records[0]) == ("jsd_weight=0.1" in trial)
     assert not (tmp_path / "clean" / "groups").exists()
 
 
