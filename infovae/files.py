@@ -5,6 +5,7 @@ per folder, and names from elsewhere kept inside their folder.
 
 import json
 import os
+import re
 import uuid
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ from infovae.errors import ConfigError, RunDirError
 __all__ = [
     "LOCK",
     "MAX_YAML_BYTES",
+    "MAX_YAML_DEPTH",
     "MAX_YAML_VALUES",
     "FolderLock",
     "append_jsonl",
@@ -34,6 +36,9 @@ __all__ = [
 # file) before it costs time or memory, whatever it expands to.
 MAX_YAML_BYTES = 1 << 20
 MAX_YAML_VALUES = 100_000
+# Brackets nested deeper than this ("[[[[..."): PyYAML would scan the whole file before its parser,
+# which recurses, gives up; a config nests a few levels.
+MAX_YAML_DEPTH = 100
 LOCK = ".lock"
 
 
@@ -59,6 +64,15 @@ def _count_values(obj, budget):
     return seen
 
 
+def _bracket_depth(text):
+    """How deep ``[`` and ``{`` nest in ``text``, counted as if none were quoted (an upper bound)."""
+    depth = deepest = 0
+    for char in re.findall(r"[\[\]{}]", text):
+        depth += 1 if char in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def load_yaml(path, what="config file"):
     """Read a YAML file with PyYAML's safe loader, within :data:`MAX_YAML_BYTES` and
     :data:`MAX_YAML_VALUES`; any problem is a :class:`~infovae.errors.ConfigError` naming the file."""
@@ -80,6 +94,8 @@ def load_yaml(path, what="config file"):
         raise ConfigError(f"{path}: not a text file") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if _bracket_depth(text) > MAX_YAML_DEPTH:
+        raise ConfigError(f"{path}: nested too deeply to be a {what} (brackets more than {MAX_YAML_DEPTH} deep)")
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -173,6 +189,8 @@ def inside(folder, name):
     target = (folder / name).resolve()
     if Path(name).is_absolute() or not target.is_relative_to(folder):
         raise RunDirError(f"refused to write {name!r}: it is outside {folder}")
+    if target == folder:
+        raise RunDirError(f"refused to write {name!r}: it names the folder {folder} itself, not a file in it")
     return target
 
 

@@ -38,9 +38,12 @@ from infovae.errors import ConfigError
 from infovae.files import load_yaml, short_repr
 from infovae.training.config import apply_overrides
 
-__all__ = ["SweepSpec", "Trial", "load_sweep"]
+__all__ = ["MAX_TRIALS", "SweepSpec", "Trial", "load_sweep"]
 
 SWEEP_KEYS = {"base", "grid", "list", "random", "seeds", "set"}
+# A grid multiplies: ten keys of ten values are 10**10 trials from a few hundred bytes. Refused before
+# any is made, as an alias bomb is.
+MAX_TRIALS = 100_000
 DISTRIBUTIONS = ("uniform", "loguniform", "choice")
 
 
@@ -104,6 +107,12 @@ def _draw(path, key, spec, rng):
     return float(rng.uniform(*args))
 
 
+def _check_size(path, settings, seeds):
+    if settings * seeds > MAX_TRIALS:
+        total = settings * seeds
+        _fail(path, f"makes {settings:,} settings x {seeds:,} seeds = {total:,} trials; a sweep runs at most {MAX_TRIALS:,}")
+
+
 def load_sweep(source, overrides=None, base_dir=None):
     """Read and check a sweep: a file's path, or a mapping (relative paths then resolve against
     ``base_dir``, default the working folder). ``overrides`` are dotted keys set on every trial, added
@@ -147,6 +156,7 @@ def load_sweep(source, overrides=None, base_dir=None):
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         _fail(path, "grid must map dotted config keys to non-empty lists of values")
+    _check_size(path, math.prod(len(v) for v in grid.values()) if grid else 0, len(seeds))
     if grid:
         keys = list(grid)
         combos += [dict(zip(keys, values)) for values in itertools.product(*grid.values())]
@@ -161,10 +171,12 @@ def load_sweep(source, overrides=None, base_dir=None):
         num = random.get("num_trials")
         if not isinstance(num, int) or num < 1:
             _fail(path, "random.num_trials must be a positive integer")
+        _check_size(path, len(combos) + num, len(seeds))
         rng = np.random.default_rng(random.get("seed", 0))
         combos += [{k: _draw(path, k, spec, rng) for k, spec in random["space"].items()} for _ in range(num)]
     if not combos:
         combos = [{}]
+    _check_size(path, len(combos), len(seeds))
     for combo in combos:
         for key in combo:
             _check_key(path, key)

@@ -170,7 +170,8 @@ def run_sweep(source, out_dir=None, executor="local", progress=None, overrides=N
         result = open_sweep(out_dir)
         # Written even when no trial has an outcome yet (Ctrl-C before the first ended), so that the
         # tables always describe the folder as it is.
-        table = result.results if len(result.results) else pd.DataFrame(columns=[*spec.swept_keys, "seed", "status", "error", "trial"])
+        empty = pd.DataFrame(columns=[*spec.swept_keys, "seed", "status", "error", "trial"])
+        table = result.results if len(result.results) else empty
         write_results(spec, table, out_dir)
         if interrupted:
             waiting = len(spec.trials) - int((result.results["status"] == "ok").sum() if len(result.results) else 0)

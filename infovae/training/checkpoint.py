@@ -110,8 +110,11 @@ def load_checkpoint(path):
                 raise ValueError(f"format version {meta.get('version')!r}; this infovae reads version {VERSION}")
             arrays = {name: archive[name] for name in archive.files if name != _META}
         return _unflatten(meta["tree"], arrays, "")
-    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, TypeError) as error:
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, TypeError, OverflowError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, ValueError) and ("pickle" in first or "Object arrays" in first):
+            # NumPy's own message goes on to suggest loading it unsafely: not advice to pass on.
+            first = "it holds pickled data (a pickle, or an object array), which can run code when loaded; it is never loaded"
         raise CheckpointError(f"checkpoint {path} cannot be read: {first}") from None
     except RecursionError:  # a structure nested thousands deep: no checkpoint of this library
         raise CheckpointError(f"checkpoint {path} cannot be read: its structure is nested too deeply") from None
