@@ -324,10 +324,11 @@ class InfoVAEObjective:
         stacked = draws.reshape((S,) + (1,) * (self.max_plate_nesting - len(source.batch_shape)) + tuple(draws.shape[1:]))
         try:
             return tp.replay_obs(stacked).fn
-        except (RuntimeError, ValueError, TypeError) as stacked_error:
-            if isinstance(stacked_error, UnsupportedModelError):
-                raise
-            # A decoder written for one draw (it does not broadcast a leading dim): replay once per draw.
+        except UnsupportedModelError:
+            raise
+        except Exception:  # noqa: BLE001  (a user's decoder may refuse stacked draws any way it likes)
+            # A decoder written for one draw (it does not broadcast a leading dim): replay once per draw;
+            # a real error in the decoder raises again here.
             return [tp.replay_obs(draws[s]).fn for s in range(S)]
 
     def _marginal(self, tp: TracePass, probs=None, latent=None, prior=None):

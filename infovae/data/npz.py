@@ -106,6 +106,8 @@ def _read(path):
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
             # ValueError: an object array, which would need pickle (refused: it can run code).
             _fail(path, f"has an array that cannot be read ({error})")
+        except MemoryError:
+            _fail(path, "has an array too large to load")
     if "y" not in arrays:
         _fail(path, f"has no array 'y' (it has {sorted(arrays)}); expected y and optionally x and labels")
     unknown = sorted(set(arrays) - set(KEYS))

@@ -55,8 +55,11 @@ __all__ = [
     "parse_config",
 ]
 
-# Parameters a CVAE may have before its size is refused as a mistake (about 4 GB of float32 weights).
+# Parameters a CVAE may have before its size is refused as a mistake (about 4 GB of float32 weights),
+# and the values of one step's largest activation (the decoder at every latent value or draw, for every
+# example of the batch: 8 GB of float32).
 MAX_PARAMETERS = 1_000_000_000
+MAX_ACTIVATIONS = 2_000_000_000
 
 
 class _Section(BaseModel):
@@ -214,6 +217,14 @@ def architecture(config: RunConfig, train) -> CVAEConfig:
         raise ConfigError(
             f"model.hidden={m.hidden}, model.latent_size={m.latent_size} on this data make a CVAE of "
             f"{arch.num_parameters:,} parameters; at most {MAX_PARAMETERS:,} are supported"
+        )
+    values = arch.latent_size if arch.latent == "discrete" else config.objective.jsd_samples
+    batch = min(config.train.batch_size, len(train))
+    activations = batch * (values + 1) * max(arch.hidden, arch.decoder_output_dim)
+    if activations > MAX_ACTIVATIONS:
+        raise ConfigError(
+            f"train.batch_size={batch} with {values} latent values (or draws) of a {max(arch.hidden, arch.decoder_output_dim)}-wide "
+            f"decoder makes activations of {activations:,} values per step; at most {MAX_ACTIVATIONS:,} are supported"
         )
     return arch
 

@@ -208,7 +208,7 @@ def _restore(state, backend, trials):
         for trial, trial_state in zip(trials, state["trials"]):
             trial.load_state_dict(trial_state)
         return int(state["step"]), float(state["seconds"])
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
         if isinstance(error, CheckpointError):
             raise
         raise CheckpointError(f"the checkpoint has the wrong structure ({type(error).__name__}: {error})") from None

@@ -28,6 +28,7 @@ from infovae.files import (
     FolderLock,
     atomic_write_bytes,
     atomic_write_text,
+    load_yaml,
     read_jsonl,
     write_json,
 )
@@ -55,6 +56,8 @@ class RunFolder:
         return FolderLock(self.path, "run folder")
 
     def is_empty(self):
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path} is a file, not a folder for a run")
         return not self.path.exists() or all(p.name == LOCK for p in self.path.iterdir())
 
     def holds_run(self):
@@ -68,8 +71,8 @@ class RunFolder:
             self.path.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise RunDirError(f"cannot make the folder {self.path}: a part of its path is a file") from None
-        except PermissionError:
-            raise RunDirError(f"cannot make the folder {self.path}: permission denied") from None
+        except OSError as error:
+            raise RunDirError(f"cannot make the folder {self.path}: {error.strerror or error}") from None
 
     def write_start(self, config, splits):
         """``config.yaml`` and ``splits.npz`` of a new run."""
@@ -84,9 +87,8 @@ class RunFolder:
         if not self.holds_run():
             raise RunDirError(f"{self.path} holds no run (no {CONFIG})")
         try:
-            raw = yaml.safe_load(self.config_path.read_text())
-            return parse_config(raw)
-        except (ConfigError, yaml.YAMLError) as error:
+            return parse_config(load_yaml(self.config_path, "run config"))
+        except ConfigError as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise RunDirError(f"{self.config_path} is not a valid run config: {first}") from None
 
@@ -96,7 +98,7 @@ class RunFolder:
                 return {k: saved[k] for k in ("train", "val", "test")}
         except FileNotFoundError:
             raise RunDirError(f"{self.path} has no {SPLITS}") from None
-        except (OSError, ValueError, KeyError, EOFError) as error:
+        except (OSError, ValueError, KeyError, EOFError, MemoryError) as error:
             raise RunDirError(f"{self.splits_path} is not a valid splits file ({type(error).__name__}); the run folder is damaged") from None
 
     def read_metrics(self):
@@ -105,16 +107,22 @@ class RunFolder:
     def keep_metrics_up_to(self, step):
         """Drop evaluations after ``step`` (written after the checkpoint a resumed run starts from) and
         a last line cut short by a crash."""
-        records = [r for r in read_jsonl(self.metrics_path) if r["step"] <= step]
+        records = read_jsonl(self.metrics_path)
+        if any(not isinstance(r.get("step"), int) for r in records):
+            raise RunDirError(f"{self.metrics_path} has a record without a step; the run folder is damaged")
+        records = [r for r in records if r["step"] <= step]
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in records))
 
     def read_summary(self):
         if not self.summary_path.exists():
             return None
         try:
-            return upgrade_record(json.loads(self.summary_path.read_text()), "summary")
+            summary = json.loads(self.summary_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise RunDirError(f"{self.summary_path} is not valid JSON; the run folder is damaged") from None
+        if not isinstance(summary, dict):
+            raise RunDirError(f"{self.summary_path} is not a summary (a JSON object); the run folder is damaged")
+        return upgrade_record(summary, "summary")
 
     def write_summary(self, summary):
         write_json(self.summary_path, summary)
