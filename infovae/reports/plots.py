@@ -29,6 +29,7 @@ __all__ = [
     "plot_probe_panels",
     "plot_sweep_forest",
     "plot_sweep_heatmap",
+    "save_figures",
     "t_interval",
 ]
 
@@ -166,24 +167,35 @@ def plot_probe(records, num_labels=None, num_examples=None, test=None, selected_
         if num_examples:
             se = np.sqrt(chance * (1 - chance) / num_examples)
             ax.axhspan(chance - 2 * se, chance + 2 * se, color="grey", alpha=0.15, label=f"chance ± 2 binomial s.e. (n = {num_examples})")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("accuracy (fraction correct)")
-    ax.set_title("Label information in sampled z: a probe's accuracy", fontsize=10)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
-    ax.grid(alpha=0.3)
+    _unit_panel(ax, "accuracy (fraction correct)", "Label information in sampled z: a probe's accuracy")
     steps, nmi = _series(records, "nmi")
     ax_nmi.plot(steps, nmi, marker="o", ms=3, color="C2", label=VALIDATION)
     if test is not None and test.get("nmi") is not None:
         ax_nmi.plot([at], [test["nmi"]], marker="*", ms=13, color="k", ls="none", label=f"test: {test['nmi']:.3f}")
-    ax_nmi.set_ylim(0, 1.02)
-    ax_nmi.set_xlabel("training step")
-    ax_nmi.set_ylabel("NMI (0 = independent, 1 = one-to-one)")
-    ax_nmi.set_title("Normalised mutual information between latent code and label", fontsize=10)
-    ax_nmi.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
-    ax_nmi.grid(alpha=0.3)
+    _unit_panel(ax_nmi, "NMI (0 = independent, 1 = one-to-one)", "Normalised mutual information between latent code and label")
     fig.suptitle("Does z carry the label? Probe accuracy and NMI over training")
     return fig
+
+
+def _unit_panel(ax, ylabel, title):
+    """A panel of a quantity in [0, 1] over training, its legend below it (never over the curves)."""
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    ax.grid(alpha=0.3)
+
+
+def save_figures(figures, folder):
+    """Write the figures as ``NAME.png``, removing figures of an earlier report that this one no longer makes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        if old.stem not in figures:
+            old.unlink()
+    for name, fig in figures.items():
+        fig.savefig(folder / f"{name}.png", dpi=110)
+        plt.close(fig)
 
 
 def plot_latent_usage(q, p, split="test"):

@@ -9,7 +9,6 @@ training), *training (running mean)* (the ``train_*`` terms), *test* (``summary.
 import re
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from infovae.core.latents import CategoricalLatent
@@ -147,17 +146,6 @@ def run_figures(run, seed=0, tree=None):
     return figures
 
 
-def _save(figures, folder):
-    """Write the figures, removing figures of an earlier report that this one no longer makes."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):
-        if old.stem not in figures:
-            old.unlink()
-    for name, fig in figures.items():
-        fig.savefig(folder / f"{name}.png", dpi=110)
-        plt.close(fig)
-
-
 def _fmt(value, digits=4):
     if value is None:
         return "–"
@@ -253,7 +241,7 @@ def write_run_report(run_dir, seed=0, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAM
     folder = Path(run_dir) / REPORT_DIR
     tree = run_datatree(run, num_draws=draws, max_examples=examples, seed=seed)
     figures = run_figures(run, seed, tree=tree)
-    _save(figures, folder)
+    plots.save_figures(figures, folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_datatree(tree, folder / "inference.nc")
     s, c = run.summary or {}, run.config

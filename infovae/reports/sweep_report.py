@@ -9,7 +9,6 @@ seeds, figures show 95% Student-t intervals of the mean over seeds.
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from infovae.diagnostics.quantities import QUANTITIES
@@ -284,14 +283,7 @@ def write_sweep_report(sweep_dir):
     sweep_dir = Path(sweep_dir)
     s = _Sweep(sweep_dir)
     figures = sweep_figures(sweep_dir)
-    folder = sweep_dir / REPORT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):
-        if old.stem not in figures:
-            old.unlink()
-    for name, fig in figures.items():
-        fig.savefig(folder / f"{name}.png", dpi=110)
-        plt.close(fig)
+    plots.save_figures(figures, sweep_dir / REPORT_DIR)
     table = s.sweep.table if s.rows else "No trial has finished."
     body = "\n\n".join(f"### {name.replace('_', ' ')} (`{REPORT_DIR}/{name}.png`)\n{_caption(name)}\n\n![{name}]({REPORT_DIR}/{name}.png)" for name in figures)
     shared = "\n".join(f"- `{k}` = {_value(v)}" for k, v in s.shared.items()) or "- (none)"

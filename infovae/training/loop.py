@@ -11,6 +11,7 @@ resumed run continues exactly.
 """
 
 import math
+import shutil
 import signal
 import threading
 import time
@@ -377,15 +378,9 @@ def start_run(config, out_dir, progress=None, callbacks=()):
             folder.write_start(config, splits)
         except BaseException:
             if created:
-                _remove_tree(folder.path)
+                shutil.rmtree(folder.path, ignore_errors=True)
             raise
         return _run_one(backend, config, folder, splits, None, progress, callbacks)
-
-
-def _remove_tree(path):
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _run_one(backend, config, folder, splits, state, progress, callbacks):

@@ -16,6 +16,7 @@ A run folder holds:
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +78,6 @@ class RunFolder:
     def write_start(self, config, splits):
         """``config.yaml`` and ``splits.npz`` of a new run."""
         atomic_write_text(self.config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
-        from io import BytesIO
-
         buffer = BytesIO()
         np.savez(buffer, **splits.indices)
         atomic_write_bytes(self.splits_path, buffer.getvalue())
