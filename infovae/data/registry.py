@@ -11,7 +11,9 @@ hidden label. It offers ``expected_bayes_accuracy(x, y)`` (the ceiling of a labe
 ``coverage_tv(x, y_generated)`` (how far the label mix of generated data is from the true one),
 ``label_log_prob_tables(x)`` (``[n, L, F, C]``: the log-probability of each class of each target
 factor under each label, for the same coverage on the device), ``label_mix`` (the true label
-probabilities) and ``label_factor_distributions(x)`` (``[L, F, C]``, for figures).
+probabilities), optionally ``label_log_prior(x)`` (``[n, L]``: ``log p(label | x)``, where x is informative
+about the label; without it the prior is ``label_mix``) and ``label_factor_distributions(x)``
+(``[L, F, C]``, for figures).
 """
 
 from collections.abc import Callable

@@ -11,7 +11,15 @@ strategy :math:`s` is drawn from ``mix`` and is the episode's label. ``similar_p
 strategies are made deliberately alike: strategy ``2j+1``'s specific part is strategy ``2j``'s plus
 Gaussian noise of scale ``pair_distance``.
 
-Because every likelihood :math:`p(y \mid x, s)` is exact, so are the posterior over strategies, the
+With ``context_shift`` :math:`\mu > 0` the contexts are informative about the strategy too: strategy
+:math:`s` has a mean vector :math:`m_s \in \mathbb R^c` (standard normal), and every context of an
+episode of strategy :math:`s` is drawn from :math:`N(\mu\, m_s, I)`. Then :math:`p(s \mid x) \propto
+\mathrm{mix}_s \prod_t N(x_t; \mu\, m_s, I)` (:meth:`StrategyGenerator.label_log_prior`), and the
+posterior over strategies is :math:`p(s \mid x, y) \propto p(s \mid x)\, p(y \mid x, s)`. With
+:math:`\mu = 0` (the default) the contexts are standard normal and carry no information about the
+strategy.
+
+Because every likelihood :math:`p(y \mid x, s)` (and :math:`p(x \mid s)`) is exact, so are the posterior over strategies, the
 Bayes-optimal accuracy of predicting the strategy (the ceiling for any probe of a latent) and the
 strategy mix of generated episodes.
 
@@ -45,6 +53,8 @@ class StrategyGenerator:
     :param similar_pairs: how many pairs ``(2j, 2j+1)`` of strategies are made deliberately alike.
     :param pair_distance: scale of the noise that sets a similar pair's members apart.
     :param mix: the strategies' probabilities ``[K]`` (default uniform).
+    :param context_shift: how far each strategy's contexts are shifted from 0, along the strategy's own
+        mean vector (0: contexts independent of the strategy).
     :param seed: seed of the parameters (the same seed gives the same strategies).
     :raises ValueError: naming the knob that is out of range.
     """
@@ -59,6 +69,7 @@ class StrategyGenerator:
         similar_pairs=1,
         pair_distance=0.3,
         mix=None,
+        context_shift=0.0,
         seed=0,
     ):
         self.num_strategies = check_count("num_strategies", num_strategies, 1)
@@ -66,6 +77,7 @@ class StrategyGenerator:
         self.horizon = check_count("horizon", horizon, 1)
         self.context_dim = check_count("context_dim", context_dim, 1)
         self.separation = check_weight("separation", separation)
+        self.context_shift = check_weight("context_shift", context_shift)
         similar_pairs = check_count("similar_pairs", similar_pairs, 0)
         pair_distance = check_weight("pair_distance", pair_distance)
         if 2 * similar_pairs > num_strategies:
@@ -88,6 +100,8 @@ class StrategyGenerator:
         weight[first + 1] = weight[first] + pair_distance * noise
         bias[first + 1] = bias[first] + pair_distance * rng.standard_normal((similar_pairs, num_actions))
         self.specific_weight, self.specific_bias = weight, bias
+        # Drawn last, so that the other parameters do not depend on whether contexts are shifted.
+        self.context_means = rng.standard_normal((num_strategies, context_dim))
 
     @property
     def strategy_mix(self):
@@ -143,8 +157,24 @@ class StrategyGenerator:
         """
         rng = np.random.default_rng(rng)
         labels = rng.choice(self.num_strategies, size=n, p=self._mix).astype(np.int64)
-        x = rng.standard_normal((n, self.horizon * self.context_dim)).astype(np.float32)
+        noise = rng.standard_normal((n, self.horizon * self.context_dim))
+        x = (noise + self._context_offsets()[labels]).astype(np.float32)
         return x, self.sample_actions(x, labels, rng), labels
+
+    def _context_offsets(self):
+        # Each strategy's mean of the flat contexts [K, T*c]: its shifted mean vector at every step.
+        return np.tile(self.context_shift * self.context_means, self.horizon)
+
+    def label_log_prior(self, x):
+        """``log p(s | x)`` of each episode's contexts, normalised over the strategies: ``[n, K]``.
+
+        ``log mix_s`` for every episode when ``context_shift`` is 0."""
+        ctx = self._contexts(x)
+        offsets = self._context_offsets().reshape(self.num_strategies, self.horizon, self.context_dim)
+        # log N(x; mu_s, I) up to a constant shared by the strategies.
+        log_density = -0.5 * ((ctx[:, None] - offsets) ** 2).sum(axis=(2, 3))  # [n, K]
+        with np.errstate(divide="ignore"):  # a strategy of zero probability gets log 0 = -inf
+            return log_softmax(log_density + np.log(self._mix), axis=-1)
 
     def log_likelihood(self, x, y):
         """Exact ``log p(y | x, s)`` of each episode under each strategy: ``[n, K]``."""
@@ -153,16 +183,16 @@ class StrategyGenerator:
         return np.take_along_axis(log_probs, y[:, None, :, None], axis=-1)[..., 0].sum(-1)
 
     def _log_joint(self, x, y):
-        # A strategy with zero probability gets log 0 = -inf, which softmax and logsumexp handle.
-        with np.errstate(divide="ignore"):
-            return self.log_likelihood(x, y) + np.log(self._mix)
+        # log p(s | x) + log p(y | x, s); a strategy with zero probability gets -inf, which softmax and
+        # logsumexp handle.
+        return self.log_likelihood(x, y) + self.label_log_prior(x)
 
     def log_marginal_likelihood(self, x, y):
-        """``log p(y | x) = log sum_s mix_s p(y | x, s)`` of each episode, ``[n]``: the best any model can score."""
+        """``log p(y | x) = log sum_s p(s | x) p(y | x, s)`` of each episode, ``[n]``: the best any model can score."""
         return logsumexp(self._log_joint(x, y), axis=-1)
 
     def posterior(self, x, y):
-        """``p(s | x, y)`` with the strategy mix as prior: ``[n, K]``."""
+        """``p(s | x, y)`` with ``p(s | x)`` as prior (the strategy mix when ``context_shift`` is 0): ``[n, K]``."""
         return softmax(self._log_joint(x, y), axis=-1)
 
     def bayes_accuracy(self, x, y, labels):
@@ -178,8 +208,8 @@ class StrategyGenerator:
     def coverage_tv(self, x, y_generated):
         """Total variation between the true strategy mix and the strategy mix of generated episodes.
 
-        Each generated episode counts by its posterior over strategies, and the generated data's mix is
-        the mean posterior. The soft assignment is deliberate: an episode that two similar strategies
+        Each generated episode counts by its posterior over strategies (whose prior is the true
+        ``p(s | x)`` of its contexts), and the generated data's mix is the mean posterior. The soft assignment is deliberate: an episode that two similar strategies
         explain equally well is split between them rather than forced to one, so that for episodes drawn
         from the true process the estimate is unbiased (the mean posterior estimates the mix) and near 0,
         where hard ``argmax`` assignments would be biased by the Bayes classifier's errors.
@@ -218,7 +248,7 @@ def make_strategies(num_examples=20000, seed=0, **knobs):
     """The ``strategies`` data set and its generator, both determined by ``seed``.
 
     ``knobs`` are those of :class:`StrategyGenerator` (``num_strategies``, ``num_actions``, ``horizon``,
-    ``context_dim``, ``separation``, ``similar_pairs``, ``pair_distance``, ``mix``); ``num_examples``
+    ``context_dim``, ``separation``, ``similar_pairs``, ``pair_distance``, ``mix``, ``context_shift``); ``num_examples``
     episodes are sampled. The default of 20000 (as in the run config) is what an MLP decoder reading the
     flat contexts needs: trained on 70% of 6000 episodes it overfits before its latent separates the
     strategies.
@@ -259,6 +289,7 @@ class StrategiesData(DataSection):
     separation: float = Field(1.5, ge=0, allow_inf_nan=False, description="Weight of the strategy-specific part of behaviour (0: strategies identical).")
     similar_pairs: int = Field(1, ge=0, description="Pairs of strategies made deliberately similar.")
     pair_distance: float = Field(0.3, ge=0, allow_inf_nan=False, description="How far apart the members of a similar pair are.")
+    context_shift: float = Field(0.0, ge=0, allow_inf_nan=False, description="How far each strategy's contexts are shifted along its own mean vector (0: contexts carry no information about the strategy).")
 
 
 def _load(section, likelihood):

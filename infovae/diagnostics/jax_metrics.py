@@ -378,17 +378,20 @@ def normalised_mutual_information(labels, codes, num_labels, num_codes):
 
 
 @jax.jit
-def label_posterior_coverage_tv(label_log_prob_tables, label_mix, y_generated):
+def label_posterior_coverage_tv(label_log_prob_tables, label_mix, y_generated, label_log_prior=None):
     """Total variation between the true label mix and the label mix of generated data, as
     ``StrategyGenerator.coverage_tv``: each generated example counts by its posterior over labels,
-    ``p(l | x_n, y_n) = softmax_l(log mix_l + sum_f T[n, l, f, y_nf])`` (a label of zero mix gets 0),
+    ``p(l | x_n, y_n) = softmax_l(log p(l | x_n) + sum_f T[n, l, f, y_nf])`` (a label of zero mix gets 0),
     and the result is ``0.5 sum_l |mean_n p(l | x_n, y_n) - mix_l|``.
 
     :param label_log_prob_tables: ``T [n, L, F, C]``, ``log p(y_f = c | x_n, label = l)``.
     :param label_mix: ``[L]``, the true label probabilities.
     :param y_generated: int ``[n, F]`` in ``0..C-1``, generated for the same x.
+    :param label_log_prior: ``[n, L]``, ``log p(l | x_n)`` where x is informative about the label
+        (the generator's ``label_log_prior(x)``); ``None``: ``log mix_l`` for every example.
     :returns: a scalar in ``[0, 1]``.
     """
     picked = jnp.take_along_axis(label_log_prob_tables, y_generated[:, None, :, None], axis=-1)[..., 0]
-    posterior = jax.nn.softmax(jnp.log(label_mix) + picked.sum(-1), axis=-1)  # [n, L]
+    log_prior = jnp.log(label_mix) if label_log_prior is None else label_log_prior
+    posterior = jax.nn.softmax(log_prior + picked.sum(-1), axis=-1)  # [n, L]
     return 0.5 * jnp.abs(posterior.mean(0) - label_mix).sum()

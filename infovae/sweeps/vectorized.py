@@ -4,7 +4,9 @@ trials that share shapes (``infovae sweep S.yaml --executor vectorized``).
 Trials are grouped by :func:`~infovae.training.backends.shape_key` (the config without its per-trial
 scalars: the objective's weights, learning rate and schedule, seed, warm-up, gradient clip, model
 selection and early stopping), in the sweep's order, and a group larger than ``trials_per_program``
-is cut into consecutive chunks of that size. Each chunk trains in :func:`~infovae.training.loop.train_group`
+is cut into consecutive chunks of that size. On a GPU a group computes every term some trial weighs, so
+that a grid over the weights is one compilation; on a CPU, where a step's arithmetic costs more than a
+compilation, trials that weigh different terms (the marginal divergence, the JSD) are grouped apart. Each chunk trains in :func:`~infovae.training.loop.train_group`
 with the NumPyro backend, writing every trial's run folder as a single run would and the chunk's
 checkpoint to ``SWEEP/groups/ID/checkpoint.npz``; when it ends, each finished trial gets a checkpoint
 of its own (so ``infovae report`` and ``infovae train --resume ... train.steps=N`` work on it) and the
@@ -75,6 +77,9 @@ def _group_id(key, names):
 
 def run_vectorized(trial_dirs, on_done, sweep_dir, trials_per_program=None, progress=None, **_):
     """Train the trials in ``trial_dirs`` chunk by chunk (module docstring)."""
+    import jax
+
+    on_cpu = jax.default_backend() == "cpu"
     groups = {}
     for trial_dir in trial_dirs:
         summary = finished_summary(trial_dir)
@@ -87,7 +92,7 @@ def run_vectorized(trial_dirs, on_done, sweep_dir, trials_per_program=None, prog
         except ConfigError as error:
             on_done(trial_dir, _failed(trial_dir, f"ConfigError: {error}"))
             continue
-        groups.setdefault(shape_key(config), []).append((Path(trial_dir), config))
+        groups.setdefault(shape_key(config, split_terms=on_cpu), []).append((Path(trial_dir), config))
 
     splits_cache = {}
     for key, members in groups.items():

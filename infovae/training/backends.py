@@ -112,14 +112,18 @@ class Hyper(NamedTuple):
         )
 
 
-def shape_key(config) -> str:
-    """What trials must share to train in one group: the config without its per-trial scalars. (A
-    group computes every optional term some trial weighs; a trial with that weight at zero adds it
-    times zero, exactly nothing.)"""
+def shape_key(config, split_terms=False) -> str:
+    """What trials must share to train in one group: the config without its per-trial scalars. A group
+    computes every optional term some trial weighs (a trial with that weight at zero adds it times zero,
+    exactly nothing), so one program serves a whole grid over the weights; with ``split_terms``, trials
+    that weigh different optional terms go to different groups instead, which saves their computation
+    where it costs more than a compilation (long runs on a CPU)."""
     raw = config.to_dict()
     for section, keys in PER_TRIAL_KEYS.items():
         for key in keys:
             raw[section].pop(key, None)
+    if split_terms:
+        raw["terms"] = sorted(weighted_terms(config))
     return json.dumps(raw, sort_keys=True)
 
 

@@ -178,6 +178,8 @@ class NumPyroBackend(Backend):
                 extra["num_labels"] = max(held.num_labels, fitting.num_labels, 2)
             if generator is not None:
                 arrays.update(tables=jnp.asarray(generator.label_log_prob_tables(held.x), jnp.float32), mix=jnp.asarray(generator.label_mix, jnp.float32))
+                if hasattr(generator, "label_log_prior"):  # x informative about the label: p(l | x) replaces the mix
+                    arrays["log_prior"] = jnp.asarray(generator.label_log_prior(held.x), jnp.float32)
                 extra["bayes_accuracy"] = float(generator.expected_bayes_accuracy(held.x, held.y))
             self._eval_sets[key] = (arrays, extra)
         return self._eval_sets[key]
@@ -228,7 +230,7 @@ class NumPyroBackend(Backend):
             prior_key, decoder_key = jax.random.split(keys["generate"])
             z = p.sample(prior_key)
             y_generated = self.model.decoder(params, x, z).sample(decoder_key)
-            out["coverage_tv"] = jax_metrics.label_posterior_coverage_tv(data["tables"], data["mix"], y_generated)
+            out["coverage_tv"] = jax_metrics.label_posterior_coverage_tv(data["tables"], data["mix"], y_generated, data.get("log_prior"))
         return out
 
     def _features(self, key, q):

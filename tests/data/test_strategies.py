@@ -170,3 +170,92 @@ def test_bad_episodes():
         g.posterior(x, y + 5)
     with pytest.raises(ValueError, match="strategies must be 3 integers in 0..3"):
         g.sample_actions(x, [0, 1, 4])
+
+
+# -- contexts informative about the strategy (context_shift) ------------------------------------------
+
+
+def test_no_context_shift_gives_the_data_of_before():
+    """``context_shift=0`` (the default) draws the same parameters and episodes as the generator did
+    before the knob existed: the old sampling written out by hand, on the same streams."""
+    data, g = make_strategies(num_examples=300, seed=3)
+    same, g0 = make_strategies(num_examples=300, seed=3, context_shift=0.0)
+    for a, b in zip((data.x, data.y, data.labels), (same.x, same.y, same.labels)):
+        np.testing.assert_array_equal(a, b)
+    rng = np.random.default_rng(3)
+    np.testing.assert_array_equal(g.shared_weight, rng.standard_normal((3, 5)))
+    rng = np.random.default_rng((3, 1))
+    labels = rng.choice(4, size=300, p=np.full(4, 0.25)).astype(np.int64)
+    x = rng.standard_normal((300, 36)).astype(np.float32)
+    y = g.sample_actions(x, labels, rng)
+    np.testing.assert_array_equal(data.labels, labels)
+    np.testing.assert_array_equal(data.x, x)
+    np.testing.assert_array_equal(data.y, y)
+    np.testing.assert_allclose(np.exp(g.label_log_prior(data.x)), 0.25, rtol=1e-12)
+    # A shift changes the contexts only: the behaviour's parameters and the labels stay the same.
+    shifted, gs = make_strategies(num_examples=300, seed=3, context_shift=0.5)
+    for name in ("shared_weight", "shared_bias", "specific_weight", "specific_bias", "context_means"):
+        np.testing.assert_array_equal(getattr(g, name), getattr(gs, name))
+    np.testing.assert_array_equal(shifted.labels, data.labels)
+    np.testing.assert_allclose(shifted.x, data.x + 0.5 * np.tile(g.context_means, 12)[data.labels], atol=1e-6)
+
+
+def test_shifted_contexts_follow_their_strategy_mean():
+    g = StrategyGenerator(context_shift=0.7, seed=4)
+    x, _, labels = g.sample(20000, 0)
+    ctx = x.reshape(-1, 12, 3).astype(float)
+    for s in range(4):
+        mine = ctx[labels == s]
+        np.testing.assert_allclose(mine.mean((0, 1)), 0.7 * g.context_means[s], atol=4 / np.sqrt(12 * len(mine)))
+        np.testing.assert_allclose(mine.reshape(-1, 3).std(0), 1.0, atol=0.02)
+
+
+@pytest.mark.parametrize("mix", [None, [0.5, 0.3, 0.2], [0.7, 0.0, 0.3]])
+def test_posterior_with_shifted_contexts_against_brute_force(mix):
+    """``p(s | x)``, ``p(s | x, y)`` and ``p(y | x)`` from the parameters by hand: Gaussian densities of
+    every context and softmax action probabilities of every step, without the generator's own code."""
+    g = StrategyGenerator(num_strategies=3, num_actions=3, horizon=3, context_dim=2, mix=mix, context_shift=0.8, seed=5)
+    x, y, _ = g.sample(6, 1)
+    ctx = x.reshape(6, 3, 2).astype(float)
+    prior = g.strategy_mix
+    for i in range(6):
+        with np.errstate(divide="ignore"):
+            log_px = np.array([
+                sum(-0.5 * ((ctx[i, t] - 0.8 * g.context_means[s]) ** 2).sum() - np.log(2 * np.pi) for t in range(3))
+                for s in range(3)
+            ])  # fmt: skip
+        joint_x = prior * np.exp(log_px)  # p(s, x)
+        p_s_given_x = joint_x / joint_x.sum()
+        lik = np.array([np.prod([step_probs_by_hand(g, ctx[i, t], s)[y[i, t]] for t in range(3)]) for s in range(3)])
+        np.testing.assert_allclose(np.exp(g.label_log_prior(x[i : i + 1]))[0], p_s_given_x, rtol=1e-10, atol=1e-300)
+        np.testing.assert_allclose(g.posterior(x[i : i + 1], y[i : i + 1])[0], p_s_given_x * lik / (p_s_given_x * lik).sum(), rtol=1e-10)
+        assert g.log_marginal_likelihood(x[i : i + 1], y[i : i + 1])[0] == pytest.approx(np.log((p_s_given_x * lik).sum()), rel=1e-10)
+    # p(y | x) is still a distribution over the action sequences, for any contexts
+    sequences = np.array(list(itertools.product(range(3), repeat=3)))
+    p_y = np.exp(g.log_marginal_likelihood(np.repeat(x[:1], len(sequences), axis=0), sequences))
+    assert p_y.sum() == pytest.approx(1.0, rel=1e-10)
+
+
+def test_bayes_accuracy_rises_with_the_context_shift():
+    from_x, from_xy = [], []
+    for shift in (0.0, 0.3, 0.6, 1.0):
+        data, g = make_strategies(num_examples=4000, seed=0, context_shift=shift)
+        from_x.append(np.exp(g.label_log_prior(data.x)).max(-1).mean())
+        from_xy.append(g.expected_bayes_accuracy(data.x, data.y))
+        accuracy = g.bayes_accuracy(data.x, data.y, data.labels)
+        assert abs(accuracy - from_xy[-1]) < 4 * np.sqrt(from_xy[-1] * (1 - from_xy[-1]) / 4000) + 1e-3
+        assert g.coverage_tv(data.x, data.y) < 0.03  # true episodes, with p(s | x) as the prior: near 0
+    assert from_x[0] == pytest.approx(0.25, abs=1e-12)
+    assert all(a < b for a, b in zip(from_x, from_x[1:])) and all(a < b for a, b in zip(from_xy, from_xy[1:]))
+    assert all(a < b for a, b in zip(from_x, from_xy))  # y still tells more than x alone
+
+
+def test_context_shift_in_the_config_section():
+    from infovae.data.strategies import StrategiesData
+
+    assert StrategiesData().context_shift == 0.0
+    assert StrategiesData(context_shift=0.5).context_shift == 0.5
+    with pytest.raises(ValueError):
+        StrategiesData(context_shift=-0.1)
+    with pytest.raises(ValueError, match="context_shift must be a finite number >= 0"):
+        StrategyGenerator(context_shift=float("inf"))
