@@ -3,7 +3,7 @@ PYTHON ?= python3.12
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench docs
+.PHONY: demo test bench docs study-full
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,9 +11,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[all,dev]"
 	touch $@
 
-# Standard VAE against the InfoVAE regimes on `strategies` (a few minutes on 2 cores), then the report.
+# Standard VAE against the InfoVAE regimes on `strategies` (a few minutes on 2 cores: one compiled
+# NumPyro program per group of trials), then the report.
 demo: $(VENV)/.installed
-	$(BIN)/infovae sweep examples/quickstart.yaml --out runs/quickstart
+	$(BIN)/infovae sweep examples/quickstart.yaml --executor vectorized --out runs/quickstart
 	$(BIN)/infovae report runs/quickstart
 
 test: $(VENV)/.installed
@@ -22,14 +23,18 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/run.py
 
-# Every figure and table in README.md and docs/ (about an hour on two cores, one job at a time so that the
-# timings are not shared): the demo and one of its runs' report, the backends side by side, the regime
-# study, the benchmarks.
+# Every figure and table in README.md and docs/ that two CPU cores make (about two hours, one job at a
+# time so that the timings are not shared): the demo and one of its runs' report, the backends side by
+# side, the regime study sized for a CPU, the sweep benchmark. `make study-full` on a GPU machine makes
+# docs/regime_study.md (about ten minutes on one H200); `make bench` the step benchmark (docs/performance.md).
 docs: demo
 	run=$$(ls -d runs/quickstart/trials/beta=1_*-seed0/run) && $(BIN)/infovae report $$run && \
-	mkdir -p docs/quickstart/run && cp $$run/report/*.png docs/quickstart/run/
-	cp runs/quickstart/report/*.png runs/quickstart/results.md docs/quickstart/
+	rm -rf docs/quickstart/run && mkdir -p docs/quickstart/run && cp $$run/report/*.png docs/quickstart/run/
+	rm -f docs/quickstart/*.png && cp runs/quickstart/report/*.png runs/quickstart/results.md docs/quickstart/
 	$(BIN)/infovae sweep examples/backends.yaml --workers 1 --out runs/backends --no-progress
 	cp runs/backends/results.md docs/backends.md
-	$(BIN)/python examples/regime_study/run.py --figures docs/regime_study
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python examples/regime_study/run.py --doc docs/regime_study_cpu.md --figures docs/regime_study_cpu
+	$(BIN)/python benchmarks/sweeps.py --trials 16 56 --steps 300
+
+study-full: $(VENV)/.installed
+	$(BIN)/python examples/regime_study/run.py --full --out runs/regime_study_full --doc docs/regime_study.md --figures docs/regime_study

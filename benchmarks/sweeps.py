@@ -128,7 +128,8 @@ def tables(result):
     lines = [f"Device: {result['device']}. Sweeps of the regime study's setting, NumPyro backend, end to end from the command line.", ""]
     lines += ["| trials | steps | executor | wall, cold cache (s) | wall, warm cache (s) | trial-steps per second |", "|---|---|---|---|---|---|"]
     for s in result["sweeps"]:
-        lines.append(f"| {s['trials']} | {s['steps']} | {s['executor']} | {s['cold_s']:.1f} | {s.get('warm_s', float('nan')):.1f} | {s['trial_steps_per_s']:.0f} |")
+        warm = f"{s['warm_s']:.1f}" if "warm_s" in s else "–"
+        lines.append(f"| {s['trials']} | {s['steps']} | {s['executor']} | {s['cold_s']:.1f} | {warm} | {s['trial_steps_per_s']:.0f} |")
     ratios = result.get("speedups", {})
     if ratios:
         lines += ["", "| trials | vectorized speed-up over local processes (cold) |", "|---|---|"]

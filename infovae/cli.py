@@ -125,7 +125,7 @@ def _pair(item):
 @click.argument("sweep_file", type=PATH)
 @click.argument("overrides", nargs=-1)
 @click.option("--executor", type=click.Choice(_executors()), default="local", show_default=True, help="Where trials run.")
-@click.option("--workers", type=click.IntRange(min=1), help="Trials at a time (local executor; default: the cores).")
+@click.option("--workers", type=click.IntRange(min=1), help="Processes at a time: trials (local executor; default: the cores) or chunks of trials (vectorized executor on a CPU; default: the cores for long chunks, else 1).")
 @click.option("--trials-per-program", type=click.IntRange(min=1), help="Largest group of trials one compiled program trains (vectorized executor; default: sized to the device).")
 @click.option("--address", help="Ray cluster address (default: start a local Ray).")
 @click.option("--out", type=FOLDER, help="Sweep folder (default: runs/SWEEP_FILE); re-running resumes.")

@@ -80,3 +80,24 @@ def test_benchmark_floors_compute_the_librarys_objective():
     numpyro_library, numpyro_params = steps.numpyro_loss("discrete", batch, hidden)
     assert float(jax_manual(params, key)) == pytest.approx(float(numpyro_library(numpyro_params, key)), rel=1e-5)
     assert float(jax_manual(params, key)) == pytest.approx(library.item(), rel=1e-4)
+
+
+def _readme_notebook_code():
+    """The Python block of the README's notebook section."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## In a notebook") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```\n", start)]
+
+
+@pytest.mark.slow
+def test_the_readme_notebook_section_runs_as_written(tmp_path, monkeypatch):
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(_readme_notebook_code(), "README.md", "exec"), namespace)
+    run, sweep, paths = namespace["run"], namespace["sweep"], namespace["paths"]
+    assert run.summary["steps"] == 300 and 0 <= run.summary["probe_accuracy"] <= 1
+    assert len(run.metrics) == 3 and {"step", "loss", "probe_accuracy"} <= set(run.metrics.columns)
+    assert len(sweep.results) == 4 and (sweep.results["status"] == "ok").all()
+    assert paths["report"].exists() and paths["figures"] and paths["inference"].exists()

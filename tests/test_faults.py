@@ -1155,7 +1155,7 @@ def test_pyro_loss_terms_of_a_decoder_that_asserts_one_draw():
 
 
 def _trial_processes(folder):
-    """The pids of live trial processes working in ``folder`` (Linux: from /proc)."""
+    """The pids of live trial (or vectorised chunk) processes working in ``folder`` (Linux: from /proc)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -1165,7 +1165,8 @@ def _trial_processes(folder):
             state = next(line for line in (entry / "status").read_text().splitlines() if line.startswith("State:"))
         except (OSError, StopIteration):
             continue
-        if b"infovae.sweeps.trial" in argv and any(str(folder).encode() in a for a in argv) and "zombie" not in state:
+        worker = b"infovae.sweeps.trial" in argv or b"infovae.sweeps.vectorized" in argv
+        if worker and any(str(folder).encode() in a for a in argv) and "zombie" not in state:
             found.append(int(entry.name))
     return found
 
@@ -1203,7 +1204,11 @@ def _steps(run):
     return [json.loads(line)["step"] for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
 
 
-def _long_sweep(tmp_path, steps=200):
+# Long enough that a sweep is still running seconds after its trials' first checkpoints.
+LONG_STEPS = 1000
+
+
+def _long_sweep(tmp_path, steps=LONG_STEPS):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({
         "base": TINY, "grid": {"objective.beta": [1.0, 0.5, 0.25]}, "seeds": [0],
@@ -1340,7 +1345,7 @@ def test_ctrl_c_stops_a_sweep_which_then_resumes_with_nothing_lost(tmp_path):
         run = out / "trials" / name / "run"
         assert run.joinpath("config.yaml").stat().st_ino == inodes[name], f"{name} started over instead of resuming"
         steps = _steps(run)
-        assert steps[: len(kept[name])] == kept[name] and steps == list(range(20, 201, 20))
+        assert steps[: len(kept[name])] == kept[name] and steps == list(range(20, LONG_STEPS + 1, 20))
     assert _trial_processes(out) == []
 
 
@@ -1368,6 +1373,36 @@ def test_ctrl_c_stops_a_run_with_a_checkpoint_and_exit_code_130(tmp_path):
     before = _steps(out)
     assert resume_run(out, progress=False)["steps"] == 400
     assert _steps(out) == list(range(10, 401, 10)) and _steps(out)[: len(before)] == before
+
+
+@pytest.mark.slow
+@linux_only
+def test_ctrl_c_stops_a_vectorised_sweep_of_worker_processes_which_then_resumes(tmp_path):
+    """(3) The same for the vectorised executor on a CPU, one chunk per worker process: Ctrl-C stops it
+    within seconds, the running chunks keep their checkpoints and are recorded interrupted, and a rerun
+    continues them from there: no evaluation is lost or made twice."""
+    sweep = _long_sweep(tmp_path)
+    out = tmp_path / "sweep"
+    argv = ["sweep", sweep, "--out", out, "--executor", "vectorized", "--trials-per-program", "1", "--workers", "2", "--no-progress"]
+    process = _start(argv, tmp_path, start_new_session=True)
+    _wait_for(lambda: len(list(out.glob("groups/*/checkpoint.npz"))) >= 2, 300, "two chunks to write a checkpoint")
+    os.killpg(process.pid, signal.SIGINT)
+    stopped = time.monotonic()
+    result = _finish(process, timeout=120)
+    assert time.monotonic() - stopped < 30, "the sweep took too long to stop"
+    assert result.code == 130 and "Traceback" not in result.stderr, result.stderr
+    assert _trial_processes(out) == []
+    rows = {row["trial"]: row for row in _csv(out / "results.csv")}
+    assert len(rows) == 2 and {r["status"] for r in rows.values()} == {"interrupted"}, rows
+    kept = {name: _steps(out / "trials" / name / "run") for name in rows}
+
+    result = _finish(_start(argv, tmp_path))
+    assert result.code == 0, result.stderr
+    assert len(_csv(out / "results.csv")) == 3 and all(row["status"] == "ok" for row in _csv(out / "results.csv"))
+    for name in rows:
+        steps = _steps(out / "trials" / name / "run")
+        assert steps[: len(kept[name])] == kept[name] and steps == list(range(20, LONG_STEPS + 1, 20)), name
+    assert not (out / "groups").exists() and _trial_processes(out) == []
 
 
 @pytest.mark.slow

@@ -422,12 +422,6 @@ def plot_ppc(observed, predictive, reconstruction, likelihood, num_classes=0, sp
         ax.set_xlabel(f"number of ones among the {F} values of y (pixels on)")
         ax.set_ylabel("fraction of examples")
         ax.set_title("Ones per example: observed against predicted (band: 94% of draws)", fontsize=10)
-        obs = observed.mean(0)
-        for label, draws, colour, _ in series:
-            ax2.scatter(obs, draws.mean(axis=(0, 1)), s=14, color=colour, alpha=0.7, label=label.split(":")[0])
-        ax2.set_xlabel("observed frequency of a one, per factor (pixel)")
-        ax2.set_ylabel("predicted frequency (mean over draws)")
-        ax2.set_title("Each factor: predicted against observed frequency of a one", fontsize=10)
     else:
         values = observed.ravel()
         low, high = np.percentile(np.concatenate([values, predictive.ravel(), reconstruction.ravel()]), [0.5, 99.5])
@@ -441,12 +435,13 @@ def plot_ppc(observed, predictive, reconstruction, likelihood, num_classes=0, sp
         ax.set_xlabel("value of y")
         ax.set_ylabel("density (per unit of y)")
         ax.set_title(f"Distribution of y, pooled over {F} factors (band: 94% of draws)", fontsize=10)
-        obs = observed.mean(0)
+    if likelihood != "categorical":  # each factor's predicted mean against its observed one
+        what = "frequency of a one" if likelihood == "bernoulli" else "mean"
         for label, draws, colour, _ in series:
-            ax2.scatter(obs, draws.mean(axis=(0, 1)), s=14, color=colour, alpha=0.7, label=label.split(":")[0])
-        ax2.set_xlabel("observed mean of each factor of y")
-        ax2.set_ylabel("predicted mean (over draws and examples)")
-        ax2.set_title("Each factor: predicted against observed mean", fontsize=10)
+            ax2.scatter(observed.mean(0), draws.mean(axis=(0, 1)), s=14, color=colour, alpha=0.7, label=label.split(":")[0])
+        ax2.set_xlabel(f"observed {what} per factor of y")
+        ax2.set_ylabel(f"predicted {what} (mean of draws)")
+        ax2.set_title(f"Each factor: predicted against observed {what}", fontsize=10)
     lim = [min(ax2.get_xlim()[0], ax2.get_ylim()[0]), max(ax2.get_xlim()[1], ax2.get_ylim()[1])]
     ax2.plot(lim, lim, color="k", lw=0.8, ls="--", label="predicted = observed")
     ax2.set_xlim(lim)

@@ -209,12 +209,16 @@ def sweep_figures(sweep_dir):
     s = _Sweep(sweep_dir)
     figures = {}
     axes_keys = ("objective.beta", "objective.marginal_weight")
-    if s.table and all(k in s.varying for k in axes_keys) and set(s.varying) <= set(AXIS_LABELS):
+    # Settings that also set another swept key (another marginal divergence, say) are no cell of the
+    # (β, γ) grid: the heatmaps hold the settings that leave every other key at the base config's value.
+    others = [k for k in s.varying if k not in AXIS_LABELS]
+    grid = [e for e in s.table if all(e.get(k) is None for k in others)]
+    if all(len({e.get(k) for e in grid}) > 1 for k in axes_keys):
         for metric in HEATMAP_METRICS:
-            if any(e.get(f"{metric}_mean") is not None for e in s.table):
+            if any(e.get(f"{metric}_mean") is not None for e in grid):
                 q = QUANTITIES[metric]
                 figures[f"heatmap_{metric}"] = plots.plot_sweep_heatmap(
-                    s.table, metric, axes_keys, "objective.jsd_weight", q.better, AXIS_LABELS, q.description + " (test split)"
+                    grid, metric, axes_keys, "objective.jsd_weight", q.better, AXIS_LABELS, q.description + " (test split)"
                 )
     kl = _kl_figure(s)
     if kl is not None:

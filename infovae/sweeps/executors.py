@@ -31,7 +31,7 @@ from infovae.sweeps.trial import (
     run_trial,
 )
 
-__all__ = ["EXECUTORS", "executor", "run_local", "run_ray"]
+__all__ = ["EXECUTORS", "executor", "run_local", "run_processes", "run_ray", "settle"]
 
 # name -> "module:function", imported when used.
 EXECUTORS = {
@@ -80,32 +80,38 @@ def _trial_env(threads, workers):
 
 def run_local(trial_dirs, on_done, workers=None, **_):
     """Run the trials in ``workers`` processes at a time (default: the cores)."""
-    workers = workers or max(1, min(os.cpu_count() or 1, len(trial_dirs)))
+    tasks = [(trial_dir,) for trial_dir in trial_dirs]
+    run_processes(tasks, on_done, workers, lambda task: [sys.executable, "-m", "infovae.sweeps.trial", str(task[0])])
+
+
+def run_processes(tasks, on_done, workers, command):
+    """Run each task (a tuple of trial folders) as the process ``command(task)``, ``workers`` at a time
+    (default: the cores), each in a session of its own, and settle each of its trials when it ends."""
+    workers = workers or max(1, min(os.cpu_count() or 1, len(tasks)))
     env = _trial_env(max(1, (os.cpu_count() or 1) // workers), workers)
     stopping, lock, running = threading.Event(), threading.Lock(), {}
 
-    def one(trial_dir):
+    def one(task):
         with lock:
             if stopping.is_set():
-                return trial_dir, None
+                return task, None
             process = subprocess.Popen(
-                [sys.executable, "-m", "infovae.sweeps.trial", str(trial_dir)],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                command(task), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
             )  # fmt: skip
-            running[trial_dir] = process
+            running[task] = process
         _, stderr = process.communicate()
         with lock:
-            running.pop(trial_dir, None)
+            running.pop(task, None)
         tail = (stderr.strip().splitlines() or [f"exit code {process.returncode}"])[-1]
-        return trial_dir, settle(trial_dir, tail, stopping.is_set())
+        return task, [settle(trial_dir, tail, stopping.is_set()) for trial_dir in task]
 
     pool = ThreadPoolExecutor(max_workers=workers)
-    futures = [pool.submit(one, d) for d in trial_dirs]
+    futures = [pool.submit(one, task) for task in tasks]
 
     def report(done):
         for future in done:
-            trial_dir, outcome = future.result()
-            if outcome is not None:
+            task, outcomes = future.result()
+            for trial_dir, outcome in zip(task, outcomes or ()):
                 on_done(trial_dir, outcome)
 
     try:

@@ -56,6 +56,16 @@ class Sweep:
         """The trials that did not finish (failed or interrupted)."""
         return self.results[self.results["status"] != "ok"] if len(self.results) else self.results
 
+    @property
+    def wall_seconds(self) -> float:
+        """From the first trial's start to the last trial's end, read from the times of the files the
+        sweep wrote, so that a sweep run elsewhere and copied here with its times is timed too; a pause
+        between an interruption and the resumption counts. NaN before any trial ended."""
+        trials = self.dir / "trials"
+        starts = [p.stat().st_mtime for p in trials.glob(f"*/{TRIAL}")]
+        ends = [p.stat().st_mtime for p in trials.glob(f"*/{OUTCOME}")]
+        return max(ends) - min(starts) if starts and ends else float("nan")
+
     def run_dir(self, trial_name) -> Path:
         return self.dir / "trials" / trial_name / RUN
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from infovae.errors import RunInterrupted, TrainingDiverged, UserInputError
 from infovae.files import write_json
 
-__all__ = ["OUTCOME", "PARENT_ENV", "RUN", "TRIAL", "read_outcome", "run_trial"]
+__all__ = ["OUTCOME", "PARENT_ENV", "RUN", "TRIAL", "read_outcome", "run_trial", "stop_with_sweep"]
 
 TRIAL, OUTCOME, RUN = "trial.json", "outcome.json", "run"
 # Set in a trial process started by a local sweep: the sweep's pid, so that the trial dies with it.
@@ -90,7 +90,7 @@ def run_trial(trial_dir):
     return outcome
 
 
-def _stop_with_sweep():
+def stop_with_sweep():
     """Ask Linux to send this process SIGTERM (it then checkpoints and exits) when the sweep that
     started it dies, however it dies."""
     parent = os.environ.get(PARENT_ENV)
@@ -105,5 +105,5 @@ def _stop_with_sweep():
 
 
 if __name__ == "__main__":
-    _stop_with_sweep()
+    stop_with_sweep()
     run_trial(sys.argv[1])

@@ -72,6 +72,8 @@ def test_sweep_report(tmp_path):
     spec = {
         "base": base,
         "grid": {"objective.beta": [1.0, 0.0], "objective.marginal_weight": [0.0, 5.0], "objective.jsd_weight": [0.1]},
+        # A setting outside the (β, γ) grid (another marginal divergence) leaves the heatmaps of the grid.
+        "list": [{"objective.beta": 0.0, "objective.marginal_weight": 5.0, "objective.jsd_weight": 0.1, "objective.marginal": "kl_corrected"}],
         "seeds": [0, 1],
         "set": {"train.lr": 0.003},
     }
@@ -88,7 +90,7 @@ def test_sweep_report(tmp_path):
     assert "- `train.lr` = 0.003" in text and "- `objective.jsd_weight` = 0.1" in text
     assert "δ=" not in text and "lr=" not in text
     assert "## What happened to the latent" in text
-    assert text.count("- **β=") == 4 and "(2 seeds)" in text and "validation probe peaked at" in text
+    assert text.count("- **β=") == 5 and "(2 seeds)" in text and "validation probe peaked at" in text
 
 
 def test_setting_names_order_the_weights_and_spell_values_as_the_tables_do():

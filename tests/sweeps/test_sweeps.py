@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from infovae.cli import main
-from infovae.sweeps import load_sweep, run_sweep
+from infovae.sweeps import load_sweep, open_sweep, run_sweep
 from infovae.training.config import ConfigError
 
 BASE = {
@@ -98,8 +98,11 @@ def test_local_sweep_records_a_failed_trial_and_resumes(tmp_path):
     # Re-running skips every trial that has an outcome: nothing is trained again.
     outcomes = sorted((tmp_path / "out" / "trials").glob("*/outcome.json"))
     stamps = [p.stat().st_mtime_ns for p in outcomes]
+    wall = result.wall_seconds
     run_sweep(sweep, tmp_path / "out", workers=2, progress=False)
     assert [p.stat().st_mtime_ns for p in outcomes] == stamps
+    # The wall time is read from the trials' files: a re-run that trains nothing leaves it as it was.
+    assert 0 < wall == open_sweep(tmp_path / "out").wall_seconds
     # A sweep that gained a seed runs only the new trials.
     grown = write(tmp_path, {**yaml.safe_load(sweep.read_text()), "seeds": [0, 1]}, "grown.yaml")
     result = run_sweep(grown, tmp_path / "out", workers=2, progress=False)

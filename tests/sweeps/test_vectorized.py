@@ -50,6 +50,12 @@ def train(configs, steps):
 
 
 def test_a_trial_in_the_program_gets_the_numbers_it_gets_alone():
+    import jax
+
+    # On a GPU the batched kernels round differently: measured on an H200, 8e-7 relative on the first
+    # step's KL term, where a CPU stays within 2e-7 and gives the loss bit for bit.
+    on_cpu = jax.devices()[0].platform == "cpu"
+    first_step_rtol = 2e-7 if on_cpu else 2e-6
     configs = [config(c) for c in GROUP]
     group, splits, together = train(configs, 100)
     alone_backend, _, alone = train([configs[1]], 100)
@@ -58,9 +64,9 @@ def test_a_trial_in_the_program_gets_the_numbers_it_gets_alone():
     for name, values in alone.items():
         # The first step agrees to float32 rounding of the batched arithmetic (the loss exactly); a
         # hundred Adam steps later, to float32 noise.
-        np.testing.assert_allclose(together[name][1, 0], values[0, 0], rtol=2e-7, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(together[name][1, 0], values[0, 0], rtol=first_step_rtol, atol=1e-9, err_msg=name)
         np.testing.assert_allclose(together[name][1], values[0], rtol=1e-4, atol=1e-6, err_msg=name)
-    assert together["loss"][1, 0] == alone["loss"][0, 0]
+    assert together["loss"][1, 0] == alone["loss"][0, 0] or not on_cpu
     seeds = [5, 6, 7]
     evaluated = group.evaluate(splits.val, splits.train, splits.generator, seeds)
     alone_evaluated = alone_backend.evaluate(splits.val, splits.train, splits.generator, seeds[1:2])
@@ -122,8 +128,9 @@ def test_invalid_and_diverging_trials_fail_alone(tmp_path):
 
 
 def test_chunks_of_a_group_give_the_same_numbers(tmp_path):
-    whole = _summaries(_sweep(tmp_path, "whole"))
-    chunked = _summaries(_sweep(tmp_path, "chunked", trials_per_program=1))
+    # In this process, one program per group; against one program per trial, two worker processes at a time.
+    whole = _summaries(_sweep(tmp_path, "whole", workers=1))
+    chunked = _summaries(_sweep(tmp_path, "chunked", trials_per_program=1, workers=2))
     assert whole.keys() == chunked.keys()
     for trial, row in whole.items():
         for key in ("test_loss", "mi", "nll", "probe_accuracy"):
@@ -152,7 +159,7 @@ def test_an_interrupted_vectorised_sweep_resumes_exactly(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "_stop_requests", stop_requests)
     monkeypatch.setattr(NumPyroBackend, "train_steps", counting)
     with pytest.raises(RunInterrupted):
-        _sweep(tmp_path, "stopped")
+        _sweep(tmp_path, "stopped", workers=1)  # in this process, where the patches act
     interrupted = open_sweep(tmp_path / "stopped")
     assert set(interrupted.results["status"]) == {"interrupted"}
     assert list((tmp_path / "stopped" / "groups").glob("*/checkpoint.npz"))
