@@ -1171,6 +1171,13 @@ def _trial_processes(folder):
     return found
 
 
+def _interactive():
+    """In the child before it runs: Ctrl-C as a terminal delivers it. A shell that starts its jobs in the
+    background (a CI runner, ``cmd &``) has them ignore SIGINT, and Python keeps that; the test's sweep
+    must take Ctrl-C as a user's would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(argv, cwd, **options):
     return subprocess.Popen(
         [sys.executable, "-m", "infovae", *map(str, argv)],
@@ -1309,7 +1316,7 @@ def test_ctrl_c_stops_a_sweep_which_then_resumes_with_nothing_lost(tmp_path):
     deleting its run folder."""
     sweep = _long_sweep(tmp_path)
     out = tmp_path / "sweep"
-    process = _start(["sweep", sweep, "--out", out, "--workers", "2", "--no-progress"], tmp_path, start_new_session=True)
+    process = _start(["sweep", sweep, "--out", out, "--workers", "2", "--no-progress"], tmp_path, start_new_session=True, preexec_fn=_interactive)
     _wait_for(lambda: len(list(out.glob("trials/*/run/checkpoint.npz"))) >= 2, 300, "two trials to write a checkpoint")
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: the sweep's process group (trials have their own)
     stopped = time.monotonic()
@@ -1358,7 +1365,7 @@ def test_ctrl_c_stops_a_run_with_a_checkpoint_and_exit_code_130(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "steps": 400, "eval_every": 10}}))
     out = tmp_path / "run"
-    process = _start(["train", config, "--out", out, "--no-progress"], tmp_path, start_new_session=True)
+    process = _start(["train", config, "--out", out, "--no-progress"], tmp_path, start_new_session=True, preexec_fn=_interactive)
     _wait_for(lambda: (out / "checkpoint.npz").exists() or process.poll() is not None, 300, "the first checkpoint")
     os.killpg(process.pid, signal.SIGINT)
     result = _finish(process, timeout=120)
@@ -1384,7 +1391,7 @@ def test_ctrl_c_stops_a_vectorised_sweep_of_worker_processes_which_then_resumes(
     sweep = _long_sweep(tmp_path)
     out = tmp_path / "sweep"
     argv = ["sweep", sweep, "--out", out, "--executor", "vectorized", "--trials-per-program", "1", "--workers", "2", "--no-progress"]
-    process = _start(argv, tmp_path, start_new_session=True)
+    process = _start(argv, tmp_path, start_new_session=True, preexec_fn=_interactive)
     _wait_for(lambda: len(list(out.glob("groups/*/checkpoint.npz"))) >= 2, 300, "two chunks to write a checkpoint")
     os.killpg(process.pid, signal.SIGINT)
     stopped = time.monotonic()
@@ -1412,7 +1419,7 @@ def test_kill_9_of_a_sweep_leaves_no_orphan_trials(tmp_path):
     and the outcome ``interrupted``, and the sweep folder's lock is free."""
     sweep = _long_sweep(tmp_path)
     out = tmp_path / "sweep"
-    process = _start(["sweep", sweep, "--out", out, "--workers", "2", "--no-progress"], tmp_path, start_new_session=True)
+    process = _start(["sweep", sweep, "--out", out, "--workers", "2", "--no-progress"], tmp_path, start_new_session=True, preexec_fn=_interactive)
     _wait_for(
         lambda: len(_trial_processes(out)) >= 2 and len(list(out.glob("trials/*/run/checkpoint.npz"))) >= 2,
         300,
