@@ -81,6 +81,8 @@ def run_trial(trial_dir):
         outcome = {"status": "ok", "error": "", "summary": summary}
     except RunInterrupted as error:
         outcome = {"status": "interrupted", "error": str(error), "summary": {}}
+    except KeyboardInterrupt:  # stopped outside the training loop (starting up, or writing its summary)
+        outcome = {"status": "interrupted", "error": "stopped before training began or after it ended", "summary": {}}
     except (UserInputError, TrainingDiverged) as error:
         outcome = {"status": "failed", "error": _one_line(error), "summary": {}}
     except Exception as error:  # a crash inside one trial is that trial's failure, with its traceback kept
@@ -104,6 +106,13 @@ def stop_with_sweep():
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    # SIGTERM at any moment ends the trial with an outcome; the training loop handles it itself while it
+    # runs (a checkpoint first).
+    signal.signal(signal.SIGTERM, _interrupt)
     stop_with_sweep()
     run_trial(sys.argv[1])
