@@ -1428,8 +1428,11 @@ def test_kill_9_of_a_sweep_leaves_no_orphan_trials(tmp_path):
     process.kill()
     process.communicate()
     _wait_for(lambda: not _trial_processes(out), 60, "the orphaned trials to stop")
+    # Each running trial kept a checkpoint; an outcome, where it wrote one, says interrupted (a trial that
+    # ended without one runs again, from its checkpoint, when the sweep does).
     outcomes = [json.loads(p.read_text()) for p in out.glob("trials/*/outcome.json")]
-    assert len(outcomes) == 2 and all(o["status"] == "interrupted" for o in outcomes), outcomes
+    assert outcomes and all(o["status"] == "interrupted" for o in outcomes), outcomes
+    assert len(list(out.glob("trials/*/run/checkpoint.npz"))) == 2
     FolderLock(out, "sweep folder").acquire().release()
 
 
