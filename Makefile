@@ -23,18 +23,19 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/run.py
 
-# Every figure and table in README.md and docs/ that two CPU cores make (about two hours, one job at a
+# Every figure and table in README.md and docs/ that two CPU cores make (about three hours, one job at a
 # time so that the timings are not shared): the demo and one of its runs' report, the backends side by
-# side, the regime study sized for a CPU, the sweep benchmark. `make study-full` on a GPU machine makes
-# docs/regime_study.md (about ten minutes on one H200); `make bench` the step benchmark (docs/performance.md).
+# side, the regime study (docs/regime_study.md), the sweep benchmark. `make study-full` on a GPU machine
+# makes the whole grid's study (docs/regime_study_full.md); `make bench` the step benchmark
+# (docs/performance.md).
 docs: demo
 	run=$$(ls -d runs/quickstart/trials/beta=1_*-seed0/run) && $(BIN)/infovae report $$run && \
 	rm -rf docs/quickstart/run && mkdir -p docs/quickstart/run && cp $$run/report/*.png docs/quickstart/run/
 	rm -f docs/quickstart/*.png && cp runs/quickstart/report/*.png runs/quickstart/results.md docs/quickstart/
 	$(BIN)/infovae sweep examples/backends.yaml --workers 1 --out runs/backends --no-progress
 	cp runs/backends/results.md docs/backends.md
-	$(BIN)/python examples/regime_study/run.py --doc docs/regime_study_cpu.md --figures docs/regime_study_cpu
+	$(BIN)/python examples/regime_study/run.py --doc docs/regime_study.md --figures docs/regime_study
 	$(BIN)/python benchmarks/sweeps.py --trials 16 56 --steps 300
 
 study-full: $(VENV)/.installed
-	$(BIN)/python examples/regime_study/run.py --full --out runs/regime_study_full --doc docs/regime_study.md --figures docs/regime_study
+	$(BIN)/python examples/regime_study/run.py --full --out runs/regime_study_full --doc docs/regime_study_full.md --figures docs/regime_study_full

@@ -1,8 +1,10 @@
 """Two runs of the same sweep, trial by trial: how far apart their test numbers are, and their wall times.
 
-    infovae sweep examples/regime_study/discrete.yaml --executor vectorized --out runs/regime_study/discrete
-    infovae sweep examples/regime_study/discrete.yaml --executor local --workers 2 --out runs/regime_study_local/discrete
-    python benchmarks/compare_sweeps.py runs/regime_study/discrete runs/regime_study_local/discrete
+    infovae sweep examples/regime_study/discrete.yaml train.steps=3000 train.eval_every=250 \
+        --executor vectorized --out runs/compare/vectorized
+    infovae sweep examples/regime_study/discrete.yaml train.steps=3000 train.eval_every=250 \
+        --executor local --workers 2 --out runs/compare/local
+    python benchmarks/compare_sweeps.py runs/compare/vectorized runs/compare/local
 
 For each summary quantity it prints the largest and the median absolute difference over the trials both
 sweeps finished; per setting, the largest difference of the means over seeds and in how many settings it

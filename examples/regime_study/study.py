@@ -102,13 +102,23 @@ class Arm:
     keys: tuple
 
     @classmethod
-    def read(cls, name, sweep_dir):
-        sweep = infovae.open_sweep(sweep_dir)
-        rows = sweep.results[sweep.results["status"] == "ok"].to_dict("records")
-        for row in rows:
-            row.update(curve_statistics(sweep.run_dir(row["trial"])))
-        keys = tuple(k for k in sweep.spec.swept_keys if len({json.dumps(t.overrides.get(k)) for t in sweep.spec.trials}) > 1)
-        return cls(name, pd.DataFrame.from_records(rows), keys)
+    def read(cls, name, sweep_dirs):
+        """Read the sweeps in ``sweep_dirs`` as one arm. A later sweep adds trials to the earlier ones or,
+        where it has a trial of the same name (the same overrides and seed), replaces it: that is how an
+        arm trains the settings still moving at the end of its first sweep for longer, or gives a
+        setting more seeds. ``train.steps`` becomes a key when it varies."""
+        trials, sweeps = {}, []
+        for sweep_dir in sweep_dirs:
+            sweep = infovae.open_sweep(sweep_dir)
+            sweeps.append(sweep)
+            for row in sweep.results[sweep.results["status"] == "ok"].to_dict("records"):
+                row.update(curve_statistics(sweep.run_dir(row["trial"])))
+                row["train.steps"] = row["steps"]
+                trials[row["trial"]] = row
+        frame = pd.DataFrame.from_records(list(trials.values()))
+        swept = dict.fromkeys(k for sweep in sweeps for k in sweep.spec.swept_keys) | {"train.steps": None}
+        keys = tuple(k for k in swept if k in frame and frame[k].astype(str).nunique(dropna=False) > 1)
+        return cls(name, frame, keys)
 
     def select(self, **where):
         """The rows whose swept keys (by the last part of their name, e.g. ``beta``) have these values;
@@ -151,6 +161,10 @@ class Arm:
         groups = self.frame.groupby([self.frame[k].astype(str) for k in self.keys], dropna=False)["drift"].mean()
         labels = [" ".join(f"{k.split('.')[-1]}={_number(v)}" for k, v in zip(self.keys, key) if v is not None and v == v) for key in groups.index]
         return pd.Series(groups.to_numpy(), index=labels)
+
+    def drift(self, **where):
+        """The mean over seeds of the probe's drift in the rows that ``select(**where)`` picks."""
+        return float(self.select(**where)["drift"].astype(float).mean())
 
     def converged(self):
         """Settings whose mean drift is within ``PLATEAU``: ``(converged, total)``."""

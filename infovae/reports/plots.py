@@ -555,7 +555,9 @@ def plot_probe_panels(panels, chance=None, ceiling=None, panel_title="", num_exa
         ax.set_xlabel("training step")
         ax.set_ylabel("probe accuracy (validation)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+        # Two columns of long labels would run into the next panel's legend.
+        ncol = 2 if max(len(label) for label, _, _ in lines) <= 28 else 1
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol, frameon=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     band = "; band: 95% t-interval over seeds" if multi else ""

@@ -142,7 +142,7 @@ def _probe_figure(s):
             lines = []
             for name in chunk:
                 steps, values = _aligned(curves[name])
-                rest = {k: v for k, v in overrides[name].items() if k != panel_key}
+                rest = {k: v for k, v in overrides[name].items() if k != panel_key and v is not None}
                 lines.append((_setting_name(rest) if rest else name, steps, values))
             panels.append((title + (f" ({c + 1}/{len(chunks)})" if len(chunks) > 1 else ""), lines))
     num_labels, num_val, _ = s.labels()
