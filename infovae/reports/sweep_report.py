@@ -51,11 +51,6 @@ def _setting_name(overrides):
     return " ".join(f"{SYMBOLS.get(k, k.split('.')[-1])}={_value(overrides[k])}" for k in keys) or "base"
 
 
-def _missing(value):
-    """A key a setting leaves unset: None, or the NaN a table holds in its place."""
-    return value is None or (isinstance(value, float) and np.isnan(value))
-
-
 def _clean(records):
     return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in records]
 
@@ -147,7 +142,7 @@ def _probe_figure(s):
             lines = []
             for name in chunk:
                 steps, values = _aligned(curves[name])
-                rest = {k: v for k, v in overrides[name].items() if k != panel_key and not _missing(v)}
+                rest = {k: v for k, v in overrides[name].items() if k != panel_key and v is not None}
                 label = _setting_name(rest) if rest else _setting_name({panel_key: key}) if panel_key else name
                 lines.append((label, steps, values))
             panels.append((title + (f" ({c + 1}/{len(chunks)})" if len(chunks) > 1 else ""), lines))
