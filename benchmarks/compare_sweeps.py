@@ -19,7 +19,18 @@ import numpy as np
 
 import infovae
 
-QUANTITIES = ("test_loss", "test_recon", "test_kl", "mi", "marginal_kl", "nll", "probe_accuracy", "nmi", "coverage_tv", "latent_perplexity")
+QUANTITIES = (
+    "test_loss",
+    "test_recon",
+    "test_kl",
+    "mi",
+    "marginal_kl",
+    "nll",
+    "probe_accuracy",
+    "nmi",
+    "coverage_tv",
+    "latent_perplexity",
+)
 
 
 def compare(first, second):

@@ -4,7 +4,8 @@
     python benchmarks/run.py --smoke    # tiny sizes, to prove it runs (CI)
 
 It times a training step of every implementation in :mod:`steps` at each batch size and latent kind
-(warm-up, then the median of repeats pooled over three rounds of fresh processes), the dense matmul throughput of the machine, and the MMD term
+(warm-up, then the median of repeats pooled over three rounds of fresh processes), the dense matmul throughput
+of the machine, and the MMD term
 as the batch grows; and it records each step's peak resident memory. It writes ``benchmark.json``
 (raw figures and the ratios the library is held to) and ``benchmark.md`` (the table for the README)
 and prints the JSON file's path last.
@@ -84,7 +85,12 @@ def measure_matmul(case):
         return 2 * m * k * n / median
 
     n = case["size"]
-    return {"flops_per_s": flops_per_s(n, n, n), "size": n, "layer_flops_per_s": flops_per_s(*case["layer"]), "layer": case["layer"]}
+    return {
+        "flops_per_s": flops_per_s(n, n, n),
+        "size": n,
+        "layer_flops_per_s": flops_per_s(*case["layer"]),
+        "layer": case["layer"],
+    }
 
 
 def measure_mmd(case):
@@ -113,7 +119,10 @@ MEASURES = {"step": measure_step, "matmul": measure_matmul, "mmd": measure_mmd}
 def run_case(case):
     """One measurement in a fresh Python process."""
     done = subprocess.run(
-        [sys.executable, __file__, "--case", json.dumps(case)], capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+        [sys.executable, __file__, "--case", json.dumps(case)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     if done.returncode != 0:
         raise RuntimeError(f"benchmark case {case} failed:\n{done.stderr[-3000:]}")
@@ -126,7 +135,14 @@ def _device():
     gpu = [d for d in jax.devices() if d.platform == "gpu"]
     if gpu:
         return f"gpu: {gpu[0].device_kind}"
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return f"cpu: {model} ({os.cpu_count()} cores)"
 
 
@@ -166,7 +182,9 @@ def summarise(results, batches, largest, hidden):
     achieved = flops / t("numpyro_infovae", "discrete", largest)
     ratios["matmul_fraction"] = {str(largest): round(achieved / results["matmul"]["flops_per_s"], 4)}
     # What a single matmul of the network's own (skinny) shape reaches on this machine.
-    ratios["layer_matmul_fraction"] = {str(largest): round(results["matmul"]["layer_flops_per_s"] / results["matmul"]["flops_per_s"], 4)}
+    ratios["layer_matmul_fraction"] = {
+        str(largest): round(results["matmul"]["layer_flops_per_s"] / results["matmul"]["flops_per_s"], 4)
+    }
     # The same for the networks alone: the ceiling of the fraction that the objective's other work leaves.
     ratios["networks_matmul_fraction"] = {
         str(largest): round(flops / t("jax_networks", "discrete", largest) / results["matmul"]["flops_per_s"], 4)
@@ -177,7 +195,9 @@ def summarise(results, batches, largest, hidden):
         for b in batches
         if f"features_{b}" in mmd
     }
-    ratios["mmd_exact_fraction"] = {str(b): round(mmd[f"exact_{b}"] / t("pyro_infovae", "gaussian", b), 4) for b in batches if f"exact_{b}" in mmd}
+    ratios["mmd_exact_fraction"] = {
+        str(b): round(mmd[f"exact_{b}"] / t("pyro_infovae", "gaussian", b), 4) for b in batches if f"exact_{b}" in mmd
+    }
     ratios["achieved_flops_per_s"] = achieved
     return ratios
 
@@ -192,7 +212,10 @@ def markdown(results, ratios, batches):
     ]
     for latent in ("discrete", "gaussian"):
         for b in batches:
-            cells = [f"{1000 * step[f'{i}/{latent}/{b}']['median_s']:.2f} ({step[f'{i}/{latent}/{b}']['peak_rss_mb']:.0f})" for i in IMPLEMENTATIONS]
+            cells = [
+                f"{1000 * step[f'{i}/{latent}/{b}']['median_s']:.2f} ({step[f'{i}/{latent}/{b}']['peak_rss_mb']:.0f})"
+                for i in IMPLEMENTATIONS
+            ]
             lines.append(f"| {latent} | {b} | " + " | ".join(cells) + " |")
     lines += ["", "| ratio (medians) | " + " | ".join(str(b) for b in batches) + " |", "|---|" + "---|" * len(batches)]
     for key, values in ratios.items():
@@ -200,9 +223,17 @@ def markdown(results, ratios, batches):
             lines.append(f"| {key} | " + " | ".join(str(values.get(str(b), "–")) for b in batches) + " |")
     mmd = results["mmd"]
     sizes = sorted({int(k.split("_")[1]) for k in mmd})
-    lines += ["", "MMD term alone, forward and backward (ms):", "", "| draws | " + " | ".join(map(str, sizes)) + " |", "|---|" + "---|" * len(sizes)]
+    lines += [
+        "",
+        "MMD term alone, forward and backward (ms):",
+        "",
+        "| draws | " + " | ".join(map(str, sizes)) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
     for name in ("exact", "features"):
-        lines.append(f"| {name} | " + " | ".join(f"{1000 * mmd[f'{name}_{n}']:.1f}" if f"{name}_{n}" in mmd else "–" for n in sizes) + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{1000 * mmd[f'{name}_{n}']:.1f}" if f"{name}_{n}" in mmd else "–" for n in sizes) + " |"
+        )
     matmul, largest = results["matmul"], step[f"numpyro_infovae/discrete/{max(batches)}"]
     lines += [
         "",
@@ -223,8 +254,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and one repeat, to prove the suite runs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for benchmark.json and benchmark.md")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the PyTorch steps run (JAX picks its own)")
-    parser.add_argument("--tables-from", type=Path, metavar="JSON", help="re-make the ratios and tables from a benchmark.json's raw figures (from another machine, say)")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="where the PyTorch steps run (JAX picks its own)"
+    )
+    parser.add_argument(
+        "--tables-from",
+        type=Path,
+        metavar="JSON",
+        help="re-make the ratios and tables from a benchmark.json's raw figures (from another machine, say)",
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
@@ -256,10 +294,24 @@ def measure_all(args):
     measured = {}
     for r in range(rounds):
         for i, (impl, latent, b) in enumerate(cases, 1):
-            case = dict(kind="step", impl=impl, latent=latent, batch=b, hidden=hidden, warmup=warmup, repeats=repeats, inner=inner, device=args.device)
+            case = dict(
+                kind="step",
+                impl=impl,
+                latent=latent,
+                batch=b,
+                hidden=hidden,
+                warmup=warmup,
+                repeats=repeats,
+                inner=inner,
+                device=args.device,
+            )
             one = run_case(case)
             measured.setdefault(f"{impl}/{latent}/{b}", []).append(one)
-            print(f"[round {r + 1}/{rounds}, {i}/{len(cases)}] {impl:16s} {latent:8s} batch {b:5d}: {1000 * one['median_s']:.2f} ms", file=sys.stderr)
+            print(
+                f"[round {r + 1}/{rounds}, {i}/{len(cases)}] {impl:16s} {latent:8s} batch {b:5d}: "
+                f"{1000 * one['median_s']:.2f} ms",
+                file=sys.stderr,
+            )
     for key, runs in measured.items():
         times = [t for one in runs for t in one["times_s"]]
         results["steps"][key] = {
@@ -271,7 +323,9 @@ def measure_all(args):
         }
     layer = [steps.LATENT_SIZE["discrete"] * max(batches), hidden, hidden]
     results["matmul"] = run_case(dict(kind="matmul", size=256 if args.smoke else 2048, layer=layer, repeats=repeats))
-    results["mmd"] = run_case(dict(kind="mmd", sizes=[b for b in batches] if args.smoke else list(MMD_SIZES), repeats=1 if args.smoke else 3))
+    results["mmd"] = run_case(
+        dict(kind="mmd", sizes=[b for b in batches] if args.smoke else list(MMD_SIZES), repeats=1 if args.smoke else 3)
+    )
     return results
 
 

@@ -26,11 +26,15 @@ def objective(latent, batch):
     """All terms on; the MMD switches to random features where the exact statistic would dominate."""
     if latent == "discrete":
         return dict(beta=0.5, marginal="kl", marginal_weight=10.0, jsd_weight=0.1)
-    return dict(beta=0.5, marginal="mmd", marginal_weight=10.0, jsd_weight=0.1, jsd_samples=4, mmd_features=None if batch <= 256 else 16)
+    return dict(
+        beta=0.5, marginal="mmd", marginal_weight=10.0, jsd_weight=0.1, jsd_samples=4, mmd_features=None if batch <= 256 else 16
+    )
 
 
 def arch(latent, hidden=HIDDEN):
-    return CVAEConfig(x_dim=X_DIM, y_dim=Y_DIM, num_classes=CLASSES, latent=latent, latent_size=LATENT_SIZE[latent], hidden=hidden)
+    return CVAEConfig(
+        x_dim=X_DIM, y_dim=Y_DIM, num_classes=CLASSES, latent=latent, latent_size=LATENT_SIZE[latent], hidden=hidden
+    )
 
 
 def data(batch, seed=0):
@@ -48,7 +52,9 @@ def model_flops(config, batch):
 
     decoder_rows = config.latent_size if config.latent == "discrete" else 1 + 4
     encoder = mlp(config.x_dim + config.y_input_dim, config.latent_param_dim)
-    decoder = config.x_dim * h + decoder_rows * (config.latent_size * h * (config.latent == "gaussian") + h * h + h * config.decoder_output_dim)
+    decoder = config.x_dim * h + decoder_rows * (
+        config.latent_size * h * (config.latent == "gaussian") + h * h + h * config.decoder_output_dim
+    )
     return 3 * 2 * batch * (encoder + decoder)
 
 
@@ -145,7 +151,9 @@ def torch_manual_loss(latent, batch, hidden):
             draws = torch.randn(4, 1, K)
             log_probs = class_log_probs(model.decoder_rest(model.decoder_x(x) + model.decoder_z(draws)))
             jsd = jensen_shannon(log_probs.exp(), torch.full((4,), 0.25), log_probs=log_probs).sum(-1).mean()
-        per_example = recon.mean() - weights["beta"] * kl.mean() - weights["marginal_weight"] * marginal + weights["jsd_weight"] * jsd
+        per_example = (
+            recon.mean() - weights["beta"] * kl.mean() - weights["marginal_weight"] * marginal + weights["jsd_weight"] * jsd
+        )
         return -num_data * per_example
 
     return loss_fn, [*model.parameters(), *guide.parameters()]
@@ -261,7 +269,9 @@ def jax_manual_loss(latent, batch, hidden):
             draws = jax.random.normal(k3, (4, 1, K))
             log_probs = class_log_probs(dec(draws))
             jsd = jensen_shannon(jnp.exp(log_probs), jnp.full((4,), 0.25), log_probs=log_probs).sum(-1).mean()
-        per_example = recon.mean() - weights["beta"] * kl.mean() - weights["marginal_weight"] * marginal + weights["jsd_weight"] * jsd
+        per_example = (
+            recon.mean() - weights["beta"] * kl.mean() - weights["marginal_weight"] * marginal + weights["jsd_weight"] * jsd
+        )
         return -num_data * per_example
 
     return loss_fn, params

@@ -39,7 +39,10 @@ def _settings(n):
     seeds = 2 if n <= 56 else 5
     if n % seeds:
         raise SystemExit(f"--trials {n} must be a multiple of {seeds}")
-    grid = [{"objective.beta": b, "objective.marginal_weight": g, "objective.jsd_weight": d} for b, g, d in itertools.product(BETAS, GAMMAS, DELTAS)]
+    grid = [
+        {"objective.beta": b, "objective.marginal_weight": g, "objective.jsd_weight": d}
+        for b, g, d in itertools.product(BETAS, GAMMAS, DELTAS)
+    ]
     return grid[: n // seeds], list(range(seeds))
 
 
@@ -91,7 +94,9 @@ def measure_single_run(steps, smoke):
 
     overrides = {"backend": "numpyro", "train.steps": steps, "train.eval_every": max(1, steps // 3)}
     if smoke:
-        overrides.update({"data.num_examples": 400, "data.horizon": 4, "model.hidden": 16, "train.batch_size": 32, "train.eval_examples": 50})
+        overrides.update(
+            {"data.num_examples": 400, "data.horizon": 4, "model.hidden": 16, "train.batch_size": 32, "train.eval_examples": 50}
+        )
     config = load_config(BASE, overrides)
     splits = load_splits(config.data, config.likelihood)
     backend = build_backend([config], splits)
@@ -114,7 +119,14 @@ def measure_single_run(steps, smoke):
         argv = ["train", str(scratch / "c.yaml"), "--no-progress"]
         cold = _run(argv + ["--out", str(scratch / "cold")], env)
         warm = _run(argv + ["--out", str(scratch / "warm")], env)
-    return {"steps": steps, "step_s": step_s, "cold_s": cold, "warm_s": warm, "cold_overhead": cold / (step_s * steps), "warm_overhead": warm / (step_s * steps)}
+    return {
+        "steps": steps,
+        "step_s": step_s,
+        "cold_s": cold,
+        "warm_s": warm,
+        "cold_overhead": cold / (step_s * steps),
+        "warm_overhead": warm / (step_s * steps),
+    }
 
 
 def _device():
@@ -125,11 +137,19 @@ def _device():
 
 
 def tables(result):
-    lines = [f"Device: {result['device']}. Sweeps of the regime study's setting, NumPyro backend, end to end from the command line.", ""]
-    lines += ["| trials | steps | executor | wall, cold cache (s) | wall, warm cache (s) | trial-steps per second |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"Device: {result['device']}. Sweeps of the regime study's setting, NumPyro backend, end to end from the command line.",
+        "",
+    ]
+    lines += [
+        "| trials | steps | executor | wall, cold cache (s) | wall, warm cache (s) | trial-steps per second |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in result["sweeps"]:
         warm = f"{s['warm_s']:.1f}" if "warm_s" in s else "–"
-        lines.append(f"| {s['trials']} | {s['steps']} | {s['executor']} | {s['cold_s']:.1f} | {warm} | {s['trial_steps_per_s']:.0f} |")
+        lines.append(
+            f"| {s['trials']} | {s['steps']} | {s['executor']} | {s['cold_s']:.1f} | {warm} | {s['trial_steps_per_s']:.0f} |"
+        )
     ratios = result.get("speedups", {})
     if ratios:
         lines += ["", "| trials | vectorized speed-up over local processes (cold) |", "|---|---|"]
@@ -138,8 +158,10 @@ def tables(result):
     if single:
         lines += [
             "",
-            f"Single run, {single['steps']} steps: pure step {1000 * single['step_s']:.2f} ms; wall {single['cold_s']:.1f} s with a cold "
-            f"cache ({single['cold_overhead']:.1f}x the pure training time), {single['warm_s']:.1f} s warm ({single['warm_overhead']:.1f}x).",
+            f"Single run, {single['steps']} steps: pure step {1000 * single['step_s']:.2f} ms; wall "
+            f"{single['cold_s']:.1f} s with a cold "
+            f"cache ({single['cold_overhead']:.1f}x the pure training time), {single['warm_s']:.1f} s warm "
+            f"({single['warm_overhead']:.1f}x).",
         ]
     return "\n".join(lines) + "\n"
 
@@ -163,7 +185,11 @@ def main():
             print(f"{n} trials, {executor} ...", file=sys.stderr, flush=True)
             result["sweeps"].append(measure_sweep(n, args.steps, executor, args.workers, args.smoke, args.warm))
     by = {(s["trials"], s["executor"]): s for s in result["sweeps"]}
-    result["speedups"] = {str(n): by[(n, "local")]["cold_s"] / by[(n, "vectorized")]["cold_s"] for n in args.trials if (n, "local") in by and (n, "vectorized") in by}
+    result["speedups"] = {
+        str(n): by[(n, "local")]["cold_s"] / by[(n, "vectorized")]["cold_s"]
+        for n in args.trials
+        if (n, "local") in by and (n, "vectorized") in by
+    }
     print("single run ...", file=sys.stderr, flush=True)
     result["single_run"] = measure_single_run(args.single_run_steps, args.smoke)
     args.out.mkdir(parents=True, exist_ok=True)

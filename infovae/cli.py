@@ -84,7 +84,11 @@ FOLDER = _Path(path_type=Path, file_okay=False)
 @click.argument("overrides", nargs=-1)
 @click.option("--backend", type=click.Choice(_backends()), help="Overrides the config's backend.")
 @click.option("--out", type=FOLDER, help="New run folder (default: runs/CONFIG-TIMESTAMP-ID).")
-@click.option("--resume", type=FOLDER, help="Continue the run in this folder from its last checkpoint; with train.steps=N, extend a finished run to N steps.")
+@click.option(
+    "--resume",
+    type=FOLDER,
+    help="Continue the run in this folder from its last checkpoint; with train.steps=N, extend a finished run to N steps.",
+)
 @click.option("--tensorboard", is_flag=True, help="Also write the metrics as TensorBoard event files (RUN/tensorboard).")
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
 def train(config, overrides, backend, out, resume, tensorboard, progress):
@@ -125,8 +129,17 @@ def _pair(item):
 @click.argument("sweep_file", type=PATH)
 @click.argument("overrides", nargs=-1)
 @click.option("--executor", type=click.Choice(_executors()), default="local", show_default=True, help="Where trials run.")
-@click.option("--workers", type=click.IntRange(min=1), help="Processes at a time: trials (local executor; default: the cores) or chunks of trials (vectorized executor on a CPU; default: the cores for long chunks, else 1).")
-@click.option("--trials-per-program", type=click.IntRange(min=1), help="Largest group of trials one compiled program trains (vectorized executor; default: sized to the device).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes at a time: trials (local executor; default: the cores) or chunks of trials (vectorized executor on "
+    "a CPU; default: the cores for long chunks, else 1).",
+)
+@click.option(
+    "--trials-per-program",
+    type=click.IntRange(min=1),
+    help="Largest group of trials one compiled program trains (vectorized executor; default: sized to the device).",
+)
 @click.option("--address", help="Ray cluster address (default: start a local Ray).")
 @click.option("--out", type=FOLDER, help="Sweep folder (default: runs/SWEEP_FILE); re-running resumes.")
 @click.option("--retry-failed", is_flag=True, help="Run failed trials again (interrupted ones always resume).")
@@ -154,8 +167,12 @@ def sweep(sweep_file, overrides, executor, workers, trials_per_program, address,
 
 @cli.command()
 @click.argument("directory", type=PATH)
-@click.option("--draws", type=click.IntRange(min=1), default=100, show_default=True, help="Draws per example in report/inference.nc.")
-@click.option("--examples", type=click.IntRange(min=1), default=500, show_default=True, help="Test examples in report/inference.nc.")
+@click.option(
+    "--draws", type=click.IntRange(min=1), default=100, show_default=True, help="Draws per example in report/inference.nc."
+)
+@click.option(
+    "--examples", type=click.IntRange(min=1), default=500, show_default=True, help="Test examples in report/inference.nc."
+)
 def report(directory, draws, examples):
     """PNG figures and report.md for a run or a sweep DIRECTORY."""
     from infovae import api

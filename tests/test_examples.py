@@ -39,20 +39,32 @@ def test_readme_snippet_is_the_example():
 def test_benchmark_suite_runs_in_smoke_mode(tmp_path):
     pytest.importorskip("numpyro")
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     path = Path(done.stdout.strip().splitlines()[-1])
     assert path == tmp_path / "benchmark.json"
     result = json.loads(path.read_text())
-    for key in ("pyro_vs_traceenum", "pyro_vs_torch", "numpyro_vs_jax", "numpyro_speedup_vs_pyro", "matmul_fraction", "mmd_fraction"):
+    for key in (
+        "pyro_vs_traceenum",
+        "pyro_vs_torch",
+        "numpyro_vs_jax",
+        "numpyro_speedup_vs_pyro",
+        "matmul_fraction",
+        "mmd_fraction",
+    ):
         assert result[key] and all(isinstance(v, float) and v > 0 for v in result[key].values()), key
     assert result["device"].startswith(("cpu", "gpu"))
     assert (tmp_path / "benchmark.md").read_text().startswith("Device:")
     # The tables re-made from the saved raw figures are the same.
     again = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tables-from", str(path), "--out", str(tmp_path / "again")],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((tmp_path / "again" / "benchmark.json").read_text()) == result

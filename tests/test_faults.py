@@ -1316,7 +1316,12 @@ def test_ctrl_c_stops_a_sweep_which_then_resumes_with_nothing_lost(tmp_path):
     deleting its run folder."""
     sweep = _long_sweep(tmp_path)
     out = tmp_path / "sweep"
-    process = _start(["sweep", sweep, "--out", out, "--workers", "2", "--no-progress"], tmp_path, start_new_session=True, preexec_fn=_interactive)
+    process = _start(
+        ["sweep", sweep, "--out", out, "--workers", "2", "--no-progress"],
+        tmp_path,
+        start_new_session=True,
+        preexec_fn=_interactive,
+    )
     _wait_for(lambda: len(list(out.glob("trials/*/run/checkpoint.npz"))) >= 2, 300, "two trials to write a checkpoint")
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: the sweep's process group (trials have their own)
     stopped = time.monotonic()
@@ -1390,7 +1395,19 @@ def test_ctrl_c_stops_a_vectorised_sweep_of_worker_processes_which_then_resumes(
     continues them from there: no evaluation is lost or made twice."""
     sweep = _long_sweep(tmp_path)
     out = tmp_path / "sweep"
-    argv = ["sweep", sweep, "--out", out, "--executor", "vectorized", "--trials-per-program", "1", "--workers", "2", "--no-progress"]
+    argv = [
+        "sweep",
+        sweep,
+        "--out",
+        out,
+        "--executor",
+        "vectorized",
+        "--trials-per-program",
+        "1",
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
     process = _start(argv, tmp_path, start_new_session=True, preexec_fn=_interactive)
     _wait_for(lambda: len(list(out.glob("groups/*/checkpoint.npz"))) >= 2, 300, "two chunks to write a checkpoint")
     os.killpg(process.pid, signal.SIGINT)
@@ -1419,7 +1436,12 @@ def test_kill_9_of_a_sweep_leaves_no_orphan_trials(tmp_path):
     and the outcome ``interrupted``, and the sweep folder's lock is free."""
     sweep = _long_sweep(tmp_path)
     out = tmp_path / "sweep"
-    process = _start(["sweep", sweep, "--out", out, "--workers", "2", "--no-progress"], tmp_path, start_new_session=True, preexec_fn=_interactive)
+    process = _start(
+        ["sweep", sweep, "--out", out, "--workers", "2", "--no-progress"],
+        tmp_path,
+        start_new_session=True,
+        preexec_fn=_interactive,
+    )
     _wait_for(
         lambda: len(_trial_processes(out)) >= 2 and len(list(out.glob("trials/*/run/checkpoint.npz"))) >= 2,
         300,

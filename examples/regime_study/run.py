@@ -11,7 +11,8 @@ rises and then decays), the discrete arm (``discrete.yaml``, with two more seeds
 ``discrete_seeds.yaml``, its settings still rising after 15000 steps trained to 30000 in
 ``discrete_long.yaml``) and the continuous arm (``continuous.yaml``, its settings still rising after
 3000 steps trained to 15000 in ``continuous_long.yaml``), each sweep into ``runs/regime_study/``; with
-``--full``, the ``*_full.yaml`` sweeps. Re-running resumes. About two and a half hours on two CPU cores. It writes each sweep's report;
+``--full``, the ``*_full.yaml`` sweeps. Re-running resumes. About two and a half hours on two CPU cores. It
+writes each sweep's report;
 with ``--doc``, the study's write-up, every table and verdict computed from the runs; with
 ``--figures``, a copy of the figures the write-up shows.
 """
@@ -36,7 +37,14 @@ ARMS = {
     "continuous": ("continuous", "continuous_long"),
 }
 FULL = {arm: (f"{arm}_full",) for arm in ARMS}
-FIGURES = ("probe_curves.png", "forest.png", "kl_split.png", "heatmap_probe_accuracy.png", "heatmap_coverage_tv.png", "heatmap_mi.png")
+FIGURES = (
+    "probe_curves.png",
+    "forest.png",
+    "kl_split.png",
+    "heatmap_probe_accuracy.png",
+    "heatmap_coverage_tv.png",
+    "heatmap_mi.png",
+)
 NAMES = {
     "probe_accuracy": "probe",
     "nmi": "NMI",
@@ -67,7 +75,9 @@ def sweeps_of(args):
     """Per arm, its sweeps as ``(sweep file, folder name)``: the first sweep's folder is named after the
     arm, a later one's after its file."""
     arms = FULL if args.full else ARMS
-    return {arm: [(HERE / f"{name}.yaml", arm if i == 0 else name) for i, name in enumerate(names)] for arm, names in arms.items()}
+    return {
+        arm: [(HERE / f"{name}.yaml", arm if i == 0 else name) for i, name in enumerate(names)] for arm, names in arms.items()
+    }
 
 
 def run_arms(args):
@@ -133,7 +143,9 @@ def verdict_a(control):
     elif versus["info"][1] > 0:
         answer = "**Yes**"
     elif st["info"]["decay"][1] > 0:
-        answer = f"**No**: InfoVAE's probe decays as well, though it ends {fmt(*ends_higher)} above the standard VAE's" + with_jsd()
+        answer = (
+            f"**No**: InfoVAE's probe decays as well, though it ends {fmt(*ends_higher)} above the standard VAE's" + with_jsd()
+        )
     else:
         answer = (
             f"**Not resolved with {st['info']['decay'][3]} seeds**: neither InfoVAE's decay nor its difference from the "
@@ -144,27 +156,31 @@ def verdict_a(control):
         s_ = st[name]
         line = (
             f"{label}: the probe peaks at {fmt(*s_['peak'][:3])}, ends at {fmt(*s_['final'][:3])} (a decay of "
-            f"{fmt(*s_['decay'][:3])}), while `mi` goes from {fmt(*s_['mi_at_peak'][:3])} at the peak to {fmt(*s_['mi_final'][:3])} nats"
+            f"{fmt(*s_['decay'][:3])}), while `mi` goes from {fmt(*s_['mi_at_peak'][:3])} at the peak to "
+            f"{fmt(*s_['mi_final'][:3])} nats"
         )
         if name in versus:
             line += f"; the standard VAE's decay less this one: {fmt(*versus[name])}"
         return "- " + line + "."
 
-    moving = still_moving(control, [(label, where[name]) for name, label in (
-        ("standard", "standard VAE"), ("learned", "learned prior"), ("info", "InfoVAE"), ("info_jsd", "InfoVAE + JSD"))])  # fmt: skip
-    return answer, _with([
-        "Positive control, where the contexts reveal the strategy (validation probe; decay = best mean of "
-        f"{WINDOW} consecutive evaluations less the last {WINDOW}):",
-        describe("standard", "standard VAE")
-        + (" The decay's interval lies above 0: the control holds." if control_holds else " No clear decay."),
-        describe("info", "InfoVAE (β = 0, γ = 10)"),
-        describe("info_jsd", "InfoVAE + JSD (δ = 0.1)"),
-        describe("learned", "standard VAE with a learned prior p(z|x)"),
-        "What would have falsified a yes: an InfoVAE decay as large as the standard VAE's (a difference interval "
-        "reaching 0). Where the standard VAE does not decay, there is nothing for InfoVAE to stop. A decay is "
-        "measured on the probe's own scale, so a setting can decay as much as the standard VAE and still keep far "
-        "more of the strategy: compare the final values.",
-    ], moving)
+    labels = (("standard", "standard VAE"), ("learned", "learned prior"), ("info", "InfoVAE"), ("info_jsd", "InfoVAE + JSD"))
+    moving = still_moving(control, [(label, where[name]) for name, label in labels])
+    return answer, _with(
+        [
+            "Positive control, where the contexts reveal the strategy (validation probe; decay = best mean of "
+            f"{WINDOW} consecutive evaluations less the last {WINDOW}):",
+            describe("standard", "standard VAE")
+            + (" The decay's interval lies above 0: the control holds." if control_holds else " No clear decay."),
+            describe("info", "InfoVAE (β = 0, γ = 10)"),
+            describe("info_jsd", "InfoVAE + JSD (δ = 0.1)"),
+            describe("learned", "standard VAE with a learned prior p(z|x)"),
+            "What would have falsified a yes: an InfoVAE decay as large as the standard VAE's (a difference interval "
+            "reaching 0). Where the standard VAE does not decay, there is nothing for InfoVAE to stop. A decay is "
+            "measured on the probe's own scale, so a setting can decay as much as the standard VAE and still keep far "
+            "more of the strategy: compare the final values.",
+        ],
+        moving,
+    )
 
 
 def verdict_b(discrete):
@@ -179,7 +195,8 @@ def verdict_b(discrete):
         better.append(d[1] > 0)
         worse.append(d[2] < 0)
         parts.append(
-            f"γ = {gamma:g}: {fmt(*interval(tv)[:3])} ({fmt(*d)} better; {fmt(*interval(perplexity)[:3], digits=2)} latent values "
+            f"γ = {gamma:g}: {fmt(*interval(tv)[:3])} ({fmt(*d)} better; {fmt(*interval(perplexity)[:3], digits=2)} "
+            "latent values "
             f"in use, test probe {fmt(*interval(probe)[:3])})"
         )
     standard = interval(_cells(discrete, "coverage_tv", beta=1.0, marginal_weight=0.0, jsd_weight=0.0))
@@ -191,16 +208,22 @@ def verdict_b(discrete):
         answer = "**No**: no γ covers better than γ = 0, and a strong one covers worse"
     else:
         answer = f"**Not resolved with {len(free)} seeds**: no difference from γ = 0 excludes 0"
-    moving = still_moving(discrete, [
-        (f"β = 0, γ = {g:g}", dict(beta=0.0, marginal_weight=g, jsd_weight=0.0, marginal=None)) for g in (0.0, 10.0, 100.0, 1000.0)])  # fmt: skip
-    return answer, _with([
-        f"Total variation between the true strategy mix and that of episodes generated from the prior (test split; "
-        f"0 is perfect): at β = 0 without marginal matching (γ = 0) {fmt(*interval(free)[:3])}; " + "; ".join(parts)
-        + f". The standard VAE: {fmt(*standard[:3])}.",
-        "Coverage needs two things: the prior's latent values used as the data uses them (what γ buys) and each "
-        "value standing for a strategy (what a γ so strong that the probe falls to chance takes away).",
-        "What would have falsified it: coverage no better with γ > 0 than with γ = 0.",
-    ], moving)
+    gammas = (0.0, 10.0, 100.0, 1000.0)
+    moving = still_moving(
+        discrete, [(f"β = 0, γ = {g:g}", dict(beta=0.0, marginal_weight=g, jsd_weight=0.0, marginal=None)) for g in gammas]
+    )
+    return answer, _with(
+        [
+            f"Total variation between the true strategy mix and that of episodes generated from the prior (test split; "
+            f"0 is perfect): at β = 0 without marginal matching (γ = 0) {fmt(*interval(free)[:3])}; "
+            + "; ".join(parts)
+            + f". The standard VAE: {fmt(*standard[:3])}.",
+            "Coverage needs two things: the prior's latent values used as the data uses them (what γ buys) and each "
+            "value standing for a strategy (what a γ so strong that the probe falls to chance takes away).",
+            "What would have falsified it: coverage no better with γ > 0 than with γ = 0.",
+        ],
+        moving,
+    )
 
 
 def verdict_c(discrete):
@@ -209,19 +232,24 @@ def verdict_c(discrete):
     earlier = np.concatenate([_cells(discrete, "mi", beta=1.0, marginal_weight=g, jsd_weight=0.0) for g in (0.1, 0.5, 1.0)])
     info = _cells(discrete, "mi", beta=0.0, marginal_weight=10.0, jsd_weight=0.0, marginal=None)
     gap = difference(info, earlier)
-    probe_earlier = np.concatenate([_cells(discrete, "probe_accuracy", beta=1.0, marginal_weight=g, jsd_weight=0.0) for g in (0.1, 0.5, 1.0)])
+    probe_earlier = np.concatenate(
+        [_cells(discrete, "probe_accuracy", beta=1.0, marginal_weight=g, jsd_weight=0.0) for g in (0.1, 0.5, 1.0)]
+    )
     probe_info = _cells(discrete, "probe_accuracy", beta=0.0, marginal_weight=10.0, jsd_weight=0.0, marginal=None)
     answer = "**Yes**, it never reached it" if gap[1] > 0 else "**No**, it came as close as InfoVAE"
     moving = still_moving(discrete, [("standard VAE", dict(beta=1.0, marginal_weight=0.0, jsd_weight=0.0))]
         + [(f"β = 1, γ = {g:g}", dict(beta=1.0, marginal_weight=g, jsd_weight=0.0)) for g in (0.1, 0.5, 1.0)]
         + [("β = 0, γ = 10", dict(beta=0.0, marginal_weight=10.0, jsd_weight=0.0, marginal=None))])  # fmt: skip
-    return answer, _with([
-        f"Information in z (`mi`, test split, nats): standard VAE {fmt(*interval(standard)[:3])}; earlier practice "
-        f"(β = 1, γ = 0.1 – 1 pooled) {fmt(*interval(earlier)[:3])} ({fmt(*difference(earlier, standard))} from the "
-        f"standard VAE); InfoVAE (β = 0, γ = 10) {fmt(*interval(info)[:3])}, {fmt(*gap)} above the earlier practice. "
-        f"Test probe: earlier practice {fmt(*interval(probe_earlier)[:3])}, InfoVAE {fmt(*interval(probe_info)[:3])}.",
-        "What would have falsified it: an earlier-practice `mi` as high as InfoVAE's (a gap interval reaching 0).",
-    ], moving)
+    return answer, _with(
+        [
+            f"Information in z (`mi`, test split, nats): standard VAE {fmt(*interval(standard)[:3])}; earlier practice "
+            f"(β = 1, γ = 0.1 – 1 pooled) {fmt(*interval(earlier)[:3])} ({fmt(*difference(earlier, standard))} from the "
+            f"standard VAE); InfoVAE (β = 0, γ = 10) {fmt(*interval(info)[:3])}, {fmt(*gap)} above the earlier practice. "
+            f"Test probe: earlier practice {fmt(*interval(probe_earlier)[:3])}, InfoVAE {fmt(*interval(probe_info)[:3])}.",
+            "What would have falsified it: an earlier-practice `mi` as high as InfoVAE's (a gap interval reaching 0).",
+        ],
+        moving,
+    )
 
 
 def verdict_d(discrete):
@@ -237,10 +265,13 @@ def verdict_d(discrete):
     moving = still_moving(discrete, [
         (f"β = {beta:g}, γ = {gamma:g}, δ = {delta:g}", dict(beta=beta, marginal_weight=gamma, jsd_weight=delta, marginal=None))
         for beta, gamma in gains for delta in (0.0, 0.1)])  # fmt: skip
-    return answer, _with([
-        "Test probe without → with the JSD (δ = 0.1), and the difference: " + "; ".join(parts) + ".",
-        "What would have falsified it: no InfoVAE setting whose difference interval lies above 0.",
-    ], moving)
+    return answer, _with(
+        [
+            "Test probe without → with the JSD (δ = 0.1), and the difference: " + "; ".join(parts) + ".",
+            "What would have falsified it: no InfoVAE setting whose difference interval lies above 0.",
+        ],
+        moving,
+    )
 
 
 def verdict_e(continuous):
@@ -270,27 +301,44 @@ def verdict_e(continuous):
         features = {int(f) for f in r.get("objective.mmd_features", []) if f == f}
         if len(r):
             estimate = f" ({', '.join(map(str, sorted(features)))} random features)" if features else " (exact)"
-            lines.append(f"- MMD (IMQ), γ = 10, batch {batch}{estimate}: probe {fmt(*interval(r['probe_accuracy'].astype(float))[:3])}, "
-                         f"`marginal_kl` {fmt(*interval(r['marginal_kl'].astype(float))[:3])}")
+            lines.append(
+                f"- MMD (IMQ), γ = 10, batch {batch}{estimate}: probe {fmt(*interval(r['probe_accuracy'].astype(float))[:3])}, "
+                f"`marginal_kl` {fmt(*interval(r['marginal_kl'].astype(float))[:3])}"
+            )
     for gamma in (1.0, 10.0, 100.0):
         moment, mmd = rows("moment", None, gamma), rows("mmd", "imq", gamma)
         fit = difference(moment["marginal_kl"].astype(float), mmd["marginal_kl"].astype(float))
         probe = difference(moment["probe_accuracy"].astype(float), mmd["probe_accuracy"].astype(float))
         closer = "the MMD's" if fit[1] > 0 else "moment matching's" if fit[2] < 0 else "neither's"
         keeps = "moment matching" if probe[1] > 0 else "the MMD" if probe[2] < 0 else "neither"
-        summary.append(f"at γ = {gamma:g} {closer} aggregate posterior is closer to the prior (moment less MMD `marginal_kl` "
-                       f"{fmt(*fit)}) and {keeps} keeps more of the strategy (probe difference {fmt(*probe)})")
-    kernels = difference(rows("mmd", "imq", 10.0)["probe_accuracy"].astype(float), rows("mmd", "rbf", 10.0)["probe_accuracy"].astype(float))
-    moving = still_moving(continuous, [
-        (f"{marginal}{' (' + kernel + ')' if kernel else ''}, γ = {gamma:g}", dict(beta=0.0, marginal=marginal, marginal_weight=gamma, kernel=kernel, batch_size=None))
-        for marginal, kernel in (("moment", None), ("mmd", "imq"), ("mmd", "rbf")) for gamma in (1.0, 10.0, 100.0)])  # fmt: skip
-    return "**It depends on γ**", _with([
-        "Test split, Gaussian latent of 4 dimensions, β = 0; `marginal_kl` is the ELBO-surgery estimate of "
-        "KL(q(z) ‖ p(z)), the same yardstick for every divergence:",
-        "\n".join(lines),
-        "In words: " + "; ".join(summary) + f". The two kernels differ little (IMQ less RBF probe at γ = 10: {fmt(*kernels)}).",
-        "What would have falsified a preference: equal probe and marginal fit for both divergences at every γ.",
-    ], moving)
+        summary.append(
+            f"at γ = {gamma:g} {closer} aggregate posterior is closer to the prior (moment less MMD `marginal_kl` "
+            f"{fmt(*fit)}) and {keeps} keeps more of the strategy (probe difference {fmt(*probe)})"
+        )
+    kernels = difference(
+        rows("mmd", "imq", 10.0)["probe_accuracy"].astype(float), rows("mmd", "rbf", 10.0)["probe_accuracy"].astype(float)
+    )
+    compared = [
+        (
+            f"{marginal}{' (' + kernel + ')' if kernel else ''}, γ = {gamma:g}",
+            dict(beta=0.0, marginal=marginal, marginal_weight=gamma, kernel=kernel, batch_size=None),
+        )
+        for marginal, kernel in (("moment", None), ("mmd", "imq"), ("mmd", "rbf"))
+        for gamma in (1.0, 10.0, 100.0)
+    ]
+    moving = still_moving(continuous, compared)
+    return "**It depends on γ**", _with(
+        [
+            "Test split, Gaussian latent of 4 dimensions, β = 0; `marginal_kl` is the ELBO-surgery estimate of "
+            "KL(q(z) ‖ p(z)), the same yardstick for every divergence:",
+            "\n".join(lines),
+            "In words: "
+            + "; ".join(summary)
+            + f". The two kernels differ little (IMQ less RBF probe at γ = 10: {fmt(*kernels)}).",
+            "What would have falsified a preference: equal probe and marginal fit for both divergences at every γ.",
+        ],
+        moving,
+    )
 
 
 def verdict_bias(discrete):
@@ -320,7 +368,8 @@ def _lengths(arm):
 def _later_figures(args, arm, figures):
     """Links to the probe curves of an arm's later sweeps."""
     return "".join(
-        f"\n\n![probe curves of the {arm} arm's `{folder}` sweep]({figures}/{folder}/probe_curves.png)" for _, folder in sweeps_of(args)[arm][1:]
+        f"\n\n![probe curves of the {arm} arm's `{folder}` sweep]({figures}/{folder}/probe_curves.png)"
+        for _, folder in sweeps_of(args)[arm][1:]
     )
 
 
@@ -340,19 +389,28 @@ def write_doc(args, arms, seconds):
     converged = {name: arm.converged() for name, arm in arms.items()}
     figures = Path(os.path.relpath(args.figures if args.figures else args.out, args.doc.resolve().parent)).as_posix()
     text = DOC.format(
-        command="python examples/regime_study/run.py" + (" --full" if args.full else "") + f" --doc {args.doc}" + (f" --figures {args.figures}" if args.figures else ""),
+        command="python examples/regime_study/run.py"
+        + (" --full" if args.full else "")
+        + f" --doc {args.doc}"
+        + (f" --figures {args.figures}" if args.figures else ""),
         verdicts="\n\n".join(sections),
         bias=verdict_bias(discrete),
         control_table=control.table(("peak", "final", "decay", "mi", "probe_accuracy", "coverage_tv"), NAMES),
-        discrete_table=discrete.table(("probe_accuracy", "nmi", "mi", "marginal_kl", "coverage_tv", "nll", "latent_perplexity"), NAMES),
-        continuous_table=continuous.table(("probe_accuracy", "nmi", "mi", "marginal_kl", "active_units", "coverage_tv", "nll"), NAMES),
+        discrete_table=discrete.table(
+            ("probe_accuracy", "nmi", "mi", "marginal_kl", "coverage_tv", "nll", "latent_perplexity"), NAMES
+        ),
+        continuous_table=continuous.table(
+            ("probe_accuracy", "nmi", "mi", "marginal_kl", "active_units", "coverage_tv", "nll"), NAMES
+        ),
         converged=", ".join(f"{name} {c} of {t}" for name, (c, t) in converged.items()),
         unconverged="Every setting meets it."
         if all(c == t for c, t in converged.values())
         else "The others, with their drift (positive: still rising at the end):\n\n"
         + "\n".join(
-            f"- {name} ({(arm.drifts() > PLATEAU).sum()} rising, {(arm.drifts() < -PLATEAU).sum()} falling): " + ", ".join(f"{label} ({drift:+.3f})" for label, drift in arm.drifts().items() if abs(drift) > PLATEAU)
-            for name, arm in arms.items() if converged[name][0] < converged[name][1]
+            f"- {name} ({(arm.drifts() > PLATEAU).sum()} rising, {(arm.drifts() < -PLATEAU).sum()} falling): "
+            + ", ".join(f"{label} ({drift:+.3f})" for label, drift in arm.drifts().items() if abs(drift) > PLATEAU)
+            for name, arm in arms.items()
+            if converged[name][0] < converged[name][1]
         ),
         plateau=PLATEAU,
         window=WINDOW,
@@ -372,12 +430,19 @@ def write_doc(args, arms, seconds):
         "optional stopping in mind. ",
         later=""
         if args.full
-        else " Settings still rising at the end of an arm's first sweep train on in a later sweep whose trials "
-        "replace theirs.",
+        else " Settings still rising at the end of an arm's first sweep train on in a later sweep whose trials replace theirs.",
         lengths="; ".join(f"{name} {_lengths(arm)}" for name, arm in arms.items()),
         discrete_later=_later_figures(args, "discrete", figures),
         continuous_later=_later_figures(args, "continuous", figures),
-        seeds=" or ".join(sorted({str(n) for arm in arms.values() for n in arm.frame.groupby([arm.frame[k].astype(str) for k in arm.keys], dropna=False).size()})),
+        seeds=" or ".join(
+            sorted(
+                {
+                    str(n)
+                    for arm in arms.values()
+                    for n in arm.frame.groupby([arm.frame[k].astype(str) for k in arm.keys], dropna=False).size()
+                }
+            )
+        ),
         figures=figures,
     )
     args.doc.parent.mkdir(parents=True, exist_ok=True)

@@ -148,7 +148,10 @@ class Arm:
             for k in self.keys:
                 mask &= (self.frame[k].isna() if setting[k] is None else self.frame[k] == setting[k]).to_numpy()
             rows = self.frame[mask]
-            cells = ["none" if setting[k] is None else f"{setting[k]:g}" if isinstance(setting[k], float) else str(setting[k]) for k in self.keys]
+            cells = [
+                "none" if setting[k] is None else f"{setting[k]:g}" if isinstance(setting[k], float) else str(setting[k])
+                for k in self.keys
+            ]
             cells.append(str(len(rows)))
             for metric in metrics:
                 mean, low, high, _ = interval(rows[metric].astype(float))
@@ -159,7 +162,10 @@ class Arm:
     def drifts(self):
         """Per setting (its label), the mean over seeds of the probe's drift (module docstring)."""
         groups = self.frame.groupby([self.frame[k].astype(str) for k in self.keys], dropna=False)["drift"].mean()
-        labels = [" ".join(f"{k.split('.')[-1]}={_number(v)}" for k, v in zip(self.keys, key) if v is not None and v == v) for key in groups.index]
+        labels = [
+            " ".join(f"{k.split('.')[-1]}={_number(v)}" for k, v in zip(self.keys, key) if v is not None and v == v)
+            for key in groups.index
+        ]
         return pd.Series(groups.to_numpy(), index=labels)
 
     def drift(self, **where):

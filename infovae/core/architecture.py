@@ -58,7 +58,9 @@ class CVAEConfig:
             if getattr(self, name) not in allowed:
                 raise UserInputError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not (self.decoder_scale in DECODER_SCALES or _positive(self.decoder_scale)):
-            raise UserInputError(f"decoder_scale must be one of {DECODER_SCALES} or a positive number, got {self.decoder_scale!r}")
+            raise UserInputError(
+                f"decoder_scale must be one of {DECODER_SCALES} or a positive number, got {self.decoder_scale!r}"
+            )
         if not _positive(self.min_scale):
             raise UserInputError(f"min_scale must be a positive number, got {self.min_scale!r}")
 

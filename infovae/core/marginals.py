@@ -52,9 +52,23 @@ def marginal_names() -> tuple[str, ...]:
 
 
 for _marginal in (
-    Marginal("kl", "discrete", "probs", "aggregate_categorical_kl", "KL(mean_i q(z|x_i,y_i) || mean_i p(z|x_i)) on the minibatch"),
-    Marginal("kl_corrected", "discrete", "probs", "bias_corrected_categorical_kl", "the minibatch marginal KL less its first-order bias, about (K-1)/(2B)"),
-    Marginal("moment", "continuous", "gaussian", "moment_matched_kl", "KL between the moment-matched Gaussians of the aggregate posterior and prior"),
+    Marginal(
+        "kl", "discrete", "probs", "aggregate_categorical_kl", "KL(mean_i q(z|x_i,y_i) || mean_i p(z|x_i)) on the minibatch"
+    ),
+    Marginal(
+        "kl_corrected",
+        "discrete",
+        "probs",
+        "bias_corrected_categorical_kl",
+        "the minibatch marginal KL less its first-order bias, about (K-1)/(2B)",
+    ),
+    Marginal(
+        "moment",
+        "continuous",
+        "gaussian",
+        "moment_matched_kl",
+        "KL between the moment-matched Gaussians of the aggregate posterior and prior",
+    ),
     Marginal("mmd", "continuous", "draws", "mmd", "unbiased MMD between posterior and prior draws, IMQ or RBF kernel"),
 ):
     register_marginal(_marginal)

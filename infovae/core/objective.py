@@ -145,7 +145,6 @@ class TracePass(ABC):
         """Extra keyword arguments a random divergence needs for ``stream`` (a key, in JAX)."""
 
 
-
 class InfoVAEObjective:
     """The InfoVAE objective for a conditional model/guide pair (the math: the module docstring), as
     both backends' ``InfoVAE_ELBO`` construct it; a backend's subclass of its own ``ELBO`` mixes it in
@@ -221,9 +220,7 @@ class InfoVAEObjective:
         """The optional terms a pass computes: all of them for :meth:`loss_terms`, else those weighted."""
         if every_term:
             return frozenset(TERMS)
-        return frozenset(
-            name for name, weight in (("marginal", self.marginal_weight), ("jsd", self.jsd_weight)) if weight > 0
-        )
+        return frozenset(name for name, weight in (("marginal", self.marginal_weight), ("jsd", self.jsd_weight)) if weight > 0)
 
     def _finish(self, terms: dict, num_data) -> dict:
         terms["loss"] = assemble_loss(terms, num_data, self.beta, self.marginal_weight, self.jsd_weight)
@@ -232,7 +229,9 @@ class InfoVAEObjective:
     def _check_kind(self, tp: TracePass):
         latent = tp.guide[self.latent_site]
         kind = "discrete" if tp.discrete else "continuous"
-        check_latent_kind(self.marginal, self.jsd_mixture, kind, f"site {latent.name!r} is {self._traces.describe(latent.fn)} ({kind})")
+        check_latent_kind(
+            self.marginal, self.jsd_mixture, kind, f"site {latent.name!r} is {self._traces.describe(latent.fn)} ({kind})"
+        )
 
     # -- the terms of one pass ------------------------------------------------------------------
 

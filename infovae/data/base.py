@@ -47,9 +47,7 @@ class Dataset:
         return 0 if self.labels is None else int(self.labels.max()) + 1
 
     def subset(self, index):
-        return replace(
-            self, x=self.x[index], y=self.y[index], labels=None if self.labels is None else self.labels[index]
-        )
+        return replace(self, x=self.x[index], y=self.y[index], labels=None if self.labels is None else self.labels[index])
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 As in Pyro's CVAE example, the model sees some quadrants of a binarised 8x8 digit and predicts the
 others: ``x`` holds only the pixels of the given quadrants (float32 0/1, in row-major order within
 the image), ``y`` the pixels of the other quadrants (Bernoulli, float32 0/1), and the digit is the
-label. With ``greyscale`` the pixels keep their intensity, scaled to [0, 1] (soft Bernoulli targets). The latent should carry what the visible quadrants leave open, which is mostly the digit's
+label. With ``greyscale`` the pixels keep their intensity, scaled to [0, 1] (soft Bernoulli targets).
+The latent should carry what the visible quadrants leave open, which is mostly the digit's
 identity. The data has no randomness; the splits are drawn by :func:`~infovae.data.split_dataset`.
 """
 
@@ -100,9 +101,7 @@ def to_images(x, y, info):
     x, y = np.asarray(x), np.asarray(y)
     x_pixels, y_pixels = info["x_pixels"], info["y_pixels"]
     if x.shape[-1:] != (len(x_pixels),) or y.shape[-1:] != (len(y_pixels),):
-        raise DataError(
-            f"x and y must end in {len(x_pixels)} and {len(y_pixels)} pixels, got shapes {x.shape} and {y.shape}"
-        )
+        raise DataError(f"x and y must end in {len(x_pixels)} and {len(y_pixels)} pixels, got shapes {x.shape} and {y.shape}")
     lead = np.broadcast_shapes(x.shape[:-1], y.shape[:-1])
     images = np.zeros(lead + (SIDE * SIDE,), dtype=np.result_type(x, y, np.float32))
     images[..., x_pixels] = x

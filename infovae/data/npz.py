@@ -148,7 +148,9 @@ class NpzData(DataSection):
 
     kind: Literal["npz"] = "npz"
     path: Path = Field(description="The .npz file (relative paths are resolved against the config file's folder).")
-    num_classes: int | None = Field(None, ge=2, le=MAX_CLASSES, description="Classes per factor of y (categorical); default max(y) + 1.")
+    num_classes: int | None = Field(
+        None, ge=2, le=MAX_CLASSES, description="Classes per factor of y (categorical); default max(y) + 1."
+    )
 
     def resolve_paths(self, base_dir):
         if self.path.is_absolute():

@@ -81,9 +81,7 @@ class StrategyGenerator:
         similar_pairs = check_count("similar_pairs", similar_pairs, 0)
         pair_distance = check_weight("pair_distance", pair_distance)
         if 2 * similar_pairs > num_strategies:
-            raise DataError(
-                f"similar_pairs={similar_pairs} needs at least {2 * similar_pairs} strategies, got {num_strategies}"
-            )
+            raise DataError(f"similar_pairs={similar_pairs} needs at least {2 * similar_pairs} strategies, got {num_strategies}")
         mix = np.full(num_strategies, 1.0 / num_strategies) if mix is None else np.asarray(mix, dtype=float)
         valid = mix.shape == (num_strategies,) and np.isfinite(mix).all() and (mix >= 0).all()
         if not (valid and np.isclose(mix.sum(), 1)):
@@ -209,7 +207,8 @@ class StrategyGenerator:
         """Total variation between the true strategy mix and the strategy mix of generated episodes.
 
         Each generated episode counts by its posterior over strategies (whose prior is the true
-        ``p(s | x)`` of its contexts), and the generated data's mix is the mean posterior. The soft assignment is deliberate: an episode that two similar strategies
+        ``p(s | x)`` of its contexts), and the generated data's mix is the mean posterior. The soft assignment is
+        deliberate: an episode that two similar strategies
         explain equally well is split between them rather than forced to one, so that for episodes drawn
         from the true process the estimate is unbiased (the mean posterior estimates the mix) and near 0,
         where hard ``argmax`` assignments would be biased by the Bayes classifier's errors.
@@ -286,10 +285,18 @@ class StrategiesData(DataSection):
     num_actions: int = Field(5, ge=2, le=1000, description="Actions available at each step.")
     horizon: int = Field(12, ge=1, le=10_000, description="Steps per episode.")
     context_dim: int = Field(3, ge=1, le=10_000, description="Size of each step's context vector.")
-    separation: float = Field(1.5, ge=0, allow_inf_nan=False, description="Weight of the strategy-specific part of behaviour (0: strategies identical).")
+    separation: float = Field(
+        1.5, ge=0, allow_inf_nan=False, description="Weight of the strategy-specific part of behaviour (0: strategies identical)."
+    )
     similar_pairs: int = Field(1, ge=0, description="Pairs of strategies made deliberately similar.")
     pair_distance: float = Field(0.3, ge=0, allow_inf_nan=False, description="How far apart the members of a similar pair are.")
-    context_shift: float = Field(0.0, ge=0, allow_inf_nan=False, description="How far each strategy's contexts are shifted along its own mean vector (0: contexts carry no information about the strategy).")
+    context_shift: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="How far each strategy's contexts are shifted along its own mean vector (0: contexts carry no "
+        "information about the strategy).",
+    )
 
 
 def _load(section, likelihood):

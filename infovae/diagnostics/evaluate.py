@@ -31,11 +31,7 @@ def log_marginal_likelihood(model, x, y, q, p, num_samples, rng):
         with np.errstate(divide="ignore"):
             return logsumexp(log_lik + np.log(p.probs).T, axis=0)
     z = metrics.sample_latents(q, rng, num_samples)  # [S, n, d]
-    log_w = (
-        model.log_likelihood(x, y, z)
-        + _normal_log_density(z, p.loc, p.scale)
-        - _normal_log_density(z, q.loc, q.scale)
-    )
+    log_w = model.log_likelihood(x, y, z) + _normal_log_density(z, p.loc, p.scale) - _normal_log_density(z, q.loc, q.scale)
     return logsumexp(log_w, axis=0) - np.log(num_samples)
 
 

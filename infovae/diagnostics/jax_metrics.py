@@ -266,9 +266,7 @@ def fit_probe(features, labels, num_classes, l2=1.0, iterations=PROBE_ITERATIONS
 
 
 @partial(jax.jit, static_argnames=("num_classes", "iterations"))
-def probe_accuracy(
-    features_fit, labels_fit, features_eval, labels_eval, num_classes, l2=1.0, iterations=PROBE_ITERATIONS
-):
+def probe_accuracy(features_fit, labels_fit, features_eval, labels_eval, num_classes, l2=1.0, iterations=PROBE_ITERATIONS):
     """Accuracy on the eval set of a logistic-regression probe fitted to predict the label, as
     metrics.probe_accuracy: features standardised with the fitting set's mean and std, then
     :func:`fit_probe`; the prediction is ``argmax_k x W_k + b_k`` over the classes seen in fitting
@@ -346,9 +344,7 @@ def kmeans_codes(key, points, num_clusters, num_init=4, iterations=KMEANS_ITERAT
     :returns: int32 ``[n]`` in ``0..k-1``.
     """
     points = points.astype(_float_dtype(points))
-    codes, inertia = jax.vmap(lambda k: _lloyd(k, points, num_clusters, iterations))(
-        jax.random.split(key, num_init)
-    )
+    codes, inertia = jax.vmap(lambda k: _lloyd(k, points, num_clusters, iterations))(jax.random.split(key, num_init))
     return codes[jnp.argmin(inertia)]
 
 

@@ -104,10 +104,7 @@ def moment_matched_kl(loc, scale, prior_loc=None, prior_scale=None):
     if (prior_loc is None) != (prior_scale is None):
         raise ValueError("moment_matched_kl: give both prior_loc and prior_scale, or neither")
     if loc.dim() != 2 or loc.shape != scale.shape:
-        raise ValueError(
-            f"moment_matched_kl: loc and scale must both be [B, d], got {tuple(loc.shape)} "
-            f"and {tuple(scale.shape)}"
-        )
+        raise ValueError(f"moment_matched_kl: loc and scale must both be [B, d], got {tuple(loc.shape)} and {tuple(scale.shape)}")
     d = loc.shape[-1]
     mean_q, cov_q = _aggregate_gaussian(loc, scale)
     if prior_loc is None:
@@ -173,9 +170,7 @@ def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None, num_fe
     """
     scales = check_kernel(kernel, scales, bandwidth)
     if x.dim() != 2 or y.dim() != 2 or x.shape[-1] != y.shape[-1]:
-        raise ValueError(
-            f"mmd: x and y must be [n, d] and [m, d] with the same d, got {tuple(x.shape)} and {tuple(y.shape)}"
-        )
+        raise ValueError(f"mmd: x and y must be [n, d] and [m, d] with the same d, got {tuple(x.shape)} and {tuple(y.shape)}")
     n, m = x.shape[0], y.shape[0]
     if n < 2 or m < 2:
         raise ValueError(f"mmd needs at least 2 draws on each side for the U-statistic, got n={n}, m={m}")
@@ -183,7 +178,9 @@ def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None, num_fe
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"num_features must be a positive integer or None, got {num_features!r}")
         base = _base_width(x[:MEDIAN_POINTS], y[:MEDIAN_POINTS], bandwidth)
-        frequencies = kernel_frequencies(kernel, [base * s for s in scales], x.shape[-1], num_features, dtype=x.dtype, device=x.device)
+        frequencies = kernel_frequencies(
+            kernel, [base * s for s in scales], x.shape[-1], num_features, dtype=x.dtype, device=x.device
+        )
         return random_feature_mmd(x, y, frequencies)
     d_xx = _squared_distances(x, x)
     d_yy = _squared_distances(y, y)
@@ -291,9 +288,7 @@ def jensen_shannon(probs, weights, log_probs=None):
     if probs.shape[0] < 2:
         raise ValueError(f"jensen_shannon needs at least 2 distributions along dim 0, got {probs.shape[0]}")
     if weights.shape[0] != probs.shape[0]:
-        raise ValueError(
-            f"jensen_shannon: weights has {weights.shape[0]} entries along dim 0 but probs has {probs.shape[0]}"
-        )
+        raise ValueError(f"jensen_shannon: weights has {weights.shape[0]} entries along dim 0 but probs has {probs.shape[0]}")
     w = weights.reshape(weights.shape + (1,) * (probs.dim() - 1 - weights.dim()))
     mixture = (w.unsqueeze(-1) * probs).sum(0)
     entropies = _entropy(probs) if log_probs is None else -(probs * log_probs).sum(-1)

@@ -167,9 +167,7 @@ def to_datatree(
         constant["label"] = held.labels
     method = "exact" if discrete else "importance_weighted"
     groups = {
-        "posterior": group(
-            {"z": z_q[None]}, {"z": latent_dims}, **pooled, description="z ~ q(z|x,y) per held-out example"
-        ),
+        "posterior": group({"z": z_q[None]}, {"z": latent_dims}, **pooled, description="z ~ q(z|x,y) per held-out example"),
         "prior": group({"z": z_p[None]}, {"z": latent_dims}, **pooled, description="z ~ p(z|x) per held-out example"),
         "posterior_predictive": group(
             {"y": y_pred[None]}, {"y": y_dims}, description="predictive: z ~ p(z|x), then y ~ p(y|x,z)"

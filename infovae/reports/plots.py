@@ -99,7 +99,7 @@ def plot_loss_terms(records, selected_step=None, stopped_early=False, title=None
         ax.set_title(label, fontsize=10)
         ax.set_ylabel(unit)
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(terms):]:
+    for ax in axes.flat[len(terms) :]:
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("training step")
@@ -157,16 +157,22 @@ def plot_probe(records, num_labels=None, num_examples=None, test=None, selected_
     ax.plot(steps, acc, marker="o", ms=3, label=f"probe on sampled z ({VALIDATION})")
     at = selected_step if selected_step is not None else (steps[-1] if len(steps) else 0)
     if test is not None and test.get("probe_accuracy") is not None:
-        ax.plot([at], [test["probe_accuracy"]], marker="*", ms=13, color="k", ls="none", label=f"test: {test['probe_accuracy']:.3f}")
+        ax.plot(
+            [at], [test["probe_accuracy"]], marker="*", ms=13, color="k", ls="none", label=f"test: {test['probe_accuracy']:.3f}"
+        )
     _, ceiling = _series(records, "bayes_accuracy")
     if len(ceiling):
-        ax.axhline(float(np.mean(ceiling)), color="k", ls="--", label=f"Bayes ceiling, validation ({float(np.mean(ceiling)):.3f})")
+        ax.axhline(
+            float(np.mean(ceiling)), color="k", ls="--", label=f"Bayes ceiling, validation ({float(np.mean(ceiling)):.3f})"
+        )
     if num_labels:
         chance = 1.0 / num_labels
         ax.axhline(chance, color="grey", ls=":", label=f"chance (1/{num_labels})")
         if num_examples:
             se = np.sqrt(chance * (1 - chance) / num_examples)
-            ax.axhspan(chance - 2 * se, chance + 2 * se, color="grey", alpha=0.15, label=f"chance ± 2 binomial s.e. (n = {num_examples})")
+            ax.axhspan(
+                chance - 2 * se, chance + 2 * se, color="grey", alpha=0.15, label=f"chance ± 2 binomial s.e. (n = {num_examples})"
+            )
     _unit_panel(ax, "accuracy (fraction correct)", "Label information in sampled z: a probe's accuracy")
     steps, nmi = _series(records, "nmi")
     ax_nmi.plot(steps, nmi, marker="o", ms=3, color="C2", label=VALIDATION)
@@ -237,7 +243,11 @@ def plot_kl_split(settings, mi, marginal_kl, mi_err=None, marginal_err=None, uni
         (axes[1], marginal_kl, marginal_err, "marginal mismatch:  KL(q(z) ‖ p(z))", "C3"),
     ):
         values = np.asarray(values, dtype=float)
-        xerr = None if err is None or not np.isfinite(np.asarray(err, dtype=float)).any() else np.nan_to_num(np.asarray(err, dtype=float))
+        xerr = (
+            None
+            if err is None or not np.isfinite(np.asarray(err, dtype=float)).any()
+            else np.nan_to_num(np.asarray(err, dtype=float))
+        )
         ax.barh(rows, values, xerr=xerr, color=colour, alpha=0.85, capsize=3)
         for r, v in enumerate(values):
             if np.isfinite(v):
@@ -261,9 +271,7 @@ def plot_contingency(codes, labels, num_codes, label_name="label", code_name="la
     counts = np.zeros((num_labels, num_codes), dtype=int)
     np.add.at(counts, (labels, codes), 1)
     rows = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(
-        figsize=(max(6.0, 2.8 + 0.8 * num_codes), max(3.4, 1.6 + 0.55 * num_labels)), layout="constrained"
-    )
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.8 + 0.8 * num_codes), max(3.4, 1.6 + 0.55 * num_labels)), layout="constrained")
     image = ax.imshow(rows, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     for (i, j), count in np.ndenumerate(counts):
         if count == 0:
@@ -492,7 +500,11 @@ def plot_sweep_heatmap(table, metric, axes_keys, panel_key, better=None, labels=
     if high - low < 1e-12:
         low, high = low - 0.5 * abs(low or 1) * 0.01, high + 0.5 * abs(high or 1) * 0.01
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(2.2 + 1.25 * len(xs) * len(panels) + 1.8, max(3.8, 2.2 + 0.8 * len(ys))), squeeze=False, layout="constrained"
+        1,
+        len(panels),
+        figsize=(2.2 + 1.25 * len(xs) * len(panels) + 1.8, max(3.8, 2.2 + 0.8 * len(ys))),
+        squeeze=False,
+        layout="constrained",
     )
     cmap = better_cmap(better)
     image = None
@@ -511,7 +523,9 @@ def plot_sweep_heatmap(table, metric, axes_keys, panel_key, better=None, labels=
         if len(panels) > 1 or panel_key in labels:
             ax.set_title(f"{labels.get(panel_key, panel_key)} = {panel:g}", fontsize=10)
     direction = {"higher": "higher is better", "lower": "lower is better"}.get(better)
-    bar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label=f"{metric}\n({direction}: bright, at the top)" if better else metric)
+    bar = fig.colorbar(
+        image, ax=axes[0].tolist(), shrink=0.85, label=f"{metric}\n({direction}: bright, at the top)" if better else metric
+    )
     if better == "lower":
         bar.ax.invert_yaxis()  # the good end at the top, as in every other map
     intervals = "; ± : 95% t-interval over seeds" if any(np.isfinite(h).any() for h in halves) else ""
@@ -530,7 +544,9 @@ def plot_probe_panels(panels, chance=None, ceiling=None, panel_title="", num_exa
     """
     cols = min(3, len(panels))
     rows = int(np.ceil(len(panels) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols + 0.6, 3.6 * rows + 1.4), squeeze=False, sharey=True, layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.6 * cols + 0.6, 3.6 * rows + 1.4), squeeze=False, sharey=True, layout="constrained"
+    )
     multi = False
     for ax, (title, lines) in zip(axes.flat, panels):
         for i, (label, steps, runs) in enumerate(lines):
@@ -558,15 +574,25 @@ def plot_probe_panels(panels, chance=None, ceiling=None, panel_title="", num_exa
         # Two columns of long labels would run into the next panel's legend.
         ncol = 2 if max(len(label) for label, _, _ in lines) <= 28 else 1
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol, frameon=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     band = "; band: 95% t-interval over seeds" if multi else ""
     noise = "; grey band: chance ± 2 binomial s.e." if chance is not None and num_examples else ""
-    fig.suptitle(f"Probe accuracy on sampled z over training, per setting{(' — ' + panel_title) if panel_title else ''}\n(line: mean over seeds{band}{noise})", fontsize=10)
+    fig.suptitle(
+        f"Probe accuracy on sampled z over training, per setting{(' — ' + panel_title) if panel_title else ''}\n(line: "
+        f"mean over seeds{band}{noise})",
+        fontsize=10,
+    )
     return fig
 
 
-UNITS = {"mi": "nats", "marginal_kl": "nats", "nll": "nats per example", "probe_accuracy": "fraction correct", "coverage_tv": "total variation"}
+UNITS = {
+    "mi": "nats",
+    "marginal_kl": "nats",
+    "nll": "nats per example",
+    "probe_accuracy": "fraction correct",
+    "coverage_tv": "total variation",
+}
 
 
 def plot_sweep_forest(names, metrics, per_seed, better=None, reference=None, seeds=1):
@@ -582,7 +608,12 @@ def plot_sweep_forest(names, metrics, per_seed, better=None, reference=None, see
     cols = min(3, len(metrics))
     grid_rows = int(np.ceil(len(metrics) / cols))
     fig, axes = plt.subplots(
-        grid_rows, cols, figsize=(4.2 * cols + 2.5, (1.5 + 0.32 * len(names)) * grid_rows + 1.0), sharey=True, squeeze=False, layout="constrained"
+        grid_rows,
+        cols,
+        figsize=(4.2 * cols + 2.5, (1.5 + 0.32 * len(names)) * grid_rows + 1.0),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
     )
     rows = np.arange(len(names))
     for ax, metric in zip(axes.flat, metrics):
@@ -593,7 +624,9 @@ def plot_sweep_forest(names, metrics, per_seed, better=None, reference=None, see
             ax.scatter(values, [r] * len(values), s=12, color="0.55", zorder=2, label="one seed")
             mean, half = t_interval(values)
             if np.isfinite(half):
-                ax.errorbar(mean, r, xerr=half, fmt="o", color="C0", ms=6, capsize=3, zorder=3, label="mean with its 95% t-interval")
+                ax.errorbar(
+                    mean, r, xerr=half, fmt="o", color="C0", ms=6, capsize=3, zorder=3, label="mean with its 95% t-interval"
+                )
             else:
                 ax.plot(mean, r, "o", color="C0", ms=6, zorder=3, label="mean")
         refs = []
@@ -606,7 +639,7 @@ def plot_sweep_forest(names, metrics, per_seed, better=None, reference=None, see
         ax.set_xlabel(xlabel + ("\n" + "; ".join(refs) if refs else ""), fontsize=9)
         ax.set_title(metric, fontsize=10)
         ax.grid(alpha=0.3, axis="x")
-    for ax in axes.flat[len(metrics):]:
+    for ax in axes.flat[len(metrics) :]:
         ax.set_visible(False)
     for row in axes:
         row[0].set_yticks(rows, names, fontsize=8)
@@ -614,5 +647,9 @@ def plot_sweep_forest(names, metrics, per_seed, better=None, reference=None, see
     handles, labels = axes[0, 0].get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(f"Test-split results across seeds ({seeds} seed{'s' if seeds != 1 else ''} a setting): each seed and the mean with its 95% t-interval", fontsize=10)
+    fig.suptitle(
+        f"Test-split results across seeds ({seeds} seed{'s' if seeds != 1 else ''} a setting): each seed and the mean "
+        "with its 95% t-interval",
+        fontsize=10,
+    )
     return fig

@@ -136,7 +136,9 @@ def run_figures(run, seed=0, tree=None):
         num_codes = q.probs.shape[1] if discrete else max(num_labels, 2)
         codes = latent_codes(q, num_labels, seed)
         code_name = "latent code (most probable z)" if discrete else "latent code (k-means cluster)"
-        figures["contingency"] = plots.plot_contingency(codes, test.labels, num_codes, test.info.get("label_name", "label"), code_name)
+        figures["contingency"] = plots.plot_contingency(
+            codes, test.labels, num_codes, test.info.get("label_name", "label"), code_name
+        )
     generated = _generated_panels(run, test, p, np.random.default_rng(seed))
     if generated is not None:
         figures["generated"] = generated
@@ -178,7 +180,9 @@ def _coverage_sentence(run):
     _, y_gen = run.backend.generate(test.x, seed=0)
     generated = generator.posterior(test.x, y_gen).mean(0)
     rows = "\n".join(f"| {s} | {true:.3f} | {gen:.3f} |" for s, (true, gen) in enumerate(zip(generator.label_mix, generated)))
-    verdict = "the prior covers every strategy" if tv < COVERAGE_THRESHOLD else "**the prior does not cover the strategies evenly**"
+    verdict = (
+        "the prior covers every strategy" if tv < COVERAGE_THRESHOLD else "**the prior does not cover the strategies evenly**"
+    )
     missing = [s for s, (t, g) in enumerate(zip(generator.label_mix, generated)) if g < 0.5 * t]
     gap = f" Under-generated strategies (less than half their true share): {missing}." if missing else ""
     return (
@@ -216,13 +220,17 @@ def _summary_table(summary):
             continue
         name = key.removeprefix("test_")
         quantity = QUANTITIES.get(name)
-        meaning = quantity.description if quantity else {
-            "steps": "training steps taken",
-            "selected_step": "step of the weights evaluated",
-            "stopped_early": "whether early stopping ended training",
-            "train_seconds": "training time [s]",
-            "seconds_per_step": "training time per step [s]",
-        }.get(key, "")
+        meaning = (
+            quantity.description
+            if quantity
+            else {
+                "steps": "training steps taken",
+                "selected_step": "step of the weights evaluated",
+                "stopped_early": "whether early stopping ended training",
+                "train_seconds": "training time [s]",
+                "seconds_per_step": "training time per step [s]",
+            }.get(key, "")
+        )
         direction = f" ({quantity.better} is better)" if quantity and quantity.better else ""
         rows.append(f"| {key} | {_fmt(value)} | {meaning}{direction} |")
     return "| quantity (test split) | value | meaning |\n|---|---|---|\n" + "\n".join(rows)
@@ -267,6 +275,9 @@ def write_run_report(run_dir, seed=0, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAM
         for name in figures
     )
     n_tree, s_tree = tree.attrs["examples"], tree.attrs["draws"]
+    summarised = (
+        "the posterior probability of each latent value" if latent == "discrete" else "the posterior of each latent dimension"
+    )
     text = f"""{_run_header(run_dir, run)}
 
 ## Training
@@ -277,11 +288,11 @@ def write_run_report(run_dir, seed=0, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAM
 
 {_bullets(latent_lines)}
 
-{coverage or ''}
+{coverage or ""}
 
 ## Test summary
 
-{_summary_table(s) if s else 'The run has no summary.json (it has not finished).'}
+{_summary_table(s) if s else "The run has no summary.json (it has not finished)."}
 
 ## Figures
 
@@ -294,7 +305,7 @@ def write_run_report(run_dir, seed=0, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAM
 each: `posterior` (z ~ q(z|x,y)), `prior` (z ~ p(z|x)), `posterior_predictive` (y from z ~ p(z|x): a true
 predictive), `reconstruction` (y from z ~ q(z|x,y): a reconstruction check, not a predictive one),
 `observed_data`, `constant_data` (x, labels), `log_likelihood` (the held-out log p(y_i|x_i),
-{'exact' if latent == 'discrete' else 'importance-weighted'}) and `latent_parameters`. The `example`
+{"exact" if latent == "discrete" else "importance-weighted"}) and `latent_parameters`. The `example`
 coordinate holds the rows of the full data set (`splits.npz`). Compare runs on held-out predictive density
 with `infovae.reports.arviz.compare_heldout({{"a": tree_a, "b": tree_b}})` (`az.compare` on the pointwise
 held-out values; PSIS-LOO does not apply to an amortised model); what else applies is in
@@ -304,8 +315,8 @@ held-out values; PSIS-LOO does not apply to an amortised model); what else appli
 import arviz as az
 from infovae.reports.arviz import compare_heldout, pooled_predictive, read_datatree
 
-tree = read_datatree("{Path(run_dir) / REPORT_DIR / 'inference.nc'}")
-az.summary(tree, kind="stats")   # per example: {'the posterior probability of each latent value' if latent == 'discrete' else 'the posterior of each latent dimension'}
+tree = read_datatree("{Path(run_dir) / REPORT_DIR / "inference.nc"}")
+az.summary(tree, kind="stats")   # per example: {summarised}
 az.plot_dist(tree)                # the aggregate posterior q(z), pooled over the examples
 {_ppc_call(c.likelihood)}
 compare_heldout({{"this run": tree, "other run": read_datatree("OTHER_RUN/report/inference.nc")}})
@@ -330,4 +341,3 @@ def write_report(path, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAMPLES):
     figures = sorted((path / REPORT_DIR).glob("*.png"))
     inference = path / REPORT_DIR / "inference.nc"
     return {"report": report, "figures": figures, "inference": inference if inference.exists() else None}
-

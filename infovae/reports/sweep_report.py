@@ -32,7 +32,10 @@ AXIS_LABELS = {
 }
 SWEEP_CAPTIONS = {
     "heatmap": "Mean over seeds (test split) per (β, γ), one panel per δ; the colour's bright end is the good end.",
-    "kl_split": "The test split's KL to the aggregate prior, split into information and marginal mismatch per setting, each on its own scale.",
+    "kl_split": (
+        "The test split's KL to the aggregate prior, split into information and marginal mismatch per setting, "
+        "each on its own scale."
+    ),
     "probe_curves": "The validation probe over training, per setting (small multiples), against chance and the Bayes ceiling.",
     "forest": "Test-split results across seeds: every seed and the mean with its 95% t-interval, per setting.",
 }
@@ -129,13 +132,17 @@ def _probe_figure(s):
     if not curves or not any(v is not None for runs in curves.values() for run in runs for _, v in run):
         return None
     overrides = s.setting_overrides()
-    panel_key = next((k for k in ("objective.beta", "objective.marginal_weight") if k in s.varying), s.varying[0] if s.varying else None)
+    panel_key = next(
+        (k for k in ("objective.beta", "objective.marginal_weight") if k in s.varying), s.varying[0] if s.varying else None
+    )
     groups = {}
     for name in sorted(curves, key=lambda n: tuple(str(overrides[n].get(k)) for k in s.varying)):
         key = overrides[name].get(panel_key) if panel_key else None
         groups.setdefault(key, []).append(name)
     panels = []
-    for key, names in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] if isinstance(kv[0], (int, float)) else str(kv[0]))):
+    for key, names in sorted(
+        groups.items(), key=lambda kv: (kv[0] is None, kv[0] if isinstance(kv[0], (int, float)) else str(kv[0]))
+    ):
         title = f"{AXIS_LABELS.get(panel_key, panel_key)} = {_value(key)}" if panel_key else "every setting"
         chunks = [names[i : i + MAX_LINES] for i in range(0, len(names), MAX_LINES)]
         for c, chunk in enumerate(chunks):
@@ -267,9 +274,16 @@ def _setting_sentences(s):
         if e.get("mi_mean") is not None and e["mi_mean"] < COLLAPSE_MI:
             parts.append(f"**latent collapse** (test information {e['mi_mean']:.4f} nats < {COLLAPSE_MI})")
         if e.get("mi_mean") is not None and e.get("marginal_kl_mean") is not None:
-            parts.append(f"test KL to the aggregate prior = {e['mi_mean']:.4g} nats of information + {e['marginal_kl_mean']:.4g} of marginal mismatch")
+            parts.append(
+                f"test KL to the aggregate prior = {e['mi_mean']:.4g} nats of information + {e['marginal_kl_mean']:.4g} "
+                "of marginal mismatch"
+            )
         if e.get("coverage_tv_mean") is not None:
-            verdict = "covers the strategies" if e["coverage_tv_mean"] < COVERAGE_THRESHOLD else "**does not cover the strategies evenly**"
+            verdict = (
+                "covers the strategies"
+                if e["coverage_tv_mean"] < COVERAGE_THRESHOLD
+                else "**does not cover the strategies evenly**"
+            )
             parts.append(f"the prior {verdict} (test TV {e['coverage_tv_mean']:.3f})")
         if e.get("failed"):
             parts.append(f"{e['failed']} of {e['runs']} trials failed")
@@ -280,7 +294,11 @@ def _setting_sentences(s):
 
 
 def _caption(name):
-    return SWEEP_CAPTIONS["heatmap"] + f" Metric: `{name.removeprefix('heatmap_')}`." if name.startswith("heatmap_") else SWEEP_CAPTIONS[name]
+    return (
+        SWEEP_CAPTIONS["heatmap"] + f" Metric: `{name.removeprefix('heatmap_')}`."
+        if name.startswith("heatmap_")
+        else SWEEP_CAPTIONS[name]
+    )
 
 
 def write_sweep_report(sweep_dir):
@@ -290,12 +308,19 @@ def write_sweep_report(sweep_dir):
     figures = sweep_figures(sweep_dir)
     plots.save_figures(figures, sweep_dir / REPORT_DIR)
     table = s.sweep.table if s.rows else "No trial has finished."
-    body = "\n\n".join(f"### {name.replace('_', ' ')} (`{REPORT_DIR}/{name}.png`)\n{_caption(name)}\n\n![{name}]({REPORT_DIR}/{name}.png)" for name in figures)
+    body = "\n\n".join(
+        f"### {name.replace('_', ' ')} (`{REPORT_DIR}/{name}.png`)\n{_caption(name)}\n\n![{name}]({REPORT_DIR}/{name}.png)"
+        for name in figures
+    )
     shared = "\n".join(f"- `{k}` = {_value(v)}" for k, v in s.shared.items()) or "- (none)"
-    varying = "\n".join(
-        f"- `{k}` ({SYMBOLS.get(k, k.split('.')[-1])}): {', '.join(sorted({_value(t.overrides.get(k)) for t in s.sweep.spec.trials}))}"
-        for k in s.varying
-    ) or "- (none)"
+    varying = (
+        "\n".join(
+            f"- `{k}` ({SYMBOLS.get(k, k.split('.')[-1])}): "
+            f"{', '.join(sorted({_value(t.overrides.get(k)) for t in s.sweep.spec.trials}))}"
+            for k in s.varying
+        )
+        or "- (none)"
+    )
     ok = sum(r.get("status") == "ok" for r in s.rows)
     unfinished = "".join(f"\n- `{r['trial']}` {r['status']}: {r.get('error') or ''}" for r in s.rows if r.get("status") != "ok")
     unfinished = f"\n\nTrials not finished:{unfinished}" if unfinished else ""
@@ -306,7 +331,8 @@ def write_sweep_report(sweep_dir):
         "means are over seeds, intervals 95% Student-t intervals of the mean.\n\n"
         f"Set in every trial:\n{shared}\n\nSwept (the labels name these only):\n{varying}\n\n"
         f"## What happened to the latent (means over seeds)\n\n{_setting_sentences(s)}\n\n"
-        f"## Results (test split)\n\nMean ± standard deviation over seeds; runs = finished/total.\n\n{table}{unfinished}\n\n## Figures\n\n{body}\n\nEach trial's run directory (`trials/NAME/run`) "
+        "## Results (test split)\n\nMean ± standard deviation over seeds; runs = "
+        f"finished/total.\n\n{table}{unfinished}\n\n## Figures\n\n{body}\n\nEach trial's run directory (`trials/NAME/run`) "
         "has a report of its own: `infovae report trials/NAME/run`.\n"
     )
     path = sweep_dir / REPORT

@@ -81,7 +81,10 @@ def chance_verdict(accuracy, num_labels, num_examples, ceiling=None, split="test
     noise = f"chance is {chance:.3f} ± {NOISE_SE * se:.3f} (two binomial standard errors at n = {num_examples})"
     bound = f"; the Bayes ceiling is {ceiling:.3f}" if ceiling is not None else ""
     if accuracy <= chance + NOISE_SE * se:
-        return f"The {split} probe accuracy {accuracy:.3f} is **at chance**: {noise}{bound}. z carries no label information that this probe can detect."
+        return (
+            f"The {split} probe accuracy {accuracy:.3f} is **at chance**: {noise}{bound}. "
+            "z carries no label information that this probe can detect."
+        )
     return f"The {split} probe accuracy {accuracy:.3f} is above chance: {noise}{bound}."
 
 
@@ -95,7 +98,9 @@ def probe_decay_verdict(records, num_examples=None):
     drop = peak - last
     noise = NOISE_SE * math.sqrt(2) * binomial_se(0.5 * (peak + last), num_examples) if num_examples else 0.0
     limit = max(DECAY_THRESHOLD, noise)
-    noise_note = f"; the noise of the difference is ±{noise:.3f} at n = {num_examples} validation examples" if num_examples else ""
+    noise_note = (
+        f"; the noise of the difference is ±{noise:.3f} at n = {num_examples} validation examples" if num_examples else ""
+    )
     if drop > limit:
         verdict = f"**the probe decayed** by {drop:.3f} from its best"
     elif drop > DECAY_THRESHOLD:
@@ -155,7 +160,10 @@ def selection_sentence(summary, train):
         return None
     if stopped:
         patience = train.early_stopping.patience if train.early_stopping else "?"
-        run = f"**Stopped early** at step {steps} of {train.steps} (validation `{train.monitor}` did not improve for {patience} evaluations)"
+        run = (
+            f"**Stopped early** at step {steps} of {train.steps} "
+            f"(validation `{train.monitor}` did not improve for {patience} evaluations)"
+        )
     else:
         run = f"Trained for all {steps} steps" + (" (early stopping was on and did not trigger)" if train.early_stopping else "")
     if train.select == "best":

@@ -32,7 +32,11 @@ def trial_table(spec, outcomes) -> pd.DataFrame:
 
 def _sort_key(column):
     """Numbers numerically and before anything else, the rest by their text."""
-    return column.map(lambda v: (0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) and not _missing(v) else (1, 0.0, str(v)))
+    return column.map(
+        lambda v: (
+            (0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) and not _missing(v) else (1, 0.0, str(v))
+        )
+    )
 
 
 def _missing(value):

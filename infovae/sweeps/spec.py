@@ -93,7 +93,7 @@ def _check_key(path, key):
 def _draw(path, key, spec, rng):
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
         _fail(path, f"random.space.{key} must be one of {{uniform: [lo, hi]}}, {{loguniform: [lo, hi]}}, {{choice: [...]}}")
-    (kind, args), = spec.items()
+    ((kind, args),) = spec.items()
     if kind == "choice":
         if not isinstance(args, list) or not args:
             _fail(path, f"random.space.{key}.choice must be a non-empty list")
@@ -166,7 +166,11 @@ def load_sweep(source, overrides=None, base_dir=None):
     combos += [dict(item) for item in listed]
     random = raw.get("random")
     if random is not None:
-        if not isinstance(random, dict) or set(random) - {"num_trials", "seed", "space"} or not isinstance(random.get("space"), dict):
+        if (
+            not isinstance(random, dict)
+            or set(random) - {"num_trials", "seed", "space"}
+            or not isinstance(random.get("space"), dict)
+        ):
             _fail(path, "random must have space (a map of key: distribution), num_trials and optionally seed")
         num = random.get("num_trials")
         if not isinstance(num, int) or num < 1:

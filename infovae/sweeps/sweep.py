@@ -185,5 +185,8 @@ def run_sweep(source, out_dir=None, executor="local", progress=None, overrides=N
         write_results(spec, table, out_dir)
         if interrupted:
             waiting = len(spec.trials) - int((result.results["status"] == "ok").sum() if len(result.results) else 0)
-            raise RunInterrupted(f"sweep interrupted; {waiting} trials did not finish and resume when it runs again: infovae sweep ... --out {out_dir}")
+            raise RunInterrupted(
+                f"sweep interrupted; {waiting} trials did not finish and resume when it runs again: infovae sweep ... "
+                f"--out {out_dir}"
+            )
         return result

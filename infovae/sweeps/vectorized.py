@@ -6,7 +6,8 @@ scalars: the objective's weights, learning rate and schedule, seed, warm-up, gra
 selection and early stopping), in the sweep's order, and a group larger than ``trials_per_program``
 is cut into consecutive chunks of that size. On a GPU a group computes every term some trial weighs, so
 that a grid over the weights is one compilation; on a CPU, where a step's arithmetic costs more than a
-compilation, trials that weigh different terms (the marginal divergence, the JSD) are grouped apart. Each chunk trains in :func:`~infovae.training.loop.train_group`
+compilation, trials that weigh different terms (the marginal divergence, the JSD) are grouped apart.
+Each chunk trains in :func:`~infovae.training.loop.train_group`
 with the NumPyro backend, writing every trial's run folder as a single run would and the chunk's
 checkpoint to ``SWEEP/groups/ID/checkpoint.npz``; when it ends, each finished trial gets a checkpoint
 of its own (so ``infovae report`` and ``infovae train --resume ... train.steps=N`` work on it) and the
@@ -48,7 +49,15 @@ from infovae.training.config import apply_overrides, architecture, fit_batch_siz
 from infovae.training.loop import Trial, build_backend, train_group
 from infovae.training.runs import RunFolder
 
-__all__ = ["CPU_TRIALS_PER_PROGRAM", "MAX_TRIALS_PER_PROGRAM", "MIN_TRIAL_STEPS_PER_WORKER", "default_trials_per_program", "run_chunk_process", "run_vectorized", "trial_bytes"]
+__all__ = [
+    "CPU_TRIALS_PER_PROGRAM",
+    "MAX_TRIALS_PER_PROGRAM",
+    "MIN_TRIAL_STEPS_PER_WORKER",
+    "default_trials_per_program",
+    "run_chunk_process",
+    "run_vectorized",
+    "trial_bytes",
+]
 
 CPU_TRIALS_PER_PROGRAM = 16
 # A worker process pays its start-up, imports and compilation (10 - 20 s on two cores): by default a CPU

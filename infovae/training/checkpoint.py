@@ -59,7 +59,7 @@ def _unflatten(node, arrays, path):
         return node
     if not isinstance(node, dict) or len(node) != 1:
         raise ValueError(f"unexpected entry at {path or 'the top'}")
-    (kind, body), = node.items()
+    ((kind, body),) = node.items()
     if kind == "array":
         return arrays[f"a{int(body)}"]
     if kind == "dict":

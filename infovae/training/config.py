@@ -75,7 +75,9 @@ def _literal(values):
 
 
 class ModelConfig(_Section):
-    latent: Literal["discrete", "gaussian"] = Field("discrete", description="A router over latent_size values, or a Gaussian vector.")
+    latent: Literal["discrete", "gaussian"] = Field(
+        "discrete", description="A router over latent_size values, or a Gaussian vector."
+    )
     latent_size: int = Field(8, ge=1, le=100_000, description="Latent values (discrete) or dimensions (Gaussian).")
     prior: Literal["fixed", "learned"] = Field("fixed", description="Uniform / standard normal, or p(z|x) from a network.")
     likelihood: _literal(LIKELIHOODS) | None = Field(
@@ -84,7 +86,8 @@ class ModelConfig(_Section):
     hidden: int = Field(128, ge=1, le=1_000_000, description="Width of the hidden layers.")
     decoder_scale: _literal(DECODER_SCALES) | float = Field(
         "learned",
-        description="Gaussian likelihood: one learned scale per output dim (learned), per example from the decoder (amortized), or a fixed positive number.",
+        description="Gaussian likelihood: one learned scale per output dim (learned), per example from the decoder "
+        "(amortized), or a fixed positive number.",
     )
     min_scale: float = Field(1e-3, gt=0, allow_inf_nan=False, description="Floor on a learned or amortized decoder scale.")
 
@@ -104,15 +107,25 @@ class ObjectiveConfig(_Section):
         + "; ".join(f"{m.name}: {m.description} ({m.latent} latent)" for m in MARGINALS.values())
         + ".",
     )
-    marginal_weight: float = Field(0.0, ge=0, allow_inf_nan=False, description="gamma = alpha + lambda - 1, weight of the marginal divergence.")
-    jsd_weight: float = Field(0.0, ge=0, allow_inf_nan=False, description="delta, weight of the inter-latent Jensen-Shannon reward.")
+    marginal_weight: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="gamma = alpha + lambda - 1, weight of the marginal divergence."
+    )
+    jsd_weight: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="delta, weight of the inter-latent Jensen-Shannon reward."
+    )
     kernel: _literal(KERNELS) = Field("imq", description="MMD kernel: inverse multiquadric or Gaussian (RBF).")
     kernel_scales: tuple[float, ...] = Field(DEFAULT_KERNEL_SCALES, min_length=1, description="MMD kernel scales (positive).")
     bandwidth: str | float | None = Field(None, description="MMD base width: null (2 d), median, or a positive number.")
     jsd_mixture: _literal(JSD_MIXTURES) = Field("prior", description="Where the JSD term's mixture weights come from.")
     jsd_samples: int = Field(8, ge=2, le=10_000, description="Latent draws compared by the JSD term (Gaussian latent).")
     num_particles: int = Field(1, ge=1, le=10_000, description="Latent draws per step (Gaussian latent).")
-    mmd_features: int | None = Field(None, ge=1, le=100_000, description="Random features per kernel scale for the MMD (null: exact, quadratic in the batch; random features make batches of thousands affordable but, at 32, matched the prior far less closely in the regime study).")
+    mmd_features: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Random features per kernel scale for the MMD (null: exact, quadratic in the batch; random features "
+        "make batches of thousands affordable but, at 32, matched the prior far less closely in the regime study).",
+    )
 
     @field_validator("bandwidth", mode="before")
     @classmethod
@@ -133,7 +146,9 @@ class ObjectiveConfig(_Section):
 
 
 class EarlyStopping(_Section):
-    patience: int = Field(ge=1, le=1_000_000, description="Evaluations without improvement of train.monitor before training stops.")
+    patience: int = Field(
+        ge=1, le=1_000_000, description="Evaluations without improvement of train.monitor before training stops."
+    )
 
 
 class Warmup(_Section):
@@ -146,20 +161,32 @@ class TrainConfig(_Section):
     steps: int = Field(2000, ge=1, le=100_000_000, description="Optimisation steps.")
     batch_size: int = Field(256, ge=2, le=10_000_000, description="Examples per step (at most the training examples).")
     lr: float = Field(1e-3, gt=0, le=1, description="Adam learning rate.")
-    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="Constant learning rate, or cosine decay to 0 over train.steps.")
-    grad_clip: float | None = Field(None, gt=0, allow_inf_nan=False, description="Largest global gradient norm (null: no clipping).")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="Constant learning rate, or cosine decay to 0 over train.steps."
+    )
+    grad_clip: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Largest global gradient norm (null: no clipping)."
+    )
     warmup: Warmup = Field(default_factory=Warmup, description="Linear warm-up of the objective's weights.")
     seed: int = Field(0, description="Seed of initialisation, minibatches and latent draws.")
     eval_every: int = Field(200, ge=1, description="Steps between evaluations (each writes metrics.jsonl and a checkpoint).")
     eval_examples: int = Field(2000, ge=10, le=1_000_000, description="Largest number of held-out examples an evaluation uses.")
-    importance_samples: int = Field(64, ge=1, le=100_000, description="Draws of the importance-weighted -log p(y|x) (Gaussian latent).")
+    importance_samples: int = Field(
+        64, ge=1, le=100_000, description="Draws of the importance-weighted -log p(y|x) (Gaussian latent)."
+    )
     select: Literal["last", "best"] = Field(
-        "best", description="Weights evaluated on the test split (and kept for reports): those of the best evaluation of train.monitor, or the last."
+        "best",
+        description="Weights evaluated on the test split (and kept for reports): those of the best evaluation of "
+        "train.monitor, or the last.",
     )
     monitor: _literal(monitorable()) = Field(
-        "loss", description="Validation quantity that select: best and early stopping watch (each has a known direction: loss lower is better, probe_accuracy higher)."
+        "loss",
+        description="Validation quantity that select: best and early stopping watch (each has a known direction: loss "
+        "lower is better, probe_accuracy higher).",
     )
-    early_stopping: EarlyStopping | None = Field(None, description="{patience: N}: stop after N evaluations without improvement of train.monitor.")
+    early_stopping: EarlyStopping | None = Field(
+        None, description="{patience: N}: stop after N evaluations without improvement of train.monitor."
+    )
     device: Literal["cpu", "cuda"] = Field("cpu", description="The Pyro backend's torch device (JAX picks its own).")
 
     @property
@@ -173,7 +200,9 @@ class RunConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="The CVAE.")
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig, description="The InfoVAE objective's weights.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation and evaluation.")
-    backend: _literal(BACKENDS) = Field("pyro", description="; ".join(f"{b.name}: {b.description}" for b in BACKENDS.values()) + ".")
+    backend: _literal(BACKENDS) = Field(
+        "pyro", description="; ".join(f"{b.name}: {b.description}" for b in BACKENDS.values()) + "."
+    )
 
     @model_validator(mode="after")
     def _fits_together(self):
@@ -223,7 +252,8 @@ def architecture(config: RunConfig, train) -> CVAEConfig:
     activations = batch * (values + 1) * max(arch.hidden, arch.decoder_output_dim)
     if activations > MAX_ACTIVATIONS:
         raise ConfigError(
-            f"train.batch_size={batch} with {values} latent values (or draws) of a {max(arch.hidden, arch.decoder_output_dim)}-wide "
+            f"train.batch_size={batch} with {values} latent values (or draws) of a "
+            f"{max(arch.hidden, arch.decoder_output_dim)}-wide "
             f"decoder makes activations of {activations:,} values per step; at most {MAX_ACTIVATIONS:,} are supported"
         )
     return arch

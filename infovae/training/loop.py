@@ -261,7 +261,14 @@ def train_group(backend, trials, splits, checkpoint_path, state=None, progress=N
     for trial in trials:
         trial.folder.keep_metrics_up_to(step)
     total = train.steps * len(trials)
-    bar = tqdm(total=total, initial=step * len(trials), desc=backend.name, unit="step", disable=None if progress is None else not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=step * len(trials),
+        desc=backend.name,
+        unit="step",
+        disable=None if progress is None else not progress,
+        dynamic_ncols=True,
+    )
     started = time.perf_counter()
     with _stop_requests() as stop, bar:
         while step < train.steps and any(t.status == "running" for t in trials):
@@ -304,7 +311,9 @@ def train_group(backend, trials, splits, checkpoint_path, state=None, progress=N
     if per_trial_checkpoints:
         for i, trial in enumerate(trials):
             if outcomes[i].status == "ok":
-                save_checkpoint(trial.folder.checkpoint_path, _checkpoint(step, seconds, backend, [trial], backend.trial_state(i)))
+                save_checkpoint(
+                    trial.folder.checkpoint_path, _checkpoint(step, seconds, backend, [trial], backend.trial_state(i))
+                )
     return outcomes
 
 
@@ -404,7 +413,9 @@ def resume_run(out_dir, steps=None, progress=None, callbacks=()):
         if steps is not None and steps != config.train.steps:
             config = _extended(config, steps, summary, folder)
         elif summary is not None:
-            raise RunDirError(f"the run in {folder.path} has finished already (it has a summary.json); pass train.steps=N to extend it")
+            raise RunDirError(
+                f"the run in {folder.path} has finished already (it has a summary.json); pass train.steps=N to extend it"
+            )
         splits = load_run_splits(config, folder)
         backend = build_backend([config], splits)
         state = load_checkpoint(folder.checkpoint_path) if folder.has_checkpoint() else None

@@ -93,13 +93,17 @@ class NumPyroBackend(Backend):
         # The group's trials share the marginal's kind; the ELBO computes every term some trial weighs,
         # and each trial's own weights enter as values (self.hyper).
         weighs = lambda name: float(any(getattr(c.objective, name) > 0 for c in self.configs))  # noqa: E731
-        self.elbo = InfoVAE_ELBO(**{**first.objective.elbo_kwargs(), "marginal_weight": weighs("marginal_weight"), "jsd_weight": weighs("jsd_weight")})
+        self.elbo = InfoVAE_ELBO(
+            **{**first.objective.elbo_kwargs(), "marginal_weight": weighs("marginal_weight"), "jsd_weight": weighs("jsd_weight")}
+        )
         self.train_x, self.train_y = self._x(train_data.x), self._y(train_data.y)
         self._hyper = Hyper(*(jnp.asarray(values, jnp.float32) for values in self.hyper))
         initial = {}
         for config in self.configs:
             if config.train.seed not in initial:
-                initial[config.train.seed] = state_dicts_to_numpyro(*_initial_state_dicts(arch, config.train.seed), dtype=jnp.float32)
+                initial[config.train.seed] = state_dicts_to_numpyro(
+                    *_initial_state_dicts(arch, config.train.seed), dtype=jnp.float32
+                )
         self.params = _stack([initial[c.train.seed] for c in self.configs])
         self.best = self.params
         self.opt_state = jax.vmap(optax.scale_by_adam().init)(self.params)
@@ -149,16 +153,26 @@ class NumPyroBackend(Backend):
         def trial(p, o, k, t, a, idx, h):
             return jax.lax.scan(partial(self._step, hyper=h), (p, o, k, t, a), idx)
 
-        (params, opt_state, keys, step_count, _), terms = jax.vmap(trial)(params, opt_state, keys, step_count, active, indices, hyper)
+        (params, opt_state, keys, step_count, _), terms = jax.vmap(trial)(
+            params, opt_state, keys, step_count, active, indices, hyper
+        )
         return params, opt_state, keys, step_count, terms
 
     def train_steps(self, indices, active):
         self.params, self.opt_state, self.keys, self.step_count, terms = self._train(
-            self.params, self.opt_state, self.keys, self.step_count, jnp.asarray(active), jnp.asarray(indices, jnp.int32), self._hyper
+            self.params,
+            self.opt_state,
+            self.keys,
+            self.step_count,
+            jnp.asarray(active),
+            jnp.asarray(indices, jnp.int32),
+            self._hyper,
         )
         terms = {name: np.asarray(values, dtype=np.float64) for name, values in terms.items()}
         # A step that could not be taken reports its loss as not finite, whichever part failed.
-        terms["loss"] = np.where(terms.pop("finite") > 0, terms["loss"], np.where(np.isfinite(terms["loss"]), np.nan, terms["loss"]))
+        terms["loss"] = np.where(
+            terms.pop("finite") > 0, terms["loss"], np.where(np.isfinite(terms["loss"]), np.nan, terms["loss"])
+        )
         return terms
 
     def keep_best(self, mask):
@@ -177,7 +191,10 @@ class NumPyroBackend(Backend):
                 arrays.update(labels=jnp.asarray(held.labels, jnp.int32), fit_labels=jnp.asarray(fitting.labels, jnp.int32))
                 extra["num_labels"] = max(held.num_labels, fitting.num_labels, 2)
             if generator is not None:
-                arrays.update(tables=jnp.asarray(generator.label_log_prob_tables(held.x), jnp.float32), mix=jnp.asarray(generator.label_mix, jnp.float32))
+                arrays.update(
+                    tables=jnp.asarray(generator.label_log_prob_tables(held.x), jnp.float32),
+                    mix=jnp.asarray(generator.label_mix, jnp.float32),
+                )
                 if hasattr(generator, "label_log_prior"):  # x informative about the label: p(l | x) replaces the mix
                     arrays["log_prior"] = jnp.asarray(generator.label_log_prior(held.x), jnp.float32)
                 extra["bayes_accuracy"] = float(generator.expected_bayes_accuracy(held.x, held.y))
@@ -219,7 +236,11 @@ class NumPyroBackend(Backend):
         if num_labels is not None:
             q_fit = self.guide.posterior(params, data["fit_x"], data["fit_y"])
             out["probe_accuracy"] = jax_metrics.probe_accuracy(
-                self._features(keys["probe_fit"], q_fit), data["fit_labels"], self._features(keys["probe"], q), data["labels"], num_labels
+                self._features(keys["probe_fit"], q_fit),
+                data["fit_labels"],
+                self._features(keys["probe"], q),
+                data["labels"],
+                num_labels,
             )
             if self.arch.latent == "discrete":
                 codes, num_codes = jnp.argmax(q.probs, -1), self.arch.latent_size
@@ -230,7 +251,9 @@ class NumPyroBackend(Backend):
             prior_key, decoder_key = jax.random.split(keys["generate"])
             z = p.sample(prior_key)
             y_generated = self.model.decoder(params, x, z).sample(decoder_key)
-            out["coverage_tv"] = jax_metrics.label_posterior_coverage_tv(data["tables"], data["mix"], y_generated, data.get("log_prior"))
+            out["coverage_tv"] = jax_metrics.label_posterior_coverage_tv(
+                data["tables"], data["mix"], y_generated, data.get("log_prior")
+            )
         return out
 
     def _features(self, key, q):
@@ -307,7 +330,9 @@ class NumPyroBackend(Backend):
         base = fn.base_dist if hasattr(fn, "base_dist") else fn
         if hasattr(base, "probs"):
             return CategoricalLatent(np.asarray(base.probs, dtype=np.float64))
-        return GaussianLatent(np.asarray(base.loc, dtype=np.float64), np.asarray(jnp.broadcast_to(base.scale, base.loc.shape), dtype=np.float64))
+        return GaussianLatent(
+            np.asarray(base.loc, dtype=np.float64), np.asarray(jnp.broadcast_to(base.scale, base.loc.shape), dtype=np.float64)
+        )
 
     def posterior(self, x, y):
         return self._latent_params(self.guide.posterior(self._trial_params, self._x(x), self._y(y)))
@@ -322,7 +347,10 @@ class NumPyroBackend(Backend):
     def decoder_mean(self, x, z):
         fn = self.model.decoder(self._trial_params, self._x(x), self._z(z)).base_dist
         mean = fn.loc if self.arch.likelihood == "gaussian" else fn.probs
-        return np.asarray(jnp.broadcast_to(mean, fn.batch_shape + fn.event_shape + mean.shape[len(fn.batch_shape) + len(fn.event_shape) :]), dtype=np.float64)
+        return np.asarray(
+            jnp.broadcast_to(mean, fn.batch_shape + fn.event_shape + mean.shape[len(fn.batch_shape) + len(fn.event_shape) :]),
+            dtype=np.float64,
+        )
 
     @partial(jax.jit, static_argnums=0)
     def _generate(self, params, key, x, z):

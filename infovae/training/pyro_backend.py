@@ -25,6 +25,7 @@ from infovae.training.backends import Backend, learning_rate, scheduled_weights
 
 __all__ = ["PyroBackend"]
 
+
 class Adam:
     """Adam (Kingma & Ba, 2015) with the defaults and the arithmetic of optax's ``scale_by_adam``
     followed by ``-lr``, the NumPyro backend's update, on torch tensors. (``torch.optim.Adam`` computes
@@ -51,7 +52,9 @@ class Adam:
         return {"count": self.count, "mu": list(self.mu), "nu": list(self.nu)}
 
     def load_state_dict(self, state):
-        if len(state["mu"]) != len(self.params) or any(tuple(m.shape) != tuple(p.shape) for m, p in zip(state["mu"], self.params)):
+        if len(state["mu"]) != len(self.params) or any(
+            tuple(m.shape) != tuple(p.shape) for m, p in zip(state["mu"], self.params)
+        ):
             raise ValueError("the optimiser state has other shapes")
         self.count = int(state["count"])
         self.mu = [torch.as_tensor(m, dtype=p.dtype, device=p.device).clone() for m, p in zip(state["mu"], self.params)]
@@ -251,7 +254,11 @@ class PyroBackend(Backend):
     def decoder_mean(self, x, z):
         fn = self.model.decoder(self._x(x), self._z(z)).base_dist
         mean = fn.loc if self.arch.likelihood == "gaussian" else fn.probs
-        return torch.broadcast_to(mean, fn.batch_shape + fn.event_shape + mean.shape[len(fn.batch_shape) + len(fn.event_shape):]).cpu().numpy()
+        return (
+            torch.broadcast_to(mean, fn.batch_shape + fn.event_shape + mean.shape[len(fn.batch_shape) + len(fn.event_shape) :])
+            .cpu()
+            .numpy()
+        )
 
     @torch.no_grad()
     def generate(self, x, seed, z=None):

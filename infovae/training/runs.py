@@ -98,7 +98,9 @@ class RunFolder:
         except FileNotFoundError:
             raise RunDirError(f"{self.path} has no {SPLITS}") from None
         except (OSError, ValueError, KeyError, EOFError, MemoryError) as error:
-            raise RunDirError(f"{self.splits_path} is not a valid splits file ({type(error).__name__}); the run folder is damaged") from None
+            raise RunDirError(
+                f"{self.splits_path} is not a valid splits file ({type(error).__name__}); the run folder is damaged"
+            ) from None
 
     def read_metrics(self):
         return [upgrade_record(r, "metrics") for r in read_jsonl(self.metrics_path)]

@@ -28,7 +28,11 @@ def test_digits_completion_task():
 
 @pytest.mark.parametrize(
     "quadrants, given",
-    [(2, ["top-left", "top-right"]), (3, ["top-left", "top-right", "bottom-left"]), (["bottom-right", 0], ["top-left", "bottom-right"])],
+    [
+        (2, ["top-left", "top-right"]),
+        (3, ["top-left", "top-right", "bottom-left"]),
+        (["bottom-right", 0], ["top-left", "bottom-right"]),
+    ],
 )
 def test_digits_quadrants(quadrants, given):
     data = make_digits(quadrants=quadrants)
@@ -103,7 +107,11 @@ BAD = {
     "missing key": (dict(x=np.zeros((20, 2))), "gaussian", "has no array 'y'"),
     "y beyond [0, 1]": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), 1.5)), "bernoulli", "values in [0, 1]"),
     "negative y": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), -0.1)), "bernoulli", "values in [0, 1]"),
-    "too large for float32": (dict(x=np.full((20, 2), 1e300), y=np.zeros((20, 2))), "gaussian", "x contains values too large for float32"),
+    "too large for float32": (
+        dict(x=np.full((20, 2), 1e300), y=np.zeros((20, 2))),
+        "gaussian",
+        "x contains values too large for float32",
+    ),
     "class id too large": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), 10**9)), "categorical", "at most 100000 classes"),
     "lengths differ": (dict(x=np.zeros((20, 2)), y=np.zeros((19, 2))), "gaussian", "different lengths: x 20, y 19"),
     "labels length": (dict(x=np.zeros((20, 2)), y=np.zeros(20), labels=np.zeros(21)), "gaussian", "labels 21"),
@@ -113,8 +121,16 @@ BAD = {
     "fractional class": (dict(x=np.zeros((20, 2)), y=np.full((20, 2), 1.5)), "categorical", "non-negative integer classes"),
     "3-D x": (dict(x=np.zeros((20, 2, 2)), y=np.zeros((20, 2))), "gaussian", "x must be 2-D"),
     "3-D y": (dict(x=np.zeros((20, 2)), y=np.zeros((20, 2, 2))), "gaussian", "y must be 1-D [N] or 2-D"),
-    "bad labels": (dict(x=np.zeros((20, 2)), y=np.zeros((20, 2)), labels=np.full(20, 0.5)), "gaussian", "labels must be non-negative integers"),
-    "negative labels": (dict(x=np.zeros((20, 2)), y=np.zeros((20, 2)), labels=-np.ones(20)), "gaussian", "labels must be non-negative integers"),
+    "bad labels": (
+        dict(x=np.zeros((20, 2)), y=np.zeros((20, 2)), labels=np.full(20, 0.5)),
+        "gaussian",
+        "labels must be non-negative integers",
+    ),
+    "negative labels": (
+        dict(x=np.zeros((20, 2)), y=np.zeros((20, 2)), labels=-np.ones(20)),
+        "gaussian",
+        "labels must be non-negative integers",
+    ),
     "too few": (dict(x=np.zeros((3, 2)), y=np.zeros((3, 2))), "gaussian", "at least 10"),
     "extra array": (dict(x=np.zeros((20, 2)), y=np.zeros((20, 2)), z=np.zeros(20)), "gaussian", "unexpected arrays ['z']"),
     "strings": (dict(x=np.zeros((20, 2)), y=np.array(["a"] * 20)), "gaussian", "y has dtype <U1"),

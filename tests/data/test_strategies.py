@@ -228,8 +228,12 @@ def test_posterior_with_shifted_contexts_against_brute_force(mix):
         p_s_given_x = joint_x / joint_x.sum()
         lik = np.array([np.prod([step_probs_by_hand(g, ctx[i, t], s)[y[i, t]] for t in range(3)]) for s in range(3)])
         np.testing.assert_allclose(np.exp(g.label_log_prior(x[i : i + 1]))[0], p_s_given_x, rtol=1e-10, atol=1e-300)
-        np.testing.assert_allclose(g.posterior(x[i : i + 1], y[i : i + 1])[0], p_s_given_x * lik / (p_s_given_x * lik).sum(), rtol=1e-10)
-        assert g.log_marginal_likelihood(x[i : i + 1], y[i : i + 1])[0] == pytest.approx(np.log((p_s_given_x * lik).sum()), rel=1e-10)
+        np.testing.assert_allclose(
+            g.posterior(x[i : i + 1], y[i : i + 1])[0], p_s_given_x * lik / (p_s_given_x * lik).sum(), rtol=1e-10
+        )
+        assert g.log_marginal_likelihood(x[i : i + 1], y[i : i + 1])[0] == pytest.approx(
+            np.log((p_s_given_x * lik).sum()), rel=1e-10
+        )
     # p(y | x) is still a distribution over the action sequences, for any contexts
     sequences = np.array(list(itertools.product(range(3), repeat=3)))
     p_y = np.exp(g.log_marginal_likelihood(np.repeat(x[:1], len(sequences), axis=0), sequences))

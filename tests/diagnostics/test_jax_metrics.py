@@ -188,9 +188,7 @@ def test_probe_never_predicts_a_class_it_did_not_see():
     fit_labels = np.where(labels[:2000] == 2, 0, labels[:2000])  # class 2's examples fitted as class 0
     expected = metrics.probe_accuracy(features[:2000], fit_labels, features[2000:], labels[2000:])
     f, fit_l = jnp.asarray(features, jnp.float32), jnp.asarray(fit_labels)
-    assert float(jm.probe_accuracy(f[:2000], fit_l, f[2000:], jnp.asarray(labels[2000:]), 4)) == pytest.approx(
-        expected, abs=1e-3
-    )
+    assert float(jm.probe_accuracy(f[:2000], fit_l, f[2000:], jnp.asarray(labels[2000:]), 4)) == pytest.approx(expected, abs=1e-3)
     assert expected == pytest.approx(np.mean(labels[2000:] != 2), abs=0.02)
     # No eval example is predicted as 2, though a quarter of them lie on its cluster.
     assert float(jm.probe_accuracy(f[:2000], fit_l, f[2000:], jnp.full(1000, 2, jnp.int32), 4)) == 0.0

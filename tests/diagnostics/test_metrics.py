@@ -96,7 +96,7 @@ class LinearGaussian:
     """p(z) = N(0, 1), p(y|z) = N(z, 1): log p(y) = log N(y; 0, 2), posterior N(y/2, 1/2)."""
 
     def log_likelihood(self, x, y, z):
-        return (-0.5 * (y[:, 0] - z[..., 0]) ** 2 - 0.5 * np.log(2 * np.pi))
+        return -0.5 * (y[:, 0] - z[..., 0]) ** 2 - 0.5 * np.log(2 * np.pi)
 
 
 class Table:

@@ -87,7 +87,12 @@ def test_gradients_agree():
     x, loc = torch.tensor(X, requires_grad=True), torch.tensor(LOC, requires_grad=True)
     (pt.mmd(x, torch.as_tensor(Y), bandwidth="median") + pt.moment_matched_kl(loc, torch.as_tensor(SCALE))).backward()
     # Compiled: one program is cheaper to build than JAX's op-by-op backward pass.
-    grads = jax.jit(jax.grad(lambda a, m: jx.mmd(a, jnp.asarray(Y), bandwidth="median") + jx.moment_matched_kl(m, jnp.asarray(SCALE)), argnums=(0, 1)))
+    grads = jax.jit(
+        jax.grad(
+            lambda a, m: jx.mmd(a, jnp.asarray(Y), bandwidth="median") + jx.moment_matched_kl(m, jnp.asarray(SCALE)),
+            argnums=(0, 1),
+        )
+    )
     grad_x, grad_loc = grads(jnp.asarray(X), jnp.asarray(LOC))
     close(x.grad, grad_x)
     close(loc.grad, grad_loc)

@@ -53,7 +53,10 @@ def test_invalid_arguments_raise_the_pyro_error(kwargs):
 
 
 def test_from_alpha_lambda_is_the_pyro_one():
-    ours, theirs = pt.InfoVAE_ELBO.from_alpha_lambda(0.25, 3.0, marginal="kl"), jx.InfoVAE_ELBO.from_alpha_lambda(0.25, 3.0, marginal="kl")
+    ours, theirs = (
+        pt.InfoVAE_ELBO.from_alpha_lambda(0.25, 3.0, marginal="kl"),
+        jx.InfoVAE_ELBO.from_alpha_lambda(0.25, 3.0, marginal="kl"),
+    )
     assert (theirs.beta, theirs.marginal_weight) == (ours.beta, ours.marginal_weight) == (0.75, 2.25)
     with pytest.raises(ValueError, match="alpha=2 gives beta = 1 - alpha < 0"):
         jx.InfoVAE_ELBO.from_alpha_lambda(2, 0)

@@ -24,7 +24,9 @@ def test_discrete_equals_traceenum_elbo_with_an_enumerated_guide(prior):
     for num_data in (None, NUM_DATA):
         ours = InfoVAE_ELBO().loss(key, twins.params, twins.model, twins.guide, *twins.jax_data, num_data=num_data)
         enumerated = config_enumerate(twins.guide)
-        theirs = TraceEnum_ELBO(max_plate_nesting=1).loss(key, twins.params, twins.model, enumerated, *twins.jax_data, num_data=num_data)
+        theirs = TraceEnum_ELBO(max_plate_nesting=1).loss(
+            key, twins.params, twins.model, enumerated, *twins.jax_data, num_data=num_data
+        )
         close(ours, theirs, rtol=1e-12)
 
 

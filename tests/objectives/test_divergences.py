@@ -76,13 +76,7 @@ def np_aggregate(loc, scale):
 def np_gauss_kl(m0, S0, m1, S1):
     d = len(m0)
     S1inv = np.linalg.inv(S1)
-    return 0.5 * (
-        np.trace(S1inv @ S0)
-        + (m1 - m0) @ S1inv @ (m1 - m0)
-        - d
-        + np.linalg.slogdet(S1)[1]
-        - np.linalg.slogdet(S0)[1]
-    )
+    return 0.5 * (np.trace(S1inv @ S0) + (m1 - m0) @ S1inv @ (m1 - m0) - d + np.linalg.slogdet(S1)[1] - np.linalg.slogdet(S0)[1])
 
 
 def test_moment_matched_kl_standard_normal_prior():

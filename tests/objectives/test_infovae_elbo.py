@@ -101,9 +101,7 @@ def test_discrete_jsd_of_a_factorised_event_is_the_sum_over_factors(batch, likel
     model, guide = table_pair(torch.randn(N_DATA, K, generator=gen), prior, dec, likelihood)
     terms = InfoVAE_ELBO(jsd_weight=1.0).loss_terms(model, guide, idx, y)
     w = prior.softmax(-1).numpy()
-    per_factor = [
-        np_entropy(w @ factor_probs[:, t].numpy()) - w @ np_entropy(factor_probs[:, t].numpy()) for t in range(T)
-    ]
+    per_factor = [np_entropy(w @ factor_probs[:, t].numpy()) - w @ np_entropy(factor_probs[:, t].numpy()) for t in range(T)]
     assert terms["jsd"] == pytest.approx(sum(per_factor), rel=1e-12)
     assert terms["jsd"] <= T * math.log(K)
 
@@ -133,7 +131,9 @@ def cvae_batch(config, batch_size=7, seed=0):
 @pytest.mark.parametrize("prior", ["fixed", "learned"])
 @pytest.mark.parametrize("latent", ["discrete", "gaussian"])
 def test_beta_one_equals_pyro_elbo_on_the_cvae(likelihood, prior, latent):
-    config = CVAEConfig(x_dim=3, y_dim=4, num_classes=3, latent=latent, latent_size=5, prior=prior, likelihood=likelihood, hidden=16)
+    config = CVAEConfig(
+        x_dim=3, y_dim=4, num_classes=3, latent=latent, latent_size=5, prior=prior, likelihood=likelihood, hidden=16
+    )
     model, guide = CVAEModel(config), CVAEGuide(config)
     x, y = cvae_batch(config)
     if latent == "discrete":
@@ -186,8 +186,7 @@ def test_continuous_terms_match_hand_computation(learned_prior):
     S_p = np.eye(2) + np.cov(prior_loc.T, bias=True)
     S_p_inv = np.linalg.inv(S_p)
     marginal = 0.5 * (
-        np.trace(S_p_inv @ S_q) + (m_p - m_q) @ S_p_inv @ (m_p - m_q) - 2
-        + np.linalg.slogdet(S_p)[1] - np.linalg.slogdet(S_q)[1]
+        np.trace(S_p_inv @ S_q) + (m_p - m_q) @ S_p_inv @ (m_p - m_q) - 2 + np.linalg.slogdet(S_p)[1] - np.linalg.slogdet(S_q)[1]
     )
     log_q_cross = np.stack([normal_log_prob(z[i], loc, s) for i in range(len(z))])  # [i, j]
     mi = np.mean(np.diag(log_q_cross) - (np.log(np.exp(log_q_cross).mean(1))))
@@ -448,7 +447,9 @@ def _model(second_latent=False, observed_z=False, extra_obs=False, in_plate=True
     def model(x, y):
         ctx = plate(len(x), None) if in_plate else pyro.poutine.messenger.Messenger()
         with ctx:
-            z = pyro.sample("z", dist.Categorical(logits=torch.zeros(len(x), 2)), obs=torch.zeros(len(x)).long() if observed_z else None)
+            z = pyro.sample(
+                "z", dist.Categorical(logits=torch.zeros(len(x), 2)), obs=torch.zeros(len(x)).long() if observed_z else None
+            )
             if second_latent:
                 pyro.sample("w", dist.Normal(0.0, 1.0).expand([len(x)]))
             logits = torch.stack([z.double(), -z.double()], -1).unsqueeze(-2).expand(z.shape + (3, 2))

@@ -55,7 +55,11 @@ def test_groups_dims_and_example_coordinate(runs, trees):
     assert z.dims == ("chain", "draw", "example", "z_value") and z.shape == (1, DRAWS, EXAMPLES, 4)
     np.testing.assert_array_equal(z.values.sum(-1), 1)
     assert tree["posterior_predictive"]["y"].dims == ("chain", "draw", "example", "factor")
-    assert tree["reconstruction"]["y"].shape == tree["posterior_predictive"]["y"].shape == (1, DRAWS) + tree["observed_data"]["y"].shape
+    assert (
+        tree["reconstruction"]["y"].shape
+        == tree["posterior_predictive"]["y"].shape
+        == (1, DRAWS) + tree["observed_data"]["y"].shape
+    )
     np.testing.assert_array_equal(tree["observed_data"]["y"].values, run.splits.test.y[:EXAMPLES])
     np.testing.assert_array_equal(tree["constant_data"]["label"].values, run.splits.test.labels[:EXAMPLES])
     assert tree["log_likelihood"]["y"].dims == ("example",)

@@ -57,8 +57,12 @@ def test_heatmap_colour_direction_follows_better():
         for (b, g, d), v in zip(((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 5.0, 0.1), (1.0, 5.0, 0.1)), (0.1, 0.2, 0.3, 0.4))
     ]
     labels = {"objective.beta": "β", "objective.marginal_weight": "γ", "objective.jsd_weight": "δ"}
-    low = plots.plot_sweep_heatmap(table, "m", ("objective.beta", "objective.marginal_weight"), "objective.jsd_weight", "lower", labels)
-    high = plots.plot_sweep_heatmap(table, "m", ("objective.beta", "objective.marginal_weight"), "objective.jsd_weight", "higher", labels)
+    low = plots.plot_sweep_heatmap(
+        table, "m", ("objective.beta", "objective.marginal_weight"), "objective.jsd_weight", "lower", labels
+    )
+    high = plots.plot_sweep_heatmap(
+        table, "m", ("objective.beta", "objective.marginal_weight"), "objective.jsd_weight", "higher", labels
+    )
     assert low.axes[0].images[0].get_cmap().name == "viridis_r"
     assert high.axes[0].images[0].get_cmap().name == "viridis"
     assert [ax.get_title() for ax in high.axes[:2]] == ["δ = 0", "δ = 0.1"]
@@ -73,7 +77,11 @@ def test_probe_panels_and_forest():
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
     assert all(len(ax.get_legend().get_texts()) <= 6 + 2 for ax in fig.axes if ax.get_visible())
     fig = plots.plot_sweep_forest(
-        ["β=1", "β=0"], ["probe_accuracy"], {"probe_accuracy": [[0.5, 0.6, 0.55], [0.4, None, 0.45]]}, {"probe_accuracy": "higher"}, seeds=3
+        ["β=1", "β=0"],
+        ["probe_accuracy"],
+        {"probe_accuracy": [[0.5, 0.6, 0.55], [0.4, None, 0.45]]},
+        {"probe_accuracy": "higher"},
+        seeds=3,
     )
     assert "higher is better" in fig.axes[0].get_xlabel()
 

@@ -73,14 +73,31 @@ def test_sweep_report(tmp_path):
         "base": base,
         "grid": {"objective.beta": [1.0, 0.0], "objective.marginal_weight": [0.0, 5.0], "objective.jsd_weight": [0.1]},
         # A setting outside the (β, γ) grid (another marginal divergence) leaves the heatmaps of the grid.
-        "list": [{"objective.beta": 0.0, "objective.marginal_weight": 5.0, "objective.jsd_weight": 0.1, "objective.marginal": "kl_corrected"}],
+        "list": [
+            {
+                "objective.beta": 0.0,
+                "objective.marginal_weight": 5.0,
+                "objective.jsd_weight": 0.1,
+                "objective.marginal": "kl_corrected",
+            }
+        ],
         "seeds": [0, 1],
         "set": {"train.lr": 0.003},
     }
     infovae.sweep(spec, out=tmp_path / "out", progress=False, workers=2)
     out = write_report(tmp_path / "out")
     text = out["report"].read_text()
-    expected = {"heatmap_probe_accuracy", "heatmap_nmi", "heatmap_coverage_tv", "heatmap_mi", "heatmap_marginal_kl", "heatmap_nll", "kl_split", "probe_curves", "forest"}
+    expected = {
+        "heatmap_probe_accuracy",
+        "heatmap_nmi",
+        "heatmap_coverage_tv",
+        "heatmap_mi",
+        "heatmap_marginal_kl",
+        "heatmap_nll",
+        "kl_split",
+        "probe_curves",
+        "forest",
+    }
     assert {p.stem for p in out["figures"]} == expected
     for figure in expected:
         png_size(tmp_path / "out" / "report" / f"{figure}.png")

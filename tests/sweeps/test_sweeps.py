@@ -25,7 +25,10 @@ def write(tmp_path, sweep, name="sweep.yaml"):
 
 
 def grid_sweep(tmp_path, **extra):
-    return write(tmp_path, {"base": BASE, "grid": {"objective.beta": [1.0, 0.0], "objective.marginal_weight": [0.0, 5.0]}, "seeds": [0], **extra})
+    return write(
+        tmp_path,
+        {"base": BASE, "grid": {"objective.beta": [1.0, 0.0], "objective.marginal_weight": [0.0, 5.0]}, "seeds": [0], **extra},
+    )
 
 
 def test_sweep_file_expands_grid_list_random_and_seeds(tmp_path):
@@ -59,7 +62,10 @@ def test_sweep_file_expands_grid_list_random_and_seeds(tmp_path):
         ({"base": BASE, "grids": {}}, "unknown key"),
         ({"base": "missing.yaml"}, "base config 'missing.yaml' does not exist"),
         ({"base": BASE, "grid": {"train.seed": [1, 2]}}, "use seeds"),
-        ({"base": BASE, "random": {"num_trials": 2, "space": {"objective.beta": {"normal": [0, 1]}}}}, "random.space.objective.beta must be one of"),
+        (
+            {"base": BASE, "random": {"num_trials": 2, "space": {"objective.beta": {"normal": [0, 1]}}}},
+            "random.space.objective.beta must be one of",
+        ),
     ],
 )
 def test_bad_sweep_files_name_the_problem(tmp_path, sweep, message):
@@ -91,9 +97,13 @@ def test_local_sweep_records_a_failed_trial_and_resumes(tmp_path):
     assert len(failed) == 1 and "marginal='mmd' needs a continuous latent, but model.latent is discrete" in failed[0]["error"]
     ok = [r for r in rows if r["status"] == "ok"]
     assert all(0 <= float(r["probe_accuracy"]) <= 1 for r in ok)
-    assert {"objective.beta", "objective.marginal_weight", "seed", "status", "error", "test_loss", "mi", "coverage_tv"} <= set(rows[0])
+    assert {"objective.beta", "objective.marginal_weight", "seed", "status", "error", "test_loss", "mi", "coverage_tv"} <= set(
+        rows[0]
+    )
     assert "| beta | marginal_weight | marginal | runs |" in result.table and "1/1" in result.table
-    assert (tmp_path / "out" / "results_by_setting.csv").exists() and "Trials not finished" in (tmp_path / "out" / "results.md").read_text()
+    assert (tmp_path / "out" / "results_by_setting.csv").exists() and "Trials not finished" in (
+        tmp_path / "out" / "results.md"
+    ).read_text()
 
     # Re-running skips every trial that has an outcome: nothing is trained again.
     outcomes = sorted((tmp_path / "out" / "trials").glob("*/outcome.json"))

@@ -16,7 +16,13 @@ from infovae.training.config import (
 
 def test_defaults_follow_the_spec_skeleton():
     c = parse_config({})
-    assert (c.data.kind, c.model.latent, c.model.latent_size, c.model.prior, c.model.hidden) == ("strategies", "discrete", 8, "fixed", 128)
+    assert (c.data.kind, c.model.latent, c.model.latent_size, c.model.prior, c.model.hidden) == (
+        "strategies",
+        "discrete",
+        8,
+        "fixed",
+        128,
+    )
     assert (c.objective.beta, c.objective.marginal, c.objective.marginal_weight, c.objective.jsd_weight) == (1.0, None, 0.0, 0.0)
     assert (c.train.steps, c.train.batch_size, c.train.lr, c.train.seed, c.train.eval_every) == (2000, 256, 0.001, 0, 200)
     assert c.likelihood == "categorical" and c.backend == "pyro"
@@ -25,8 +31,16 @@ def test_defaults_follow_the_spec_skeleton():
 def test_overrides_parse_values_as_yaml_and_reach_any_key(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("objective: {beta: 1.0}\n")
-    c = load_config(path, ["objective.beta=0", "objective.marginal=kl", "objective.marginal_weight=1e2", "train.steps=5", "data.kind=digits"])
-    assert (c.objective.beta, c.objective.marginal, c.objective.marginal_weight, c.train.steps, c.data.kind) == (0.0, "kl", 100.0, 5, "digits")
+    c = load_config(
+        path, ["objective.beta=0", "objective.marginal=kl", "objective.marginal_weight=1e2", "train.steps=5", "data.kind=digits"]
+    )
+    assert (c.objective.beta, c.objective.marginal, c.objective.marginal_weight, c.train.steps, c.data.kind) == (
+        0.0,
+        "kl",
+        100.0,
+        5,
+        "digits",
+    )
     assert apply_overrides({"a": {"b": 1}}, ["a.c=[1, 2]"]) == {"a": {"b": 1, "c": [1, 2]}}
 
 
@@ -48,7 +62,10 @@ def test_npz_path_is_resolved_against_the_config_folder(tmp_path):
         ({"data": {"kind": "mnist"}}, "data: unknown data kind 'mnist'"),
         ({"data": {"kind": "npz"}}, "data.path: Field required"),
         ({"data": {"kind": "strategies", "path": "x.npz"}}, "data.path: unknown key"),
-        ({"model": {"latent": "gaussian"}, "objective": {"marginal": "kl", "marginal_weight": 1}}, "objective.marginal='kl' needs a discrete latent, but model.latent is gaussian"),
+        (
+            {"model": {"latent": "gaussian"}, "objective": {"marginal": "kl", "marginal_weight": 1}},
+            "objective.marginal='kl' needs a discrete latent, but model.latent is gaussian",
+        ),
         ({"objective": {"marginal": "mmd"}}, "marginal='mmd' needs a continuous latent, but model.latent is discrete"),
         ({"objective": {"marginal_weight": 2}}, "objective: marginal_weight=2.0 needs a marginal divergence"),
         ({"objective": {"bandwidth": "mean"}}, "objective.bandwidth: must be None, 'median' or a positive number"),
@@ -103,5 +120,13 @@ def test_every_example_config_is_valid():
 
 def test_schema_documents_every_key():
     text = describe_schema()
-    for key in ("data.num_strategies", "data.quadrants", "data.path", "model.latent_size", "objective.marginal_weight", "objective.jsd_weight", "train.eval_every"):
+    for key in (
+        "data.num_strategies",
+        "data.quadrants",
+        "data.path",
+        "model.latent_size",
+        "objective.marginal_weight",
+        "objective.jsd_weight",
+        "train.eval_every",
+    ):
         assert key in text

@@ -155,7 +155,11 @@ def test_cuda_without_a_device_is_one_line(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(with_train(device="cuda")))
-    done = subprocess.run([sys.executable, "-m", "infovae", "train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "infovae", "train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "no CUDA device" in done.stderr
     assert not (tmp_path / "run").exists()
 

@@ -14,7 +14,18 @@ from infovae.training.config import parse_config
 from infovae.training.loop import TrainingDiverged, resume_run, start_run
 from infovae.training.pyro_backend import PyroBackend
 
-SUMMARY_KEYS = {"test_loss", "test_recon", "test_kl", "mi", "marginal_kl", "test_jsd", "latent_perplexity", "probe_accuracy", "nmi", "coverage_tv"}
+SUMMARY_KEYS = {
+    "test_loss",
+    "test_recon",
+    "test_kl",
+    "mi",
+    "marginal_kl",
+    "test_jsd",
+    "latent_perplexity",
+    "probe_accuracy",
+    "nmi",
+    "coverage_tv",
+}
 
 TINY = {
     "data": {"kind": "strategies", "num_examples": 240, "horizon": 4, "num_strategies": 3},
@@ -41,7 +52,10 @@ def run_cli(argv, capsys):
     "model, objective",
     [
         ({"latent": "discrete"}, {}),
-        ({"latent": "gaussian", "latent_size": 2, "prior": "learned"}, {"marginal": "mmd", "marginal_weight": 5.0, "jsd_weight": 0.1}),
+        (
+            {"latent": "gaussian", "latent_size": 2, "prior": "learned"},
+            {"marginal": "mmd", "marginal_weight": 5.0, "jsd_weight": 0.1},
+        ),
     ],
 )
 def test_train_writes_a_complete_run_directory(tmp_path, capsys, model, objective):
@@ -64,7 +78,9 @@ def test_train_writes_a_complete_run_directory(tmp_path, capsys, model, objectiv
 
 
 def test_overrides_on_the_command_line(tmp_path, capsys):
-    code, _, err = run_cli(["train", write_config(tmp_path), "objective.beta=0", "train.steps=10", "--out", tmp_path / "run"], capsys)
+    code, _, err = run_cli(
+        ["train", write_config(tmp_path), "objective.beta=0", "train.steps=10", "--out", tmp_path / "run"], capsys
+    )
     assert code == 0, err
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["objective"]["beta"] == 0.0 and saved["train"]["steps"] == 10
@@ -171,11 +187,18 @@ BAD_INPUT = {
     "wrong type": (lambda t: _text(t, "train: {steps: lots}\n"), "train.steps"),
     "out of range": (lambda t: _text(t, "objective: {beta: -2}\n"), "objective.beta"),
     "npz lengths differ": (
-        lambda t: _text(t, f"data: {{kind: npz, path: {_npz(t, x=np.zeros((50, 2)), y=np.zeros((40, 3)))}}}\nmodel: {{likelihood: gaussian}}\n"),
+        lambda t: _text(
+            t,
+            f"data: {{kind: npz, path: {_npz(t, x=np.zeros((50, 2)), y=np.zeros((40, 3)))}}}\nmodel: {{likelihood: gaussian}}\n",
+        ),
         "",
     ),
     "npz with NaN": (
-        lambda t: _text(t, f"data: {{kind: npz, path: {_npz(t, x=np.full((50, 2), np.nan), y=np.zeros((50, 3)))}}}\nmodel: {{likelihood: gaussian}}\n"),
+        lambda t: _text(
+            t,
+            f"data: {{kind: npz, path: {_npz(t, x=np.full((50, 2), np.nan), y=np.zeros((50, 3)))}}}\nmodel: "
+            f"{{likelihood: gaussian}}\n",
+        ),
         "",
     ),
     "npz missing": (lambda t: _text(t, "data: {kind: npz, path: missing.npz}\nmodel: {likelihood: gaussian}\n"), "missing.npz"),

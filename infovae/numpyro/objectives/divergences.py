@@ -105,9 +105,7 @@ def moment_matched_kl(loc, scale, prior_loc=None, prior_scale=None):
     if (prior_loc is None) != (prior_scale is None):
         raise ValueError("moment_matched_kl: give both prior_loc and prior_scale, or neither")
     if loc.ndim != 2 or loc.shape != scale.shape:
-        raise ValueError(
-            f"moment_matched_kl: loc and scale must both be [B, d], got {tuple(loc.shape)} and {tuple(scale.shape)}"
-        )
+        raise ValueError(f"moment_matched_kl: loc and scale must both be [B, d], got {tuple(loc.shape)} and {tuple(scale.shape)}")
     d = loc.shape[-1]
     mean_q, cov_q = _aggregate_gaussian(loc, scale)
     if prior_loc is None:
