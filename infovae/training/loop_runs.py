@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from infovae.core.marginals import MARGINALS
 from infovae.data.base import DataSplits
 from infovae.data.registry import load_splits
 from infovae.diagnostics.evaluate import reports_marginal
@@ -45,10 +46,13 @@ def _check_monitor(config, splits):
 
 
 def build_backend(configs: Sequence[RunConfig], splits: DataSplits) -> Backend:
-    """The backend of a group of configs (one backend, one architecture) on ``splits``."""
+    """The backend of a group of configs (one backend, one architecture) on ``splits``. The marginal
+    divergence's function is imported and checked here, before any step (a plug-in names it by a string)."""
     arch = architecture(configs[0], splits.train)
     for config in configs:
         _check_monitor(config, splits)
+        if config.objective.marginal is not None:
+            MARGINALS[config.objective.marginal].function(config.backend)
     return backend_class(configs[0].backend)(configs, arch, splits.train)
 
 

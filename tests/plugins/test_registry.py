@@ -61,6 +61,23 @@ def test_a_function_named_by_a_string_is_checked_at_its_first_use(scratch_margin
         scratch_marginals["late"].function("numpyro")
 
 
+def test_a_run_refuses_a_function_that_does_not_fit_before_it_makes_its_folder(scratch_marginals, tmp_path):
+    from infovae.training.loop import start_run
+
+    scratch_marginals.register(gap("late", {"pyro": "infovae.objectives.divergences:categorical_kl"}, options=("scales",)))
+    config = parse_config(
+        {
+            "data": {"kind": "strategies", "num_examples": 120, "horizon": 3, "num_strategies": 2},
+            "model": {"latent": "gaussian", "latent_size": 2, "hidden": 8},
+            "objective": {"beta": 0.0, "marginal": "late", "marginal_weight": 1.0},
+            "train": {"steps": 2, "batch_size": 16, "eval_every": 2},
+        }
+    )
+    with pytest.raises(RegistryError, match="marginal 'late': the pyro function categorical_kl"):
+        start_run(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "marginal, message",
     [
