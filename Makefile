@@ -3,7 +3,7 @@ PYTHON ?= python3.12
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench docs study-full
+.PHONY: demo lint test bench docs study-full
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ demo: $(VENV)/.installed
 	$(BIN)/infovae sweep examples/quickstart.yaml --executor vectorized --out runs/quickstart
 	$(BIN)/infovae report runs/quickstart
 
-test: $(VENV)/.installed
+# Formatting, lint and the type check of the public modules (the files in pyproject's [tool.mypy]).
+lint: $(VENV)/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed

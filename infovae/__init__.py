@@ -4,14 +4,19 @@ objectives that control how much, and what kind of, information flows through th
 The notebook API (:mod:`infovae.api`): :func:`train`, :func:`sweep`, :func:`report`, :func:`open_run`,
 :func:`open_sweep`. Pyro side: :mod:`infovae.models`, :mod:`infovae.guides`, :mod:`infovae.objectives`;
 NumPyro twin: :mod:`infovae.numpyro`. The API's modules load when first used, so that ``import
-infovae`` stays light.
+infovae`` stays light; type checkers read them from the imports below, which run for them only.
 """
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from infovae.api import open_run, open_sweep, report, resume, sweep, train
 
 __version__ = "0.2.0"
 __all__ = ["open_run", "open_sweep", "report", "resume", "sweep", "train"]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     if name in __all__:
         from infovae import api
 
@@ -19,5 +24,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'infovae' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(list(globals()) + __all__)

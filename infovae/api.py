@@ -14,22 +14,30 @@ Overrides are dotted keys, given as ``**{"train.steps": 500}`` or, as Python key
 ``train__steps=500``.
 """
 
+from __future__ import annotations
+
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from infovae.errors import UserInputError
+
+if TYPE_CHECKING:  # for type checkers only: the modules themselves load when first used
+    from infovae.sweeps.sweep import Sweep
+    from infovae.training.config import RunConfig
+    from infovae.training.runs import Run
 
 __all__ = ["default_out", "open_run", "open_sweep", "report", "resume", "sweep", "train"]
 
 
-def default_out(name) -> Path:
+def default_out(name: str | Path) -> Path:
     """``runs/NAME-TIMESTAMP-XXXXXX``: readable, and two runs started in the same second never share it."""
     return Path("runs") / f"{Path(str(name)).stem}-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def _config(config, overrides):
+def _config(config: str | Path | Mapping[str, Any] | RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
     from infovae.training.config import (
         RunConfig,
         apply_overrides,
@@ -46,13 +54,20 @@ def _config(config, overrides):
     return parse_config(apply_overrides(dict(config), overrides))
 
 
-def _callbacks(callbacks):
+def _callbacks(callbacks: Iterable[Any]) -> list[Any]:
     from infovae.training.callbacks import make_callbacks
 
     return make_callbacks(callbacks)
 
 
-def train(config, out=None, backend=None, progress=None, callbacks=(), **overrides):
+def train(
+    config: str | Path | Mapping[str, Any] | RunConfig,
+    out: str | Path | None = None,
+    backend: str | None = None,
+    progress: bool | None = None,
+    callbacks: Iterable[Any] = (),
+    **overrides: Any,
+) -> Run:
     """Train one CVAE and return its :class:`~infovae.training.runs.Run`.
 
     :param config: a YAML file's path, a config mapping, or a :class:`~infovae.training.config.RunConfig`.
@@ -74,7 +89,7 @@ def train(config, out=None, backend=None, progress=None, callbacks=(), **overrid
     return _open(out)
 
 
-def resume(run_dir, progress=None, callbacks=(), **overrides):
+def resume(run_dir: str | Path, progress: bool | None = None, callbacks: Iterable[Any] = (), **overrides: Any) -> Run:
     """Continue the run in ``run_dir`` from its last checkpoint; ``train__steps=N`` (or
     ``**{"train.steps": N}``) extends a finished run to N steps. Returns the :class:`Run`."""
     from infovae.training.loop import resume_run
@@ -88,7 +103,14 @@ def resume(run_dir, progress=None, callbacks=(), **overrides):
     return _open(run_dir)
 
 
-def sweep(sweep_file, out=None, executor="local", progress=None, overrides=None, **options):
+def sweep(
+    sweep_file: str | Path | Mapping[str, Any],
+    out: str | Path | None = None,
+    executor: str = "local",
+    progress: bool | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Sweep:
     """Run a sweep and return its :class:`~infovae.sweeps.sweep.Sweep`.
 
     :param sweep_file: a sweep file's path, or a sweep mapping (``base``, ``grid``/``list``/``random``,
@@ -104,7 +126,7 @@ def sweep(sweep_file, out=None, executor="local", progress=None, overrides=None,
     return run_sweep(sweep_file, out, executor=executor, progress=progress, overrides=overrides or {}, **options)
 
 
-def report(path, draws=100, examples=500):
+def report(path: str | Path, draws: int = 100, examples: int = 500) -> dict[str, Any]:
     """Write the figures and ``report.md`` of a run or sweep folder; returns their paths
     (``{"report": ..., "figures": [...], "inference": ...}``)."""
     from infovae.reports import write_report
@@ -112,14 +134,14 @@ def report(path, draws=100, examples=500):
     return write_report(path, draws=draws, examples=examples)
 
 
-def open_run(run_dir):
+def open_run(run_dir: str | Path) -> Run:
     """A finished (or running) run folder read back: :class:`~infovae.training.runs.Run`."""
     from infovae.training.runs import open_run as _open
 
     return _open(run_dir)
 
 
-def open_sweep(sweep_dir):
+def open_sweep(sweep_dir: str | Path) -> Sweep:
     """A sweep folder read back: :class:`~infovae.sweeps.sweep.Sweep`."""
     from infovae.sweeps.sweep import open_sweep as _open
 

@@ -2,6 +2,7 @@
 the run config (no framework imports here, so that either backend runs without the other)."""
 
 import math
+import warnings
 from numbers import Integral, Real
 
 from infovae.core.marginals import MARGINALS
@@ -71,6 +72,7 @@ def check_elbo_args(
     )
     if marginal is not None and marginal not in MARGINALS:
         raise UserInputError(f"marginal must be one of {(None,) + tuple(MARGINALS)}, got {marginal!r}")
+    _warn_unused_options(marginal, kernel=kernel, kernel_scales=kernel_scales, bandwidth=bandwidth, mmd_features=mmd_features)
     if marginal is None and args["marginal_weight"] > 0:
         raise UserInputError(f"marginal_weight={marginal_weight} needs a marginal divergence: {_marginal_choices()}")
     if jsd_mixture not in JSD_MIXTURES:
@@ -106,6 +108,37 @@ def weights_from_alpha_lambda(alpha, lam):
     if alpha + lam < 1:
         raise UserInputError(f"alpha={alpha}, lam={lam} give marginal_weight = alpha + lam - 1 < 0; need alpha + lam >= 1")
     return 1.0 - alpha, alpha + lam - 1.0
+
+
+# The ELBO's arguments that reach a marginal divergence, as the option each is passed as, and its default.
+_MARGINAL_OPTIONS = {
+    "kernel": ("kernel", "imq"),
+    "kernel_scales": ("scales", DEFAULT_KERNEL_SCALES),
+    "bandwidth": ("bandwidth", None),
+    "mmd_features": ("num_features", None),
+}
+
+
+def _warn_unused_options(marginal, **given):
+    """A warning (not an error, so that one config can sweep divergences that use the kernel and some
+    that do not) naming the options set away from their defaults that ``marginal`` does not take."""
+    if marginal is None:  # the natural divergence of the latent, which may use them
+        return
+    declared = MARGINALS[marginal].options
+    unused = [
+        f"{name}={value!r}"
+        for name, value in given.items()
+        if _MARGINAL_OPTIONS[name][0] not in declared and _differs(value, _MARGINAL_OPTIONS[name][1])
+    ]
+    if unused:
+        warnings.warn(f"marginal={marginal!r} does not use {', '.join(unused)}; they are ignored", UserWarning, stacklevel=3)
+
+
+def _differs(value, default):
+    try:
+        return tuple(value) != default if isinstance(default, tuple) else value != default
+    except TypeError:  # not a sequence where scales are expected: check_kernel says so
+        return True
 
 
 def _marginal_choices():

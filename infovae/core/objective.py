@@ -57,7 +57,7 @@ from infovae.core.arguments import (
     check_latent_kind,
     weights_from_alpha_lambda,
 )
-from infovae.core.marginals import MARGINALS
+from infovae.core.marginals import MARGINALS, backend_of
 from infovae.core.sites import Site, check_guide, check_model, enumerated_support, flat_batch
 from infovae.errors import UnsupportedModelError
 
@@ -337,28 +337,28 @@ class InfoVAEObjective:
         if name is None:
             name = "kl" if probs is not None else ("moment" if self._traces.describe(latent.fn) == "Normal" else "mmd")
         spec = MARGINALS[name]
-        fn = getattr(self._ops.divergences, spec.function, None)
-        if fn is None:
-            raise UnsupportedModelError(
-                f"marginal={name!r} has no function {spec.function!r} in {self._ops.divergences.__name__}"
-            )
+        backend = backend_of(self._ops.divergences)
+        fn = spec.function(backend)
+        # Only the options the divergence declares (rng_key: where the backend has one).
+        passed = spec.passed_options(backend)
+        given = {
+            "kernel": self.kernel,
+            "scales": self.kernel_scales,
+            "bandwidth": self.bandwidth,
+            "num_features": self.mmd_features,
+        }
+        options = {k: v for k, v in given.items() if k in passed}
+        if "rng_key" in passed:
+            options.update(tp.random_kwargs("features"))
         if spec.inputs == "probs":
-            return fn(*probs)
+            return fn(*probs, **options)
         B = latent.plate_size
         if spec.inputs == "gaussian":
             loc, scale = self._gaussian_params(latent.fn, B)
             prior_loc, prior_scale = self._gaussian_params(prior.fn, B)
-            return fn(loc, scale, prior_loc, prior_scale)
+            return fn(loc, scale, prior_loc, prior_scale, **options)
         prior_draws = self._rsample(tp, prior.fn, (), f"marginal={name!r}", "marginal")
-        return fn(
-            latent.value.reshape(B, -1),
-            prior_draws.reshape(B, -1),
-            kernel=self.kernel,
-            scales=self.kernel_scales,
-            bandwidth=self.bandwidth,
-            num_features=self.mmd_features,
-            **tp.random_kwargs("features"),
-        )
+        return fn(latent.value.reshape(B, -1), prior_draws.reshape(B, -1), **options)
 
     def _gaussian_params(self, fn, batch_size):
         """``loc, scale`` ``[B, d]`` of a diagonal Normal latent (for the moment-matched marginal)."""

@@ -1,10 +1,11 @@
 """The registry of data sets: what ``data.kind`` accepts, each kind's config section, and how it loads.
 
-A data set is one module that defines its config section (a :class:`DataSection` subclass with a
-``kind`` literal and its knobs, each with a description for ``infovae schema``), a loader
-``load(section, likelihood) -> (Dataset, generator or None)``, and one :func:`register_data` call; the
-module is imported in :mod:`infovae.data`. The run config's ``data`` section, its validation and
-``infovae schema`` are built from this registry.
+A data set is a config section (a :class:`DataSection` subclass with a ``kind`` literal and its knobs,
+each with a description for ``infovae schema``), a loader ``load(section, likelihood) -> (Dataset,
+generator or None)`` (or its ``"module:function"``, imported when first used), and one
+:class:`DataKind`: registered with :func:`register_data` by a module of :mod:`infovae.data`, or by
+another package through the entry-point group ``infovae.datasets`` (:mod:`infovae.registry`). The run
+config's ``data`` section, its validation and ``infovae schema`` consult this registry when they run.
 
 A *generator* is the data's own generative process when it is known, with exact likelihoods of every
 hidden label. It offers ``expected_bayes_accuracy(x, y)`` (the ceiling of a label probe),
@@ -23,6 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from infovae.data.base import DataSplits, split_dataset
+from infovae.registry import Registry, RegistryError, import_target
 
 __all__ = ["DATA_KINDS", "DataKind", "DataSection", "load_splits", "register_data"]
 
@@ -32,6 +34,8 @@ class DataSection(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Each data set's section narrows it to ``Literal["its name"] = "its name"``.
+    kind: str = Field(description="The data set, one of the registered kinds.")
     seed: int = Field(0, description="Seed of the data (generation where it applies, and the split).")
     val_fraction: float = Field(0.1, gt=0, lt=0.5, description="Fraction of examples held out for validation.")
     test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction of examples held out for the final test.")
@@ -47,35 +51,43 @@ class DataKind:
 
     :param name: the ``data.kind`` that selects it.
     :param section: its config section, a :class:`DataSection` subclass with ``kind: Literal[name]``.
-    :param load: ``(section, likelihood) -> (Dataset, generator or None)``.
+    :param load: ``(section, likelihood) -> (Dataset, generator or None)``, or its ``"module:function"``.
     :param likelihood: the likelihood its targets need, or ``None`` if the config must name one.
     """
 
     name: str
     section: type[DataSection]
-    load: Callable
+    load: Callable | str
     likelihood: str | None
 
     @property
     def description(self) -> str:
         return " ".join((self.section.__doc__ or self.name).split())
 
+    def loader(self) -> Callable:
+        """The loader, imported if it was given as a string."""
+        return import_target(self.load) if isinstance(self.load, str) else self.load
 
-DATA_KINDS: dict[str, DataKind] = {}
+
+def _check(kind: DataKind) -> None:
+    if not (isinstance(kind.section, type) and issubclass(kind.section, DataSection)):
+        raise RegistryError(f"data set {kind.name!r}: its section must be a DataSection subclass, got {kind.section!r}")
+    if "kind" not in kind.section.model_fields or kind.section.model_fields["kind"].default != kind.name:
+        raise RegistryError(f"data set {kind.name!r}: its section's kind must default to {kind.name!r}")
+    if not (callable(kind.load) or isinstance(kind.load, str)):
+        raise RegistryError(f"data set {kind.name!r}: load must be a function or its 'module:function'")
+
+
+DATA_KINDS: Registry[DataKind] = Registry("data kind", DataKind, group="infovae.datasets", check=_check)
 
 
 def register_data(kind: DataKind) -> DataKind:
     """Add ``kind`` to the registry (a name may be registered once)."""
-    if kind.name in DATA_KINDS:
-        raise ValueError(f"a data set named {kind.name!r} is registered already")
-    if kind.section.model_fields["kind"].default != kind.name:
-        raise ValueError(f"data set {kind.name!r}: its section's kind must default to {kind.name!r}")
-    DATA_KINDS[kind.name] = kind
-    return kind
+    return DATA_KINDS.register(kind)
 
 
 def load_splits(section: DataSection, likelihood: str) -> DataSplits:
     """The train/validation/test splits of the data set ``section`` describes (the run config's
     ``data``), for a model with ``likelihood``."""
-    data, generator = DATA_KINDS[section.kind].load(section, likelihood)
+    data, generator = DATA_KINDS[section.kind].loader()(section, likelihood)
     return split_dataset(data, section.val_fraction, section.test_fraction, section.seed, generator=generator)

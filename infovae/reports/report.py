@@ -17,15 +17,13 @@ from infovae.diagnostics.quantities import QUANTITIES
 from infovae.errors import RunDirError
 from infovae.reports import plots, verdicts
 from infovae.reports.arviz import DEFAULT_DRAWS, DEFAULT_EXAMPLES, run_datatree, write_datatree
-from infovae.reports.sweep_report import sweep_figures, write_sweep_report
+from infovae.reports.sweep_report import COVERAGE_THRESHOLD, sweep_figures, write_sweep_report
 from infovae.sweeps.sweep import SWEEP
 from infovae.training.runs import CONFIG, open_run
 
 __all__ = ["RUN_CAPTIONS", "run_figures", "sweep_figures", "write_report", "write_run_report", "write_sweep_report"]
 
 REPORT_DIR, REPORT = "report", "report.md"
-# Total variation between the true and the generated strategy mix below which the prior "covers" them.
-COVERAGE_THRESHOLD = 0.1
 FIGURE_EXAMPLES = 2000
 # The ArviZ data behind ppc.png when run_figures is called without it.
 FIGURE_DRAWS, FIGURE_TREE_EXAMPLES = 50, 300

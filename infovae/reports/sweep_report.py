@@ -16,10 +16,13 @@ from infovae.reports import plots
 from infovae.reports.verdicts import COLLAPSE_MI, DECAY_THRESHOLD, binomial_se
 from infovae.sweeps.sweep import open_sweep
 from infovae.sweeps.trial import read_outcome
+from infovae.training.run_folder import RunFolder
 
 __all__ = ["SWEEP_CAPTIONS", "sweep_figures", "write_sweep_report"]
 
 REPORT_DIR, REPORT = "report", "report.md"
+# Total variation between the true and the generated strategy mix below which the prior "covers" them
+# (the run report's verdict too).
 COVERAGE_THRESHOLD = 0.1
 MAX_LINES = 6
 HEATMAP_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "nll")
@@ -83,10 +86,11 @@ class _Sweep:
         for trial in self.sweep.spec.trials:
             trial_dir = self.dir / "trials" / trial.name
             outcome = read_outcome(trial_dir)
-            metrics_path = trial_dir / "run" / "metrics.jsonl"
-            if outcome is None or outcome["status"] != "ok" or not metrics_path.exists():
+            if outcome is None or outcome["status"] != "ok":
                 continue
-            records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+            records = RunFolder(self.sweep.run_dir(trial.name)).read_metrics()
+            if not records:
+                continue
             curves.setdefault(self.name(trial.overrides), []).append([(r["step"], r.get("probe_accuracy")) for r in records])
         return curves
 

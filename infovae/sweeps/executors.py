@@ -2,8 +2,9 @@
 NumPyro program per group of trials (:mod:`infovae.sweeps.vectorized`).
 
 Each executor is a function ``run(trial_dirs, on_done, **options)`` that calls ``on_done(trial_dir,
-outcome)`` as each trial ends. On Ctrl-C it stops starting trials, asks the running ones to stop (they
-write a checkpoint and the outcome ``interrupted``), reports them, and raises ``KeyboardInterrupt``.
+outcome)`` as each trial ends, registered by one :class:`ExecutorSpec` below. On Ctrl-C it stops
+starting trials, asks the running ones to stop (they write a checkpoint and the outcome
+``interrupted``), reports them, and raises ``KeyboardInterrupt``.
 
 Locally each trial is its own process in a session of its own, so that a crash takes down one trial
 and nothing else, Ctrl-C reaches the sweep alone (which then stops the trials with SIGTERM), and a
@@ -11,63 +12,62 @@ trial dies with the sweep (``PR_SET_PDEATHSIG`` on Linux). On Ray a trial travel
 folder and comes back the same way, so the cluster's machines need no shared file system.
 """
 
-import importlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 from infovae.errors import UserInputError
-from infovae.files import inside, write_json
-from infovae.sweeps.trial import (
-    OUTCOME,
-    PARENT_ENV,
-    finished_summary,
-    read_outcome,
-    run_trial,
+from infovae.files import inside
+from infovae.registry import LazyCode, Registry
+from infovae.sweeps.trial import PARENT_ENV, Outcome, finished_summary, read_outcome, record_outcome, run_trial
+
+__all__ = ["EXECUTORS", "Executor", "ExecutorSpec", "OnDone", "executor", "run_local", "run_processes", "run_ray", "settle"]
+
+
+# What an executor calls as each trial ends, and an executor.
+OnDone = Callable[[Path, Outcome], None]
+Executor = Callable[..., None]
+
+
+class ExecutorSpec(LazyCode):
+    """A registered executor: its ``name`` (``--executor``), its ``target`` ``"module:function"``
+    (imported when used), and a one-line ``description``."""
+
+
+EXECUTORS: Registry[ExecutorSpec] = Registry("executor", ExecutorSpec)
+EXECUTORS.register(ExecutorSpec("local", "infovae.sweeps.executors:run_local", "worker processes on this machine"))
+EXECUTORS.register(ExecutorSpec("ray", "infovae.sweeps.executors:run_ray", "Ray tasks, on a local Ray or a cluster"))
+EXECUTORS.register(
+    ExecutorSpec("vectorized", "infovae.sweeps.vectorized:run_vectorized", "one compiled NumPyro program per group of trials")
 )
 
-__all__ = ["EXECUTORS", "executor", "run_local", "run_processes", "run_ray", "settle"]
 
-# name -> "module:function", imported when used.
-EXECUTORS = {
-    "local": "infovae.sweeps.executors:run_local",
-    "ray": "infovae.sweeps.executors:run_ray",
-    "vectorized": "infovae.sweeps.vectorized:run_vectorized",
-}
-
-
-def executor(name):
+def executor(name: str) -> Executor:
+    """The function of the executor ``name``."""
     if name not in EXECUTORS:
         raise UserInputError(f"executor must be one of {tuple(EXECUTORS)}, got {name!r}")
-    module, _, function = EXECUTORS[name].partition(":")
-    return getattr(importlib.import_module(module), function)
+    return EXECUTORS[name].load("executor")
 
 
-def _record(trial_dir, status, error):
-    outcome = {"status": status, "error": error[:500], "summary": {}}
-    write_json(Path(trial_dir) / OUTCOME, outcome)
-    return outcome
-
-
-def settle(trial_dir, detail, stopping):
+def settle(trial_dir: str | Path, detail: str, stopping: bool) -> Outcome:
     """The outcome of a trial whose process or task ended: its finished summary if it has one (never
     'failed' then), else what it recorded, else interrupted (when the sweep was stopping) or crashed."""
     summary = finished_summary(trial_dir)
     if summary is not None:
-        outcome = {"status": "ok", "error": "", "summary": summary}
-        write_json(Path(trial_dir) / OUTCOME, outcome)
-        return outcome
+        return record_outcome(trial_dir, "ok", summary=summary)
     outcome = read_outcome(trial_dir)
     if outcome is not None and outcome["status"] != "ok":
         return outcome
     if stopping:
-        return _record(trial_dir, "interrupted", "the sweep was stopped before this trial finished")
-    return _record(trial_dir, "failed", f"the trial's process crashed: {detail}")
+        return record_outcome(trial_dir, "interrupted", "the sweep was stopped before this trial finished")
+    return record_outcome(trial_dir, "failed", f"the trial's process crashed: {detail}")
 
 
 def _trial_env(threads, workers):
@@ -78,13 +78,18 @@ def _trial_env(threads, workers):
     return env
 
 
-def run_local(trial_dirs, on_done, workers=None, **_):
+def run_local(trial_dirs: Sequence[Path], on_done: OnDone, workers: int | None = None, **_: Any) -> None:
     """Run the trials in ``workers`` processes at a time (default: the cores)."""
     tasks = [(trial_dir,) for trial_dir in trial_dirs]
     run_processes(tasks, on_done, workers, lambda task: [sys.executable, "-m", "infovae.sweeps.trial", str(task[0])])
 
 
-def run_processes(tasks, on_done, workers, command):
+def run_processes(
+    tasks: Sequence[tuple[Path, ...]],
+    on_done: OnDone,
+    workers: int | None,
+    command: Callable[[tuple[Path, ...]], list[str]],
+) -> None:
     """Run each task (a tuple of trial folders) as the process ``command(task)``, ``workers`` at a time
     (default: the cores), each in a session of its own, and settle each of its trials when it ends."""
     workers = workers or max(1, min(os.cpu_count() or 1, len(tasks)))
@@ -154,7 +159,7 @@ def _run_packed(files):
         return _pack(scratch)
 
 
-def run_ray(trial_dirs, on_done, address=None, **_):
+def run_ray(trial_dirs: Sequence[Path], on_done: OnDone, address: str | None = None, **_: Any) -> None:
     """Run the trials as Ray tasks, on a local Ray started here or the cluster at ``address``."""
     try:
         import ray
@@ -175,12 +180,13 @@ def run_ray(trial_dirs, on_done, address=None, **_):
                 outcome = settle(trial_dir, "no outcome", False)
             except Exception as error:  # the task's worker died, or sent back a name outside its folder
                 first = str(error).splitlines()[0] if str(error) else ""
-                outcome = _record(trial_dir, "failed", f"the trial's task failed: {type(error).__name__}: {first}")
+                outcome = record_outcome(trial_dir, "failed", f"the trial's task failed: {type(error).__name__}: {first}")
             on_done(trial_dir, outcome)
     except KeyboardInterrupt:
         for ref, trial_dir in pending.items():
             ray.cancel(ref)
-            on_done(trial_dir, _record(trial_dir, "interrupted", "the sweep was stopped; the trial restarts when it runs again"))
+            stopped = "the sweep was stopped; the trial restarts when it runs again"
+            on_done(trial_dir, record_outcome(trial_dir, "interrupted", stopped))
         raise
     finally:
         if started_here:

@@ -2,11 +2,15 @@
 seeds per setting (``results_by_setting.csv``, ``results.md``)."""
 
 import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from infovae.diagnostics.quantities import SUMMARY_KEYS
+from infovae.sweeps.spec import SweepSpec
+from infovae.sweeps.trial import Outcome
 
 __all__ = ["TABLE_METRICS", "aggregate", "markdown_table", "trial_table", "write_results"]
 
@@ -16,7 +20,7 @@ METRICS = SUMMARY_KEYS + ("seconds_per_step",)
 TABLE_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "test_jsd", "nll", "seconds_per_step")
 
 
-def trial_table(spec, outcomes) -> pd.DataFrame:
+def trial_table(spec: SweepSpec, outcomes: Mapping[str, Outcome]) -> pd.DataFrame:
     """One row per trial with an outcome: its swept keys, seed, status, error, trial name and summary."""
     rows = []
     for trial in spec.trials:
@@ -43,7 +47,7 @@ def _missing(value):
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def aggregate(spec, table: pd.DataFrame) -> pd.DataFrame:
+def aggregate(spec: SweepSpec, table: pd.DataFrame) -> pd.DataFrame:
     """Per setting of the swept keys: ``runs``, ``failed``, and ``<metric>_mean``, ``<metric>_std``
     (sample standard deviation, 0 for one seed) and ``<metric>_n`` over the trials that finished."""
     keys = list(spec.swept_keys)
@@ -74,7 +78,7 @@ def _cell(value):
     return "none" if _missing(value) or value == "" else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def markdown_table(spec, table: pd.DataFrame, metrics=TABLE_METRICS) -> str:
+def markdown_table(spec: SweepSpec, table: pd.DataFrame, metrics: Sequence[str] = TABLE_METRICS) -> str:
     """The per-setting table as markdown: ``mean ± sd`` over seeds (the mean alone for one seed)."""
     shown = [m for m in metrics if f"{m}_mean" in table and table[f"{m}_mean"].notna().any()]
     header = [k.split(".")[-1] for k in spec.swept_keys] + ["runs"] + shown
@@ -89,7 +93,7 @@ def markdown_table(spec, table: pd.DataFrame, metrics=TABLE_METRICS) -> str:
     return "\n".join(lines)
 
 
-def write_results(spec, table: pd.DataFrame, out_dir) -> str:
+def write_results(spec: SweepSpec, table: pd.DataFrame, out_dir: Path) -> str:
     """Write ``results.csv``, ``results_by_setting.csv`` and ``results.md``; return the markdown table."""
     table.to_csv(out_dir / "results.csv", index=False)
     settings = aggregate(spec, table)

@@ -31,14 +31,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from infovae.errors import ConfigError
 from infovae.files import load_yaml, short_repr
 from infovae.training.config import apply_overrides
 
-__all__ = ["MAX_TRIALS", "SweepSpec", "Trial", "load_sweep"]
+__all__ = ["MAX_TRIALS", "SweepFile", "SweepSpec", "SweepTrial", "load_sweep"]
 
 SWEEP_KEYS = {"base", "grid", "list", "random", "seeds", "set"}
 # A grid multiplies: ten keys of ten values are 10**10 trials from a few hundred bytes. Refused before
@@ -48,8 +50,8 @@ DISTRIBUTIONS = ("uniform", "loguniform", "choice")
 
 
 @dataclass(frozen=True)
-class Trial:
-    """One run of a sweep: the overrides on the base config, and the seed."""
+class SweepTrial:
+    """One trial of a sweep: the overrides on the base config, and the seed."""
 
     overrides: dict
     seed: int
@@ -57,14 +59,15 @@ class Trial:
     shared: dict = field(default_factory=dict, compare=False)
 
     @property
-    def name(self):
+    def name(self) -> str:
         """A readable, stable directory name."""
         parts = [f"{key.rsplit('.', 1)[-1]}={_short(value)}" for key, value in sorted(self.overrides.items())]
         readable = re.sub(r"[^A-Za-z0-9_.=+-]", "_", "_".join(parts))[:80] or "base"
         digest = hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[:6]
         return f"{readable}-{digest}-seed{self.seed}"
 
-    def raw_config(self, base):
+    def raw_config(self, base: dict) -> dict:
+        """The trial's config mapping: ``base`` with the shared keys, the overrides and the seed set."""
         return apply_overrides(base, {**self.shared, **self.overrides, "train.seed": self.seed})
 
 
@@ -74,46 +77,176 @@ def _short(value):
 
 @dataclass(frozen=True)
 class SweepSpec:
+    """A sweep's trials: the ``base`` config mapping, the ``trials``, the keys they sweep, the sweep
+    file's ``path`` and the keys ``shared`` by every trial."""
+
     base: dict
-    trials: tuple
-    swept_keys: tuple
+    trials: tuple[SweepTrial, ...]
+    swept_keys: tuple[str, ...]
     path: Path
     shared: dict = field(default_factory=dict)
 
 
-def _fail(path, message):
-    raise ConfigError(f"{path}: {message}")
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_key(path, key):
-    if not isinstance(key, str) or not key or key == "train.seed":
-        _fail(path, f"cannot sweep over {short_repr(key)}" + (": use seeds" if key == "train.seed" else ""))
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _draw(path, key, spec, rng):
-    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
-        _fail(path, f"random.space.{key} must be one of {{uniform: [lo, hi]}}, {{loguniform: [lo, hi]}}, {{choice: [...]}}")
+class RandomSearch(BaseModel):
+    """``random:``: ``num_trials`` draws of the keys in ``space``, each from its distribution."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    space: dict[Any, dict[str, Any]]
+    num_trials: int
+    seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, raw):
+        if not isinstance(raw, Mapping) or set(raw) - {"num_trials", "seed", "space"} or not isinstance(raw.get("space"), dict):
+            raise ValueError("random must have space (a map of key: distribution), num_trials and optionally seed")
+        if not _is_int(raw.get("num_trials")) or raw["num_trials"] < 1:
+            raise ValueError("random.num_trials must be a positive integer")
+        return raw
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _distributions(cls, space):
+        for key, spec in space.items():
+            if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+                raise ValueError(
+                    f"random.space.{key} must be one of {{uniform: [lo, hi]}}, {{loguniform: [lo, hi]}}, {{choice: [...]}}"
+                )
+            ((kind, args),) = spec.items()
+            if kind == "choice":
+                if not isinstance(args, list) or not args:
+                    raise ValueError(f"random.space.{key}.choice must be a non-empty list")
+            elif not (isinstance(args, list) and len(args) == 2 and all(map(_is_number, args)) and args[0] < args[1]):
+                raise ValueError(f"random.space.{key}.{kind} must be [low, high] with low < high")
+            elif kind == "loguniform" and args[0] <= 0:
+                raise ValueError(f"random.space.{key}.loguniform needs low > 0")
+        return space
+
+    def draws(self) -> list[dict]:
+        """The ``num_trials`` settings, drawn from ``seed``."""
+        rng = np.random.default_rng(self.seed)
+        return [{key: _draw(spec, rng) for key, spec in self.space.items()} for _ in range(self.num_trials)]
+
+
+def _draw(spec, rng):
     ((kind, args),) = spec.items()
     if kind == "choice":
-        if not isinstance(args, list) or not args:
-            _fail(path, f"random.space.{key}.choice must be a non-empty list")
         return args[int(rng.integers(len(args)))]
-    if not (isinstance(args, list) and len(args) == 2 and all(isinstance(a, (int, float)) for a in args) and args[0] < args[1]):
-        _fail(path, f"random.space.{key}.{kind} must be [low, high] with low < high")
     if kind == "loguniform":
-        if args[0] <= 0:
-            _fail(path, f"random.space.{key}.loguniform needs low > 0")
         return float(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))))
     return float(rng.uniform(*args))
 
 
-def _check_size(path, settings, seeds):
-    if settings * seeds > MAX_TRIALS:
-        total = settings * seeds
-        _fail(path, f"makes {settings:,} settings x {seeds:,} seeds = {total:,} trials; a sweep runs at most {MAX_TRIALS:,}")
+class SweepFile(BaseModel):
+    """A sweep file as written (module docstring), validated; the base config is read and its trials
+    made by :func:`load_sweep`. Each check's message is the one line a user sees."""
+
+    model_config = ConfigDict(frozen=True)
+
+    base: dict | str = {}
+    shared: dict[str, Any] = Field({}, alias="set")
+    seeds: list[int] = [0]
+    # Keys are checked by _swept_keys, so that a key that is no name gets its own message.
+    grid: dict[Any, list] = {}
+    listed: list[dict] = Field([], alias="list")
+    random: RandomSearch | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, raw):
+        if not isinstance(raw, Mapping):
+            raise ValueError("a sweep file must be a mapping with base, grid/list/random and seeds")
+        unknown = set(raw) - SWEEP_KEYS
+        if unknown:
+            raise ValueError(f"unknown key(s) {sorted(unknown)}; a sweep has {sorted(SWEEP_KEYS)}")
+        # An empty entry (``grid:`` with nothing after it) is the same as none.
+        return {key: value for key, value in raw.items() if value is not None or key in ("base", "seeds")}
+
+    @field_validator("base", mode="before")
+    @classmethod
+    def _base(cls, value):
+        if not isinstance(value, (dict, str)):
+            raise ValueError("base must be a config mapping or the path of a config file")
+        return value
+
+    @field_validator("shared", mode="before")
+    @classmethod
+    def _set(cls, value):
+        if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
+            raise ValueError("set must map dotted config keys to values")
+        return value
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value):
+        if not isinstance(value, list) or not value or not all(map(_is_int, value)):
+            raise ValueError("seeds must be a non-empty list of integers")
+        return value
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _grid(cls, value):
+        if not isinstance(value, dict) or not all(isinstance(v, list) and v for v in value.values()):
+            raise ValueError("grid must map dotted config keys to non-empty lists of values")
+        return value
+
+    @field_validator("listed", mode="before")
+    @classmethod
+    def _list(cls, value):
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise ValueError("list must be a list of mappings of dotted config keys to values")
+        return value
+
+    @model_validator(mode="after")
+    def _swept_keys(self):
+        keys = [*self.grid, *(k for item in self.listed for k in item), *(self.random.space if self.random else ())]
+        for key in keys:
+            if not isinstance(key, str) or not key or key == "train.seed":
+                raise ValueError(f"cannot sweep over {short_repr(key)}" + (": use seeds" if key == "train.seed" else ""))
+        return self
+
+    @property
+    def num_settings(self) -> int:
+        """How many settings the grid, the list and the random draws make (before any is made)."""
+        grid = math.prod(len(v) for v in self.grid.values()) if self.grid else 0
+        return grid + len(self.listed) + (self.random.num_trials if self.random else 0)
+
+    def settings(self) -> list[dict]:
+        """Every setting: the grid's product, then the list, then the random draws (one empty setting if none)."""
+        combos = [dict(zip(self.grid, values)) for values in itertools.product(*self.grid.values())] if self.grid else []
+        combos += [dict(item) for item in self.listed]
+        combos += self.random.draws() if self.random else []
+        return combos or [{}]
 
 
-def load_sweep(source, overrides=None, base_dir=None):
+def _fail(path: Path, message: str) -> NoReturn:
+    raise ConfigError(f"{path}: {message}")
+
+
+def _validated(path, raw) -> SweepFile:
+    try:
+        return SweepFile.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] != "value_error":  # a type no check above names (an integer of 5000 digits, say)
+            where = ".".join(str(part) for part in first["loc"])
+            message = f"{where}: {message} (got {short_repr(first.get('input'))})"
+        _fail(path, message)
+
+
+def load_sweep(
+    source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None, base_dir: str | Path | None = None
+) -> SweepSpec:
     """Read and check a sweep: a file's path, or a mapping (relative paths then resolve against
     ``base_dir``, default the working folder). ``overrides`` are dotted keys set on every trial, added
     to the sweep's ``set``. The trials' configs are validated when they run (an invalid combination is
@@ -123,68 +256,17 @@ def load_sweep(source, overrides=None, base_dir=None):
     else:
         path = Path(source)
         raw = load_yaml(path, "sweep file")
-    if not isinstance(raw, dict):
-        _fail(path, "a sweep file must be a mapping with base, grid/list/random and seeds")
-    unknown = set(raw) - SWEEP_KEYS
-    if unknown:
-        _fail(path, f"unknown key(s) {sorted(unknown)}; a sweep has {sorted(SWEEP_KEYS)}")
-    base = raw.get("base", {})
-    if isinstance(base, str):
-        base_path = (path.parent / base).resolve()
-        if not base_path.is_file():
-            _fail(path, f"base config {base!r} does not exist (looked for {base_path})")
-        base = load_yaml(base_path) or {}
-        if not isinstance(base, dict):
-            _fail(base_path, "a config must be a mapping of sections")
-        base = _resolve_data_path(base, base_path.parent)
-    elif isinstance(base, dict):
-        base = _resolve_data_path(base, path.parent)
-    else:
-        _fail(path, "base must be a config mapping or the path of a config file")
-    shared = raw.get("set") or {}
-    if not isinstance(shared, dict) or not all(isinstance(k, str) and k for k in shared):
-        _fail(path, "set must map dotted config keys to values")
-    shared = {**shared, **{str(k).replace("__", "."): v for k, v in (overrides or {}).items()}}
+    sweep = _validated(path, raw)
+    base = _read_base(path, sweep.base)
+    shared = {**sweep.shared, **{str(k).replace("__", "."): v for k, v in (overrides or {}).items()}}
     if "train.seed" in shared:
         _fail(path, "cannot set train.seed for every trial: use seeds")
-
-    seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        _fail(path, "seeds must be a non-empty list of integers")
-
-    combos = []
-    grid = raw.get("grid") or {}
-    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-        _fail(path, "grid must map dotted config keys to non-empty lists of values")
-    _check_size(path, math.prod(len(v) for v in grid.values()) if grid else 0, len(seeds))
-    if grid:
-        keys = list(grid)
-        combos += [dict(zip(keys, values)) for values in itertools.product(*grid.values())]
-    listed = raw.get("list") or []
-    if not isinstance(listed, list) or not all(isinstance(item, dict) for item in listed):
-        _fail(path, "list must be a list of mappings of dotted config keys to values")
-    combos += [dict(item) for item in listed]
-    random = raw.get("random")
-    if random is not None:
-        if (
-            not isinstance(random, dict)
-            or set(random) - {"num_trials", "seed", "space"}
-            or not isinstance(random.get("space"), dict)
-        ):
-            _fail(path, "random must have space (a map of key: distribution), num_trials and optionally seed")
-        num = random.get("num_trials")
-        if not isinstance(num, int) or num < 1:
-            _fail(path, "random.num_trials must be a positive integer")
-        _check_size(path, len(combos) + num, len(seeds))
-        rng = np.random.default_rng(random.get("seed", 0))
-        combos += [{k: _draw(path, k, spec, rng) for k, spec in random["space"].items()} for _ in range(num)]
-    if not combos:
-        combos = [{}]
-    _check_size(path, len(combos), len(seeds))
-    for combo in combos:
-        for key in combo:
-            _check_key(path, key)
-    trials = tuple(Trial(combo, seed, shared) for combo in combos for seed in seeds)
+    settings, seeds = sweep.num_settings, len(sweep.seeds)
+    if settings * seeds > MAX_TRIALS:
+        total = f"{settings:,} settings x {seeds:,} seeds = {settings * seeds:,} trials"
+        _fail(path, f"makes {total}; a sweep runs at most {MAX_TRIALS:,}")
+    combos = sweep.settings()
+    trials = tuple(SweepTrial(combo, seed, shared) for combo in combos for seed in sweep.seeds)
     names = [t.name for t in trials]
     if len(set(names)) != len(names):
         _fail(path, "two trials have the same overrides and seed")
@@ -193,6 +275,20 @@ def load_sweep(source, overrides=None, base_dir=None):
     if both:
         _fail(path, f"{both} are both swept and set for every trial")
     return SweepSpec(base=base, trials=trials, swept_keys=swept, path=path, shared=shared)
+
+
+def _read_base(path, base):
+    """The base config mapping: inline (relative data paths against the sweep file's folder) or read
+    from the file it names (against that file's folder)."""
+    if isinstance(base, dict):
+        return _resolve_data_path(base, path.parent)
+    base_path = (path.parent / base).resolve()
+    if not base_path.is_file():
+        _fail(path, f"base config {base!r} does not exist (looked for {base_path})")
+    config = load_yaml(base_path) or {}
+    if not isinstance(config, dict):
+        _fail(base_path, "a config must be a mapping of sections")
+    return _resolve_data_path(config, base_path.parent)
 
 
 def _resolve_data_path(base, folder):

@@ -10,8 +10,10 @@ settings or seeds runs only the new trials.
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -20,7 +22,7 @@ from infovae.errors import ConfigError, RunDirError, RunInterrupted
 from infovae.files import FolderLock, write_json
 from infovae.sweeps import executors
 from infovae.sweeps.results import aggregate, markdown_table, trial_table, write_results
-from infovae.sweeps.spec import SweepSpec, Trial, load_sweep
+from infovae.sweeps.spec import SweepSpec, SweepTrial, load_sweep
 from infovae.sweeps.trial import OUTCOME, RUN, TRIAL, read_outcome
 
 __all__ = ["SWEEP", "Sweep", "open_sweep", "run_sweep"]
@@ -66,7 +68,8 @@ class Sweep:
         ends = [p.stat().st_mtime for p in trials.glob(f"*/{OUTCOME}")]
         return max(ends) - min(starts) if starts and ends else float("nan")
 
-    def run_dir(self, trial_name) -> Path:
+    def run_dir(self, trial_name: str) -> Path:
+        """The run folder of the trial ``trial_name``."""
         return self.dir / "trials" / trial_name / RUN
 
 
@@ -76,7 +79,7 @@ def _recorded_spec(sweep_dir):
     try:
         record = json.loads(path.read_text())
         shared = record.get("set", {})
-        trials = tuple(Trial(t["overrides"], t["seed"], shared) for t in record["trials"])
+        trials = tuple(SweepTrial(t["overrides"], t["seed"], shared) for t in record["trials"])
     except FileNotFoundError:
         raise RunDirError(f"{sweep_dir} holds no sweep (no {SWEEP})") from None
     except (json.JSONDecodeError, KeyError, TypeError):
@@ -85,7 +88,7 @@ def _recorded_spec(sweep_dir):
     return SweepSpec(base={}, trials=trials, swept_keys=swept, path=Path(record.get("spec", "sweep")), shared=shared)
 
 
-def open_sweep(sweep_dir) -> Sweep:
+def open_sweep(sweep_dir: str | Path) -> Sweep:
     """Read the sweep folder ``sweep_dir`` back: its trials and every outcome recorded there."""
     sweep_dir = Path(sweep_dir)
     spec = _recorded_spec(sweep_dir)
@@ -139,7 +142,15 @@ def _pending(spec, out_dir, retry_failed):
     return pending
 
 
-def run_sweep(source, out_dir=None, executor="local", progress=None, overrides=None, retry_failed=False, **options) -> Sweep:
+def run_sweep(
+    source: str | Path | Mapping[str, Any],
+    out_dir: str | Path | None = None,
+    executor: str = "local",
+    progress: bool | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    retry_failed: bool = False,
+    **options: Any,
+) -> Sweep:
     """Run the sweep ``source`` (a file or a mapping) into ``out_dir`` (default ``runs/SWEEP_FILE``)
     and return it read back. ``options`` go to the executor (``workers``, ``address``,
     ``trials_per_program``).

@@ -13,12 +13,14 @@ import shutil
 import signal
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from infovae.errors import RunInterrupted, TrainingDiverged, UserInputError
 from infovae.files import write_json
 
-__all__ = ["OUTCOME", "PARENT_ENV", "RUN", "TRIAL", "read_outcome", "run_trial", "stop_with_sweep"]
+__all__ = ["OUTCOME", "Outcome", "PARENT_ENV", "RUN", "TRIAL", "read_outcome", "record_outcome", "run_trial", "stop_with_sweep"]
 
 TRIAL, OUTCOME, RUN = "trial.json", "outcome.json", "run"
 # Set in a trial process started by a local sweep: the sweep's pid, so that the trial dies with it.
@@ -26,9 +28,21 @@ PARENT_ENV = "INFOVAE_SWEEP_PID"
 
 
 STATUSES = ("ok", "failed", "interrupted")
+# A trial's outcome as ``outcome.json`` holds it: ``status``, ``error`` (one line) and ``summary``.
+Outcome = dict[str, Any]
 
 
-def read_outcome(trial_dir):
+def record_outcome(trial_dir: str | Path, status: str, error: object = "", summary: Mapping[str, Any] | None = None) -> Outcome:
+    """Write the trial's outcome (the one writer of ``outcome.json``, atomically) and return it: its
+    ``status`` (:data:`STATUSES`), the first line of ``error`` (at most 500 characters) and ``summary``."""
+    if status not in STATUSES:
+        raise ValueError(f"an outcome's status is one of {STATUSES}, got {status!r}")
+    outcome = {"status": status, "error": (str(error).splitlines() or [""])[0][:500], "summary": dict(summary or {})}
+    write_json(Path(trial_dir) / OUTCOME, outcome)
+    return outcome
+
+
+def read_outcome(trial_dir: str | Path) -> Outcome | None:
     """The trial's outcome, or ``None`` if it has none (or one that is unreadable or not an outcome:
     left by a crash or damaged, it is treated as missing and the trial runs again)."""
     path = Path(trial_dir) / OUTCOME
@@ -50,9 +64,9 @@ def _one_line(error):
     return f"{type(error).__name__}: {error}".splitlines()[0][:500]
 
 
-def finished_summary(trial_dir):
+def finished_summary(trial_dir: str | Path) -> dict[str, Any] | None:
     """The summary of a trial whose run finished, whatever its outcome file says (or ``None``)."""
-    from infovae.training.runs import RunFolder
+    from infovae.training.run_folder import RunFolder
 
     try:
         return RunFolder(Path(trial_dir) / RUN).read_summary()
@@ -60,11 +74,11 @@ def finished_summary(trial_dir):
         return None
 
 
-def run_trial(trial_dir):
+def run_trial(trial_dir: str | Path) -> Outcome:
     """Run (or resume) the trial in ``trial_dir`` and record its outcome; returns the outcome."""
     from infovae.training.config import parse_config
-    from infovae.training.loop import resume_run, start_run
-    from infovae.training.runs import RunFolder
+    from infovae.training.loop_runs import resume_run, start_run
+    from infovae.training.run_folder import RunFolder
 
     trial_dir = Path(trial_dir)
     spec = json.loads((trial_dir / TRIAL).read_text())
@@ -78,21 +92,19 @@ def run_trial(trial_dir):
             # A run that died before its first checkpoint has nothing worth keeping.
             shutil.rmtree(folder.path, ignore_errors=True)
             summary = start_run(config, folder.path, progress=False)
-        outcome = {"status": "ok", "error": "", "summary": summary}
+        return record_outcome(trial_dir, "ok", summary=summary)
     except RunInterrupted as error:
-        outcome = {"status": "interrupted", "error": str(error), "summary": {}}
+        return record_outcome(trial_dir, "interrupted", error)
     except KeyboardInterrupt:  # stopped outside the training loop (starting up, or writing its summary)
-        outcome = {"status": "interrupted", "error": "stopped before training began or after it ended", "summary": {}}
+        return record_outcome(trial_dir, "interrupted", "stopped before training began or after it ended")
     except (UserInputError, TrainingDiverged) as error:
-        outcome = {"status": "failed", "error": _one_line(error), "summary": {}}
+        return record_outcome(trial_dir, "failed", _one_line(error))
     except Exception as error:  # a crash inside one trial is that trial's failure, with its traceback kept
         (trial_dir / "traceback.txt").write_text(traceback.format_exc())
-        outcome = {"status": "failed", "error": _one_line(error), "summary": {}}
-    write_json(trial_dir / OUTCOME, outcome)
-    return outcome
+        return record_outcome(trial_dir, "failed", _one_line(error))
 
 
-def stop_with_sweep():
+def stop_with_sweep() -> None:
     """Ask Linux to send this process SIGTERM (it then checkpoints and exits) when the sweep that
     started it dies, however it dies."""
     parent = os.environ.get(PARENT_ENV)

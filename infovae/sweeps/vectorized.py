@@ -7,7 +7,7 @@ selection and early stopping), in the sweep's order, and a group larger than ``t
 is cut into consecutive chunks of that size. On a GPU a group computes every term some trial weighs, so
 that a grid over the weights is one compilation; on a CPU, where a step's arithmetic costs more than a
 compilation, trials that weigh different terms (the marginal divergence, the JSD) are grouped apart.
-Each chunk trains in :func:`~infovae.training.loop.train_group`
+Each chunk trains in :func:`~infovae.training.loop_group.train_group`
 with the NumPyro backend, writing every trial's run folder as a single run would and the chunk's
 checkpoint to ``SWEEP/groups/ID/checkpoint.npz``; when it ends, each finished trial gets a checkpoint
 of its own (so ``infovae report`` and ``infovae train --resume ... train.steps=N`` work on it) and the
@@ -36,18 +36,22 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from infovae.core.architecture import CVAEConfig
 from infovae.data.registry import load_splits
 from infovae.errors import ConfigError, RunInterrupted, UserInputError
-from infovae.files import write_json
-from infovae.sweeps.executors import run_processes
-from infovae.sweeps.trial import OUTCOME, RUN, TRIAL, finished_summary, stop_with_sweep
+from infovae.sweeps.executors import OnDone, run_processes
+from infovae.sweeps.trial import RUN, TRIAL, finished_summary, record_outcome, stop_with_sweep
 from infovae.training.backends import shape_key
 from infovae.training.checkpoint import CHECKPOINT, load_checkpoint
-from infovae.training.config import apply_overrides, architecture, fit_batch_size, parse_config
-from infovae.training.loop import Trial, build_backend, train_group
-from infovae.training.runs import RunFolder
+from infovae.training.config import RunConfig, apply_overrides, architecture, fit_batch_size, parse_config
+from infovae.training.loop_group import train_group
+from infovae.training.loop_progress import TrialProgress
+from infovae.training.loop_runs import build_backend
+from infovae.training.run_folder import RunFolder
 
 __all__ = [
     "CPU_TRIALS_PER_PROGRAM",
@@ -67,7 +71,7 @@ MAX_TRIALS_PER_PROGRAM = 1024
 GROUPS = "groups"
 
 
-def trial_bytes(arch, config) -> int:
+def trial_bytes(arch: CVAEConfig, config: RunConfig) -> int:
     """An estimate of one trial's device memory while training: its weights four times over (weights,
     selected weights, Adam's two moments) plus gradients, and the activations of a step, the decoder
     run at every latent value (or JSD draw) for every example of the batch, kept for the backward pass."""
@@ -77,7 +81,7 @@ def trial_bytes(arch, config) -> int:
     return copies + activations
 
 
-def default_trials_per_program(arch, config) -> int:
+def default_trials_per_program(arch: CVAEConfig, config: RunConfig) -> int:
     """The default chunk size (module docstring)."""
     import jax
 
@@ -90,28 +94,30 @@ def default_trials_per_program(arch, config) -> int:
     return max(1, min(MAX_TRIALS_PER_PROGRAM, int(0.5 * limit // trial_bytes(arch, config))))
 
 
-def _failed(trial_dir, error):
-    outcome = {"status": "failed", "error": str(error).splitlines()[0][:500], "summary": {}}
-    write_json(Path(trial_dir) / OUTCOME, outcome)
-    return outcome
-
-
 def _group_id(key, names):
     return hashlib.sha1(json.dumps([key, names]).encode()).hexdigest()[:12]
 
 
-def _trial_config(trial_dir):
+def _trial_config(trial_dir: str | Path) -> RunConfig:
     """The trial's config as ``trial.json`` records it, for the NumPyro backend (``ConfigError`` if invalid)."""
     spec = json.loads((Path(trial_dir) / TRIAL).read_text())
     return parse_config(apply_overrides(spec["config"], {"backend": "numpyro"}))
 
 
-def run_vectorized(trial_dirs, on_done, sweep_dir, trials_per_program=None, progress=None, workers=None, **_):
+def run_vectorized(
+    trial_dirs: Sequence[Path],
+    on_done: OnDone,
+    sweep_dir: Path,
+    trials_per_program: int | None = None,
+    progress: bool | None = None,
+    workers: int | None = None,
+    **_other_options: Any,
+) -> None:
     """Train the trials in ``trial_dirs`` chunk by chunk (module docstring)."""
     import jax
 
     on_cpu = jax.default_backend() == "cpu"
-    groups = {}
+    groups: dict[str, list[tuple[Path, RunConfig]]] = {}
     for trial_dir in trial_dirs:
         summary = finished_summary(trial_dir)
         if summary is not None:
@@ -120,7 +126,7 @@ def run_vectorized(trial_dirs, on_done, sweep_dir, trials_per_program=None, prog
         try:
             config = _trial_config(trial_dir)
         except ConfigError as error:
-            on_done(trial_dir, _failed(trial_dir, f"ConfigError: {error}"))
+            on_done(trial_dir, record_outcome(trial_dir, "failed", f"ConfigError: {error}"))
             continue
         groups.setdefault(shape_key(config, split_terms=on_cpu), []).append((Path(trial_dir), config))
 
@@ -135,7 +141,7 @@ def run_vectorized(trial_dirs, on_done, sweep_dir, trials_per_program=None, prog
             size = trials_per_program or default_trials_per_program(architecture(members[0][1], splits.train), members[0][1])
         except UserInputError as error:
             for trial_dir, _ in members:
-                on_done(trial_dir, _failed(trial_dir, f"{type(error).__name__}: {error}"))
+                on_done(trial_dir, record_outcome(trial_dir, "failed", f"{type(error).__name__}: {error}"))
             continue
         for start in range(0, len(members), size):
             chunk = members[start : start + size]
@@ -170,7 +176,7 @@ def _run_chunk(chunk, splits, group_dir, progress):
         backend = build_backend(configs, splits)
     except UserInputError as error:
         for trial_dir, _ in chunk:
-            yield trial_dir, _failed(trial_dir, f"{type(error).__name__}: {error}")
+            yield trial_dir, record_outcome(trial_dir, "failed", f"{type(error).__name__}: {error}")
         return
     checkpoint = group_dir / CHECKPOINT
     state = load_checkpoint(checkpoint) if checkpoint.exists() else None
@@ -182,22 +188,20 @@ def _run_chunk(chunk, splits, group_dir, progress):
             shutil.rmtree(folder.path, ignore_errors=True)
             folder.create()
             folder.write_start(config, splits)
-        trials.append(Trial(config, folder, len(splits.train)))
+        trials.append(TrialProgress(config, folder, len(splits.train)))
     group_dir.mkdir(parents=True, exist_ok=True)
     try:
         outcomes = train_group(backend, trials, splits, checkpoint, state, progress, per_trial_checkpoints=True)
     except RunInterrupted as error:
         for trial_dir, _ in chunk:
-            write_json(trial_dir / OUTCOME, {"status": "interrupted", "error": str(error), "summary": {}})
+            record_outcome(trial_dir, "interrupted", error)
         raise KeyboardInterrupt from None
     shutil.rmtree(group_dir, ignore_errors=True)
     for (trial_dir, _), outcome in zip(chunk, outcomes):
-        record = {"status": outcome.status, "error": outcome.error, "summary": outcome.summary}
-        write_json(trial_dir / OUTCOME, record)
-        yield trial_dir, record
+        yield trial_dir, record_outcome(trial_dir, outcome.status, outcome.error, outcome.summary)
 
 
-def run_chunk_process(group_dir, trial_dirs):
+def run_chunk_process(group_dir: str | Path, trial_dirs: Sequence[str | Path]) -> None:
     """A worker process of a CPU sweep: train one chunk (its trials' configs were checked by the sweep)
     and record each trial's outcome; Ctrl-C or SIGTERM leaves the chunk's checkpoint and exits 130."""
     chunk = [(Path(trial_dir), _trial_config(trial_dir)) for trial_dir in trial_dirs]

@@ -5,21 +5,27 @@ A backend trains a *group* of T >= 1 trials that share every shape (data, model 
 steps) and differ only in per-trial scalars: the objective's weights, the learning rate, the seed (so
 the initial weights, the random stream and the data order), warm-up lengths, the gradient clip. The
 Pyro backend trains one trial at a time; the NumPyro backend maps one compiled program over the trial
-axis. The backend speaks NumPy at its boundary, so that the loop (:mod:`infovae.training.loop`) is the
+axis. The backend speaks NumPy at its boundary, so that the loop (:mod:`infovae.training.loop_group`) is the
 same for every backend. Adding a backend is one module with a :class:`Backend` subclass and one
 :func:`register_backend` line below.
 """
 
-import importlib
+from __future__ import annotations
+
 import json
 import math
 from abc import ABC, abstractmethod
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from infovae.core.architecture import CVAEConfig
-from infovae.errors import UserInputError
+from infovae.data.base import Dataset
+from infovae.registry import LazyCode, Registry
+
+if TYPE_CHECKING:  # the config names the backends: it imports this module
+    from infovae.training.config import RunConfig
 
 __all__ = [
     "BACKENDS",
@@ -43,19 +49,18 @@ PER_TRIAL_KEYS = {
 }
 
 
-# A registered backend: its ``module:Class`` (imported when first used), a description, and the
-# extra of the package that installs what it needs.
-BackendSpec = NamedTuple("BackendSpec", [("name", str), ("target", str), ("description", str), ("extra", str)])
+class BackendSpec(LazyCode):
+    """A registered backend: its ``name``, its ``target`` ``"module:Class"`` (imported when first used,
+    so that the command line starts without torch or JAX), a one-line ``description``, and the
+    ``extra`` that installs what it needs."""
 
 
-BACKENDS: dict[str, BackendSpec] = {}
+BACKENDS: Registry[BackendSpec] = Registry("backend", BackendSpec)
 
 
 def register_backend(spec: BackendSpec) -> BackendSpec:
-    if spec.name in BACKENDS:
-        raise ValueError(f"a backend named {spec.name!r} is registered already")
-    BACKENDS[spec.name] = spec
-    return spec
+    """Add ``spec`` to the registry (a name may be registered once)."""
+    return BACKENDS.register(spec)
 
 
 register_backend(BackendSpec("pyro", "infovae.training.pyro_backend:PyroBackend", "Pyro on PyTorch, one trial at a time", ""))
@@ -65,17 +70,9 @@ register_backend(BackendSpec(
 ))  # fmt: skip
 
 
-def backend_class(name: str) -> type["Backend"]:
+def backend_class(name: str) -> type[Backend]:
     """The class of the backend ``name``; a clear error if it is unknown or its libraries are missing."""
-    if name not in BACKENDS:
-        raise UserInputError(f"unknown backend {name!r}; the backends are {', '.join(BACKENDS)}")
-    spec = BACKENDS[name]
-    module, _, cls = spec.target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except ImportError as error:
-        hint = f": pip install 'infovae[{spec.extra}]'" if spec.extra else ""
-        raise UserInputError(f"the {name} backend needs {error.name or 'a library that is not installed'}{hint}") from None
+    return BACKENDS.lookup(name).load("backend")
 
 
 class Hyper(NamedTuple):
@@ -95,7 +92,9 @@ class Hyper(NamedTuple):
     cosine: np.ndarray
 
     @classmethod
-    def of(cls, configs) -> "Hyper":
+    def of(cls, configs: Sequence[RunConfig]) -> Hyper:
+        """The scalars of ``configs``, one entry per trial."""
+
         def column(get):
             return np.array([get(c) for c in configs], dtype=np.float64)
 
@@ -112,7 +111,7 @@ class Hyper(NamedTuple):
         )
 
 
-def shape_key(config, split_terms=False) -> str:
+def shape_key(config: RunConfig, split_terms: bool = False) -> str:
     """What trials must share to train in one group: the config without its per-trial scalars. A group
     computes every optional term some trial weighs (a trial with that weight at zero adds it times zero,
     exactly nothing), so one program serves a whole grid over the weights; with ``split_terms``, trials
@@ -127,7 +126,7 @@ def shape_key(config, split_terms=False) -> str:
     return json.dumps(raw, sort_keys=True)
 
 
-def weighted_terms(config) -> frozenset:
+def weighted_terms(config: RunConfig) -> frozenset[str]:
     """The terms a trial's loss uses: ``recon``, ``kl`` and the optional ones it weighs."""
     optional = {"marginal": config.objective.marginal_weight, "jsd": config.objective.jsd_weight}
     return frozenset({"loss", "recon", "kl"} | {name for name, weight in optional.items() if weight > 0})
@@ -169,7 +168,7 @@ class Backend(ABC):
     #: The most trials one instance trains together.
     max_trials: int
 
-    def __init__(self, configs, arch: CVAEConfig, train_data):
+    def __init__(self, configs: Sequence[RunConfig], arch: CVAEConfig, train_data: Dataset):
         if len(configs) > self.max_trials:
             raise ValueError(f"the {self.name} backend trains at most {self.max_trials} trial(s) together, got {len(configs)}")
         self.configs, self.arch, self.num_data = list(configs), arch, len(train_data)

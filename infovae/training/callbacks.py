@@ -9,8 +9,10 @@ Pass callbacks to :func:`infovae.train` (or ``"tensorboard"``, or ``--tensorboar
 line) to stream the numbers to the tools researchers watch runs with.
 """
 
+from collections.abc import Iterable
 from numbers import Real
 from pathlib import Path
+from typing import Any
 
 from infovae.errors import UserInputError
 
@@ -20,10 +22,10 @@ __all__ = ["Callback", "TensorBoardLogger", "make_callbacks"]
 class Callback:
     """The interface, doing nothing: subclass it and override what you need."""
 
-    def on_evaluation(self, run_dir, step, record):
+    def on_evaluation(self, run_dir: Path, step: int, record: dict[str, Any]) -> None:
         pass
 
-    def on_summary(self, run_dir, summary):
+    def on_summary(self, run_dir: Path, summary: dict[str, Any]) -> None:
         pass
 
 
@@ -34,12 +36,13 @@ class TensorBoardLogger(Callback):
     Uses tensorboardX's writer (``pip install 'infovae[tensorboard]'``); view with ``tensorboard --logdir runs``.
     """
 
-    def __init__(self, log_dir=None):
+    def __init__(self, log_dir: str | Path | None = None):
         try:
             from tensorboardX import SummaryWriter
         except ImportError:
             raise UserInputError("TensorBoard logging needs tensorboardX: pip install 'infovae[tensorboard]'") from None
-        self._writer_class, self.log_dir, self._writers = SummaryWriter, log_dir, {}
+        self._writer_class, self.log_dir = SummaryWriter, log_dir
+        self._writers: dict[Path, Any] = {}
 
     def _writer(self, run_dir):
         run_dir = Path(run_dir)
@@ -48,7 +51,7 @@ class TensorBoardLogger(Callback):
             self._writers[run_dir] = self._writer_class(str(where))
         return self._writers[run_dir]
 
-    def on_evaluation(self, run_dir, step, record):
+    def on_evaluation(self, run_dir: Path, step: int, record: dict[str, Any]) -> None:
         writer = self._writer(run_dir)
         for name, value in record.items():
             if name != "step" and isinstance(value, Real) and not isinstance(value, bool):
@@ -56,7 +59,7 @@ class TensorBoardLogger(Callback):
                 writer.add_scalar(tag, value, step)
         writer.flush()
 
-    def on_summary(self, run_dir, summary):
+    def on_summary(self, run_dir: Path, summary: dict[str, Any]) -> None:
         writer = self._writer(run_dir)
         for name, value in summary.items():
             if isinstance(value, Real) and not isinstance(value, bool):
@@ -65,7 +68,7 @@ class TensorBoardLogger(Callback):
         self._writers.pop(Path(run_dir), None)
 
 
-def make_callbacks(callbacks):
+def make_callbacks(callbacks: Iterable[Any] | None) -> list[Any]:
     """Callback objects from objects and names (``"tensorboard"``)."""
     made = []
     for callback in callbacks or ():

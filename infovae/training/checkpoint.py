@@ -13,6 +13,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,17 +73,18 @@ def _unflatten(node, arrays, path):
     raise ValueError(f"unknown entry {kind!r} at {path or 'the top'}")
 
 
-def save_checkpoint(path, tree):
+def save_checkpoint(path: str | Path, tree: Any) -> None:
     """Write ``tree`` to ``path`` atomically."""
-    arrays = []
+    arrays: list[np.ndarray] = []
     skeleton = _flatten(tree, arrays)
     meta = json.dumps({"format": FORMAT, "version": VERSION, "tree": skeleton})
     buffer = io.BytesIO()
-    np.savez(buffer, **{_META: np.array(meta)}, **{f"a{i}": a for i, a in enumerate(arrays)})
+    entries: dict[str, Any] = {_META: np.array(meta), **{f"a{i}": a for i, a in enumerate(arrays)}}
+    np.savez(buffer, **entries)
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path):
+def load_checkpoint(path: str | Path) -> Any:
     """The tree :func:`save_checkpoint` wrote to ``path``, its arrays as NumPy arrays.
 
     :raises CheckpointError: naming the file, if it is missing, damaged, a legacy pickle, or of
@@ -122,7 +124,7 @@ def load_checkpoint(path):
         raise CheckpointError(f"checkpoint {path} cannot be read: it claims an array too large for memory") from None
 
 
-def convert_legacy_checkpoint(folder):
+def convert_legacy_checkpoint(folder: str | Path) -> Path:
     """Convert a trusted run folder's pickled ``checkpoint.pkl`` into ``checkpoint.npz``.
 
     This unpickles the file, which runs whatever code it holds: only for files you trust.

@@ -12,7 +12,7 @@ pytest.importorskip("numpyro")
 from infovae.data.registry import load_splits  # noqa: E402
 from infovae.errors import RunInterrupted  # noqa: E402
 from infovae.sweeps import open_sweep, run_sweep  # noqa: E402
-from infovae.training import loop  # noqa: E402
+from infovae.training import loop_group  # noqa: E402
 from infovae.training.config import parse_config  # noqa: E402
 from infovae.training.loop import MinibatchSampler, build_backend  # noqa: E402
 from infovae.training.numpyro_backend import NumPyroBackend  # noqa: E402
@@ -156,7 +156,7 @@ def test_an_interrupted_vectorised_sweep_resumes_exactly(tmp_path, monkeypatch):
             asked.set()
         return real(self, indices, active)
 
-    monkeypatch.setattr(loop, "_stop_requests", stop_requests)
+    monkeypatch.setattr(loop_group, "stop_requests", stop_requests)
     monkeypatch.setattr(NumPyroBackend, "train_steps", counting)
     with pytest.raises(RunInterrupted):
         _sweep(tmp_path, "stopped", workers=1)  # in this process, where the patches act

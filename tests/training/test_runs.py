@@ -9,9 +9,10 @@ import yaml
 
 from infovae import files as checkpoint_module
 from infovae.cli import main
+from infovae.errors import TrainingDiverged
 from infovae.training.checkpoint import load_checkpoint
 from infovae.training.config import parse_config
-from infovae.training.loop import TrainingDiverged, resume_run, start_run
+from infovae.training.loop import resume_run, start_run
 from infovae.training.pyro_backend import PyroBackend
 
 SUMMARY_KEYS = {

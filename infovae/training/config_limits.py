@@ -1,0 +1,62 @@
+"""Limits on a model's size: what is refused as too large to be anything but a mistake, and the batch
+size fitted to the data."""
+
+import warnings
+
+from infovae.core.architecture import CVAEConfig
+from infovae.data.base import Dataset
+from infovae.errors import ConfigError
+from infovae.training.config_sections import RunConfig
+
+__all__ = ["MAX_ACTIVATIONS", "MAX_PARAMETERS", "architecture", "fit_batch_size"]
+
+# Parameters a CVAE may have before its size is refused as a mistake (about 4 GB of float32 weights),
+# and the values of one step's largest activation (the decoder at every latent value or draw, for every
+# example of the batch: 8 GB of float32).
+MAX_PARAMETERS = 1_000_000_000
+MAX_ACTIVATIONS = 2_000_000_000
+
+
+def architecture(config: RunConfig, train: Dataset) -> CVAEConfig:
+    """The CVAE's shape for ``config`` on the training split ``train``; refused (one line) if it is
+    too large to be anything but a mistake."""
+    m = config.model
+    arch = CVAEConfig(
+        x_dim=train.x_dim,
+        y_dim=train.y_dim,
+        num_classes=max(train.num_classes, 2),
+        latent=m.latent,
+        latent_size=m.latent_size,
+        prior=m.prior,
+        likelihood=config.likelihood,
+        hidden=m.hidden,
+        decoder_scale=m.decoder_scale,
+        min_scale=m.min_scale,
+    )
+    if arch.num_parameters > MAX_PARAMETERS:
+        raise ConfigError(
+            f"model.hidden={m.hidden}, model.latent_size={m.latent_size} on this data make a CVAE of "
+            f"{arch.num_parameters:,} parameters; at most {MAX_PARAMETERS:,} are supported"
+        )
+    values = arch.latent_size if arch.latent == "discrete" else config.objective.jsd_samples
+    batch = min(config.train.batch_size, len(train))
+    activations = batch * (values + 1) * max(arch.hidden, arch.decoder_output_dim)
+    if activations > MAX_ACTIVATIONS:
+        raise ConfigError(
+            f"train.batch_size={batch} with {values} latent values (or draws) of a "
+            f"{max(arch.hidden, arch.decoder_output_dim)}-wide "
+            f"decoder makes activations of {activations:,} values per step; at most {MAX_ACTIVATIONS:,} are supported"
+        )
+    return arch
+
+
+def fit_batch_size(config: RunConfig, train: Dataset) -> RunConfig:
+    """``config`` with ``train.batch_size`` at most the number of training examples (a minibatch
+    cannot hold more), with a warning when it had to change; the run folder records what was used."""
+    if config.train.batch_size <= len(train):
+        return config
+    warnings.warn(
+        f"train.batch_size={config.train.batch_size} is larger than the {len(train)} training examples; using {len(train)}",
+        stacklevel=2,
+    )
+    return config.model_copy(update={"train": config.train.model_copy(update={"batch_size": len(train)})})

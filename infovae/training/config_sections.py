@@ -1,0 +1,228 @@
+"""The run config's sections: a validated, documented schema (``infovae schema`` prints it).
+
+The choices of ``data.kind``, ``objective.marginal`` and ``backend`` are the names in their registries
+(:mod:`infovae.data.registry`, :mod:`infovae.core.marginals`, :mod:`infovae.training.backends`) when a
+config is parsed, so that what a plug-in registers is accepted; the objective's arguments are checked
+by the same functions as ``InfoVAE_ELBO``'s (:mod:`infovae.core.arguments`).
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
+from pydantic_core import core_schema
+
+from infovae.core.architecture import DECODER_SCALES, LIKELIHOODS
+from infovae.core.arguments import (
+    DEFAULT_KERNEL_SCALES,
+    JSD_MIXTURES,
+    KERNELS,
+    check_bandwidth,
+    check_elbo_args,
+    check_latent_kind,
+)
+from infovae.core.marginals import MARGINALS
+from infovae.data.registry import DATA_KINDS, DataSection
+from infovae.diagnostics.quantities import QUANTITIES, monitorable
+from infovae.errors import UserInputError
+from infovae.files import short_repr
+from infovae.registry import Registry
+from infovae.training.backends import BACKENDS
+
+__all__ = ["EarlyStopping", "ModelConfig", "ObjectiveConfig", "Registered", "RunConfig", "TrainConfig", "Warmup"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """Field metadata: the value is a name in ``registry`` when the config is parsed (so that what a
+    plug-in registers is accepted), and ``infovae schema`` lists the names, each with ``describe(entry)``."""
+
+    registry: Registry
+    describe: Callable[[Any], str]
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        return core_schema.no_info_after_validator_function(self._validate, handler(source))
+
+    def _validate(self, value):
+        if value not in self.registry:
+            names = [repr(name) for name in self.registry]
+            raise ValueError(
+                f"Input should be {', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else f"Input should be {names[0]}"
+            )
+        return value
+
+
+def _literal(values):
+    """``Literal[*values]``, from the one tuple that names the choices (which type checkers cannot read)."""
+    return Literal[tuple(values)]
+
+
+class ModelConfig(_Section):
+    latent: Literal["discrete", "gaussian"] = Field(
+        "discrete", description="A router over latent_size values, or a Gaussian vector."
+    )
+    latent_size: int = Field(8, ge=1, le=100_000, description="Latent values (discrete) or dimensions (Gaussian).")
+    prior: Literal["fixed", "learned"] = Field("fixed", description="Uniform / standard normal, or p(z|x) from a network.")
+    likelihood: _literal(LIKELIHOODS) | None = Field(  # type: ignore[valid-type]
+        None, description="The distribution of y given x and z; default: the data's own (required for npz)."
+    )
+    hidden: int = Field(128, ge=1, le=1_000_000, description="Width of the hidden layers.")
+    decoder_scale: _literal(DECODER_SCALES) | float = Field(  # type: ignore[valid-type]
+        "learned",
+        description="Gaussian likelihood: one learned scale per output dim (learned), per example from the decoder "
+        "(amortized), or a fixed positive number.",
+    )
+    min_scale: float = Field(1e-3, gt=0, allow_inf_nan=False, description="Floor on a learned or amortized decoder scale.")
+
+    @field_validator("decoder_scale")
+    @classmethod
+    def _positive_scale(cls, value):
+        if not isinstance(value, str) and not (value > 0 and value < float("inf")):
+            raise ValueError(f"must be one of {DECODER_SCALES} or a positive number")
+        return value
+
+
+class ObjectiveConfig(_Section):
+    beta: float = Field(1.0, ge=0, allow_inf_nan=False, description="Weight of the per-example KL (1 - alpha): the MI penalty.")
+    marginal: Annotated[str, Registered(MARGINALS, lambda m: f"{m.description} ({m.latent} latent)")] | None = Field(
+        None, description="Divergence between aggregate posterior and prior"
+    )
+    marginal_weight: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="gamma = alpha + lambda - 1, weight of the marginal divergence."
+    )
+    jsd_weight: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="delta, weight of the inter-latent Jensen-Shannon reward."
+    )
+    kernel: _literal(KERNELS) = Field("imq", description="MMD kernel: inverse multiquadric or Gaussian (RBF).")  # type: ignore[valid-type]
+    kernel_scales: tuple[float, ...] = Field(DEFAULT_KERNEL_SCALES, min_length=1, description="MMD kernel scales (positive).")
+    bandwidth: str | float | None = Field(None, description="MMD base width: null (2 d), median, or a positive number.")
+    jsd_mixture: _literal(JSD_MIXTURES) = Field("prior", description="Where the JSD term's mixture weights come from.")  # type: ignore[valid-type]
+    jsd_samples: int = Field(8, ge=2, le=10_000, description="Latent draws compared by the JSD term (Gaussian latent).")
+    num_particles: int = Field(1, ge=1, le=10_000, description="Latent draws per step (Gaussian latent).")
+    mmd_features: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Random features per kernel scale for the MMD (null: exact, quadratic in the batch; random features "
+        "make batches of thousands affordable but, at 32, matched the prior far less closely in the regime study).",
+    )
+
+    @field_validator("bandwidth", mode="before")
+    @classmethod
+    def _bandwidth(cls, value):
+        return check_bandwidth(value)
+
+    def elbo_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of either backend's ``InfoVAE_ELBO``."""
+        return self.model_dump()
+
+    @model_validator(mode="after")
+    def _arguments(self):
+        # The constructor's own checks (scales, bandwidth, a weight without a divergence), so the
+        # rules live in one place.
+        kwargs = self.elbo_kwargs()
+        check_elbo_args(**kwargs, latent_site="z", obs_site="y", max_plate_nesting=1)
+        return self
+
+
+class EarlyStopping(_Section):
+    patience: int = Field(
+        ge=1, le=1_000_000, description="Evaluations without improvement of train.monitor before training stops."
+    )
+
+
+class Warmup(_Section):
+    beta: int = Field(0, ge=0, description="Steps over which beta ramps linearly from 0.")
+    marginal_weight: int = Field(0, ge=0, description="Steps over which marginal_weight ramps linearly from 0.")
+    jsd_weight: int = Field(0, ge=0, description="Steps over which jsd_weight ramps linearly from 0.")
+
+
+class TrainConfig(_Section):
+    steps: int = Field(2000, ge=1, le=100_000_000, description="Optimisation steps.")
+    batch_size: int = Field(256, ge=2, le=10_000_000, description="Examples per step (at most the training examples).")
+    lr: float = Field(1e-3, gt=0, le=1, description="Adam learning rate.")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="Constant learning rate, or cosine decay to 0 over train.steps."
+    )
+    grad_clip: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Largest global gradient norm (null: no clipping)."
+    )
+    warmup: Warmup = Field(default_factory=Warmup, description="Linear warm-up of the objective's weights.")
+    seed: int = Field(0, description="Seed of initialisation, minibatches and latent draws.")
+    eval_every: int = Field(200, ge=1, description="Steps between evaluations (each writes metrics.jsonl and a checkpoint).")
+    eval_examples: int = Field(2000, ge=10, le=1_000_000, description="Largest number of held-out examples an evaluation uses.")
+    importance_samples: int = Field(
+        64, ge=1, le=100_000, description="Draws of the importance-weighted -log p(y|x) (Gaussian latent)."
+    )
+    select: Literal["last", "best"] = Field(
+        "best",
+        description="Weights evaluated on the test split (and kept for reports): those of the best evaluation of "
+        "train.monitor, or the last.",
+    )
+    monitor: _literal(monitorable()) = Field(  # type: ignore[valid-type]
+        "loss",
+        description="Validation quantity that select: best and early stopping watch (each has a known direction: loss "
+        "lower is better, probe_accuracy higher).",
+    )
+    early_stopping: EarlyStopping | None = Field(
+        None, description="{patience: N}: stop after N evaluations without improvement of train.monitor."
+    )
+    device: Literal["cpu", "cuda"] = Field("cpu", description="The Pyro backend's torch device (JAX picks its own).")
+
+    @property
+    def monitor_sign(self) -> float:
+        """+1 where a lower value of the monitored quantity is better, -1 where higher is."""
+        return 1.0 if QUANTITIES[self.monitor].better == "lower" else -1.0
+
+
+class RunConfig(_Section):
+    # The section of the registered data kind the mapping names, chosen when the config is parsed.
+    data: SerializeAsAny[DataSection] = Field(
+        default_factory=lambda: DATA_KINDS["strategies"].section.model_validate({}), description="The data set."
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The CVAE.")
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig, description="The InfoVAE objective's weights.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation and evaluation.")
+    backend: Annotated[str, Registered(BACKENDS, lambda b: b.description)] = Field("pyro", description="The backend")
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_section(cls, value):
+        if isinstance(value, Mapping):
+            kind = value.get("kind")
+            if kind is None:
+                raise ValueError(f"a data section needs a kind ({', '.join(DATA_KINDS)})")
+            if not isinstance(kind, str) or kind not in DATA_KINDS:
+                raise ValueError(f"unknown data kind {short_repr(kind)} (expected {', '.join(DATA_KINDS)})")
+            return DATA_KINDS[kind].section.model_validate(dict(value))
+        return value
+
+    @model_validator(mode="after")
+    def _fits_together(self):
+        kind = "discrete" if self.model.latent == "discrete" else "continuous"
+        try:
+            check_latent_kind(self.objective.marginal, self.objective.jsd_mixture, kind, f"model.latent is {self.model.latent}")
+        except UserInputError as error:  # its message starts with the objective's key
+            raise ValueError(f"objective.{error}") from None
+        own = DATA_KINDS[self.data.kind].likelihood
+        if own and self.model.likelihood not in (None, own):
+            raise ValueError(f"data kind {self.data.kind} needs model.likelihood: {own}, got {self.model.likelihood}")
+        if own is None and self.model.likelihood is None:
+            raise ValueError(f"data kind {self.data.kind} needs model.likelihood ({', '.join(LIKELIHOODS)})")
+        return self
+
+    @property
+    def likelihood(self) -> str:
+        """The model's likelihood: the config's, or the data's own."""
+        likelihood = self.model.likelihood or DATA_KINDS[self.data.kind].likelihood
+        assert likelihood is not None  # a config without one is refused (_fits_together)
+        return likelihood
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain data (what ``config.yaml`` records)."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,47 @@
+"""A group of trials as a checkpoint and back: the state the loop writes after each evaluation and
+restores on resume (the file format itself: :mod:`infovae.training.checkpoint`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from infovae.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from infovae.training.backends import Backend
+    from infovae.training.loop_progress import TrialProgress
+
+__all__ = ["group_state", "restore_group"]
+
+
+def group_state(
+    step: int, seconds: float, backend: Backend, trials: Sequence[TrialProgress], backend_state: Any = None
+) -> dict[str, Any]:
+    """What a checkpoint of a group holds: the step, the training time, the backend's state and each
+    trial's bookkeeping (``backend_state`` instead of the backend's own: one trial's, say)."""
+    return {
+        "step": step,
+        "seconds": seconds,
+        "backend_name": backend.name,
+        "backend": backend.state_dict() if backend_state is None else backend_state,
+        "trials": [t.state_dict() for t in trials],
+    }
+
+
+def restore_group(state: dict[str, Any], backend: Backend, trials: Sequence[TrialProgress]) -> tuple[int, float]:
+    """Put a checkpoint's state back into ``backend`` and ``trials``; returns ``(step, seconds)``.
+    A checkpoint of another backend, group size or structure is a :class:`~infovae.errors.CheckpointError`."""
+    try:
+        if state["backend_name"] != backend.name:
+            raise CheckpointError(f"the checkpoint was written by the {state['backend_name']} backend, not {backend.name}")
+        if len(state["trials"]) != len(trials):
+            raise CheckpointError(f"the checkpoint holds {len(state['trials'])} trials, not {len(trials)}")
+        backend.load_state_dict(state["backend"])
+        for trial, trial_state in zip(trials, state["trials"]):
+            trial.load_state_dict(trial_state)
+        return int(state["step"]), float(state["seconds"])
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"the checkpoint has the wrong structure ({type(error).__name__}: {error})") from None

@@ -1,0 +1,187 @@
+"""The one training loop: a group of trials that share shapes, trained together to their run folders,
+for every backend (a single run is a group of one).
+
+Per chunk of steps the loop draws each trial's minibatches (its own data order), hands them to the
+backend and checks every term; per evaluation it writes each trial's ``metrics.jsonl`` line, keeps the
+weights of the best evaluation of ``train.monitor`` (``train.select: best``), counts evaluations
+without improvement (``train.early_stopping``) and writes the checkpoint. A trial whose loss turns
+non-finite stops there and is reported as failed, naming the term and the step; the others go on.
+Ctrl-C or SIGTERM stops the loop after the current chunk, with a checkpoint of that step, so that a
+resumed run continues exactly.
+"""
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from infovae.data.base import DataSplits
+from infovae.diagnostics.quantities import summary_name
+from infovae.errors import RunInterrupted, TrainingDiverged
+from infovae.files import append_jsonl
+from infovae.training.backends import Backend, weighted_terms
+from infovae.training.checkpoint import save_checkpoint
+from infovae.training.loop_checkpoint import group_state, restore_group
+from infovae.training.loop_progress import Outcome, TrialProgress
+from infovae.training.loop_sampling import eval_seed
+from infovae.training.loop_signals import stop_requests
+
+__all__ = ["train_group"]
+
+
+def _first_bad(terms):
+    return next((name for name, value in terms.items() if not math.isfinite(value)), None)
+
+
+def _summary(config, record, trial, backend, seconds):
+    summary = {summary_name(k): v for k, v in record.items()}
+    select_best = config.train.select == "best"
+    summary.update(
+        steps=trial.last_step,
+        selected_step=trial.best_step if select_best else trial.last_step,
+        stopped_early=trial.status == "stopped",
+        backend=backend.name,
+        train_seconds=round(seconds, 3),
+        seconds_per_step=seconds / max(trial.last_step, 1),
+    )
+    return summary
+
+
+def _postfix(trials, records):
+    if len(trials) == 1 and records:
+        record = records[0]
+        shown = {k: record.get(k) for k in ("loss", "nll", "probe_accuracy", "coverage_tv")}
+        return {f"val_{k}": f"{v:.3g}" for k, v in shown.items() if v is not None}
+    counts = {s: sum(t.status == s for t in trials) for s in ("running", "stopped", "failed")}
+    return {k: v for k, v in counts.items() if v}
+
+
+def train_group(
+    backend: Backend,
+    trials: Sequence[TrialProgress],
+    splits: DataSplits,
+    checkpoint_path: str | Path,
+    state: dict[str, Any] | None = None,
+    progress: bool | None = None,
+    callbacks: Sequence[Any] = (),
+    per_trial_checkpoints: bool = False,
+) -> list[Outcome]:
+    """Train the group's ``trials`` (sharing ``backend``) to ``train.steps`` from ``state`` (a
+    checkpoint, or ``None`` to start), writing each trial's metrics and summary to its run folder and
+    the group's checkpoint to ``checkpoint_path``; with ``per_trial_checkpoints``, each finished trial's
+    run folder also gets a checkpoint of its own, as a single run's.
+
+    :returns: one :class:`Outcome` per trial.
+    :raises RunInterrupted: on Ctrl-C or SIGTERM, after writing a checkpoint of the current step.
+    """
+    train = trials[0].config.train
+    step, seconds = (0, 0.0) if state is None else restore_group(state, backend, trials)
+    for trial in trials:
+        trial.folder.keep_metrics_up_to(step)
+    total = train.steps * len(trials)
+    bar = tqdm(
+        total=total,
+        initial=step * len(trials),
+        desc=backend.name,
+        unit="step",
+        disable=None if progress is None else not progress,
+        dynamic_ncols=True,
+    )
+    started = time.perf_counter()
+    with stop_requests() as stop, bar:
+        while step < train.steps and any(t.status == "running" for t in trials):
+            next_eval = min(train.steps, (step // train.eval_every + 1) * train.eval_every)
+            n = min(backend.chunk_size, next_eval - step)
+            active = np.array([t.status == "running" for t in trials])
+            indices = np.stack([np.stack([t.sampler.next() for _ in range(n)]) for t in trials])
+            terms = backend.train_steps(indices, active)
+            for i, trial in enumerate(trials):
+                if not active[i]:
+                    continue
+                own = weighted_terms(trial.config)
+                for s in range(len(terms["loss"][i])):
+                    current = {name: float(values[i, s]) for name, values in terms.items() if name in own}
+                    bad = _first_bad(current)
+                    if bad is not None:
+                        trial.status = "failed"
+                        last = trial.last_step - trial.last_step % train.eval_every
+                        kept = f"the last good checkpoint (step {last}) is kept" if last else "no checkpoint was written yet"
+                        trial.error = f"step {step + s + 1}: the {bad} term is {current[bad]}; training stopped, {kept}"
+                        break
+                    trial.add(current)
+                    trial.last_step = step + s + 1
+            step += n
+            bar.update(int(active.sum()) * n)
+            if len(trials) == 1 and trials[0].status == "failed":
+                raise TrainingDiverged(f"{trials[0].error} in {trials[0].folder.path}")
+            if step == next_eval:
+                seconds += time.perf_counter() - started
+                records = _evaluate(backend, trials, splits, step, callbacks)
+                bar.set_postfix(_postfix(trials, records), refresh=False)
+                save_checkpoint(checkpoint_path, group_state(step, seconds, backend, trials))
+                started = time.perf_counter()
+            elif stop.is_set():
+                seconds += time.perf_counter() - started
+                save_checkpoint(checkpoint_path, group_state(step, seconds, backend, trials))
+            if stop.is_set():
+                raise RunInterrupted(f"interrupted at step {step}; a checkpoint of that step is kept")
+    outcomes = _finish(backend, trials, splits, seconds, callbacks)
+    if per_trial_checkpoints:
+        for i, trial in enumerate(trials):
+            if outcomes[i].status == "ok":
+                save_checkpoint(
+                    trial.folder.checkpoint_path, group_state(step, seconds, backend, [trial], backend.trial_state(i))
+                )
+    return outcomes
+
+
+def _evaluate(backend, trials, splits, step, callbacks):
+    """Evaluate the group on the validation split; per running trial, write its metrics line and
+    update its best weights and patience."""
+    seeds = [eval_seed(t.config, step) for t in trials]
+    metrics = backend.evaluate(splits.val, splits.train, splits.generator, seeds)
+    improved = np.zeros(len(trials), bool)
+    records = []
+    for i, trial in enumerate(trials):
+        if trial.status != "running":
+            continue
+        record = {"step": step, **trial.take_means(), **{name: values[i] for name, values in metrics.items()}}
+        append_jsonl(trial.folder.metrics_path, record)
+        records.append(record)
+        for callback in callbacks:
+            callback.on_evaluation(trial.folder.path, step, record)
+        config = trial.config.train
+        value = record.get(config.monitor)
+        if value is not None and math.isfinite(value) and config.monitor_sign * value < trial.best_score:
+            trial.best_score, trial.best_step, trial.stale = config.monitor_sign * value, step, 0
+            improved[i] = True
+        else:
+            trial.stale += 1
+            if config.early_stopping is not None and trial.stale >= config.early_stopping.patience:
+                trial.status = "stopped"
+    backend.keep_best(improved)
+    return records
+
+
+def _finish(backend, trials, splits, seconds, callbacks):
+    """Evaluate the finished trials on the test split (their selected weights) and write their summaries."""
+    finished = np.array([t.status != "failed" for t in trials])
+    outcomes = [Outcome("failed", t.error, {}) for t in trials]
+    if not finished.any():
+        return outcomes
+    seeds = [eval_seed(t.config, t.last_step) for t in trials]
+    selected = np.array([t.config.train.select == "best" for t in trials])
+    metrics = backend.evaluate(splits.test, splits.train, splits.generator, seeds, selected=selected)
+    for i, trial in enumerate(trials):
+        if not finished[i]:
+            continue
+        summary = _summary(trial.config, {name: values[i] for name, values in metrics.items()}, trial, backend, seconds)
+        trial.folder.write_summary(summary)
+        for callback in callbacks:
+            callback.on_summary(trial.folder.path, summary)
+        outcomes[i] = Outcome("ok", "", summary)
+    return outcomes

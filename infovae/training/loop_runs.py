@@ -1,0 +1,147 @@
+"""A single run from its config to its run folder, and back: start, resume or extend it, and read a
+finished run's data and trained model (:class:`~infovae.training.runs.Run` loads these when first used).
+
+Everything that can be checked (config, data, model size, the folder) is checked before a folder is
+created or written, so that bad input leaves nothing behind.
+"""
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infovae.core.marginals import MARGINALS
+from infovae.data.base import DataSplits
+from infovae.data.registry import load_splits
+from infovae.diagnostics.evaluate import reports_marginal
+from infovae.errors import RunDirError, TrainingDiverged, UserInputError
+from infovae.files import remove_temporary_files
+from infovae.training.backends import Backend, backend_class
+from infovae.training.checkpoint import load_checkpoint
+from infovae.training.config import RunConfig, architecture, fit_batch_size
+from infovae.training.loop_checkpoint import restore_group
+from infovae.training.loop_group import train_group
+from infovae.training.loop_progress import TrialProgress
+from infovae.training.run_folder import RunFolder
+
+__all__ = ["build_backend", "load_run_splits", "restore_backend", "resume_run", "start_run"]
+
+
+def _check_monitor(config, splits):
+    """That the data and objective give the quantity ``train.monitor`` watches."""
+    monitor = config.train.monitor
+    if config.train.select == "last" and config.train.early_stopping is None:
+        return
+    needs = {
+        "probe_accuracy": (splits.train.labels is not None, "labelled data"),
+        "nmi": (splits.train.labels is not None, "labelled data"),
+        "coverage_tv": (splits.generator is not None, "a data set with a known generator (strategies)"),
+        "marginal": (reports_marginal(config.objective), "objective.marginal other than kl"),
+    }
+    ok, what = needs.get(monitor, (True, ""))
+    if not ok:
+        raise UserInputError(f"train.monitor={monitor} needs {what}")
+
+
+def build_backend(configs: Sequence[RunConfig], splits: DataSplits) -> Backend:
+    """The backend of a group of configs (one backend, one architecture) on ``splits``. The marginal
+    divergence's function is imported and checked here, before any step (a plug-in names it by a string)."""
+    arch = architecture(configs[0], splits.train)
+    for config in configs:
+        _check_monitor(config, splits)
+        if config.objective.marginal is not None:
+            MARGINALS[config.objective.marginal].function(config.backend)
+    return backend_class(configs[0].backend)(configs, arch, splits.train)
+
+
+def load_run_splits(config: RunConfig, folder: RunFolder) -> DataSplits:
+    """The data of a run, split as its ``splits.npz`` records (a changed data set is refused)."""
+    splits = load_splits(config.data, config.likelihood)
+    saved = folder.read_splits()
+    if any(not np.array_equal(saved[k], v) for k, v in splits.indices.items()):
+        raise RunDirError(f"the data no longer splits as recorded in {folder.splits_path}; it has changed since the run began")
+    return splits
+
+
+def restore_backend(config: RunConfig, splits: DataSplits, folder: RunFolder) -> Backend:
+    """A backend holding the weights of the run folder's checkpoint."""
+    backend = build_backend([config], splits)
+    trial = TrialProgress(config, folder, len(splits.train))
+    restore_group(load_checkpoint(folder.checkpoint_path), backend, [trial])
+    backend.use_selected()
+    return backend
+
+
+def start_run(
+    config: RunConfig, out_dir: str | Path, progress: bool | None = None, callbacks: Sequence[Any] = ()
+) -> dict[str, Any]:
+    """Train ``config`` into the new run folder ``out_dir`` and return the summary.
+
+    Everything that can be checked (config, data, model size, the folder) is checked before the folder
+    is created or written, so that bad input leaves nothing behind.
+    """
+    folder = RunFolder(out_dir)
+    if not folder.is_empty():
+        hint = "--resume it" if folder.has_checkpoint() and not folder.summary_path.exists() else "choose another --out"
+        raise RunDirError(f"run folder {folder.path} already exists and is not empty; {hint}")
+    splits = load_splits(config.data, config.likelihood)
+    config = fit_batch_size(config, splits.train)
+    backend = build_backend([config], splits)
+    created = not folder.path.exists()
+    folder.create()
+    with folder.lock():
+        if not folder.is_empty():
+            raise RunDirError(f"run folder {folder.path} was filled by another process meanwhile; choose another --out")
+        try:
+            folder.write_start(config, splits)
+        except BaseException:
+            if created:
+                shutil.rmtree(folder.path, ignore_errors=True)
+            raise
+        return _run_one(backend, config, folder, splits, None, progress, callbacks)
+
+
+def _run_one(backend, config, folder, splits, state, progress, callbacks):
+    trial = TrialProgress(config, folder, len(splits.train))
+    (outcome,) = train_group(backend, [trial], splits, folder.checkpoint_path, state, progress, callbacks)
+    if outcome.status != "ok":
+        raise TrainingDiverged(outcome.error)
+    return outcome.summary
+
+
+def resume_run(
+    out_dir: str | Path, steps: int | None = None, progress: bool | None = None, callbacks: Sequence[Any] = ()
+) -> dict[str, Any]:
+    """Continue the run in ``out_dir`` from its last checkpoint, or extend a finished run to ``steps``
+    (bit-equal on CPU to a run trained to ``steps`` in one go); returns the summary."""
+    folder = RunFolder(out_dir)
+    if not folder.holds_run():
+        raise RunDirError(f"{folder.path} holds no run to resume (no config.yaml)")
+    with folder.lock():
+        remove_temporary_files(folder.path)
+        config = folder.read_config()
+        summary = folder.read_summary()
+        if steps is not None and steps != config.train.steps:
+            config = _extended(config, steps, summary, folder)
+        elif summary is not None:
+            raise RunDirError(
+                f"the run in {folder.path} has finished already (it has a summary.json); pass train.steps=N to extend it"
+            )
+        splits = load_run_splits(config, folder)
+        backend = build_backend([config], splits)
+        state = load_checkpoint(folder.checkpoint_path) if folder.has_checkpoint() else None
+        if steps is not None:
+            folder.write_start(config, splits)
+            folder.summary_path.unlink(missing_ok=True)
+        return _run_one(backend, config, folder, splits, state, progress, callbacks)
+
+
+def _extended(config, steps, summary, folder):
+    done = summary["steps"] if summary else None
+    if steps < config.train.steps:
+        raise UserInputError(f"train.steps={steps} is fewer than the run's {config.train.steps}; a run can only be extended")
+    if summary is not None and summary.get("stopped_early"):
+        raise UserInputError(f"the run in {folder.path} stopped early at step {done} (train.early_stopping); it is not extended")
+    return config.model_copy(update={"train": config.train.model_copy(update={"steps": steps})})

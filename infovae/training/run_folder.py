@@ -1,0 +1,134 @@
+"""A run folder: its files, named in one place, and one writer at a time.
+
+A run folder holds:
+
+- ``config.yaml``: the resolved config;
+- ``splits.npz``: the indices of the train / validation / test examples;
+- ``metrics.jsonl``: one JSON object per evaluation (``step``, the training terms' running means
+  ``train_*``, and every quantity of :mod:`infovae.diagnostics.quantities` on the validation split);
+- ``checkpoint.npz``: everything needed to continue, written atomically after each evaluation (and on
+  Ctrl-C or SIGTERM), in a format that cannot run code (:mod:`infovae.training.checkpoint`);
+- ``summary.json``: the final evaluation on the test split, with ``steps``, ``selected_step`` and
+  ``stopped_early``;
+- ``.lock``: held by the process that writes the folder.
+"""
+
+import json
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from infovae.data.base import DataSplits
+from infovae.diagnostics.quantities import upgrade_record
+from infovae.errors import ConfigError, RunDirError
+from infovae.files import (
+    LOCK,
+    FolderLock,
+    atomic_write_bytes,
+    atomic_write_text,
+    load_yaml,
+    read_jsonl,
+    write_json,
+)
+from infovae.training.checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
+from infovae.training.config import RunConfig, parse_config
+
+__all__ = ["CONFIG", "METRICS", "SPLITS", "SUMMARY", "RunFolder"]
+
+CONFIG, SPLITS, METRICS, SUMMARY = "config.yaml", "splits.npz", "metrics.jsonl", "summary.json"
+
+
+class RunFolder:
+    """The files of one run folder, named in one place."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / CONFIG)
+    splits_path = property(lambda self: self.path / SPLITS)
+    metrics_path = property(lambda self: self.path / METRICS)
+    checkpoint_path = property(lambda self: self.path / CHECKPOINT)
+    summary_path = property(lambda self: self.path / SUMMARY)
+
+    def lock(self) -> FolderLock:
+        return FolderLock(self.path, "run folder")
+
+    def is_empty(self) -> bool:
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path} is a file, not a folder for a run")
+        return not self.path.exists() or all(p.name == LOCK for p in self.path.iterdir())
+
+    def holds_run(self) -> bool:
+        return self.config_path.is_file()
+
+    def create(self) -> None:
+        """Make the folder (and its parents), refusing a path that is a file or cannot be written."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path} is a file, not a folder for a run")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise RunDirError(f"cannot make the folder {self.path}: a part of its path is a file") from None
+        except OSError as error:
+            raise RunDirError(f"cannot make the folder {self.path}: {error.strerror or error}") from None
+
+    def write_start(self, config: RunConfig, splits: DataSplits) -> None:
+        """``config.yaml`` and ``splits.npz`` of a new run."""
+        atomic_write_text(self.config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+        buffer = BytesIO()
+        np.savez(buffer, **splits.indices)
+        atomic_write_bytes(self.splits_path, buffer.getvalue())
+
+    def read_config(self) -> RunConfig:
+        if not self.holds_run():
+            raise RunDirError(f"{self.path} holds no run (no {CONFIG})")
+        try:
+            return parse_config(load_yaml(self.config_path, "run config"))
+        except ConfigError as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise RunDirError(f"{self.config_path} is not a valid run config: {first}") from None
+
+    def read_splits(self) -> dict[str, np.ndarray]:
+        try:
+            with np.load(self.splits_path, allow_pickle=False) as saved:
+                return {k: saved[k] for k in ("train", "val", "test")}
+        except FileNotFoundError:
+            raise RunDirError(f"{self.path} has no {SPLITS}") from None
+        except (OSError, ValueError, KeyError, EOFError, MemoryError) as error:
+            raise RunDirError(
+                f"{self.splits_path} is not a valid splits file ({type(error).__name__}); the run folder is damaged"
+            ) from None
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """The evaluations in ``metrics.jsonl`` (a last line cut short by a crash dropped with a warning),
+        with names of earlier versions mapped to today's; ``[]`` before the first."""
+        return [upgrade_record(r, "metrics") for r in read_jsonl(self.metrics_path)]
+
+    def keep_metrics_up_to(self, step: int) -> None:
+        """Drop evaluations after ``step`` (written after the checkpoint a resumed run starts from) and
+        a last line cut short by a crash."""
+        records = read_jsonl(self.metrics_path)
+        if any(not isinstance(r.get("step"), int) for r in records):
+            raise RunDirError(f"{self.metrics_path} has a record without a step; the run folder is damaged")
+        records = [r for r in records if r["step"] <= step]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in records))
+
+    def read_summary(self) -> dict[str, Any] | None:
+        if not self.summary_path.exists():
+            return None
+        try:
+            summary = json.loads(self.summary_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RunDirError(f"{self.summary_path} is not valid JSON; the run folder is damaged") from None
+        if not isinstance(summary, dict):
+            raise RunDirError(f"{self.summary_path} is not a summary (a JSON object); the run folder is damaged")
+        return upgrade_record(summary, "summary")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.summary_path, summary)
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_path.exists() or (self.path / LEGACY_CHECKPOINT).exists()

@@ -1,0 +1,163 @@
+"""Bad input on the command line: config files, overrides, data files and sizes, and the output folder of
+``infovae train`` (registered in the matrix, run by ``test_bad_input``)."""
+
+import numpy as np
+
+from .matrix import LONG_NAME, _refusing_mkdir, _unwritable, bad_input, npy_claiming, npz_bytes
+
+# -- the config file -----------------------------------------------------------------------------------
+
+
+@bad_input("config-missing", "does not exist")
+def _(w):
+    return ["train", w.dir / "nope.yaml", "--out", w.out]
+
+
+@bad_input("config-is-a-directory", "is a directory, not a YAML file")
+def _(w):
+    return ["train", w.dir, "--out", w.out]
+
+
+@bad_input("config-is-a-list", "a config must be a mapping")
+def _(w):
+    return ["train", w.text("c.yaml", "[1, 2]\n"), "--out", w.out]
+
+
+@bad_input("config-empty", "the config file is empty")
+def _(w):
+    return ["train", w.text("c.yaml", ""), "--out", w.out]
+
+
+ALIAS_BOMB = "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
+    for prev, name in zip([None, "a", "b", "c", "d", "e", "f"], "abcdefg")
+)
+
+
+@bad_input("config-alias-bomb", "expands to more than")
+def _(w):
+    assert len(ALIAS_BOMB) < 400
+    return ["train", w.text("c.yaml", ALIAS_BOMB), "--out", w.out]
+
+
+@bad_input("config-nested-deeply", "nested too deeply")
+def _(w):
+    return ["train", w.text("c.yaml", "[" * 100_000), "--out", w.out]
+
+
+@bad_input("config-integer-of-5000-digits", "cannot be read")
+def _(w):
+    return ["train", w.text("c.yaml", "train: {steps: " + "9" * 5000 + "}\n"), "--out", w.out]
+
+
+@bad_input("config-larger-than-a-megabyte", "is too large")
+def _(w):
+    return ["train", w.text("c.yaml", "# padding\n" * 200_000), "--out", w.out]
+
+
+@bad_input("config-not-text", "not a text file")
+def _(w):
+    return ["train", w.binary("c.yaml", b"\xff\xfe\x00\x81 binary"), "--out", w.out]
+
+
+@bad_input("config-name-too-long", "File name too long")
+def _(w):
+    return ["train", w.dir / f"{LONG_NAME}.yaml", "--out", w.out]
+
+
+@bad_input("config-python-tag", "not valid YAML")
+def _(w):
+    return ["train", w.text("c.yaml", f"model: !!python/object/apply:os.system ['touch {w.marker}']\n"), "--out", w.out]
+
+
+@bad_input("override-integer-of-5000-digits", "cannot be read")
+def _(w):
+    return ["train", w.config(), "train.steps=" + "9" * 5000, "--out", w.out]
+
+
+@bad_input("override-without-equals", "must look like key.path=value")
+def _(w):
+    return ["train", w.config(), "train.steps", "--out", w.out]
+
+
+# -- sizes and data ------------------------------------------------------------------------------------
+
+
+@bad_input("hidden-1e9", "model.hidden")
+def _(w):
+    return ["train", w.config(), "model.hidden=1000000000", "--out", w.out]
+
+
+@bad_input("parameters-too-many", "parameters")
+def _(w):
+    return ["train", w.config(), "model.hidden=1000000", "--out", w.out]
+
+
+@bad_input("npz-class-id-1e9", "classes per factor")
+def _(w):
+    return ["train", w.npz_config("categorical", x=np.zeros((50, 2)), y=np.full((50, 1), 1e9)), "--out", w.out]
+
+
+@bad_input("npz-1e300-overflows-float32", "too large for float32")
+def _(w):
+    return ["train", w.npz_config(x=np.full((50, 2), 1e300), y=np.zeros((50, 1))), "--out", w.out]
+
+
+@bad_input("npz-object-array-is-a-pickle", "cannot be read")
+def _(w):
+    return ["train", w.npz_config(x=w.evil_object_array(), y=np.zeros((1, 1))), "--out", w.out]
+
+
+@bad_input("npz-file-is-a-pickle", "not a readable .npz file")
+def _(w):
+    return ["train", w.npz_config(file=w.evil_pickle()), "--out", w.out]
+
+
+@bad_input(
+    "npz-header-claims-terabytes",
+    "data.npz",
+)
+def _(w):
+    return ["train", w.npz_config(file=npz_bytes(y=npy_claiming((10**12, 1)))), "--out", w.out]
+
+
+# -- the output folder of train --------------------------------------------------------------------------
+
+
+@bad_input("out-is-a-file", "is a file")
+def _(w):
+    w.text("out", "a file")
+    return ["train", w.config(), "--out", w.watch(w.out)]
+
+
+@bad_input("out-under-a-file", "a part of its path is a file")
+def _(w):
+    return ["train", w.config(), "--out", w.watch(w.text("file", "a file")) / "run"]
+
+
+@bad_input("out-unwritable", "cannot make the folder")
+def _(w):
+    return ["train", w.config(), "--out", w.watch(_unwritable(w))]
+
+
+@bad_input("out-name-too-long", "File name too long")
+def _(w):
+    return ["train", w.config(), "--out", w.dir / LONG_NAME]
+
+
+@bad_input(
+    "out-mkdir-refused",
+    "cannot make the folder",
+)
+def _(w):
+    return ["train", w.config(), "--out", w.watch(_refusing_mkdir(w))]
+
+
+@bad_input("out-holds-a-finished-run", "already exists")
+def _(w):
+    return ["train", w.config(), "--out", w.run(finished=True)]
+
+
+@bad_input("out-in-use", "is in use by another process")
+def _(w):
+    return ["train", w.config(), "--out", w.hold_lock(w.out)]

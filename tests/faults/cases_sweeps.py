@@ -1,0 +1,80 @@
+"""Bad input to ``infovae sweep``: sweep files (bombs among them) and sweep folders (registered in the
+matrix, run by ``test_bad_input``)."""
+
+import yaml
+
+from .cases_cli import ALIAS_BOMB
+from .matrix import LONG_NAME, TINY, _refusing_mkdir, _unwritable, bad_input
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+
+@bad_input("sweep-file-empty", "a sweep file must be a mapping")
+def _(w):
+    return ["sweep", w.text("s.yaml", ""), "--out", w.out]
+
+
+@bad_input("sweep-file-alias-bomb", "expands to more than")
+def _(w):
+    return ["sweep", w.text("s.yaml", ALIAS_BOMB), "--out", w.out]
+
+
+GRID_BOMB = yaml.safe_dump({"base": TINY, "grid": {f"objective.k{i}": list(range(10)) for i in range(10)}})
+
+
+@bad_input("sweep-grid-of-10-keys-of-10-values", "a sweep runs at most")
+def _(w):
+    return ["sweep", w.text("s.yaml", GRID_BOMB), "--out", w.out]
+
+
+@bad_input("sweep-random-num-trials-1e9", "a sweep runs at most")
+def _(w):
+    return [
+        "sweep",
+        w.sweep_file(random={"num_trials": 10**9, "space": {"objective.jsd_weight": {"uniform": [0, 1]}}}),
+        "--out",
+        w.out,
+    ]
+
+
+@bad_input("sweep-seed-of-5000-digits", "cannot be read")
+def _(w):
+    return ["sweep", w.text("s.yaml", "seeds: [" + "9" * 5000 + "]\n"), "--out", w.out]
+
+
+@bad_input("sweep-out-is-a-file", "is a file")
+def _(w):
+    w.text("out", "a file")
+    return ["sweep", w.sweep_file(), "--out", w.watch(w.out)]
+
+
+@bad_input("sweep-out-under-a-file", "cannot make the sweep folder")
+def _(w):
+    return ["sweep", w.sweep_file(), "--out", w.watch(w.text("file", "a file")) / "sweep"]
+
+
+@bad_input("sweep-out-unwritable", "cannot make the sweep folder")
+def _(w):
+    return ["sweep", w.sweep_file(), "--out", w.watch(_unwritable(w))]
+
+
+@bad_input("sweep-out-mkdir-refused", "cannot make the sweep folder")
+def _(w):
+    return ["sweep", w.sweep_file(), "--out", w.watch(_refusing_mkdir(w))]
+
+
+@bad_input("sweep-out-name-too-long", "File name too long")
+def _(w):
+    return ["sweep", w.sweep_file(), "--out", w.dir / LONG_NAME]
+
+
+@bad_input("sweep-out-in-use", "is in use by another process")
+def _(w):
+    return ["sweep", w.sweep_file(), "--out", w.hold_lock(w.out, "sweep folder")]
+
+
+@bad_input("sweep-trial-json-damaged", "is damaged")
+def _(w):
+    sweep = w.sweep_dir(w.sweep_file())
+    next(sweep.glob("trials/*/trial.json")).write_text("garbage")
+    return ["sweep", w.dir / "s.yaml", "--out", sweep]
