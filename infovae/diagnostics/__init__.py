@@ -2,7 +2,8 @@
 (:mod:`~infovae.diagnostics.quantities`), their NumPy and JAX computations
 (:mod:`~infovae.diagnostics.metrics`, :mod:`~infovae.diagnostics.jax_metrics`), one evaluation on the
 host (:mod:`~infovae.diagnostics.evaluate`), and calibrated tests of what the numbers show: whether a
-validation curve decayed (:func:`decay_test`).
+validation curve decayed (:func:`decay_test`), whether the aggregate posterior matches the prior
+(:func:`marginal_fit`).
 
 The public functions load their modules when first used, so that importing the quantities' names (as
 the config does) stays light.
@@ -10,9 +11,9 @@ the config does) stays light.
 
 import importlib
 
-__all__ = ["decay_test"]
+__all__ = ["decay_test", "marginal_fit"]
 
-_MODULES = {"decay_test": "infovae.diagnostics.decay"}
+_MODULES = {"decay_test": "infovae.diagnostics.decay", "marginal_fit": "infovae.diagnostics.two_sample"}
 
 
 def __getattr__(name):

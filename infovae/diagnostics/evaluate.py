@@ -8,6 +8,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from infovae.diagnostics import metrics
+from infovae.diagnostics.two_sample import marginal_fit
 
 __all__ = ["evaluate", "log_marginal_likelihood", "reports_marginal"]
 
@@ -58,6 +59,8 @@ def evaluate(model, fit, held_out, generator, config, seed):
     q, p = model.posterior(x, y), model.prior(x)
     surgery = metrics.elbo_surgery(q, p, rng)
     out.update(mi=surgery["mi"], marginal_kl=surgery["marginal_kl"])
+    matching = marginal_fit(metrics.sample_latents(q, rng), metrics.sample_latents(p, rng), rng)
+    out.update(marginal_mmd=matching["statistic"], marginal_mmd_p=matching["p_value"])
     out["nll"] = float(-np.mean(log_marginal_likelihood(model, x, y, q, p, train.importance_samples, rng)))
     discrete = metrics.is_discrete(q)
     out["latent_perplexity"] = metrics.latent_perplexity(q) if discrete else None

@@ -111,10 +111,12 @@ def elbo_surgery(q, p, rng):
     """Split ``mean_i KL(q(z|x_i,y_i) || p(z))`` into ``mi + marginal_kl`` (Hoffman & Johnson 2016).
 
     ``p(z) = mean_i p(z|x_i)`` is the aggregate prior and ``q(z) = mean_i q(z|x_i,y_i)`` the aggregate
-    posterior, both over the examples given; ``mi`` is the mutual information between example and
-    latent under q, ``marginal_kl = KL(q(z) || p(z))``. Exact for a discrete latent; for a Gaussian one
-    a Monte-Carlo estimate from one draw per example, with the aggregates' densities computed exactly
-    as mixtures over the examples (so ``mi <= log n``).
+    posterior, both over the n examples given; ``mi`` is the mutual information between example and
+    latent under q (at most ``log n``), ``marginal_kl = KL(q(z) || p(z))`` of these n-component
+    mixtures. Exact for a discrete latent; for a Gaussian one a Monte-Carlo estimate from one draw per
+    example, with the mixtures' densities computed exactly. ``marginal_kl`` is not the population's
+    mismatch: it grows as the posteriors narrow even where their population mixture is the prior
+    (:func:`infovae.diagnostics.two_sample.marginal_fit` measures that).
 
     :returns: ``{"mean_kl", "mi", "marginal_kl"}``, with ``mean_kl == mi + marginal_kl``.
     """

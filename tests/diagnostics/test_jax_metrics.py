@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.data.strategies import StrategyGenerator
 from infovae.diagnostics import jax_metrics as jm
-from infovae.diagnostics import metrics
+from infovae.diagnostics import metrics, two_sample
 
 
 @pytest.fixture
@@ -247,6 +247,41 @@ def test_normalised_mutual_information_matches_sklearn(x64):
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
     assert 0.2 < got[0] < 0.9 and 0.0 < got[1] < 0.05
     assert got[2:] == [1.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_marginal_fit_matches_the_numpy_test(x64):
+    rng = np.random.default_rng(50)
+    z = rng.normal(size=(70, 3)) * [1.0, 3.0, 0.2] + 5.0
+    normal, offsets = rng.normal(size=(3, 32)), rng.uniform(0, 2 * np.pi, 32)
+    features = two_sample.fourier_features(z, normal, offsets)
+    got = jm.fourier_features(jnp.asarray(z), jnp.asarray(normal), jnp.asarray(offsets))
+    np.testing.assert_allclose(got, features, rtol=1e-12, atol=1e-14)
+    membership = np.vstack(
+        [np.r_[np.ones(30), np.zeros(40)], rng.permuted(np.tile(np.r_[np.ones(30), np.zeros(40)], (5, 1)), axis=1)]
+    )
+    np.testing.assert_allclose(
+        jm.mmd_statistics(jnp.asarray(features), jnp.asarray(membership)),
+        two_sample.mmd_statistics(features, membership),
+        rtol=1e-10,
+        atol=1e-15,
+    )
+    # Codes: the features are the values' indicators, so the statistic is the same for any key.
+    a, b = rng.integers(0, 5, 300), rng.integers(0, 4, 200)
+    device = jm.marginal_fit(jax.random.key(0), jnp.asarray(a), jnp.asarray(b), num_values=6)
+    host = two_sample.marginal_fit(a, b, rng=0)
+    assert float(device["statistic"]) == pytest.approx(host["statistic"], rel=1e-12)
+    assert 1 / 201 <= float(device["p_value"]) <= 1 and float(device["p_value"]) < 0.05  # value 4 is not in b
+
+
+@pytest.mark.slow  # about 10 s on an idle CPU: 64 tests of 200 relabellings each
+def test_marginal_fit_on_the_device_is_calibrated_and_finds_a_shift():
+    """In float32, many draws of 1000 at once: a match is rarely called a mismatch (the host's tests
+    measure the rate), a shift of 0.5 in one of 8 dimensions always is."""
+    keys = jax.random.split(jax.random.key(1), 4)
+    test = jax.jit(jax.vmap(lambda k, a, b: jm.marginal_fit(k, a, b)["p_value"]))
+    posterior, prior = jax.random.normal(keys[0], (2, 32, 1000, 8)), jax.random.normal(keys[1], (32, 1000, 8))
+    assert float(jnp.mean(test(jax.random.split(keys[2], 32), posterior[0], prior) < 0.05)) <= 0.125
+    assert bool(jnp.all(test(jax.random.split(keys[3], 32), posterior[1].at[..., 0].add(0.5), prior) < 0.05))
 
 
 @pytest.mark.parametrize("mix", [None, [0.5, 0.3, 0.2, 0.0]])
