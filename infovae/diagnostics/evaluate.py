@@ -7,6 +7,7 @@ computes the same quantities on the device (:mod:`infovae.diagnostics.jax_metric
 import numpy as np
 from scipy.special import logsumexp
 
+from infovae.data.base import evaluation_subset
 from infovae.diagnostics import metrics
 from infovae.diagnostics.two_sample import marginal_fit
 
@@ -37,7 +38,9 @@ def log_marginal_likelihood(model, x, y, q, p, num_samples, rng):
 
 
 def evaluate(model, fit, held_out, generator, config, seed):
-    """Every quantity on ``held_out`` (at most ``train.eval_examples`` of its examples).
+    """Every quantity on ``held_out``: on at most ``train.eval_examples`` of its examples, and with the
+    probe fitted on as many of ``fit``'s, both drawn at random (stratified by label) from the data's
+    seed (:func:`~infovae.data.base.evaluation_subset`).
 
     :param model: one trained model: ``loss_terms``, ``posterior``, ``prior``, ``log_likelihood`` and
         ``generate`` as a backend has them.
@@ -50,8 +53,8 @@ def evaluate(model, fit, held_out, generator, config, seed):
     """
     train = config.train
     rng = np.random.default_rng(seed)
-    held = held_out.subset(slice(0, train.eval_examples))
-    fit = fit.subset(slice(0, train.eval_examples))
+    held = evaluation_subset(held_out, train.eval_examples, config.data.seed)
+    fit = evaluation_subset(fit, train.eval_examples, config.data.seed)
     x, y = held.x, held.y
     out = model.loss_terms(x, y, seed)
     if not reports_marginal(config.objective):

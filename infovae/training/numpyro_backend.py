@@ -26,6 +26,7 @@ import optax
 
 from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.core.objective import assemble_loss
+from infovae.data.base import evaluation_subset
 from infovae.diagnostics import jax_metrics
 from infovae.diagnostics.evaluate import reports_marginal
 from infovae.errors import CheckpointError
@@ -181,13 +182,16 @@ class NumPyroBackend(Backend):
     # -- evaluation --------------------------------------------------------------------------------
 
     def _eval_set(self, held_out, fit, generator, examples):
-        """The arrays an evaluation on ``held_out`` needs, on the device once per data set."""
+        """The arrays an evaluation on ``held_out`` needs, on the device once per data set: at most
+        ``examples`` of its examples and of ``fit``'s (for the probe), drawn as the host's evaluation
+        draws them (:func:`~infovae.data.base.evaluation_subset`, from the data's seed)."""
         key = (id(held_out), id(fit), examples)
         if key not in self._eval_sets:
-            held, fitting = held_out.subset(slice(0, examples)), fit.subset(slice(0, examples))
+            seed = self.configs[0].data.seed
+            held, fitting = evaluation_subset(held_out, examples, seed), evaluation_subset(fit, examples, seed)
             arrays = {"x": self._x(held.x), "y": self._y(held.y), "fit_x": self._x(fitting.x), "fit_y": self._y(fitting.y)}
             # The two-sample test's relabellings, drawn once for the run: any drawn apart from the latents serve.
-            relabelling_key = jax.random.PRNGKey(self.configs[0].data.seed)
+            relabelling_key = jax.random.PRNGKey(seed)
             arrays["relabellings"] = jax_metrics.relabellings(relabelling_key, len(held), len(held))
             extra = {"num_labels": None, "bayes_accuracy": None}
             if held.labels is not None and fitting.labels is not None:
