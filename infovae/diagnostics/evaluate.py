@@ -68,7 +68,7 @@ def evaluate(model, fit, held_out, generator, config, seed):
     discrete = metrics.is_discrete(q)
     out["latent_perplexity"] = metrics.latent_perplexity(q) if discrete else None
     out["active_units"] = None if discrete else metrics.active_units(q)
-    out["probe_accuracy"] = out["nmi"] = None
+    out["probe_accuracy"] = out["nmi"] = out["ami"] = None
     if held.labels is not None:
         num_values = q.probs.shape[-1] if discrete else None
         q_fit = model.posterior(fit.x, fit.y)
@@ -77,6 +77,7 @@ def evaluate(model, fit, held_out, generator, config, seed):
         )
         codes = metrics.latent_codes(q, max(fit.num_labels, held.num_labels), seed)
         out["nmi"] = metrics.normalised_mutual_information(held.labels, codes)
+        out["ami"] = metrics.adjusted_mutual_information(held.labels, codes)
     out["coverage_tv"] = out["bayes_accuracy"] = None
     if generator is not None:
         _, y_generated = model.generate(x, seed)

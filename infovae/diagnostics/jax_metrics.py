@@ -17,12 +17,13 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import entr, logsumexp, rel_entr
+from jax.scipy.special import entr, gammaln, logsumexp, rel_entr
 
 from infovae.diagnostics.two_sample import FEATURES, PERMUTATIONS
 
 __all__ = [
     "active_units",
+    "adjusted_mutual_information",
     "discrete_elbo_surgery",
     "fit_probe",
     "fourier_features",
@@ -381,6 +382,61 @@ def normalised_mutual_information(labels, codes, num_labels, num_codes):
     both, either = single_label & single_code, single_label | single_code
     nmi = jnp.where(either, 0.0, mi / jnp.where(both, 1.0, mean_entropy))
     return jnp.where(both, 1.0, nmi).astype(dtype)
+
+
+# The expected mutual information sums over the possible cell counts in blocks of this many at once.
+_COUNT_BLOCK = 64
+
+
+def _expected_mutual_information(a, b, n):
+    """``E[I(l; c)]`` under random codes with the margins ``a [L]`` and ``b [C]`` fixed (Vinh, Epps &
+    Bailey 2010), as sklearn's ``expected_mutual_information``: each cell's count ``n_lc`` is
+    hypergeometric, ``P(n_lc) = a! b! (n-a)! (n-b)! / (n! n_lc! (a-n_lc)! (b-n_lc)! (n-a-b+n_lc)!)``, and
+    ``E[I] = sum_lc sum_{n_lc} n_lc/n log(n n_lc / (a_l b_c)) P(n_lc)`` over
+    ``max(1, a+b-n) <= n_lc <= min(a, b)``; a value or code that does not occur adds nothing. ``n``
+    (static) bounds every count: the sum runs over ``1..n`` in blocks, the factorials from one table."""
+    dtype = a.dtype
+    log_factorial = gammaln(jnp.arange(n + 1, dtype=dtype) + 1)
+    lf = lambda k: log_factorial[jnp.clip(k, 0, n).astype(jnp.int32)]  # noqa: E731  (k integer-valued)
+    a, b = a[:, None, None], b[None, :, None]
+    fixed = lf(a) + lf(b) + lf(n - a) + lf(n - b) - log_factorial[n]
+    log_ab = jnp.log(jnp.maximum(a, 1.0)) + jnp.log(jnp.maximum(b, 1.0))
+
+    def block(i, total):
+        counts = (1 + i * _COUNT_BLOCK + jnp.arange(_COUNT_BLOCK)).astype(dtype)  # [B]
+        valid = (counts >= a + b - n) & (counts <= jnp.minimum(a, b))
+        log_p = fixed - lf(counts) - lf(a - counts) - lf(b - counts) - lf(n - a - b + counts)
+        terms = counts / n * (jnp.log(n * counts) - log_ab) * jnp.exp(jnp.where(valid, log_p, -jnp.inf))
+        return total + jnp.sum(jnp.where(valid, terms, 0.0))
+
+    return jax.lax.fori_loop(0, -(-n // _COUNT_BLOCK), block, jnp.zeros((), dtype))
+
+
+@partial(jax.jit, static_argnames=("num_labels", "num_codes"))
+def adjusted_mutual_information(labels, codes, num_labels, num_codes):
+    """sklearn's ``adjusted_mutual_info_score(labels, codes)`` (arithmetic mean): the mutual information
+    corrected for chance, ``(I - E[I]) / ((H(l) + H(c)) / 2 - E[I])``, with ``E[I]`` that of random codes
+    of the same counts (:func:`_expected_mutual_information`). About 0 for codes that carry nothing about
+    the label however many codes and few examples there are (where :func:`normalised_mutual_information`
+    is well above 0), 1 for a one-to-one match. As sklearn: 1 when both have a single value, 0 when
+    exactly one has; a denominator within float64's epsilon of 0 is held at that epsilon, with its sign.
+
+    :param labels: int ``[n]`` in ``0..num_labels-1``; ``codes``: int ``[n]`` in ``0..num_codes-1``.
+    :returns: a scalar, at most 1 (negative when codes agree with labels less than chance does).
+    """
+    dtype = _float_dtype(0.0)
+    counts = jax.nn.one_hot(labels, num_labels, dtype=dtype).T @ jax.nn.one_hot(codes, num_codes, dtype=dtype)
+    n = labels.shape[0]
+    a, b = counts.sum(1), counts.sum(0)
+    ratio = jnp.where(counts > 0, counts * n / (a[:, None] * b[None, :]), 1.0)
+    mi = jnp.maximum(jnp.sum(counts / n * jnp.log(ratio)), 0.0)
+    expected = _expected_mutual_information(a, b, n)
+    denominator = 0.5 * (entr(a / n).sum() + entr(b / n).sum()) - expected
+    eps = float(jnp.finfo(jnp.float64).eps)
+    denominator = jnp.where(denominator < 0, jnp.minimum(denominator, -eps), jnp.maximum(denominator, eps))
+    single_label, single_code = (a > 0).sum() == 1, (b > 0).sum() == 1
+    ami = jnp.where(single_label | single_code, 0.0, (mi - expected) / denominator)
+    return jnp.where(single_label & single_code, 1.0, ami).astype(dtype)
 
 
 @jax.jit

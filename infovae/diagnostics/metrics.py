@@ -8,13 +8,14 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import normalized_mutual_info_score
+from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 from sklearn.preprocessing import StandardScaler
 
 from infovae.core.latents import CategoricalLatent
 
 __all__ = [
     "active_units",
+    "adjusted_mutual_information",
     "elbo_surgery",
     "is_discrete",
     "latent_codes",
@@ -78,7 +79,15 @@ def latent_codes(params, num_labels, seed=0):
 
 
 def normalised_mutual_information(labels, codes):
+    """``I(l; c) / ((H(l) + H(c)) / 2)``: not corrected for chance, so codes that carry nothing about the
+    labels score above 0, the more so the more codes and the fewer examples."""
     return float(normalized_mutual_info_score(labels, codes))
+
+
+def adjusted_mutual_information(labels, codes):
+    """``(I - E[I]) / ((H(l) + H(c)) / 2 - E[I])``, the mutual information corrected for chance (Vinh,
+    Epps & Bailey 2010): about 0 for codes that carry nothing about the labels, 1 for a one-to-one match."""
+    return float(adjusted_mutual_info_score(labels, codes))
 
 
 def latent_perplexity(q):

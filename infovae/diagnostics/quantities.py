@@ -77,7 +77,18 @@ QUANTITIES = {
         Quantity("active_units", "latent dimensions whose posterior mean varies, variance > 0.01 (Gaussian latent)", None),
         Quantity("probe_accuracy", "accuracy of a label probe on latents sampled from q (labelled data)", "higher"),
         Quantity("bayes_accuracy", "the Bayes-optimal label accuracy: the probe's ceiling (known generator)", None),
-        Quantity("nmi", "normalised mutual information between latent code and label", "higher"),
+        Quantity(
+            "nmi",
+            "normalised mutual information between latent code and label, not corrected for chance: above 0 even for "
+            "codes that carry nothing, the more so with many codes and few examples (ami is corrected)",
+            "higher",
+        ),
+        Quantity(
+            "ami",
+            "adjusted mutual information between latent code and label: NMI corrected for chance, about 0 for codes "
+            "that carry nothing about the label, 1 for a one-to-one match",
+            "higher",
+        ),
         Quantity("coverage_tv", "total variation between the true label mix and that of data generated from the prior", "lower"),
     )
 }

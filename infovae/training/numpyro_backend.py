@@ -278,6 +278,7 @@ class NumPyroBackend(Backend):
             else:
                 codes, num_codes = jax_metrics.kmeans_codes(keys["codes"], q.base_dist.loc, num_labels), num_labels
             out["nmi"] = jax_metrics.normalised_mutual_information(data["labels"], codes, num_labels, num_codes)
+            out["ami"] = jax_metrics.adjusted_mutual_information(data["labels"], codes, num_labels, num_codes)
         if "tables" in data:
             prior_key, decoder_key = jax.random.split(keys["generate"])
             z = p.sample(prior_key)
@@ -307,7 +308,7 @@ class NumPyroBackend(Backend):
         record = {name: np.asarray(values, dtype=np.float64).tolist() for name, values in out.items()}
         if "active_units" in record:
             record["active_units"] = [int(v) for v in record["active_units"]]
-        for name in ("latent_perplexity", "active_units", "probe_accuracy", "nmi", "coverage_tv"):
+        for name in ("latent_perplexity", "active_units", "probe_accuracy", "nmi", "ami", "coverage_tv"):
             record.setdefault(name, [None] * self.num_trials)
         record["bayes_accuracy"] = [extra["bayes_accuracy"]] * self.num_trials
         return record
