@@ -23,10 +23,11 @@ to them (its expectation under AR(1) noise computed exactly for this design and 
 reference uses it one standard error higher, ``phi + sqrt((1 - phi^2) / n)``, so that an uncertain
 autocorrelation makes the test conservative rather than liberal. Measured calibration (flat curves, a
 one-sided test at 5%): 4–6% rejections for independent noise and AR(1) noise of coefficient 0.5 at
-30–200 evaluations, 7% at coefficient 0.8 and 30 evaluations; the 95% interval covers the true decay
-93–96% of the time. Power against a fall of 3 noise standard deviations over the late half: 80% at 30
-evaluations and 99% from 60 on (independent noise); with AR(1) noise of coefficient 0.5, which carries a
-third as much information per evaluation, 50% at 30 evaluations, 70% at 60, 94% at 120 and 99% at 200
+30–200 evaluations, 6–7% at coefficient 0.8 and 30–60 evaluations; the 95% interval covers the true
+decay 93–97% of the time (90% at coefficient 0.8 and 30 evaluations). Power against a fall of 3 noise
+standard deviations over the late half: 80% at 30 evaluations and 99% from 60 on (independent noise);
+with AR(1) noise of coefficient 0.5, which carries a third as much information per evaluation, 50% at
+30 evaluations, 70% at 60, 94% at 120 and 99% at 200
 (``tests/diagnostics/test_decay.py``).
 """
 
