@@ -2,7 +2,7 @@
 (bundled with scikit-learn) and your own ``npz`` arrays. Each registers itself in
 :mod:`infovae.data.registry`, which the run config and ``infovae schema`` are built from."""
 
-from infovae.data.base import Dataset, DataSplits, split_dataset
+from infovae.data.base import Dataset, DataSplits, evaluation_subset, split_dataset
 from infovae.data.digits import QUADRANT_ORDER, DigitsData, make_digits, to_images
 from infovae.data.npz import NpzData, load_npz
 from infovae.data.registry import (
@@ -25,6 +25,7 @@ __all__ = [
     "NpzData",
     "StrategiesData",
     "StrategyGenerator",
+    "evaluation_subset",
     "load_npz",
     "load_splits",
     "make_digits",

@@ -1,4 +1,5 @@
-"""Arrays of a data set and its deterministic train/validation/test split."""
+"""Arrays of a data set, its deterministic train/validation/test split and the examples an evaluation
+uses."""
 
 from dataclasses import dataclass, field, replace
 
@@ -6,7 +7,10 @@ import numpy as np
 
 from infovae.errors import DataError
 
-__all__ = ["DataSplits", "Dataset", "split_dataset"]
+__all__ = ["DataSplits", "Dataset", "evaluation_subset", "split_dataset"]
+
+# Evaluation subsets draw from the stream (seed, 2): apart from the split's (seed) and a generator's (seed, 1).
+_EVALUATION_STREAM = 2
 
 
 @dataclass(frozen=True)
@@ -80,3 +84,24 @@ def split_dataset(data, val_fraction, test_fraction, seed, generator=None):
         indices=indices,
         generator=generator,
     )
+
+
+def evaluation_subset(data, size, seed):
+    """At most ``size`` examples of ``data`` for an evaluation: drawn at random without replacement from
+    ``seed`` (the data's seed, so that every trial of a sweep evaluates the same examples), stratified
+    by label where there are labels (each label keeps its share, rounded by largest remainders), in
+    their order in ``data``; all of ``data`` when it has no more than ``size``. What an evaluation sees
+    then depends neither on the order of the file's rows (a file sorted by label, say) nor on the trial.
+    """
+    n = len(data)
+    if size >= n:
+        return data
+    rng = np.random.default_rng((seed, _EVALUATION_STREAM))
+    if data.labels is None:
+        return data.subset(np.sort(rng.choice(n, size, replace=False)))
+    classes, counts = np.unique(data.labels, return_counts=True)
+    quota = size * counts / n
+    take = np.floor(quota).astype(int)
+    take[np.argsort(take - quota, kind="stable")[: size - take.sum()]] += 1
+    chosen = [rng.choice(np.flatnonzero(data.labels == c), k, replace=False) for c, k in zip(classes, take)]
+    return data.subset(np.sort(np.concatenate(chosen)))

@@ -7,7 +7,9 @@ computes the same quantities on the device (:mod:`infovae.diagnostics.jax_metric
 import numpy as np
 from scipy.special import logsumexp
 
+from infovae.data.base import evaluation_subset
 from infovae.diagnostics import metrics
+from infovae.diagnostics.two_sample import marginal_fit
 
 __all__ = ["evaluate", "log_marginal_likelihood", "reports_marginal"]
 
@@ -36,7 +38,9 @@ def log_marginal_likelihood(model, x, y, q, p, num_samples, rng):
 
 
 def evaluate(model, fit, held_out, generator, config, seed):
-    """Every quantity on ``held_out`` (at most ``train.eval_examples`` of its examples).
+    """Every quantity on ``held_out``: on at most ``train.eval_examples`` of its examples, and with the
+    probe fitted on as many of ``fit``'s, both drawn at random (stratified by label) from the data's
+    seed (:func:`~infovae.data.base.evaluation_subset`).
 
     :param model: one trained model: ``loss_terms``, ``posterior``, ``prior``, ``log_likelihood`` and
         ``generate`` as a backend has them.
@@ -49,8 +53,8 @@ def evaluate(model, fit, held_out, generator, config, seed):
     """
     train = config.train
     rng = np.random.default_rng(seed)
-    held = held_out.subset(slice(0, train.eval_examples))
-    fit = fit.subset(slice(0, train.eval_examples))
+    held = evaluation_subset(held_out, train.eval_examples, config.data.seed)
+    fit = evaluation_subset(fit, train.eval_examples, config.data.seed)
     x, y = held.x, held.y
     out = model.loss_terms(x, y, seed)
     if not reports_marginal(config.objective):
@@ -58,11 +62,13 @@ def evaluate(model, fit, held_out, generator, config, seed):
     q, p = model.posterior(x, y), model.prior(x)
     surgery = metrics.elbo_surgery(q, p, rng)
     out.update(mi=surgery["mi"], marginal_kl=surgery["marginal_kl"])
+    matching = marginal_fit(metrics.sample_latents(q, rng), metrics.sample_latents(p, rng), rng)
+    out.update(marginal_mmd=matching["statistic"], marginal_mmd_p=matching["p_value"])
     out["nll"] = float(-np.mean(log_marginal_likelihood(model, x, y, q, p, train.importance_samples, rng)))
     discrete = metrics.is_discrete(q)
     out["latent_perplexity"] = metrics.latent_perplexity(q) if discrete else None
     out["active_units"] = None if discrete else metrics.active_units(q)
-    out["probe_accuracy"] = out["nmi"] = None
+    out["probe_accuracy"] = out["nmi"] = out["ami"] = None
     if held.labels is not None:
         num_values = q.probs.shape[-1] if discrete else None
         q_fit = model.posterior(fit.x, fit.y)
@@ -71,6 +77,7 @@ def evaluate(model, fit, held_out, generator, config, seed):
         )
         codes = metrics.latent_codes(q, max(fit.num_labels, held.num_labels), seed)
         out["nmi"] = metrics.normalised_mutual_information(held.labels, codes)
+        out["ami"] = metrics.adjusted_mutual_information(held.labels, codes)
     out["coverage_tv"] = out["bayes_accuracy"] = None
     if generator is not None:
         _, y_generated = model.generate(x, seed)

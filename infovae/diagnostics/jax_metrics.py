@@ -17,19 +17,26 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import entr, logsumexp, rel_entr
+from jax.scipy.special import entr, gammaln, logsumexp, rel_entr
+
+from infovae.diagnostics.two_sample import FEATURES, PERMUTATIONS
 
 __all__ = [
     "active_units",
+    "adjusted_mutual_information",
     "discrete_elbo_surgery",
     "fit_probe",
+    "fourier_features",
     "gaussian_elbo_surgery",
     "kmeans_codes",
     "label_posterior_coverage_tv",
     "latent_perplexity",
+    "marginal_fit",
+    "mmd_statistics",
     "normalised_mutual_information",
     "one_hot_features",
     "probe_accuracy",
+    "relabellings",
     "sample_categorical",
     "sample_gaussian",
 ]
@@ -110,10 +117,11 @@ def active_units(loc, threshold=ACTIVE_UNIT_THRESHOLD):
 
 @jax.jit
 def discrete_elbo_surgery(q_probs, p_probs):
-    """Exact ELBO surgery of a discrete latent (Hoffman & Johnson 2016):
+    """Exact ELBO surgery of a discrete latent over the n examples given (Hoffman & Johnson 2016):
     ``mean_i KL(q_i || pbar) = mi + marginal_kl`` with the aggregates ``qbar = mean_i q_i`` and
-    ``pbar = mean_i p_i``, ``mi = mean_i KL(q_i || qbar)`` and ``marginal_kl = KL(qbar || pbar)``
-    (``0 log 0 = 0``; a value that q gives mass and p none makes a KL infinite).
+    ``pbar = mean_i p_i``, ``mi = mean_i KL(q_i || qbar)`` (at most ``log n``) and
+    ``marginal_kl = KL(qbar || pbar)`` (``0 log 0 = 0``; a value that q gives mass and p none makes a KL
+    infinite). Population mismatch is :func:`marginal_fit`'s.
 
     :param q_probs: ``[n, K]`` posteriors; ``p_probs``: ``[n, K]`` priors.
     :returns: ``{"mean_kl", "mi", "marginal_kl"}``, scalars.
@@ -137,12 +145,15 @@ def _pairwise_gaussian_log_density(z, loc, scale):
 
 @jax.jit
 def gaussian_elbo_surgery(key, q_loc, q_scale, p_loc, p_scale):
-    """Monte-Carlo ELBO surgery of a diagonal-Gaussian latent, as metrics.elbo_surgery.
+    """Monte-Carlo ELBO surgery of a diagonal-Gaussian latent over the n examples given, as
+    metrics.elbo_surgery.
 
     One draw ``z_i ~ q_i`` per example; the aggregates ``qbar(z) = mean_j q_j(z)`` and
     ``pbar(z) = mean_j p_j(z)`` are evaluated exactly as mixtures over the n examples, so
     ``mi = mean_i [log q_i(z_i) - log qbar(z_i)]`` (at most ``log n``) and
-    ``marginal_kl = mean_i [log qbar(z_i) - log pbar(z_i)]``. Time and memory are O(n^2 d).
+    ``marginal_kl = mean_i [log qbar(z_i) - log pbar(z_i)]``, the KL between the n-component mixtures,
+    which grows as the posteriors narrow even where the population's aggregate matches the prior
+    (:func:`marginal_fit` measures that). Time and memory are O(n^2 d).
 
     :param q_loc: ``[n, d]``; ``q_scale``, ``p_loc``, ``p_scale`` likewise.
     :returns: ``{"mean_kl", "mi", "marginal_kl"}``, scalars, with ``mean_kl = mi + marginal_kl``.
@@ -373,6 +384,61 @@ def normalised_mutual_information(labels, codes, num_labels, num_codes):
     return jnp.where(both, 1.0, nmi).astype(dtype)
 
 
+# The expected mutual information sums over the possible cell counts in blocks of this many at once.
+_COUNT_BLOCK = 64
+
+
+def _expected_mutual_information(a, b, n):
+    """``E[I(l; c)]`` under random codes with the margins ``a [L]`` and ``b [C]`` fixed (Vinh, Epps &
+    Bailey 2010), as sklearn's ``expected_mutual_information``: each cell's count ``n_lc`` is
+    hypergeometric, ``P(n_lc) = a! b! (n-a)! (n-b)! / (n! n_lc! (a-n_lc)! (b-n_lc)! (n-a-b+n_lc)!)``, and
+    ``E[I] = sum_lc sum_{n_lc} n_lc/n log(n n_lc / (a_l b_c)) P(n_lc)`` over
+    ``max(1, a+b-n) <= n_lc <= min(a, b)``; a value or code that does not occur adds nothing. ``n``
+    (static) bounds every count: the sum runs over ``1..n`` in blocks, the factorials from one table."""
+    dtype = a.dtype
+    log_factorial = gammaln(jnp.arange(n + 1, dtype=dtype) + 1)
+    lf = lambda k: log_factorial[jnp.clip(k, 0, n).astype(jnp.int32)]  # noqa: E731  (k integer-valued)
+    a, b = a[:, None, None], b[None, :, None]
+    fixed = lf(a) + lf(b) + lf(n - a) + lf(n - b) - log_factorial[n]
+    log_ab = jnp.log(jnp.maximum(a, 1.0)) + jnp.log(jnp.maximum(b, 1.0))
+
+    def block(i, total):
+        counts = (1 + i * _COUNT_BLOCK + jnp.arange(_COUNT_BLOCK)).astype(dtype)  # [B]
+        valid = (counts >= a + b - n) & (counts <= jnp.minimum(a, b))
+        log_p = fixed - lf(counts) - lf(a - counts) - lf(b - counts) - lf(n - a - b + counts)
+        terms = counts / n * (jnp.log(n * counts) - log_ab) * jnp.exp(jnp.where(valid, log_p, -jnp.inf))
+        return total + jnp.sum(jnp.where(valid, terms, 0.0))
+
+    return jax.lax.fori_loop(0, -(-n // _COUNT_BLOCK), block, jnp.zeros((), dtype))
+
+
+@partial(jax.jit, static_argnames=("num_labels", "num_codes"))
+def adjusted_mutual_information(labels, codes, num_labels, num_codes):
+    """sklearn's ``adjusted_mutual_info_score(labels, codes)`` (arithmetic mean): the mutual information
+    corrected for chance, ``(I - E[I]) / ((H(l) + H(c)) / 2 - E[I])``, with ``E[I]`` that of random codes
+    of the same counts (:func:`_expected_mutual_information`). About 0 for codes that carry nothing about
+    the label however many codes and few examples there are (where :func:`normalised_mutual_information`
+    is well above 0), 1 for a one-to-one match. As sklearn: 1 when both have a single value, 0 when
+    exactly one has; a denominator within float64's epsilon of 0 is held at that epsilon, with its sign.
+
+    :param labels: int ``[n]`` in ``0..num_labels-1``; ``codes``: int ``[n]`` in ``0..num_codes-1``.
+    :returns: a scalar, at most 1 (negative when codes agree with labels less than chance does).
+    """
+    dtype = _float_dtype(0.0)
+    counts = jax.nn.one_hot(labels, num_labels, dtype=dtype).T @ jax.nn.one_hot(codes, num_codes, dtype=dtype)
+    n = labels.shape[0]
+    a, b = counts.sum(1), counts.sum(0)
+    ratio = jnp.where(counts > 0, counts * n / (a[:, None] * b[None, :]), 1.0)
+    mi = jnp.maximum(jnp.sum(counts / n * jnp.log(ratio)), 0.0)
+    expected = _expected_mutual_information(a, b, n)
+    denominator = 0.5 * (entr(a / n).sum() + entr(b / n).sum()) - expected
+    eps = float(jnp.finfo(jnp.float64).eps)
+    denominator = jnp.where(denominator < 0, jnp.minimum(denominator, -eps), jnp.maximum(denominator, eps))
+    single_label, single_code = (a > 0).sum() == 1, (b > 0).sum() == 1
+    ami = jnp.where(single_label | single_code, 0.0, (mi - expected) / denominator)
+    return jnp.where(single_label & single_code, 1.0, ami).astype(dtype)
+
+
 @jax.jit
 def label_posterior_coverage_tv(label_log_prob_tables, label_mix, y_generated, label_log_prior=None):
     """Total variation between the true label mix and the label mix of generated data, as
@@ -391,3 +457,85 @@ def label_posterior_coverage_tv(label_log_prob_tables, label_mix, y_generated, l
     log_prior = jnp.log(label_mix) if label_log_prior is None else label_log_prior
     posterior = jax.nn.softmax(log_prior + picked.sum(-1), axis=-1)  # [n, L]
     return 0.5 * jnp.abs(posterior.mean(0) - label_mix).sum()
+
+
+@jax.jit
+def fourier_features(z, normal, offsets):
+    """``sqrt(2/D) cos(z W + c)`` with ``W = normal / h``, ``h^2`` the total variance of the rows of ``z``
+    (a constant sample gets ``h = 1``), as two_sample.fourier_features.
+
+    :param z: ``[N, d]`` pooled draws; ``normal``: ``[d, D]`` standard normal draws; ``offsets``: ``[D]``
+        uniform draws on ``[0, 2 pi)``.
+    :returns: ``[N, D]``.
+    """
+    total_variance = z.var(axis=0).sum()
+    width = jnp.sqrt(jnp.where(total_variance > 0, total_variance, 1.0))
+    return jnp.sqrt(2.0 / normal.shape[1]) * jnp.cos(jnp.matmul(z, normal / width, precision=_EXACT) + offsets)
+
+
+@jax.jit
+def mmd_statistics(features, membership):
+    """The unbiased squared MMD of each labelling of the pooled sample, as two_sample.mmd_statistics:
+    ``|mean_1 - mean_2|^2 - tr Cov_1 / (n - 1) - tr Cov_2 / (m - 1)`` of the centred features.
+
+    :param features: ``[N, D]``; ``membership``: ``[L, N]`` zeros and ones, each row labelling the same
+        number ``n`` of draws as the first sample.
+    :returns: ``[L]``.
+    """
+    features = features - features.mean(0)
+    membership = membership.astype(features.dtype)
+    n = membership[0].sum()
+    m = features.shape[0] - n
+    norms = jnp.sum(features**2, axis=1)
+    first_mean = jnp.matmul(membership, features, precision=_EXACT) / n
+    second_mean = (features.sum(0) - n * first_mean) / m
+    first_norms = jnp.matmul(membership, norms, precision=_EXACT)
+    first_spread = first_norms / n - jnp.sum(first_mean**2, axis=1)
+    second_spread = (norms.sum() - first_norms) / m - jnp.sum(second_mean**2, axis=1)
+    return jnp.sum((first_mean - second_mean) ** 2, axis=1) - first_spread / (n - 1) - second_spread / (m - 1)
+
+
+@partial(jax.jit, static_argnames=("num_first", "num_second", "permutations"))
+def relabellings(key, num_first, num_second, permutations=PERMUTATIONS):
+    """The observed labelling of a pooled sample (``num_first`` ones, then ``num_second`` zeros) and
+    ``permutations`` random permutations of it, as two_sample.relabellings.
+
+    :returns: ``[permutations + 1, num_first + num_second]`` zeros and ones of the default float dtype.
+    """
+    dtype = _float_dtype(0.0)
+    observed = jnp.concatenate([jnp.ones(num_first, dtype), jnp.zeros(num_second, dtype)])
+    permuted = jax.vmap(lambda k: jax.random.permutation(k, observed))(jax.random.split(key, permutations))
+    return jnp.concatenate([observed[None], permuted])
+
+
+@partial(jax.jit, static_argnames=("num_values", "permutations"))
+def marginal_fit(key, posterior_draws, prior_draws, num_values=None, permutations=PERMUTATIONS, membership=None):
+    """The two-sample test of the aggregate posterior against the aggregate prior, as
+    two_sample.marginal_fit: the unbiased squared MMD with a Gaussian kernel of width the pooled draws'
+    total variance (:data:`~infovae.diagnostics.two_sample.FEATURES` random Fourier features) or, for
+    integer codes, the kernel ``[a = b]``; its p-value from ``permutations`` random relabellings.
+
+    :param posterior_draws: ``[n, d]`` draws, or ``[n]`` integer codes in ``0..num_values-1``.
+    :param prior_draws: ``[m, d]`` or ``[m]``, of the same kind.
+    :param num_values: the number of codes (static) for integer draws; ``None`` for continuous ones.
+    :param membership: the relabellings to use (:func:`relabellings` of n and m), instead of drawing
+        them from ``key``. Any relabellings drawn independently of the draws make a valid test, so an
+        evaluation can draw them once and use them for every trial and step: drawing them (sorting) is
+        the costly part of the test on a CPU.
+    :returns: ``{"statistic", "p_value"}``, scalars.
+    """
+    feature_key, permutation_key = jax.random.split(key)
+    pooled = jnp.concatenate([posterior_draws, prior_draws])
+    if num_values is not None:
+        features = jax.nn.one_hot(pooled, num_values, dtype=_float_dtype(0.0))
+    else:
+        dtype = _float_dtype(pooled)
+        normal_key, offset_key = jax.random.split(feature_key)
+        normal = jax.random.normal(normal_key, (pooled.shape[1], FEATURES), dtype)
+        offsets = jax.random.uniform(offset_key, (FEATURES,), dtype, 0.0, 2 * math.pi)
+        features = fourier_features(pooled.astype(dtype), normal, offsets)
+    if membership is None:
+        membership = relabellings(permutation_key, posterior_draws.shape[0], prior_draws.shape[0], permutations)
+    statistics = mmd_statistics(features, membership)
+    p_value = (1 + jnp.sum(statistics[1:] >= statistics[0])) / statistics.shape[0]
+    return {"statistic": statistics[0], "p_value": p_value.astype(features.dtype)}

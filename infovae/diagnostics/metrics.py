@@ -8,13 +8,14 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import normalized_mutual_info_score
+from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 from sklearn.preprocessing import StandardScaler
 
 from infovae.core.latents import CategoricalLatent
 
 __all__ = [
     "active_units",
+    "adjusted_mutual_information",
     "elbo_surgery",
     "is_discrete",
     "latent_codes",
@@ -78,7 +79,15 @@ def latent_codes(params, num_labels, seed=0):
 
 
 def normalised_mutual_information(labels, codes):
+    """``I(l; c) / ((H(l) + H(c)) / 2)``: not corrected for chance, so codes that carry nothing about the
+    labels score above 0, the more so the more codes and the fewer examples."""
     return float(normalized_mutual_info_score(labels, codes))
+
+
+def adjusted_mutual_information(labels, codes):
+    """``(I - E[I]) / ((H(l) + H(c)) / 2 - E[I])``, the mutual information corrected for chance (Vinh,
+    Epps & Bailey 2010): about 0 for codes that carry nothing about the labels, 1 for a one-to-one match."""
+    return float(adjusted_mutual_info_score(labels, codes))
 
 
 def latent_perplexity(q):
@@ -111,10 +120,12 @@ def elbo_surgery(q, p, rng):
     """Split ``mean_i KL(q(z|x_i,y_i) || p(z))`` into ``mi + marginal_kl`` (Hoffman & Johnson 2016).
 
     ``p(z) = mean_i p(z|x_i)`` is the aggregate prior and ``q(z) = mean_i q(z|x_i,y_i)`` the aggregate
-    posterior, both over the examples given; ``mi`` is the mutual information between example and
-    latent under q, ``marginal_kl = KL(q(z) || p(z))``. Exact for a discrete latent; for a Gaussian one
-    a Monte-Carlo estimate from one draw per example, with the aggregates' densities computed exactly
-    as mixtures over the examples (so ``mi <= log n``).
+    posterior, both over the n examples given; ``mi`` is the mutual information between example and
+    latent under q (at most ``log n``), ``marginal_kl = KL(q(z) || p(z))`` of these n-component
+    mixtures. Exact for a discrete latent; for a Gaussian one a Monte-Carlo estimate from one draw per
+    example, with the mixtures' densities computed exactly. ``marginal_kl`` is not the population's
+    mismatch: it grows as the posteriors narrow even where their population mixture is the prior
+    (:func:`infovae.diagnostics.two_sample.marginal_fit` measures that).
 
     :returns: ``{"mean_kl", "mi", "marginal_kl"}``, with ``mean_kl == mi + marginal_kl``.
     """

@@ -47,14 +47,48 @@ QUANTITIES = {
             True,
         ),
         Quantity("jsd", "mean inter-latent Jensen-Shannon divergence of the decoder [nats]", "higher", True),
-        Quantity("mi", "I(example; z) under q: information the latent carries [nats]", "higher"),
-        Quantity("marginal_kl", "KL(q(z) || p(z)) of the aggregates: marginal mismatch [nats]", "lower"),
+        Quantity(
+            "mi",
+            "I(example; z) under q over the n evaluation examples (ELBO surgery): information the latent carries, "
+            "at most log n [nats]",
+            "higher",
+        ),
+        Quantity(
+            "marginal_kl",
+            "KL(mean_i q(z|x_i,y_i) || mean_i p(z|x_i)) between the n-component mixtures over the evaluation examples "
+            "(ELBO surgery) [nats]: grows as posteriors narrow even where the population's q(z) matches p(z); "
+            "marginal_mmd measures that",
+            "lower",
+        ),
+        Quantity(
+            "marginal_mmd",
+            "squared MMD between one draw per evaluation example of q(z|x,y) and of p(z|x): the population's aggregate "
+            "posterior against its prior (Gaussian kernel of width the draws' spread, or the latent's value counts); "
+            "unbiased, 0 on average where they match, so small negative values are noise",
+            "lower",
+        ),
+        Quantity(
+            "marginal_mmd_p",
+            "permutation p-value of marginal_mmd (200 relabellings): uniform where q(z) = p(z), small where they differ",
+            None,
+        ),
         Quantity("nll", "-log p(y|x): exact (discrete latent) or importance-weighted (Gaussian) [nats]", "lower"),
         Quantity("latent_perplexity", "exp H(q(z)): latent values in use (discrete latent)", None),
         Quantity("active_units", "latent dimensions whose posterior mean varies, variance > 0.01 (Gaussian latent)", None),
         Quantity("probe_accuracy", "accuracy of a label probe on latents sampled from q (labelled data)", "higher"),
         Quantity("bayes_accuracy", "the Bayes-optimal label accuracy: the probe's ceiling (known generator)", None),
-        Quantity("nmi", "normalised mutual information between latent code and label", "higher"),
+        Quantity(
+            "nmi",
+            "normalised mutual information between latent code and label, not corrected for chance: above 0 even for "
+            "codes that carry nothing, the more so with many codes and few examples (ami is corrected)",
+            "higher",
+        ),
+        Quantity(
+            "ami",
+            "adjusted mutual information between latent code and label: NMI corrected for chance, about 0 for codes "
+            "that carry nothing about the label, 1 for a one-to-one match",
+            "higher",
+        ),
         Quantity("coverage_tv", "total variation between the true label mix and that of data generated from the prior", "lower"),
     )
 }

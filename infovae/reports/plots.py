@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from infovae.core.latents import CategoricalLatent
+from infovae.diagnostics.intervals import t_interval
 
 __all__ = [
     "better_cmap",
@@ -30,7 +31,6 @@ __all__ = [
     "plot_sweep_forest",
     "plot_sweep_heatmap",
     "save_figures",
-    "t_interval",
 ]
 
 TERM_LABELS = {
@@ -42,18 +42,6 @@ TERM_LABELS = {
 }
 VALIDATION, TRAINING = "validation", "training (running mean since the previous evaluation)"
 GOOD_CMAP = "viridis"  # yellow is good in every map (reversed where lower is better)
-
-
-def t_interval(values, level=0.95):
-    """``(mean, half-width)`` of the two-sided ``level`` Student-t interval of the mean of ``values``
-    (half-width NaN for fewer than two finite values)."""
-    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    if len(values) < 2:
-        return float(values.mean()), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean()), float(half)
 
 
 def better_cmap(better):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from infovae.diagnostics.intervals import t_interval
 from infovae.diagnostics.quantities import QUANTITIES
 from infovae.reports import plots
-from infovae.reports.verdicts import COLLAPSE_MI, DECAY_THRESHOLD, binomial_se
+from infovae.reports.verdicts import COLLAPSE_MI, DECAY_THRESHOLD, binomial_se, probe_vs_chance
 from infovae.sweeps.sweep import open_sweep
 from infovae.sweeps.trial import read_outcome
 from infovae.training.run_folder import RunFolder
@@ -205,8 +206,8 @@ def _kl_figure(s):
     names = [s.name(e) for e in ok]
     mi, mk, mi_err, mk_err = [], [], [], []
     for e, name in zip(ok, names):
-        m, h = plots.t_interval(_per_seed(s, "mi").get(name, []))
-        k, hk = plots.t_interval(_per_seed(s, "marginal_kl").get(name, []))
+        m, h = t_interval(_per_seed(s, "mi").get(name, []))
+        k, hk = t_interval(_per_seed(s, "marginal_kl").get(name, []))
         mi.append(m)
         mk.append(k)
         mi_err.append(h)
@@ -254,14 +255,10 @@ def _setting_sentences(s):
     for e in s.table:
         name = s.name(e)
         parts = []
-        probe = [v for v in _per_seed(s, "probe_accuracy").get(name, []) if v is not None]
-        if probe and chance is not None and num_test:
-            mean, half = plots.t_interval(probe)
-            # Noise of the mean over seeds: the seeds' spread, or with one seed the binomial error.
-            noise = half if np.isfinite(half) else 2 * binomial_se(chance, num_test)
-            interval = f" ± {half:.3f} (95% t)" if np.isfinite(half) else ""
-            verdict = "**at chance**" if mean <= chance + noise else "above chance"
-            parts.append(f"test probe {mean:.3f}{interval}: {verdict} (chance {chance:.3f})")
+        # Above chance against the binomial noise of the test examples; at chance only within a margin.
+        probe = probe_vs_chance(_per_seed(s, "probe_accuracy").get(name, []), num_test, chance) if chance else None
+        if probe is not None:
+            parts.append(f"test probe {probe['text']}")
         runs = [c for c in curves.get(name, []) if c and all(v is not None for v in c)]
         if runs:
             same = [c for c in runs if len(c) == len(runs[0])]

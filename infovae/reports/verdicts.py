@@ -1,42 +1,57 @@
 """What a run's numbers say, in sentences that claim no more than the numbers do: pure functions of a
-run's records (``metrics.jsonl``: validation), summary (``summary.json``: test) and config.
+run's records (``metrics.jsonl``: validation), summary (``summary.json``: test) and config, or of a
+sweep's accuracies over seeds.
 
-Each function returns a sentence (markdown) or ``None`` where it has nothing to say.
+Each function returns a sentence (markdown) or ``None`` where it has nothing to say;
+:func:`probe_vs_chance` returns its numbers with the phrase. A claim of *no* effect is made only as
+equivalence within a stated margin (the interval excludes more); otherwise the answer is "not resolved".
 """
 
 import math
 
 import numpy as np
+from scipy.special import betainc
 
+from infovae.diagnostics.decay import decay_test
+from infovae.diagnostics.intervals import seed_binomial_interval
 from infovae.diagnostics.quantities import QUANTITIES
+from infovae.errors import UserInputError
 
 __all__ = [
+    "CHANCE_MARGIN",
     "COLLAPSE_MI",
     "DECAY_THRESHOLD",
     "LAST_EVALUATIONS",
+    "MIN_SEEDS",
     "OVERFIT_WINDOW",
     "PERPLEXITY_COLLAPSE",
+    "SIGNIFICANCE",
     "binomial_se",
     "chance_verdict",
     "collapse_warning",
     "monitor_verdict",
     "overfitting_warning",
     "probe_decay_verdict",
+    "probe_vs_chance",
     "selection_sentence",
 ]
 
 # A monitored quantity whose best value is among the last this many evaluations is still improving.
 LAST_EVALUATIONS = 2
-# The probe has decayed when it ends at least this far below its best and beyond the noise
-# (accuracy points).
+# A decay this large or larger matters (accuracy points): "no decay" is claimed only when the decay's
+# interval excludes it.
 DECAY_THRESHOLD = 0.05
+# "At chance" is claimed only when the accuracy's interval ends within this of chance (accuracy points).
+CHANCE_MARGIN = 0.02
+# Tests (a probe above chance, a curve that decays) are one-sided at this level; intervals are 95%.
+SIGNIFICANCE = 0.05
+# Below this many seeds the spread over seeds is too poorly known to show that a setting is at chance.
+MIN_SEEDS = 3
 # Latent collapse: information below this many nats, or a perplexity this close to one.
 COLLAPSE_MI = 0.01
 PERPLEXITY_COLLAPSE = 1.1
 # Overfitting: over this many last evaluations, validation reconstruction fell while training rose.
 OVERFIT_WINDOW = 3
-# Two standard errors: "within noise".
-NOISE_SE = 2.0
 
 
 def binomial_se(p, n):
@@ -71,45 +86,100 @@ def monitor_verdict(records, monitor="loss"):
     )
 
 
+def probe_vs_chance(accuracies, n_examples, chance, margin=CHANCE_MARGIN):
+    """Whether probe accuracies, one per seed, each measured on the same ``n_examples`` examples, are
+    above ``chance``, at chance, or neither shown.
+
+    *Above chance*: the mean over seeds exceeds what chance gives on ``n_examples`` examples, at
+    :data:`SIGNIFICANCE` (one-sided): ``P(Binomial(n, chance) >= n * mean)``. That is the noise of the
+    mean under the null hypothesis whatever the number of seeds (a latent that carries nothing gives
+    every seed a binomial accuracy about chance, on the examples the seeds share), so a second seed
+    cannot turn a clear single seed into "at chance". *At chance*: the 95% interval of the mean
+    (:func:`~infovae.diagnostics.intervals.seed_binomial_interval`: the seeds' spread and the examples'
+    binomial noise) ends within ``margin`` of chance. *Not resolved* otherwise, with fewer than
+    :data:`MIN_SEEDS` seeds named as the reason where the interval is wide.
+
+    :returns: ``None`` without an accuracy, else a dict: ``mean``, ``low``, ``high``, ``p_value``,
+        ``seeds``, ``verdict`` (``"above chance"``, ``"at chance"`` or ``"not resolved"``) and ``text``
+        (a markdown phrase that says so with its numbers).
+    """
+    values = [a for a in accuracies if a is not None and np.isfinite(a)]
+    if not values or not n_examples:
+        return None
+    mean, low, high = seed_binomial_interval(values, n_examples)
+    successes = mean * n_examples
+    # The binomial tail P(X >= k) = I_chance(k, n - k + 1), continuous in k for a mean over seeds.
+    p_value = float(betainc(successes, n_examples - successes + 1, chance)) if successes > 0 else 1.0
+    seeds = len(values)
+    numbers = (
+        f"{mean:.3f}, 95% interval {low:.3f}–{high:.3f} over {seeds} seed{'s' if seeds != 1 else ''} and {n_examples} examples"
+    )
+    if p_value < SIGNIFICANCE:
+        verdict, text = "above chance", f"**above chance** ({numbers}; chance {chance:.3f}, p = {p_value:.2g})"
+    elif high <= chance + margin:
+        verdict, text = "at chance", f"**at chance** ({numbers}: the interval ends within {margin} of chance {chance:.3f})"
+    else:
+        verdict = "not resolved"
+        reason = f"; {seeds} seed{'s are' if seeds != 1 else ' is'} too few to conclude" if seeds < MIN_SEEDS else ""
+        text = (
+            f"**not resolved** ({numbers}): not shown above chance {chance:.3f} (p = {p_value:.2g}) nor within "
+            f"{margin} of it{reason}"
+        )
+    return {"mean": mean, "low": low, "high": high, "p_value": p_value, "seeds": seeds, "verdict": verdict, "text": text}
+
+
 def chance_verdict(accuracy, num_labels, num_examples, ceiling=None, split="test"):
-    """Whether a probe accuracy measured on ``num_examples`` is within noise (two binomial standard
-    errors) of chance, ``1 / num_labels``."""
+    """Whether one run's probe accuracy on ``num_examples`` examples is above chance, ``1 / num_labels``,
+    at chance, or neither shown (:func:`probe_vs_chance` with one seed: the binomial noise alone)."""
     if accuracy is None or not num_labels or not num_examples:
         return None
     chance = 1.0 / num_labels
-    se = binomial_se(chance, num_examples)
-    noise = f"chance is {chance:.3f} ± {NOISE_SE * se:.3f} (two binomial standard errors at n = {num_examples})"
+    result = probe_vs_chance([accuracy], num_examples, chance)
+    numbers = f"95% interval {result['low']:.3f}–{result['high']:.3f} at n = {num_examples}; chance {chance:.3f}"
     bound = f"; the Bayes ceiling is {ceiling:.3f}" if ceiling is not None else ""
-    if accuracy <= chance + NOISE_SE * se:
-        return (
-            f"The {split} probe accuracy {accuracy:.3f} is **at chance**: {noise}{bound}. "
+    verdict = {
+        "above chance": f"is **above chance** ({numbers}, p = {result['p_value']:.2g}{bound}).",
+        "at chance": (
+            f"is **at chance** ({numbers}: the interval ends within {CHANCE_MARGIN} of it{bound}). "
             "z carries no label information that this probe can detect."
-        )
-    return f"The {split} probe accuracy {accuracy:.3f} is above chance: {noise}{bound}."
+        ),
+        "not resolved": (
+            f"is **not resolved** ({numbers}, p = {result['p_value']:.2g}{bound}): not shown above chance, nor within "
+            f"{CHANCE_MARGIN} of it."
+        ),
+    }[result["verdict"]]
+    return f"The {split} probe accuracy {accuracy:.3f} {verdict}"
 
 
 def probe_decay_verdict(records, num_examples=None):
-    """Did the validation probe fall from its best by more than :data:`DECAY_THRESHOLD` and more than
-    the noise of two accuracies on ``num_examples`` examples?"""
+    """Whether the validation probe decayed over the second half of training, from
+    :func:`~infovae.diagnostics.decay.decay_test` (the fall of the late part's least-squares line, with
+    the curve's own noise): decayed (p below :data:`SIGNIFICANCE`), did not decay by
+    :data:`DECAY_THRESHOLD` or more (the interval excludes it), or not resolved. ``num_examples``
+    (validation examples per evaluation) adds the binomial noise of one evaluation, to set against the
+    noise the curve shows."""
     acc = _values(records, "probe_accuracy")
     if not acc:
         return None
-    (peak_step, peak), (last_step, last) = max(acc, key=lambda a: a[1]), acc[-1]
-    drop = peak - last
-    noise = NOISE_SE * math.sqrt(2) * binomial_se(0.5 * (peak + last), num_examples) if num_examples else 0.0
-    limit = max(DECAY_THRESHOLD, noise)
-    noise_note = (
-        f"; the noise of the difference is ±{noise:.3f} at n = {num_examples} validation examples" if num_examples else ""
-    )
-    if drop > limit:
-        verdict = f"**the probe decayed** by {drop:.3f} from its best"
-    elif drop > DECAY_THRESHOLD:
-        verdict = f"it ended {drop:.3f} below its best, **within noise**: no decay is shown"
+    steps, values = np.array([s for s, _ in acc], dtype=float), np.array([a for _, a in acc], dtype=float)
+    try:
+        result = decay_test(values, steps)
+    except UserInputError as error:  # too few evaluations in the late part, say
+        return f"Validation probe accuracy: not tested for decay ({error})."
+    decay, low, high, p = result["decay"], result["low"], result["high"], result["p_value"]
+    if p < SIGNIFICANCE:
+        verdict = f"**the probe decayed** by {decay:.3f}"
+    elif high < DECAY_THRESHOLD:
+        verdict = f"**no decay** of {DECAY_THRESHOLD} or more (the interval excludes it)"
     else:
-        verdict = f"the probe did **not** decay (within {DECAY_THRESHOLD:.2f} of its best)"
+        verdict = f"**not resolved**: neither a decay nor its absence (a decay below {DECAY_THRESHOLD}) is shown"
+    binomial = f"; one evaluation's binomial noise at n = {num_examples} is {binomial_se(values.mean(), num_examples):.3f}"
     return (
-        f"Validation probe accuracy (sampled z) peaked at {peak:.3f} (step {peak_step}) and ended at {last:.3f} "
-        f"(step {last_step}): {verdict}{noise_note}."
+        f"Validation probe accuracy (sampled z) over the second half of training (steps {result['start_step']:.0f}–"
+        f"{result['end_step']:.0f}, {result['n']} evaluations): {verdict}. Its least-squares line falls by {decay:.3f} "
+        f"(95% interval {low:.3f} to {high:.3f}; one-sided p = {p:.2g} against no decay, from the curve's own noise: "
+        f"sd {result['noise_sd']:.3f}, lag-1 autocorrelation {result['autocorrelation']:.2f}"
+        f"{binomial if num_examples else ''})."
     )
 
 

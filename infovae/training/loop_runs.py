@@ -37,6 +37,7 @@ def _check_monitor(config, splits):
     needs = {
         "probe_accuracy": (splits.train.labels is not None, "labelled data"),
         "nmi": (splits.train.labels is not None, "labelled data"),
+        "ami": (splits.train.labels is not None, "labelled data"),
         "coverage_tv": (splits.generator is not None, "a data set with a known generator (strategies)"),
         "marginal": (reports_marginal(config.objective), "objective.marginal other than kl"),
     }

@@ -26,6 +26,7 @@ import optax
 
 from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.core.objective import assemble_loss
+from infovae.data.base import evaluation_subset
 from infovae.diagnostics import jax_metrics
 from infovae.diagnostics.evaluate import reports_marginal
 from infovae.errors import CheckpointError
@@ -181,11 +182,17 @@ class NumPyroBackend(Backend):
     # -- evaluation --------------------------------------------------------------------------------
 
     def _eval_set(self, held_out, fit, generator, examples):
-        """The arrays an evaluation on ``held_out`` needs, on the device once per data set."""
+        """The arrays an evaluation on ``held_out`` needs, on the device once per data set: at most
+        ``examples`` of its examples and of ``fit``'s (for the probe), drawn as the host's evaluation
+        draws them (:func:`~infovae.data.base.evaluation_subset`, from the data's seed)."""
         key = (id(held_out), id(fit), examples)
         if key not in self._eval_sets:
-            held, fitting = held_out.subset(slice(0, examples)), fit.subset(slice(0, examples))
+            seed = self.configs[0].data.seed
+            held, fitting = evaluation_subset(held_out, examples, seed), evaluation_subset(fit, examples, seed)
             arrays = {"x": self._x(held.x), "y": self._y(held.y), "fit_x": self._x(fitting.x), "fit_y": self._y(fitting.y)}
+            # The two-sample test's relabellings, drawn once for the run: any drawn apart from the latents serve.
+            relabelling_key = jax.random.PRNGKey(seed)
+            arrays["relabellings"] = jax_metrics.relabellings(relabelling_key, len(held), len(held))
             extra = {"num_labels": None, "bayes_accuracy": None}
             if held.labels is not None and fitting.labels is not None:
                 arrays.update(labels=jnp.asarray(held.labels, jnp.int32), fit_labels=jnp.asarray(fitting.labels, jnp.int32))
@@ -205,7 +212,19 @@ class NumPyroBackend(Backend):
         """Every quantity for one trial (its weights ``params``), on the device."""
         c = self.configs[0]
         x, y = data["x"], data["y"]
-        keys = dict(zip(("terms", "surgery", "nll", "probe_fit", "probe", "codes", "generate"), jax.random.split(key, 7)))
+        names = (
+            "terms",
+            "surgery",
+            "nll",
+            "probe_fit",
+            "probe",
+            "codes",
+            "generate",
+            "posterior_draws",
+            "prior_draws",
+            "matching",
+        )
+        keys = dict(zip(names, jax.random.split(key, len(names))))
         terms = self.elbo.loss_terms(keys["terms"], params, self.model, self.guide, x, y)
         loss = assemble_loss(terms, x.shape[0], hyper.beta, hyper.marginal_weight, hyper.jsd_weight) / x.shape[0]
         out = {"loss": loss, "recon": terms["recon"], "kl": terms["kl"], "jsd": terms["jsd"]}
@@ -219,6 +238,11 @@ class NumPyroBackend(Backend):
             log_lik = self.model.decoder(params, x, jnp.arange(self.arch.latent_size)[:, None]).log_prob(y)  # [K, n]
             out["nll"] = -jnp.mean(jax.scipy.special.logsumexp(log_lik + jnp.log(p_probs).T, axis=0))
             out["latent_perplexity"] = jax_metrics.latent_perplexity(q_probs)
+            draws = (
+                jax_metrics.sample_categorical(keys["posterior_draws"], q_probs),
+                jax_metrics.sample_categorical(keys["prior_draws"], p_probs),
+            )
+            num_values = self.arch.latent_size
         else:
             q_loc, q_scale, p_loc, p_scale = q.base_dist.loc, q.base_dist.scale, p.base_dist.loc, p.base_dist.scale
             p_loc, p_scale = jnp.broadcast_to(p_loc, q_loc.shape), jnp.broadcast_to(p_scale, q_loc.shape)
@@ -232,7 +256,14 @@ class NumPyroBackend(Backend):
             )
             out["nll"] = -jnp.mean(jax.scipy.special.logsumexp(log_w, axis=0) - math.log(S))
             out["active_units"] = jax_metrics.active_units(q_loc)
+            draws = (
+                jax_metrics.sample_gaussian(keys["posterior_draws"], q_loc, q_scale),
+                jax_metrics.sample_gaussian(keys["prior_draws"], p_loc, p_scale),
+            )
+            num_values = None
         out.update(mi=surgery["mi"], marginal_kl=surgery["marginal_kl"])
+        matching = jax_metrics.marginal_fit(keys["matching"], *draws, num_values, membership=data["relabellings"])
+        out.update(marginal_mmd=matching["statistic"], marginal_mmd_p=matching["p_value"])
         if num_labels is not None:
             q_fit = self.guide.posterior(params, data["fit_x"], data["fit_y"])
             out["probe_accuracy"] = jax_metrics.probe_accuracy(
@@ -247,6 +278,7 @@ class NumPyroBackend(Backend):
             else:
                 codes, num_codes = jax_metrics.kmeans_codes(keys["codes"], q.base_dist.loc, num_labels), num_labels
             out["nmi"] = jax_metrics.normalised_mutual_information(data["labels"], codes, num_labels, num_codes)
+            out["ami"] = jax_metrics.adjusted_mutual_information(data["labels"], codes, num_labels, num_codes)
         if "tables" in data:
             prior_key, decoder_key = jax.random.split(keys["generate"])
             z = p.sample(prior_key)
@@ -276,7 +308,7 @@ class NumPyroBackend(Backend):
         record = {name: np.asarray(values, dtype=np.float64).tolist() for name, values in out.items()}
         if "active_units" in record:
             record["active_units"] = [int(v) for v in record["active_units"]]
-        for name in ("latent_perplexity", "active_units", "probe_accuracy", "nmi", "coverage_tv"):
+        for name in ("latent_perplexity", "active_units", "probe_accuracy", "nmi", "ami", "coverage_tv"):
             record.setdefault(name, [None] * self.num_trials)
         record["bayes_accuracy"] = [extra["bayes_accuracy"]] * self.num_trials
         return record

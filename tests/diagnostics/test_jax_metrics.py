@@ -7,13 +7,13 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import normalized_mutual_info_score
+from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 from sklearn.preprocessing import StandardScaler
 
 from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.data.strategies import StrategyGenerator
 from infovae.diagnostics import jax_metrics as jm
-from infovae.diagnostics import metrics
+from infovae.diagnostics import metrics, two_sample
 
 
 @pytest.fixture
@@ -225,28 +225,76 @@ def test_kmeans_inertia_is_sklearns(seed):
     assert inertia(points, codes) == pytest.approx(sk.inertia_, rel=0.01)
 
 
-def test_normalised_mutual_information_matches_sklearn(x64):
+def test_mutual_information_of_codes_and_labels_matches_sklearn(x64):
     rng = np.random.default_rng(30)
     labels = rng.integers(0, 4, 500)
     codes = np.where(rng.random(500) < 0.6, labels, rng.integers(0, 6, 500))
     codes[codes == 5] = 4  # a code value that never occurs
     cases = [
-        (labels, codes, 4, 6),
-        (labels, rng.integers(0, 3, 500), 4, 3),
-        (labels, (labels + 1) % 4, 4, 4),  # a relabelling: 1
-        (np.full(500, 2), np.full(500, 1), 3, 3),  # one class and one cluster: 1
-        (np.full(500, 2), codes, 3, 6),  # one class, several clusters: 0
-        (labels, np.zeros(500, int), 4, 1),  # one cluster: 0
-        (np.repeat([0, 1], 250), np.tile([0, 1], 250), 2, 2),  # independent: 0
+        (labels, codes),
+        (labels, rng.integers(0, 12, 500)),  # codes that carry nothing
+        (labels, (labels + 1) % 4),  # a relabelling: 1
+        (np.full(500, 2), np.full(500, 1)),  # one class and one cluster: 1
+        (np.full(500, 2), codes),  # one class, several clusters: 0
+        (labels, np.zeros(500, int)),  # one cluster: 0
+        (np.repeat([0, 1], 250), np.tile([0, 1], 250)),  # independent: NMI 0, AMI below 0
     ]
-    got = [
-        float(jm.normalised_mutual_information(jnp.asarray(lab), jnp.asarray(cod), num_labels, num_codes))
-        for lab, cod, num_labels, num_codes in cases
-    ]
-    expected = [normalized_mutual_info_score(lab, cod) for lab, cod, *_ in cases]
-    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
-    assert 0.2 < got[0] < 0.9 and 0.0 < got[1] < 0.05
-    assert got[2:] == [1.0, 1.0, 0.0, 0.0, 0.0]
+    # Labels and codes that do not occur count nothing: one compilation serves every case.
+    nmi = [float(jm.normalised_mutual_information(jnp.asarray(lab), jnp.asarray(cod), 4, 12)) for lab, cod in cases]
+    ami = [float(jm.adjusted_mutual_information(jnp.asarray(lab), jnp.asarray(cod), 4, 12)) for lab, cod in cases]
+    np.testing.assert_allclose(nmi, [normalized_mutual_info_score(*case) for case in cases], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(ami, [adjusted_mutual_info_score(*case) for case in cases], rtol=1e-9, atol=1e-12)
+    assert 0.2 < nmi[0] < 0.9 and 0.0 < nmi[1] < 0.05 and nmi[2:] == [1.0, 1.0, 0.0, 0.0, 0.0]
+    assert ami[0] > 0.2 and abs(ami[1]) < 0.01 and ami[6] < 0
+    assert ami[2:6] == pytest.approx([1.0, 1.0, 0.0, 0.0], abs=1e-12)
+    assert [metrics.adjusted_mutual_information(*case) for case in cases] == [adjusted_mutual_info_score(*c) for c in cases]
+
+
+def test_codes_that_carry_nothing_have_an_ami_of_zero_but_an_nmi_above_it():
+    """10 labels, 40 codes independent of them, 400 examples: NMI reads as signal, AMI does not."""
+    rng = np.random.default_rng(32)
+    labels, codes = rng.integers(0, 10, (50, 400)), rng.integers(0, 40, (50, 400))
+    ami = jax.vmap(lambda lab, cod: jm.adjusted_mutual_information(lab, cod, 10, 40))(jnp.asarray(labels), jnp.asarray(codes))
+    nmi = jax.vmap(lambda lab, cod: jm.normalised_mutual_information(lab, cod, 10, 40))(jnp.asarray(labels), jnp.asarray(codes))
+    assert abs(float(ami.mean())) < 0.005 and float(ami.std()) < 0.02
+    assert float(nmi.min()) > 0.15
+    host = [metrics.adjusted_mutual_information(lab, cod) for lab, cod in zip(labels[:5], codes[:5])]
+    np.testing.assert_allclose(ami[:5], host, atol=1e-4)  # the device's float32
+
+
+def test_marginal_fit_matches_the_numpy_test(x64):
+    rng = np.random.default_rng(50)
+    z = rng.normal(size=(70, 3)) * [1.0, 3.0, 0.2] + 5.0
+    normal, offsets = rng.normal(size=(3, 32)), rng.uniform(0, 2 * np.pi, 32)
+    features = two_sample.fourier_features(z, normal, offsets)
+    got = jm.fourier_features(jnp.asarray(z), jnp.asarray(normal), jnp.asarray(offsets))
+    np.testing.assert_allclose(got, features, rtol=1e-12, atol=1e-14)
+    membership = np.vstack(
+        [np.r_[np.ones(30), np.zeros(40)], rng.permuted(np.tile(np.r_[np.ones(30), np.zeros(40)], (5, 1)), axis=1)]
+    )
+    np.testing.assert_allclose(
+        jm.mmd_statistics(jnp.asarray(features), jnp.asarray(membership)),
+        two_sample.mmd_statistics(features, membership),
+        rtol=1e-10,
+        atol=1e-15,
+    )
+    # Codes: the features are the values' indicators, so the statistic is the same for any key.
+    a, b = rng.integers(0, 5, 300), rng.integers(0, 4, 200)
+    device = jm.marginal_fit(jax.random.key(0), jnp.asarray(a), jnp.asarray(b), num_values=6)
+    host = two_sample.marginal_fit(a, b, rng=0)
+    assert float(device["statistic"]) == pytest.approx(host["statistic"], rel=1e-12)
+    assert 1 / 201 <= float(device["p_value"]) <= 1 and float(device["p_value"]) < 0.05  # value 4 is not in b
+
+
+@pytest.mark.slow  # about 10 s on an idle CPU: 64 tests of 200 relabellings each
+def test_marginal_fit_on_the_device_is_calibrated_and_finds_a_shift():
+    """In float32, many draws of 1000 at once: a match is rarely called a mismatch (the host's tests
+    measure the rate), a shift of 0.5 in one of 8 dimensions always is."""
+    keys = jax.random.split(jax.random.key(1), 4)
+    test = jax.jit(jax.vmap(lambda k, a, b: jm.marginal_fit(k, a, b)["p_value"]))
+    posterior, prior = jax.random.normal(keys[0], (2, 32, 1000, 8)), jax.random.normal(keys[1], (32, 1000, 8))
+    assert float(jnp.mean(test(jax.random.split(keys[2], 32), posterior[0], prior) < 0.05)) <= 0.125
+    assert bool(jnp.all(test(jax.random.split(keys[3], 32), posterior[1].at[..., 0].add(0.5), prior) < 0.05))
 
 
 @pytest.mark.parametrize("mix", [None, [0.5, 0.3, 0.2, 0.0]])
@@ -282,7 +330,7 @@ def test_diagnostics_of_a_batch_of_trials_are_each_trials_own():
     mix = jnp.asarray(generator.strategy_mix, jnp.float32)
 
     def trial(key, labels, probs, loc, scale, tables, y_generated):
-        keys = jax.random.split(key, 4)
+        keys = jax.random.split(key, 5)
         half = n // 2
         g = jm.sample_gaussian(keys[0], loc, scale)
         codes = jm.kmeans_codes(keys[1], loc, num_labels)
@@ -295,6 +343,8 @@ def test_diagnostics_of_a_batch_of_trials_are_each_trials_own():
             "probe": jm.probe_accuracy(g[:half], labels[:half], g[half:], labels[half:], num_labels),
             "codes": codes,
             "nmi": jm.normalised_mutual_information(labels, codes, num_labels, num_labels),
+            "ami": jm.adjusted_mutual_information(labels, codes, num_labels, num_labels),
+            "marginal_fit": jm.marginal_fit(keys[4], g, jnp.zeros_like(g)),
             "coverage_tv": jm.label_posterior_coverage_tv(tables, mix, y_generated),
         }
 

@@ -86,12 +86,6 @@ def test_probe_panels_and_forest():
     assert "higher is better" in fig.axes[0].get_xlabel()
 
 
-def test_t_interval():
-    mean, half = plots.t_interval([1.0, 2.0, 3.0])
-    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-3)
-    assert np.isnan(plots.t_interval([1.0])[1])
-
-
 @pytest.mark.parametrize("likelihood", ["categorical", "bernoulli", "gaussian"])
 def test_ppc_has_a_legend_and_a_linear_scale(likelihood):
     rng = np.random.default_rng(0)

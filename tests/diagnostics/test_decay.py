@@ -1,0 +1,124 @@
+"""decay_test on simulated curves: flat curves (independent and AR(1) noise, several noise levels, 30 to
+200 evaluations) are called decayed at most at the nominal rate, the estimate is unbiased (it is 0 on
+average, not positive), and a planted decay of 3 noise standard deviations is found."""
+
+import numpy as np
+import pytest
+
+from infovae.diagnostics import decay_test
+from infovae.diagnostics.decay import MIN_LATE_EVALUATIONS
+from infovae.errors import UserInputError
+
+CURVES = 1000
+
+
+def ar1(rng, curves, length, phi):
+    """``[curves, length]`` stationary AR(1) noise of unit variance, simulated independently of the
+    library's own simulator."""
+    eps = rng.standard_normal((curves, length))
+    out = np.empty_like(eps)
+    out[:, 0] = eps[:, 0]
+    for t in range(1, length):
+        out[:, t] = phi * out[:, t - 1] + np.sqrt(1 - phi**2) * eps[:, t]
+    return out
+
+
+def late_fall(length, size):
+    """A mean curve that is flat, then falls linearly by ``size`` over the last half of the evaluations."""
+    t = np.arange(length, dtype=float)
+    middle = (length - 1) / 2
+    return -size * np.clip((t - middle) / middle, 0.0, None)
+
+
+def run(curves, steps=None):
+    results = [decay_test(curve, steps) for curve in curves]
+    return {key: np.array([r[key] for r in results]) for key in ("decay", "low", "high", "p_value")}
+
+
+@pytest.mark.parametrize(
+    "length, phi, sd",
+    [(30, 0.0, 0.01), (30, 0.5, 0.02), (60, 0.5, 0.05), (120, 0.0, 0.005), (200, 0.0, 0.02), (200, 0.5, 0.01)],
+)
+def test_flat_curves_are_called_decayed_at_most_at_the_nominal_rate(length, phi, sd):
+    rng = np.random.default_rng(length + int(10 * phi))
+    out = run(0.4 + sd * ar1(rng, CURVES, length, phi))
+    assert np.mean(out["p_value"] < 0.05) <= 0.07
+    # Unbiased: the estimate averages 0 (its standard error here is at most 0.04 sd), where the best
+    # evaluation less the last would average about 1.5 sd.
+    assert abs(np.mean(out["decay"])) / sd < 0.12
+    assert (out["decay"] < 0).mean() > 0.4
+    assert 0.92 <= np.mean((out["low"] <= 0) & (0 <= out["high"])) <= 0.98
+
+
+def test_the_best_evaluation_less_the_last_is_what_was_biased():
+    """The contrast this replaces: on the same flat curves the old statistic is about 1.5 sd on average
+    and never negative."""
+    rng = np.random.default_rng(3)
+    curves = 0.01 * rng.standard_normal((CURVES, 180))
+    old = curves.max(1) - curves[:, -1]
+    assert (old >= 0).all() and np.mean(old) / 0.01 > 1.5
+    assert abs(np.mean(run(curves[:200])["decay"])) / 0.01 < 0.12
+
+
+@pytest.mark.parametrize("length, phi", [(60, 0.0), (120, 0.0), (200, 0.0), (200, 0.5)])
+def test_a_planted_decay_of_three_noise_sd_is_found(length, phi):
+    rng = np.random.default_rng(length)
+    sd = 0.02
+    out = run(0.5 + late_fall(length, 3 * sd) + sd * ar1(rng, CURVES // 2, length, phi))
+    assert np.mean(out["p_value"] < 0.05) >= 0.9
+    # Unbiased here too: the late part's line falls by exactly the planted amount.
+    assert np.mean(out["decay"]) == pytest.approx(3 * sd, abs=0.12 * sd)
+    assert np.mean((out["low"] <= 3 * sd) & (3 * sd <= out["high"])) >= 0.92
+
+
+def test_a_curve_that_rises_and_levels_off_has_not_decayed():
+    rng = np.random.default_rng(5)
+    length, sd = 80, 0.01
+    t = np.arange(length)
+    rise = 0.2 + 0.3 * (1 - np.exp(-t / 8))  # most of it in the first quarter, still creeping up later
+    out = run(rise + sd * ar1(rng, CURVES // 2, length, 0.5))
+    assert np.mean(out["p_value"] < 0.05) <= 0.05
+    assert np.mean(out["decay"]) < 0
+
+
+def test_the_estimate_is_the_fall_of_the_late_part_s_least_squares_line():
+    rng = np.random.default_rng(0)
+    steps = np.cumsum(rng.integers(50, 150, size=41))  # uneven spacing
+    values = 0.3 + 0.01 * rng.standard_normal(41)
+    out = decay_test(values, steps)
+    late = steps >= steps[-1] - 0.5 * (steps[-1] - steps[0])
+    slope = np.polyfit(steps[late], values[late], 1)[0]
+    assert out["decay"] == pytest.approx(-slope * (steps[late][-1] - steps[late][0]), rel=1e-12)
+    assert out["n"] == late.sum() and out["start_step"] == steps[late][0] and out["end_step"] == steps[-1]
+    assert out["low"] < out["decay"] < out["high"] and 0 < out["p_value"] < 1
+    residuals = values[late] - np.polyval(np.polyfit(steps[late], values[late], 1), steps[late])
+    assert out["noise_sd"] == pytest.approx(np.sqrt(np.sum(residuals**2) / (late.sum() - 2)), rel=1e-12)
+    # The steps' units do not matter, nor does the reference's seed beyond its simulation noise.
+    again = decay_test(values, steps * 7.0 + 3.0)
+    assert again["decay"] == pytest.approx(out["decay"], rel=1e-9) and again["p_value"] == out["p_value"]
+    assert decay_test(values, steps, rng=1)["p_value"] == pytest.approx(out["p_value"], abs=0.03)
+
+
+def test_a_noiseless_line_is_its_own_answer():
+    falling = decay_test(np.linspace(0.5, 0.3, 20))
+    # The late part holds evaluations 10..19 of a fall of 0.2 over 19 intervals.
+    assert falling["decay"] == pytest.approx(0.2 * 9 / 19, rel=1e-9)
+    assert falling["p_value"] < 0.001 and falling["low"] == pytest.approx(falling["high"], abs=1e-9)
+    # A probe stuck at one value (a collapsed latent whose probe predicts one class) did not decay.
+    stuck = decay_test(np.full(20, 0.25))
+    assert stuck["decay"] == 0.0 and stuck["p_value"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "values, steps, message",
+    [
+        (np.zeros((2, 20)), None, "one curve"),
+        (np.r_[np.zeros(19), np.nan], None, "finite"),
+        (np.zeros(2 * MIN_LATE_EVALUATIONS - 3), None, "at least"),
+        (np.zeros(20), np.r_[np.arange(19), 5], "increase"),
+        (np.zeros(20), np.arange(19), "shape"),
+    ],
+)
+def test_bad_curves_are_refused_by_name(values, steps, message):
+    with pytest.raises(UserInputError, match=message):
+        decay_test(values, steps)
