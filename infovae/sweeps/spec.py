@@ -16,6 +16,8 @@
         objective.beta: {uniform: [0.0, 1.0]}
         model.latent_size: {choice: [4, 8, 16]}
     seeds: [0, 1, 2]                          # each trial runs once per seed (train.seed)
+    seed_keys: [train.seed, data.seed]        # optional: the keys each seed sets (default: train.seed);
+                                              # with data.seed, every replicate draws its own data set
     set:                                      # keys set on every trial (not part of trial names)
       train.steps: 500
 
@@ -42,7 +44,7 @@ from infovae.training.config import apply_overrides
 
 __all__ = ["MAX_TRIALS", "SweepFile", "SweepSpec", "SweepTrial", "load_sweep"]
 
-SWEEP_KEYS = {"base", "grid", "list", "random", "seeds", "set"}
+SWEEP_KEYS = {"base", "grid", "list", "random", "seed_keys", "seeds", "set"}
 # A grid multiplies: ten keys of ten values are 10**10 trials from a few hundred bytes. Refused before
 # any is made, as an alias bomb is.
 MAX_TRIALS = 100_000
@@ -57,6 +59,8 @@ class SweepTrial:
     seed: int
     # Keys set on every trial of the sweep (not part of the name).
     shared: dict = field(default_factory=dict, compare=False)
+    # The config keys the seed sets: train.seed, and others (data.seed) where replicates differ in them too.
+    seed_keys: tuple[str, ...] = field(default=("train.seed",), compare=False)
 
     @property
     def name(self) -> str:
@@ -68,7 +72,7 @@ class SweepTrial:
 
     def raw_config(self, base: dict) -> dict:
         """The trial's config mapping: ``base`` with the shared keys, the overrides and the seed set."""
-        return apply_overrides(base, {**self.shared, **self.overrides, "train.seed": self.seed})
+        return apply_overrides(base, {**self.shared, **self.overrides, **dict.fromkeys(self.seed_keys, self.seed)})
 
 
 def _short(value):
@@ -85,6 +89,7 @@ class SweepSpec:
     swept_keys: tuple[str, ...]
     path: Path
     shared: dict = field(default_factory=dict)
+    seed_keys: tuple[str, ...] = ("train.seed",)
 
 
 def _is_int(value):
@@ -155,6 +160,7 @@ class SweepFile(BaseModel):
     base: dict | str = {}
     shared: dict[str, Any] = Field({}, alias="set")
     seeds: list[int] = [0]
+    seed_keys: tuple[str, ...] = ("train.seed",)
     # Keys are checked by _swept_keys, so that a key that is no name gets its own message.
     grid: dict[Any, list] = {}
     listed: list[dict] = Field([], alias="list")
@@ -192,6 +198,19 @@ class SweepFile(BaseModel):
             raise ValueError("seeds must be a non-empty list of integers")
         return value
 
+    @field_validator("seed_keys", mode="before")
+    @classmethod
+    def _seed_keys(cls, value):
+        if (
+            not isinstance(value, list)
+            or "train.seed" not in value
+            or not all(isinstance(k, str) and k.count(".") == 1 for k in value)
+        ):
+            raise ValueError(
+                "seed_keys must be a list of dotted config keys that includes train.seed (e.g. [train.seed, data.seed])"
+            )
+        return tuple(dict.fromkeys(value))
+
     @field_validator("grid", mode="before")
     @classmethod
     def _grid(cls, value):
@@ -210,8 +229,8 @@ class SweepFile(BaseModel):
     def _swept_keys(self):
         keys = [*self.grid, *(k for item in self.listed for k in item), *(self.random.space if self.random else ())]
         for key in keys:
-            if not isinstance(key, str) or not key or key == "train.seed":
-                raise ValueError(f"cannot sweep over {short_repr(key)}" + (": use seeds" if key == "train.seed" else ""))
+            if not isinstance(key, str) or not key or key in self.seed_keys:
+                raise ValueError(f"cannot sweep over {short_repr(key)}" + (": use seeds" if key in self.seed_keys else ""))
         return self
 
     @property
@@ -259,14 +278,15 @@ def load_sweep(
     sweep = _validated(path, raw)
     base = _read_base(path, sweep.base)
     shared = {**sweep.shared, **{str(k).replace("__", "."): v for k, v in (overrides or {}).items()}}
-    if "train.seed" in shared:
-        _fail(path, "cannot set train.seed for every trial: use seeds")
+    seeded = sorted(set(sweep.seed_keys) & set(shared))
+    if seeded:
+        _fail(path, f"cannot set {', '.join(seeded)} for every trial: the seeds set it")
     settings, seeds = sweep.num_settings, len(sweep.seeds)
     if settings * seeds > MAX_TRIALS:
         total = f"{settings:,} settings x {seeds:,} seeds = {settings * seeds:,} trials"
         _fail(path, f"makes {total}; a sweep runs at most {MAX_TRIALS:,}")
     combos = sweep.settings()
-    trials = tuple(SweepTrial(combo, seed, shared) for combo in combos for seed in sweep.seeds)
+    trials = tuple(SweepTrial(combo, seed, shared, sweep.seed_keys) for combo in combos for seed in sweep.seeds)
     names = [t.name for t in trials]
     if len(set(names)) != len(names):
         _fail(path, "two trials have the same overrides and seed")
@@ -274,7 +294,7 @@ def load_sweep(
     both = sorted(set(swept) & set(shared))
     if both:
         _fail(path, f"{both} are both swept and set for every trial")
-    return SweepSpec(base=base, trials=trials, swept_keys=swept, path=path, shared=shared)
+    return SweepSpec(base=base, trials=trials, swept_keys=swept, path=path, shared=shared, seed_keys=sweep.seed_keys)
 
 
 def _read_base(path, base):

@@ -79,13 +79,15 @@ def _recorded_spec(sweep_dir):
     try:
         record = json.loads(path.read_text())
         shared = record.get("set", {})
-        trials = tuple(SweepTrial(t["overrides"], t["seed"], shared) for t in record["trials"])
+        seed_keys = tuple(record.get("seed_keys", ("train.seed",)))
+        trials = tuple(SweepTrial(t["overrides"], t["seed"], shared, seed_keys) for t in record["trials"])
     except FileNotFoundError:
         raise RunDirError(f"{sweep_dir} holds no sweep (no {SWEEP})") from None
     except (json.JSONDecodeError, KeyError, TypeError):
         raise RunDirError(f"{path} is damaged") from None
     swept = tuple(dict.fromkeys(k for t in trials for k in t.overrides))
-    return SweepSpec(base={}, trials=trials, swept_keys=swept, path=Path(record.get("spec", "sweep")), shared=shared)
+    spec_path = Path(record.get("spec", "sweep"))
+    return SweepSpec(base={}, trials=trials, swept_keys=swept, path=spec_path, shared=shared, seed_keys=seed_keys)
 
 
 def open_sweep(sweep_dir: str | Path) -> Sweep:
@@ -112,6 +114,7 @@ def _prepare(spec, out_dir):
     write_json(out_dir / SWEEP, {
         "spec": str(spec.path.resolve()),
         "set": spec.shared,
+        "seed_keys": list(spec.seed_keys),
         "trials": [{"name": t.name, "overrides": t.overrides, "seed": t.seed} for t in spec.trials],
     })  # fmt: skip
     for name, trial_spec in specs.items():

@@ -54,6 +54,14 @@ def test_sweep_file_expands_grid_list_random_and_seeds(tmp_path):
     assert spec.trials[0].raw_config(spec.base)["train"]["seed"] == 0
 
 
+def test_seed_keys_give_each_replicate_its_own_data_and_initialisation(tmp_path):
+    spec = load_sweep(write(tmp_path, {"base": BASE, "seeds": [3, 4], "seed_keys": ["train.seed", "data.seed"]}))
+    configs = [t.raw_config(spec.base) for t in spec.trials]
+    assert [(c["train"]["seed"], c["data"]["seed"]) for c in configs] == [(3, 3), (4, 4)]
+    plain = load_sweep(write(tmp_path, {"base": BASE, "seeds": [3, 4]}))
+    assert [t.raw_config(plain.base)["data"].get("seed", 0) for t in plain.trials] == [BASE["data"].get("seed", 0)] * 2
+
+
 @pytest.mark.parametrize(
     "sweep, message",
     [
@@ -62,6 +70,8 @@ def test_sweep_file_expands_grid_list_random_and_seeds(tmp_path):
         ({"base": BASE, "grids": {}}, "unknown key"),
         ({"base": "missing.yaml"}, "base config 'missing.yaml' does not exist"),
         ({"base": BASE, "grid": {"train.seed": [1, 2]}}, "use seeds"),
+        ({"base": BASE, "seed_keys": ["train.seed", "data.seed"], "grid": {"data.seed": [1, 2]}}, "use seeds"),
+        ({"base": BASE, "seed_keys": ["data.seed"]}, "must be a list of dotted config keys that includes train.seed"),
         (
             {"base": BASE, "random": {"num_trials": 2, "space": {"objective.beta": {"normal": [0, 1]}}}},
             "random.space.objective.beta must be one of",
