@@ -8,11 +8,23 @@ back in place beside the given pixels); :mod:`infovae.reports.plots` draws them.
 
 import numpy as np
 
-from infovae.core.latents import CategoricalLatent
 from infovae.diagnostics.metrics import sample_latents
 from infovae.reports import plots
 
-__all__ = ["COLUMNS", "DRAWS", "chosen_examples", "image_figures", "missing_image_figures", "setting_images", "value_range"]
+__all__ = [
+    "COLUMNS",
+    "DRAWS",
+    "chosen_examples",
+    "completions",
+    "image_figures",
+    "latent_values",
+    "missing_image_figures",
+    "prior_samples",
+    "reconstructions",
+    "setting_images",
+    "traversals",
+    "value_range",
+]
 
 COLUMNS, DRAWS = 10, 3
 SAMPLE_ROWS, SAMPLE_COLUMNS = 6, 10
@@ -68,8 +80,14 @@ def _true(data):
     return layout_of(data).to_images(data.x, data.y)
 
 
+def reconstructions(run, data, draws, rng):
+    """``(true [n, C, H, W], reconstructions [S, n, C, H, W])``: the decoder's mean at ``z ~ q(z|x,y)``."""
+    z = sample_latents(run.backend.posterior(data.x, data.y), rng, draws)
+    return _true(data), _decoded(run, data, z)
+
+
 def completions(run, data, draws, rng):
-    """``(true [n, C, H, W], completions [S, n, C, H, W])`` with ``z ~ p(z|x)``."""
+    """``(true [n, C, H, W], completions [S, n, C, H, W])``: the decoder's mean at ``z ~ p(z|x)``."""
     z = sample_latents(run.backend.prior(data.x), rng, draws)
     return _true(data), _decoded(run, data, z)
 
@@ -83,16 +101,28 @@ def prior_samples(run, data, rng, rows=SAMPLE_ROWS, columns=SAMPLE_COLUMNS):
     return _decoded(run, chosen, z).reshape((rows, columns) + layout_of(data).shape)
 
 
+def traversals(run, one, dims, offsets=OFFSETS):
+    """``[D, V, C, H, W]``: the decoder's mean for the single example ``one`` (a one-row data set) with the
+    Gaussian latent at the mean of its prior ``p(z|x)``, except dimension ``dims[d]`` in row ``d``, set to the
+    prior mean plus ``offsets`` prior standard deviations."""
+    p = run.backend.prior(one.x)
+    z = np.repeat(p.loc[None, None], len(dims) * len(offsets), axis=0).reshape(len(dims), len(offsets), 1, -1)
+    for row, d in enumerate(dims):
+        z[row, :, 0, d] = p.loc[0, d] + offsets * p.scale[0, d]
+    return _decoded(run, one, z)[:, :, 0]
+
+
+def latent_values(run, data, values):
+    """``[K, n, C, H, W]``: the decoder's mean at each discrete latent value of ``values``, for each example's ``x``."""
+    return _decoded(run, data, np.asarray(values)[:, None])
+
+
 def _traversal_figure(run, data, index, label, q, pixel_range, given):
     """A Gaussian latent varied one dimension at a time around the prior mean of one example's ``p(z|x)``."""
     one = data.subset(index[:1])
-    p = run.backend.prior(one.x)
     usage = q.loc.var(0)  # how much each dimension varies across examples: the information it carries
     dims = np.argsort(-usage)[:MAX_ROWS]
-    z = np.repeat(p.loc[None, None], len(dims) * len(OFFSETS), axis=0).reshape(len(dims), len(OFFSETS), 1, -1)
-    for row, d in enumerate(dims):
-        z[row, :, 0, d] = p.loc[0, d] + OFFSETS * p.scale[0, d]
-    images = _decoded(run, one, z)[:, :, 0]  # [D, V, C, H, W]
+    images = traversals(run, one, dims)
     rows = [f"z[{d}]  (Var E[z|x,y] = {usage[d]:.2g})" for d in dims]
     hidden = len(usage) - len(dims)
     where = "the prior p(z)" if one.x.shape[1] == 0 else f"the prior p(z|x) of one test example's x ({label})"
@@ -111,8 +141,7 @@ def _values_figure(run, data, index, labels, p_all, pixel_range, given):
     weights = p_all.probs.mean(0)
     values = np.sort(np.argsort(-weights)[:MAX_ROWS])
     columns = index[: 6 if layout.completes else 1]
-    chosen = data.subset(columns)
-    images = _decoded(run, chosen, values[:, None])  # [K, n, C, H, W]
+    images = latent_values(run, data.subset(columns), values)
     hidden = len(weights) - len(values)
     more = f" ({hidden} least probable values not shown)" if hidden else ""
     if layout.completes:
@@ -154,10 +183,8 @@ def image_figures(run, data, seed=0):
     pixel_range = value_range(run, data)
     given = layout.given if layout.completes else None
     split = "test"
-    q = run.backend.posterior(chosen.x, chosen.y)
-    true = _true(chosen)
     figures = {}
-    recon = _decoded(run, chosen, sample_latents(q, rng, DRAWS))
+    true, recon = reconstructions(run, chosen, DRAWS, rng)
     figures["reconstructions"] = plots.plot_reconstructions(true, recon, given, labels, pixel_range, split)
     if layout.completes:
         true, drawn = completions(run, chosen, DRAWS + 1, rng)
@@ -172,7 +199,7 @@ def image_figures(run, data, seed=0):
         samples, given, pixel_range, f"Samples from the model: the decoder's mean at a draw of the prior ({what})"
     )
     fit = data.subset(slice(0, 2000))
-    if isinstance(q, CategoricalLatent):
+    if run.backend.arch.latent == "discrete":
         figures["latent_values"] = _values_figure(run, data, index, labels, run.backend.prior(fit.x), pixel_range, given)
     else:
         q_fit = run.backend.posterior(fit.x, fit.y)
@@ -187,7 +214,7 @@ def setting_images(run, data, columns=4, seed=0):
     rng = np.random.default_rng(seed)
     layout = layout_of(data)
     if not layout.completes:
-        return prior_samples(run, data, rng, DRAWS + 1, columns), [f"z ~ p(z) #{r + 1}" for r in range(DRAWS + 1)], None
+        return prior_samples(run, data, rng, DRAWS + 1, columns), [f"sample {r + 1}" for r in range(DRAWS + 1)], None
     index, labels = chosen_examples(data, columns)
     true, drawn = completions(run, data.subset(index), DRAWS, rng)
     rows = ["true image"] + [f"completion {s + 1}" for s in range(DRAWS)]

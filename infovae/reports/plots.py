@@ -407,7 +407,7 @@ def _legend(fig, given):
             Patch(color=GIVEN_INK, label="given pixels (the condition x)"),
             Line2D([], [], color=OUTLINE, lw=1.5, label="the given region's outline"),
         ] + handles
-    ncol = len(handles) if fig.get_figwidth() >= 2.6 * len(handles) else 1
+    ncol = len(handles) if fig.get_figwidth() >= 2.3 * len(handles) else 1
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
 
 
