@@ -389,6 +389,9 @@ def _draw_grid(ax, images, given, vmin, vmax, row_labels=None, col_labels=None):
     ax.add_collection(PolyCollection(boxes, facecolors="none", edgecolors=FRAME, linewidths=0.6))
     if mask.any():
         _outline(ax, mask)
+    margin = 1.5  # pixels of white around the grid, so that no frame or outline touches the axes' edge
+    ax.set_xlim(-0.5 - margin, canvas.shape[1] - 0.5 + margin)
+    ax.set_ylim(canvas.shape[0] - 0.5 + margin, -0.5 - margin)
     ax.set_yticks([r * step_h + (H - 1) / 2 for r in range(R)], row_labels or [""] * R, fontsize=8)
     ax.set_xticks([k * step_w + (W - 1) / 2 for k in range(K)], col_labels or [""] * K, fontsize=8)
     ax.xaxis.tick_top()
@@ -422,7 +425,7 @@ def _image_figure(panels, given, value_range, row_labels, col_labels, title):
     fig, axes = plt.subplots(
         rows,
         cols,
-        figsize=(max(5.5, cols * (K * tile + 0.2) + label_width + 0.4), rows * (R * tile + 0.75) + 1.3),
+        figsize=(max(5.5, cols * (K * tile + 0.2) + label_width + 0.4), rows * (R * tile + (0.5 if col_labels else 0.25)) + 1.2),
         squeeze=False,
         layout="constrained",
     )

@@ -205,11 +205,11 @@ def _images_paragraph(run):
     test = run.splits.test
     layout = test.info.get("image")
     missing = missing_image_figures(test, run.config.model.latent, run.config.data.kind)
-    lines = [f"The data are {layout.describe()}."] if layout is not None else []
+    layout_line = f"The data are {layout.describe()}." if layout is not None else ""
     if layout is not None and test.info.get("quadrants"):
-        lines[0] += f" Given quadrants: {', '.join(test.info['quadrants'])}."
-    lines += [f"- No {name if ' ' in name else f'`{name}` figure'}: {why}." for name, why in missing.items()]
-    return "\n".join(lines)
+        layout_line += f" Given quadrants: {', '.join(test.info['quadrants'])}."
+    left_out = "\n".join(f"- No {name if ' ' in name else f'`{name}` figure'}: {why}." for name, why in missing.items())
+    return "\n\n".join(part for part in (layout_line, left_out) if part)
 
 
 def _bullets(sentences):

