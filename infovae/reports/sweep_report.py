@@ -7,6 +7,7 @@ seeds, figures show 95% Student-t intervals of the mean over seeds.
 """
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ __all__ = ["SWEEP_CAPTIONS", "sweep_figures", "write_sweep_report"]
 REPORT_DIR, REPORT = "report", "report.md"
 COVERAGE_THRESHOLD = 0.1
 MAX_LINES = 6
-MAX_IMAGE_SETTINGS = 8
+MAX_IMAGE_SETTINGS = MAX_HEATMAP_PANELS = 8
 HEATMAP_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "nll")
 FOREST_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "nll")
 SYMBOLS = {"objective.beta": "β", "objective.marginal_weight": "γ", "objective.jsd_weight": "δ"}
@@ -251,6 +252,13 @@ def _heatmaps(s):
         table = [{**e, panel_key: _setting_name({k: e.get(k) for k in others})} for e in table]
     else:
         panel_key = None
+    shown = ""
+    if panel_key:
+        counts = Counter(json.dumps(e.get(panel_key), default=str) for e in table)
+        if len(counts) > MAX_HEATMAP_PANELS:
+            kept = {value for value, _ in counts.most_common(MAX_HEATMAP_PANELS)}
+            table = [e for e in table if json.dumps(e.get(panel_key), default=str) in kept]
+            shown = f"; {MAX_HEATMAP_PANELS} of {len(counts)} panels, those with the most settings"
     figures = {}
     for metric in HEATMAP_METRICS:
         if any(e.get(f"{metric}_mean") is not None for e in table):
@@ -262,7 +270,7 @@ def _heatmaps(s):
                 panel_key,
                 q.better,
                 AXIS_LABELS,
-                q.description + " (test split)",
+                q.description + " (test split)" + shown,
                 plots.RANGES.get(metric),
             )
     return figures
@@ -288,7 +296,7 @@ def _images_figure(s):
     if not panels:
         return None
     more = len(s.table) - MAX_IMAGE_SETTINGS
-    what = "completions of the given pixels from z ~ p(z|x)" if layout.completes else "samples of z ~ p(z)"
+    what = "completions of the given pixels from z ~ p(z|x)" if layout.completes else "samples from the prior"
     title = f"Each setting's model on the same test examples: {what}" + (
         f" (the first {MAX_IMAGE_SETTINGS} of {len(s.table)} settings)" if more > 0 else ""
     )
