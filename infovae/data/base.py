@@ -65,8 +65,12 @@ class DataSplits:
     generator: object | None = None
 
 
-def split_dataset(data, val_fraction, test_fraction, seed, generator=None):
-    """Split ``data`` by a permutation drawn from ``seed``: the same seed gives the same split."""
+def split_dataset(data, val_fraction, test_fraction, seed, generator=None, stratify=None):
+    """Split ``data`` by a permutation drawn from ``seed``: the same seed gives the same split.
+
+    :param stratify: ``[N]`` classes (e.g. ``data.labels``) to split each of apart, so that every split
+        holds each class in its share of the data (each class's count times the fraction, rounded).
+    """
     n = len(data)
     n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
     if n - n_val - n_test < 2 or n_val < 2 or n_test < 2:
@@ -74,8 +78,19 @@ def split_dataset(data, val_fraction, test_fraction, seed, generator=None):
             f"{n} examples are too few for val_fraction={val_fraction}, test_fraction={test_fraction}: "
             "each split needs at least 2"
         )
-    order = np.random.default_rng(seed).permutation(n)
-    indices = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
+    rng = np.random.default_rng(seed)
+    if stratify is None:
+        order = rng.permutation(n)
+        indices = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
+    else:
+        parts = {"test": [], "val": [], "train": []}
+        for c in np.unique(stratify):
+            members = rng.permutation(np.flatnonzero(stratify == c))
+            c_test, c_val = int(round(len(members) * test_fraction)), int(round(len(members) * val_fraction))
+            parts["test"].append(members[:c_test])
+            parts["val"].append(members[c_test : c_test + c_val])
+            parts["train"].append(members[c_test + c_val :])
+        indices = {k: np.concatenate(v) for k, v in parts.items()}
     indices = {k: np.sort(v) for k, v in indices.items()}
     return DataSplits(
         train=data.subset(indices["train"]),

@@ -1,14 +1,23 @@
-"""Your own arrays from an ``.npz`` file, validated so that bad data is refused with a clear message."""
+"""Your own arrays from an ``.npz`` file, validated so that bad data is refused with a clear message.
+
+Images: with ``data.image_shape: [C, H, W]`` the data are images (reports draw them). Either ``y`` is the
+whole image (``C*H*W`` columns in NumPy's order for ``[C, H, W]``: channel-major, then row-major) and ``x``,
+if any, is a condition outside the image (a class, say); or the file holds ``x_mask``, booleans
+``[C, H, W]`` (or ``[H, W]``, the same for every channel) true at the pixels given as ``x``: then ``x``
+holds those pixels and ``y`` the others, each in image order (the completion task of the ``digits`` and
+``mnist`` data). See :class:`~infovae.data.images.ImageLayout`.
+"""
 
 import zipfile
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, PositiveInt, field_validator
 
 from infovae.core.architecture import LIKELIHOODS
 from infovae.data.base import Dataset
+from infovae.data.images import ImageLayout
 from infovae.data.registry import DataKind, DataSection, register_data
 from infovae.errors import DataError
 
@@ -18,15 +27,17 @@ __all__ = ["MAX_CLASSES", "MIN_EXAMPLES", "NpzData", "load_npz"]
 MIN_EXAMPLES = 10
 # More classes per factor than this is not a categorical target but a mistake (an id column, say).
 MAX_CLASSES = 100_000
-KEYS = ("x", "y", "labels")
+KEYS = ("x", "y", "labels", "x_mask")
+EXPECTED = "expected y and optionally x, labels and x_mask"
 
 
 def _fail(path, message):
     raise DataError(f"{path}: {message}")
 
 
-def load_npz(path, likelihood, num_classes=None):
-    """Read ``y`` [N, y_dim] (or [N], read as [N, 1]) and optionally ``x`` [N, x_dim] and ``labels`` [N].
+def load_npz(path, likelihood, num_classes=None, image_shape=None):
+    """Read ``y`` [N, y_dim] (or [N], read as [N, 1]) and optionally ``x`` [N, x_dim], ``labels`` [N] and,
+    for images, ``x_mask`` (see the module's docstring).
 
     Without ``x`` (or with ``x`` of width 0) the model is an unconditional VAE. ``y`` must fit the
     likelihood: non-negative integer classes below ``num_classes`` (default ``max(y) + 1``, at least 2,
@@ -34,7 +45,8 @@ def load_npz(path, likelihood, num_classes=None):
     ones, or intensities such as greyscale pixels: soft targets); finite numbers for ``"gaussian"``.
     ``labels`` must be non-negative integers. Values are checked in the dtype training uses (float32),
     so that a number too large for it is refused here. The result has ``x`` float32, ``y`` int64
-    (categorical) or float32, and ``labels`` int64; its name is the file's stem.
+    (categorical) or float32, and ``labels`` int64; its name is the file's stem. With ``image_shape``
+    (``(C, H, W)``) its ``info["image"]`` is the :class:`~infovae.data.images.ImageLayout`.
 
     :raises DataError: naming the file and the problem.
     """
@@ -43,7 +55,7 @@ def load_npz(path, likelihood, num_classes=None):
     if num_classes is not None and (likelihood != "categorical" or num_classes < 2):
         raise DataError(f"num_classes={num_classes!r} needs the categorical likelihood and at least 2 classes")
     path = Path(path)
-    x, y, labels = _read(path)
+    x, y, labels, x_mask = _read(path)
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[1] == 0:
@@ -66,15 +78,40 @@ def load_npz(path, likelihood, num_classes=None):
         if (values != np.round(values)).any() or (values < 0).any():
             _fail(path, "labels must be non-negative integers")
         labels = labels.astype(np.int64)
-    return Dataset(
-        x=x,
-        y=y,
-        labels=labels,
-        likelihood=likelihood,
-        num_classes=num_classes,
-        name=path.stem,
-        info={"label_name": "label", "path": str(path)},
-    )
+    info = {"label_name": "label", "path": str(path)}
+    if image_shape is not None:
+        info["image"] = _layout(path, image_shape, x_mask, x.shape[1], y.shape[1])
+    elif x_mask is not None:
+        _fail(path, "holds x_mask, which says where x sits in an image: set data.image_shape: [C, H, W] too")
+    return Dataset(x=x, y=y, labels=labels, likelihood=likelihood, num_classes=num_classes, name=path.stem, info=info)
+
+
+def _layout(path, image_shape, x_mask, x_dim, y_dim):
+    """The :class:`ImageLayout` of images of ``image_shape`` for ``x`` and ``y`` of these widths."""
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        _fail(path, f"image_shape must be three positive sizes [C, H, W], got {list(image_shape)}")
+    size = int(np.prod(shape))
+    if x_mask is None:
+        if y_dim != size:
+            _fail(
+                path,
+                f"y has {y_dim} columns but image_shape {list(shape)} has {size} pixels: without x_mask y must be the "
+                "whole image (for a completion task add x_mask, true at the pixels given as x)",
+            )
+        return ImageLayout.whole(shape)
+    if x_mask.shape not in (shape, shape[1:]):
+        _fail(path, f"x_mask must have shape {list(shape)} or {list(shape[1:])} (image_shape), got {list(x_mask.shape)}")
+    if not np.isin(x_mask, (0, 1)).all():
+        _fail(path, "x_mask must hold booleans (or 0 and 1): true at the pixels given as x")
+    layout = ImageLayout.from_mask(shape, x_mask.astype(bool))
+    if (len(layout.x_pixels), len(layout.y_pixels)) != (x_dim, y_dim):
+        _fail(
+            path,
+            f"x_mask gives {len(layout.x_pixels)} pixels to x and {len(layout.y_pixels)} to y, but x has {x_dim} "
+            f"columns and y {y_dim}",
+        )
+    return layout
 
 
 def _float32(path, name, array):
@@ -90,7 +127,7 @@ def _float32(path, name, array):
 
 
 def _read(path):
-    """``x`` (or ``None``), ``y`` and ``labels`` (or ``None``) from the archive, each checked to be numeric."""
+    """``x``, ``y``, ``labels`` and ``x_mask`` (``None`` where absent) from the archive, each checked to be numeric."""
     if not path.is_file():
         _fail(path, "is a directory, not an .npz file" if path.is_dir() else "no such file")
     try:
@@ -99,7 +136,7 @@ def _read(path):
         # np.load raises ValueError for a file that is neither .npy nor .npz.
         _fail(path, f"not a readable .npz file ({error})")
     if not isinstance(loaded, np.lib.npyio.NpzFile):
-        _fail(path, "holds a single .npy array, not an .npz archive of y and optionally x and labels")
+        _fail(path, "holds a single .npy array, not an .npz archive of y and optionally x, labels and x_mask")
     with loaded:
         try:
             arrays = {k: loaded[k] for k in loaded.files}
@@ -109,16 +146,16 @@ def _read(path):
         except MemoryError:
             _fail(path, "has an array too large to load")
     if "y" not in arrays:
-        _fail(path, f"has no array 'y' (it has {sorted(arrays)}); expected y and optionally x and labels")
+        _fail(path, f"has no array 'y' (it has {sorted(arrays)}); {EXPECTED}")
     unknown = sorted(set(arrays) - set(KEYS))
     if unknown:
-        _fail(path, f"has unexpected arrays {unknown}; expected y and optionally x and labels")
+        _fail(path, f"has unexpected arrays {unknown}; {EXPECTED}")
     for name, a in arrays.items():
         if a.dtype == bool:
             arrays[name] = a.astype(np.uint8)
         elif not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
             _fail(path, f"{name} has dtype {a.dtype}; it must hold real numbers")
-    return arrays.get("x"), arrays["y"], arrays.get("labels")
+    return arrays.get("x"), arrays["y"], arrays.get("labels"), arrays.get("x_mask")
 
 
 def _check_targets(path, y, likelihood, num_classes):
@@ -144,13 +181,29 @@ def _check_targets(path, y, likelihood, num_classes):
 
 
 class NpzData(DataSection):
-    """Your own arrays: an .npz file with y [N, y_dim] and optionally x [N, x_dim] (no x: an unconditional VAE) and labels [N]."""
+    """Your own arrays: an .npz file with y [N, y_dim] and optionally x [N, x_dim] (no x: an unconditional VAE),
+    labels [N] and, for images, x_mask (infovae.data.npz)."""
 
     kind: Literal["npz"] = "npz"
     path: Path = Field(description="The .npz file (relative paths are resolved against the config file's folder).")
     num_classes: int | None = Field(
         None, ge=2, le=MAX_CLASSES, description="Classes per factor of y (categorical); default max(y) + 1."
     )
+    image_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = Field(
+        None,
+        description="[C, H, W]: the data are images (reports draw them). y is the whole image, or with an x_mask array "
+        "in the file (true at the pixels given as x) x and y are its two parts, each in image order.",
+    )
+
+    @field_validator("image_shape", mode="before")
+    @classmethod
+    def _three_sizes(cls, value):
+        sizes = value if isinstance(value, (list, tuple)) else ()
+        if value is not None and (
+            len(sizes) != 3 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes)
+        ):
+            raise ValueError("must be [C, H, W]: three positive whole numbers (channels, height, width)")
+        return value
 
     def resolve_paths(self, base_dir):
         if self.path.is_absolute():
@@ -159,7 +212,7 @@ class NpzData(DataSection):
 
 
 def _load(section, likelihood):
-    return load_npz(section.path, likelihood, num_classes=section.num_classes), None
+    return load_npz(section.path, likelihood, num_classes=section.num_classes, image_shape=section.image_shape), None
 
 
 register_data(DataKind("npz", NpzData, _load, likelihood=None))

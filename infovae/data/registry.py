@@ -53,12 +53,14 @@ class DataKind:
     :param section: its config section, a :class:`DataSection` subclass with ``kind: Literal[name]``.
     :param load: ``(section, likelihood) -> (Dataset, generator or None)``, or its ``"module:function"``.
     :param likelihood: the likelihood its targets need, or ``None`` if the config must name one.
+    :param stratified: split each label apart (every split holds each label in its share).
     """
 
     name: str
     section: type[DataSection]
     load: Callable | str
     likelihood: str | None
+    stratified: bool = False
 
     @property
     def description(self) -> str:
@@ -89,5 +91,7 @@ def register_data(kind: DataKind) -> DataKind:
 def load_splits(section: DataSection, likelihood: str) -> DataSplits:
     """The train/validation/test splits of the data set ``section`` describes (the run config's
     ``data``), for a model with ``likelihood``."""
-    data, generator = DATA_KINDS[section.kind].loader()(section, likelihood)
-    return split_dataset(data, section.val_fraction, section.test_fraction, section.seed, generator=generator)
+    kind = DATA_KINDS[section.kind]
+    data, generator = kind.loader()(section, likelihood)
+    stratify = data.labels if kind.stratified else None
+    return split_dataset(data, section.val_fraction, section.test_fraction, section.seed, generator=generator, stratify=stratify)

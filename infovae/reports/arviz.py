@@ -7,10 +7,13 @@ first ``N = 500`` examples of the test split, ``S = 100`` draws per example.
 Groups (``chain`` has length 1: the draws are independent draws from the amortised networks, not a
 Markov chain):
 
-- ``posterior`` — ``z`` drawn from the encoder ``q(z|x,y)`` for each held-out example. A discrete latent
-  is stored as one-hot indicators ``z (chain, draw, example, z_value)`` (0/1), so that a posterior mean
-  is the posterior probability of that value; a Gaussian one as ``z (chain, draw, example, latent_dim)``.
-- ``prior`` — ``z`` drawn from the conditional prior ``p(z|x)``, the same layout: the latents behind
+- ``posterior`` — draws of the *aggregate* posterior ``q(z) = mean_i q(z|x_i,y_i)``, the distribution the
+  InfoVAE objective matches to the prior: ``S`` draws ``z ~ q(z|x_i,y_i)`` for each of the ``N`` held-out
+  examples, interleaved along ``draw`` (draw ``s * N + i`` comes from example ``i``, named by the
+  coordinate ``example (draw)``). A discrete latent is stored as one-hot indicators
+  ``z (chain, draw, z_value)`` (0/1), so that a mean is the probability of that value; a Gaussian one as
+  ``z (chain, draw, latent_dim)``. One example's exact posterior is in ``latent_parameters``.
+- ``prior`` — draws of the aggregate prior ``mean_i p(z|x_i)``, the same layout: the latents behind
   ``posterior_predictive``.
 - ``posterior_predictive`` — a true predictive: ``z ~ p(z|x)``, then ``y ~ p(y|x,z)`` (what generation
   does; it has not seen ``y``). ``y (chain, draw, example, factor)``.
@@ -18,44 +21,40 @@ Markov chain):
   seen ``y``), then ``y ~ p(y|x,z)``. Same layout as ``posterior_predictive``.
 - ``observed_data`` — ``y (example, factor)``; ``constant_data`` — ``x (example, x_dim)`` and, where the
   data has them, ``label (example)``.
-- ``log_likelihood`` — ``y (example)``: the pointwise held-out predictive density ``log p(y_i|x_i)``,
-  exact for a discrete latent (``logsumexp_k log p(z=k|x) + log p(y|x,z=k)``), importance-weighted
-  with draws from ``q`` for a Gaussian one (attribute ``method``; the estimate is a lower bound in
-  expectation). It has no sample dims: ``z`` is summed out, and the network weights are one point
-  estimate, not posterior draws.
-- ``latent_parameters`` — the exact distributions the draws come from: ``posterior_probs`` /
-  ``prior_probs (example, z_value)``, or ``posterior_loc``, ``posterior_scale``, ``prior_loc``,
+- ``heldout_log_likelihood`` — ``y (example)``: the pointwise held-out predictive density
+  ``log p(y_i|x_i)``, exact for a discrete latent (``logsumexp_k log p(z=k|x) + log p(y|x,z=k)``),
+  importance-weighted with draws from ``q`` for a Gaussian one (attribute ``method``; the estimate is a
+  lower bound in expectation). It has no sample dims: ``z`` is summed out, and the network weights are
+  one point estimate, not posterior draws. It is not named ``log_likelihood``: that group means per-draw
+  likelihoods of posterior draws of global parameters, which PSIS-LOO reweights, and these are not.
+- ``latent_parameters`` — the exact distributions the draws come from, per example: ``posterior_probs``
+  / ``prior_probs (example, z_value)``, or ``posterior_loc``, ``posterior_scale``, ``prior_loc``,
   ``prior_scale (example, latent_dim)``.
 
 The ``example`` coordinate holds the split's row indices into the full data set (the indices in the
 run's ``splits.npz``); the root's attribute ``split`` names the split. The ``y``'s of a categorical or
 Bernoulli likelihood are integers, so ArviZ treats them as discrete.
 
-What works (``import arviz as az``; ``tests/reports/test_arviz.py`` calls each):
+What works (``import arviz as az``; the README's ArviZ section lists these calls, and
+``tests/reports/test_arviz_calls.py`` runs every call it lists):
 
-- ``az.summary(tree)``: one row per example and latent value (or dimension): for a discrete latent the
-  mean is the posterior probability ``q(z=k|x,y)`` estimated from the draws (``latent_parameters`` has
-  the exact one). ``ess_*`` and ``mcse_*`` are meaningful (the draws are independent, so ESS is close to
-  the number of draws); ``r_hat`` is NaN: there is one chain, and no Markov chain to converge.
-  ``az.summary(tree, kind="stats")`` leaves the diagnostics out.
-- The ``posterior`` and ``prior`` groups declare ``sample_dims = ["chain", "draw", "example"]`` in their
-  attributes, which ArviZ's plots read: ``az.plot_dist(tree)``, ``az.plot_forest(tree)`` and
-  ``az.plot_prior_posterior(tree)`` pool the draws over the held-out examples, i.e. they show the
-  *aggregate* posterior ``q(z) = mean_i q(z|x_i,y_i)`` (against the aggregate prior), one panel per latent
-  value or dimension: the distribution the InfoVAE objective matches to the prior. To look at single
-  examples, give ArviZ's usual sample dims and choose a few examples, e.g.
-  ``az.plot_dist(tree, sample_dims=["chain", "draw"], coords={"example": tree.posterior.example[:4]})``
-  (every example is a panel per latent value: 500 examples would be thousands of panels, which ArviZ
-  refuses beyond ``rcParams["plot.max_subplots"]``).
-- Predictive checks: ``az.plot_ppc_dist(tree)`` (a Gaussian ``y``; it pools examples and factors);
+- ``az.summary(tree)``: one row per latent value (discrete: the mean is the aggregate posterior
+  probability ``q(z=k)``, its ``mcse_mean`` the Monte-Carlo error of that estimate) or per latent
+  dimension (Gaussian: the aggregate posterior's mean and spread). ``r_hat`` is NaN: there is one chain,
+  and no Markov chain to converge. A latent value never drawn is a constant column, whose ``mcse_sd``
+  ArviZ cannot compute (it warns); ``az.summary(tree, kind="stats")`` leaves the diagnostics out.
+  ``az.summary(tree, group="prior")`` summarises the aggregate prior the same way.
+- ``az.plot_dist(tree)``, ``az.plot_forest(tree)`` and ``az.plot_prior_posterior(tree)``: the aggregate
+  posterior (against the aggregate prior), one panel per latent value or dimension.
+- Predictive checks: ``az.plot_ppc_dist(tree)`` (it pools examples and factors; for a Gaussian ``y``);
   for a categorical ``y`` a rootogram of the counts per class, of one factor
   (``az.plot_ppc_rootogram(tree, coords={"factor": 0})``) or of all factors pooled
-  (``az.plot_ppc_rootogram(pooled_predictive(tree))``: ArviZ's rootogram takes one-dimensional
-  observations); for a Bernoulli ``y`` the calibration plot ``az.plot_ppc_pava(pooled_predictive(tree))``
-  (``plot_ppc_dist`` works too, and warns that pava suits binary data better). ``group="reconstruction"``
-  (or ``pooled_predictive(tree, "reconstruction")``) gives the same plots for the reconstruction.
+  (``az.plot_ppc_rootogram(pooled_predictive(tree))``: ArviZ's rootogram and PAVA calibration plot take
+  one-dimensional observations, so on the tree itself they fail); for a Bernoulli ``y`` the calibration
+  plot ``az.plot_ppc_pava(pooled_predictive(tree))``. ``group="reconstruction"`` (or
+  ``pooled_predictive(tree, "reconstruction")``) gives the same plots for the reconstruction.
 - Model comparison on held-out predictive density: :func:`heldout_elpd` turns a tree's
-  ``log_likelihood`` into an ``ELPDData`` (``elpd = sum_i log p(y_i|x_i)``, its standard error
+  ``heldout_log_likelihood`` into an ``ELPDData`` (``elpd = sum_i log p(y_i|x_i)``, its standard error
   ``sqrt(n var_i)``), which ``az.compare`` takes, and ``az.plot_compare`` draws;
   :func:`compare_heldout` does both for several runs or sweep trials, on the examples their trees share.
 
@@ -66,12 +65,11 @@ What does not apply to an amortised VAE, and why:
   network weights are one point estimate (there are no draws of them), ``z`` is local to each example
   (its draws are not shared across observations), and the held-out examples were never used to fit
   the model: their ``log p(y_i|x_i)`` already is an out-of-sample predictive density, and there is
-  nothing to leave out. So the comparison uses the pointwise held-out values directly
-  (:func:`heldout_elpd`); ``az.loo`` on this tree fails.
+  nothing to leave out. So the tree has no ``log_likelihood`` group: ``az.loo(tree)`` fails at once
+  ("log likelihood not found"), and ``az.compare`` of trees with it; call :func:`compare_heldout` (or
+  ``az.compare`` on :func:`heldout_elpd` of each tree) instead.
 - Convergence diagnostics (``r_hat``, ``az.plot_trace``, ``az.plot_rank``, ``az.plot_ess``): the draws
-  are exact independent draws from ``q``, not a Markov chain; there is nothing to converge. With the
-  pooled ``sample_dims`` ``az.plot_trace(tree)`` refuses (a trace needs one draw axis); to see the draws
-  of a few examples anyway: ``az.plot_trace(tree, sample_dims=["chain", "draw"], coords={"example": ids})``.
+  are exact independent draws from ``q``, not a Markov chain; there is nothing to converge.
 - Prior sensitivity (``az.psense``): needs ``log_prior`` over parameters, which a trained network has not.
 """
 
@@ -96,9 +94,14 @@ __all__ = [
 ]
 
 DEFAULT_DRAWS, DEFAULT_EXAMPLES = 100, 500
-# Where the latent is pooled over examples (see the module's docstring).
-POOLED_SAMPLE_DIMS = ["chain", "draw", "example"]
 IMPORTANCE_SAMPLES = 64
+HELDOUT = "heldout_log_likelihood"
+# What an amortised model's tree says to a reader who looks for PSIS-LOO (the root's attribute "loo").
+NO_LOO = (
+    "PSIS-LOO does not apply: the held-out log p(y|x) in heldout_log_likelihood is already out-of-sample and there "
+    "are no posterior draws of global parameters to reweight; compare runs with "
+    "infovae.reports.arviz.compare_heldout (or az.compare on heldout_elpd of each tree)"
+)
 
 
 def _arviz():
@@ -149,26 +152,30 @@ def to_datatree(
 
     if discrete:
         K = q.probs.shape[-1]
-        latent_dims, latent_coords = ["example", "z_value"], {"z_value": np.arange(K)}
+        latent_dim, latent_coords = "z_value", {"z_value": np.arange(K)}
         z_q, z_p = np.eye(K, dtype=np.int8)[z_q], np.eye(K, dtype=np.int8)[z_p]
         params = {"posterior_probs": q.probs, "prior_probs": p.probs}
     else:
-        latent_dims, latent_coords = ["example", "latent_dim"], {"latent_dim": np.arange(q.loc.shape[-1])}
+        latent_dim, latent_coords = "latent_dim", {"latent_dim": np.arange(q.loc.shape[-1])}
         params = {"posterior_loc": q.loc, "posterior_scale": q.scale, "prior_loc": p.loc, "prior_scale": p.scale}
     coords = {"example": example, "factor": np.arange(y.shape[1]), "x_dim": np.arange(x.shape[1]), **latent_coords}
     y_dims = ["example", "factor"]
-    pooled = {"sample_dims": POOLED_SAMPLE_DIMS}
 
     def group(variables, dims, sample_dims=("chain", "draw"), **attrs):
         return az.dict_to_dataset(variables, coords=coords, dims=dims, sample_dims=list(sample_dims), attrs=attrs)
+
+    def aggregate(z, description):
+        """Draws ``[S, n, ...]`` of each example's latent as draws of the aggregate, ``s * n + i`` from example ``i``."""
+        draws = group({"z": z.reshape((1, -1) + z.shape[2:])}, {"z": [latent_dim]}, description=description)
+        return draws.assign_coords(example=("draw", np.tile(example, num_draws)))
 
     constant = {"x": x}
     if held.labels is not None:
         constant["label"] = held.labels
     method = "exact" if discrete else "importance_weighted"
     groups = {
-        "posterior": group({"z": z_q[None]}, {"z": latent_dims}, **pooled, description="z ~ q(z|x,y) per held-out example"),
-        "prior": group({"z": z_p[None]}, {"z": latent_dims}, **pooled, description="z ~ p(z|x) per held-out example"),
+        "posterior": aggregate(z_q, "the aggregate posterior: z ~ q(z|x_i,y_i) for each held-out example i, interleaved"),
+        "prior": aggregate(z_p, "the aggregate prior: z ~ p(z|x_i) for each held-out example i, interleaved"),
         "posterior_predictive": group(
             {"y": y_pred[None]}, {"y": y_dims}, description="predictive: z ~ p(z|x), then y ~ p(y|x,z)"
         ),
@@ -179,7 +186,7 @@ def to_datatree(
         ),
         "observed_data": group({"y": y}, {"y": y_dims}, sample_dims=()),
         "constant_data": group(constant, {"x": ["example", "x_dim"], "label": ["example"]}, sample_dims=()),
-        "log_likelihood": group(
+        HELDOUT: group(
             {"y": log_pred},
             {"y": ["example"]},
             sample_dims=(),
@@ -189,7 +196,7 @@ def to_datatree(
         ),
         "latent_parameters": group(
             params,
-            {name: latent_dims for name in params},
+            {name: ["example", latent_dim] for name in params},
             sample_dims=(),
             description="the exact q(z|x,y) and p(z|x) the draws come from",
         ),
@@ -208,6 +215,7 @@ def to_datatree(
         example_coordinate=f"row index into the full data set ({split} split; splits.npz)"
         if indices is not None
         else "position in the data given",
+        loo=NO_LOO,
     )
     return tree
 
@@ -265,17 +273,22 @@ def _heldout_class():
     return ELPDDataHeldOut
 
 
+def _heldout(tree):
+    """The tree's held-out log-density group (``log_likelihood`` in files of infovae 0.2)."""
+    return tree[HELDOUT] if HELDOUT in tree.children else tree["log_likelihood"]
+
+
 def heldout_elpd(tree, examples=None):
     """The held-out ELPD of ``tree`` (from :func:`to_datatree`) as an ArviZ ``ELPDData`` that
     ``az.compare`` and ``az.plot_compare`` accept: ``elpd = sum_i log p(y_i|x_i)`` over the held-out
     examples (or those of ``examples``, row indices), ``se = sqrt(n var_i log p(y_i|x_i))``, pointwise
     values in ``elpd_i``."""
-    ll = tree["log_likelihood"]["y"]
+    ll = _heldout(tree)["y"]
     if examples is not None:
         ll = ll.sel(example=np.asarray(examples))
     values = ll.values.astype(float)
     n = values.size
-    attrs = tree["log_likelihood"].attrs
+    attrs = _heldout(tree).attrs
     return _heldout_class()(
         elpd=float(values.sum()),
         se=float(np.sqrt(n * values.var())) if n > 1 else float("nan"),
@@ -310,7 +323,7 @@ def compare_heldout(trees, method="stacking", reference=None):
         raise ValueError(f"the trees hold different data or splits: {sorted(map(str, described))}")
     shared = None
     for t in trees.values():
-        ids = set(np.asarray(t["log_likelihood"]["example"].values).tolist())
+        ids = set(np.asarray(_heldout(t)["example"].values).tolist())
         shared = ids if shared is None else shared & ids
     if not shared:
         raise ValueError("the trees share no held-out example")

@@ -18,16 +18,21 @@ from infovae.diagnostics.intervals import t_interval
 
 __all__ = [
     "better_cmap",
+    "plot_completions",
     "plot_contingency",
     "plot_elbo_surgery",
-    "plot_generated_digits",
     "plot_generated_strategies",
+    "plot_image_samples",
     "plot_kl_split",
+    "plot_latent_traversals",
     "plot_latent_usage",
+    "plot_latent_values",
     "plot_loss_terms",
     "plot_ppc",
     "plot_probe",
     "plot_probe_panels",
+    "plot_reconstructions",
+    "plot_setting_images",
     "plot_sweep_forest",
     "plot_sweep_heatmap",
     "save_figures",
@@ -221,34 +226,37 @@ def plot_latent_usage(q, p, split="test"):
     return fig
 
 
-def plot_kl_split(settings, mi, marginal_kl, mi_err=None, marginal_err=None, unit_note="test split, mean over seeds"):
+def plot_kl_split(
+    settings, mi, marginal_kl, mi_interval=None, marginal_interval=None, seeds=1, unit_note="test split, mean over seeds"
+):
     """Per setting, the KL to the aggregate prior as information (I(x,y; z)) and marginal mismatch, in
-    two panels with their own scales (and 95% t-intervals over seeds where given)."""
+    two panels with their own scales, with 95% t-intervals over seeds where given (``[(low, high)]`` per
+    setting, cut at 0: neither part can be negative)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 1.8 + 0.38 * len(settings)), sharey=True, layout="constrained")
     rows = np.arange(len(settings))
-    for ax, values, err, title, colour in (
-        (axes[0], mi, mi_err, "information in z:  I(x,y; z)", "C0"),
-        (axes[1], marginal_kl, marginal_err, "marginal mismatch:  KL(q(z) ‖ p(z))", "C3"),
+    for ax, values, interval, title, colour in (
+        (axes[0], mi, mi_interval, "information in z:  I(x,y; z)", "C0"),
+        (axes[1], marginal_kl, marginal_interval, "marginal mismatch:  KL(q(z) ‖ p(z))", "C3"),
     ):
         values = np.asarray(values, dtype=float)
-        xerr = (
-            None
-            if err is None or not np.isfinite(np.asarray(err, dtype=float)).any()
-            else np.nan_to_num(np.asarray(err, dtype=float))
-        )
-        ax.barh(rows, values, xerr=xerr, color=colour, alpha=0.85, capsize=3)
+        ends = np.asarray(interval, dtype=float).reshape(-1, 2) if interval is not None else np.full((len(values), 2), np.nan)
+        ends = np.where(np.isfinite(ends), np.clip(ends, 0, None), values[:, None])  # no interval: none drawn
+        xerr = np.abs(np.stack([values - ends[:, 0], ends[:, 1] - values]))
+        ax.barh(rows, values, xerr=xerr if np.isfinite(xerr).any() else None, color=colour, alpha=0.85, capsize=3)
         for r, v in enumerate(values):
             if np.isfinite(v):
-                end = v + (xerr[r] if xerr is not None else 0.0)
-                ax.text(end, r, f"  {v:.3g}", va="center", fontsize=7)
-        ax.set_xlim(0, max(float(np.nanmax(values + (xerr if xerr is not None else 0))) * 1.3, 1e-4) if len(values) else 1)
+                ax.text(max(v, ends[r, 1]), r, f"  {v:.3g}", va="center", fontsize=7)
+        top = float(np.nanmax(np.maximum(values, ends[:, 1]))) if len(values) else 1.0
+        ax.set_xlim(0, max(top * 1.3, 1e-4))
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(f"nats ({unit_note})")
         ax.grid(alpha=0.3, axis="x")
     axes[0].set_yticks(rows, settings, fontsize=8)
     axes[0].invert_yaxis()
-    note = "; bars: 95% t-interval over seeds" if mi_err is not None else ""
-    fig.suptitle(f"ELBO surgery per setting: the KL term split into its two roles (each on its own scale{note})")
+    note = "; bars: 95% t-interval over seeds, cut at 0" if mi_interval is not None else ""
+    warning = few_seeds_note(seeds) if mi_interval is not None else None
+    title = f"ELBO surgery per setting: the KL term split into its two roles (each on its own scale{note})"
+    fig.suptitle(_wrap(title + (f"\n⚠ {warning}" if warning else ""), fig.get_figwidth()), fontsize=10)
     return fig
 
 
@@ -308,56 +316,202 @@ def plot_generated_strategies(latent_actions, latent_weights, true_actions, true
     return fig
 
 
+# -- images -----------------------------------------------------------------------------------
+
+# Given pixels (the condition x) are drawn in blue ink inside an orange outline, the model's pixels in black
+# ink, both on white; pixels a panel does not show are grey. Each image has a thin grey frame.
+DRAWN_INK, GIVEN_INK, HIDDEN, OUTLINE, FRAME = np.zeros(3), np.array([0.05, 0.33, 0.85]), 0.78, "#f28e00", "0.6"
+
+
+def _tiles(images, given, vmin, vmax):
+    """RGB tiles ``[..., H, W, 3]`` of ``images [..., C, H, W]``: one channel as ink (blue where ``given``
+    ``[H, W]`` is true), three as colour, others as their mean; NaN pixels light grey."""
+    values = np.clip((np.asarray(images, dtype=float) - vmin) / (vmax - vmin), 0, 1)
+    if values.shape[-3] == 3:
+        rgb = np.moveaxis(values, -3, -1)
+    else:
+        ink = np.where(given[..., None], GIVEN_INK, DRAWN_INK) if given is not None else DRAWN_INK
+        rgb = 1 - values.mean(axis=-3)[..., None] * (1 - ink)
+    return np.where(np.isnan(rgb), HIDDEN, rgb)
+
+
+def _mosaic(images, given, vmin, vmax):
+    """One RGB canvas of ``images [R, K, C, H, W]`` with gaps, and the given-pixel mask on the same canvas."""
+    R, K, _, H, W = images.shape
+    gap = max(1, H // 14)
+    canvas = np.ones((R * (H + gap) - gap, K * (W + gap) - gap, 3))
+    mask, frames = np.zeros(canvas.shape[:2], dtype=bool), []
+    tiles = _tiles(images, given, vmin, vmax)
+    for r in range(R):
+        for k in range(K):
+            if np.isnan(images[r, k]).all():
+                continue  # no image in this cell
+            top, left = r * (H + gap), k * (W + gap)
+            canvas[top : top + H, left : left + W] = tiles[r, k]
+            frames.append((left, top))
+            if given is not None:
+                mask[top : top + H, left : left + W] = given
+    return canvas, mask, frames, (H + gap, W + gap)
+
+
 def _outline(ax, mask):
-    """Draw the boundary of a pixel mask along the pixel edges."""
-    rows, cols = mask.shape
-    inside = lambda i, j: 0 <= i < rows and 0 <= j < cols and mask[i, j]  # noqa: E731
-    for i in range(rows):
-        for j in range(cols):
-            if not mask[i, j]:
-                continue
-            for di, dj, xs, ys in (
-                (0, 1, (j + 0.5, j + 0.5), (i - 0.5, i + 0.5)),
-                (0, -1, (j - 0.5, j - 0.5), (i - 0.5, i + 0.5)),
-                (1, 0, (j - 0.5, j + 0.5), (i + 0.5, i + 0.5)),
-                (-1, 0, (j - 0.5, j + 0.5), (i - 0.5, i - 0.5)),
-            ):
-                if not inside(i + di, j + dj):
-                    ax.plot(xs, ys, color="red", lw=1.0)
+    """The boundary of a pixel mask, drawn along the pixel edges (one line collection)."""
+    from matplotlib.collections import LineCollection
+
+    padded = np.pad(mask, 1)
+    rows, cols = np.nonzero(padded[1:, 1:-1] != padded[:-1, 1:-1])  # a horizontal edge above pixel (rows, cols)
+    horizontal = [((c - 0.5, r - 0.5), (c + 0.5, r - 0.5)) for r, c in zip(rows, cols)]
+    rows, cols = np.nonzero(padded[1:-1, 1:] != padded[1:-1, :-1])  # a vertical edge left of pixel (rows, cols)
+    vertical = [((c - 0.5, r - 0.5), (c - 0.5, r + 0.5)) for r, c in zip(rows, cols)]
+    ax.add_collection(LineCollection(horizontal + vertical, colors=OUTLINE, linewidths=1.1))
 
 
-def plot_generated_digits(images, conditions, truths, given, row_labels):
-    """Completions of a few test conditions (columns): the given part, the true digit, and the decoder's
-    pixel probabilities for each latent row; the given pixels are outlined in red.
+def _draw_grid(ax, images, given, vmin, vmax, row_labels=None, col_labels=None):
+    """``images [R, K, C, H, W]`` as one picture on ``ax``: rows and columns labelled, given pixels outlined."""
+    from matplotlib.collections import PolyCollection
 
-    :param images: ``[K, n, 8, 8]`` pixel probabilities.
-    :param conditions: ``[n, 8, 8]`` the inputs, with the hidden part zero.
-    :param truths: ``[n, 8, 8]`` the true images.
-    :param given: ``[8, 8]`` mask of the pixels given as the condition.
-    :param row_labels: ``K`` labels of the latent rows.
-    """
-    K, n = images.shape[:2]
-    rows = [("given x", conditions), ("true digit", truths)] + [(label, images[i]) for i, label in enumerate(row_labels)]
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.05 * n + 1.6, 1.05 * len(rows) + 0.9), squeeze=False, layout="constrained")
-    for r, (label, pictures) in enumerate(rows):
-        for j in range(n):
-            ax = axes[r, j]
-            ax.imshow(pictures[j], cmap="gray_r", vmin=0, vmax=1)
-            _outline(ax, given)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 1:
-                for spine in ax.spines.values():
-                    spine.set_color("C2")
-                    spine.set_linewidth(2)
-        axes[r, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
-    for j in range(n):
-        axes[0, j].set_title(f"test example {j}", fontsize=8)
-    fig.suptitle(
-        "Digit completions: the given quadrant (red outline), the true digit (green frame),\n"
-        "and the decoder's pixel probabilities (black = 1) for each latent row"
+    canvas, mask, frames, (step_h, step_w) = _mosaic(images, given, vmin, vmax)
+    ax.imshow(canvas, interpolation="nearest")
+    R, K, _, H, W = images.shape
+    boxes = [[(x - 0.5, y - 0.5), (x + W - 0.5, y - 0.5), (x + W - 0.5, y + H - 0.5), (x - 0.5, y + H - 0.5)] for x, y in frames]
+    ax.add_collection(PolyCollection(boxes, facecolors="none", edgecolors=FRAME, linewidths=0.6))
+    if mask.any():
+        _outline(ax, mask)
+    margin = 1.5  # pixels of white around the grid, so that no frame or outline touches the axes' edge
+    ax.set_xlim(-0.5 - margin, canvas.shape[1] - 0.5 + margin)
+    ax.set_ylim(canvas.shape[0] - 0.5 + margin, -0.5 - margin)
+    ax.set_yticks([r * step_h + (H - 1) / 2 for r in range(R)], row_labels or [""] * R, fontsize=8)
+    ax.set_xticks([k * step_w + (W - 1) / 2 for k in range(K)], col_labels or [""] * K, fontsize=8)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _legend(fig, given):
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=DRAWN_INK, label="the model's pixels (decoder mean)")]
+    if given is not None and given.any():
+        handles = [
+            Patch(color=GIVEN_INK, label="given pixels (the condition x)"),
+            Line2D([], [], color=OUTLINE, lw=1.5, label="the given region's outline"),
+        ] + handles
+    ncol = len(handles) if fig.get_figwidth() >= 2.3 * len(handles) else 1
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
+
+
+def _image_figure(panels, given, value_range, row_labels, col_labels, title):
+    """Panels ``[(panel title, images [R, K, C, H, W])]`` side by side (four to a row), each with the same
+    rows and columns."""
+    R, K, _, H, _ = panels[0][1].shape
+    cols = min(len(panels), 4)
+    rows = int(np.ceil(len(panels) / cols))
+    tile = 0.62 if H >= 16 else 0.5
+    label_width = 0.08 * max(len(label) for label in row_labels or [""]) + 0.3
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(max(5.5, cols * (K * tile + 0.2) + label_width + 0.4), rows * (R * tile + (0.5 if col_labels else 0.25)) + 1.2),
+        squeeze=False,
+        layout="constrained",
     )
+    given2d = None if given is None else np.asarray(given).any(0)
+    for i, (ax, (panel_title, images)) in enumerate(zip(axes.flat, panels)):
+        # Panels side by side share their rows: the labels stand left of the first panel of each row.
+        _draw_grid(ax, images, given2d, *value_range, row_labels if i % cols == 0 else None, col_labels)
+        if panel_title:
+            ax.set_title(panel_title, fontsize=9)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    _legend(fig, given2d)
+    fig.suptitle(_wrap(title, fig.get_figwidth()), fontsize=10)
     return fig
+
+
+def _wrap(text, width_inches, fontsize=10):
+    """``text`` broken into lines that fit ``width_inches`` at ``fontsize`` (its own line breaks kept)."""
+    import textwrap
+
+    width = max(30, int(width_inches * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
+
+
+def _stack(*rows):
+    """Rows of ``[K, C, H, W]`` images as one ``[R, K, C, H, W]`` array."""
+    return np.stack([np.asarray(r, dtype=float) for r in rows])
+
+
+def plot_reconstructions(true, reconstructions, given=None, col_labels=None, value_range=(0.0, 1.0), split="test"):
+    """The data and their reconstructions: ``y`` from the decoder at ``z ~ q(z|x,y)``.
+
+    :param true: ``[n, C, H, W]`` the examples (columns).
+    :param reconstructions: ``[S, n, C, H, W]`` the decoder's means at ``S`` draws of ``z`` each.
+    :param given: ``[C, H, W]`` booleans, the pixels given as ``x`` (shown as they are), or ``None``.
+    """
+    rows = ["data"] + [f"reconstruction {s + 1}\nz ~ q(z|x,y)" for s in range(len(reconstructions))]
+    return _image_figure(
+        [("", _stack(true, *reconstructions))],
+        given,
+        value_range,
+        rows,
+        col_labels,
+        f"Reconstructions of {split}-split examples: the decoder's mean at z drawn from the encoder q(z|x,y), which has seen y",
+    )
+
+
+def plot_completions(true, completions, given, col_labels=None, value_range=(0.0, 1.0), split="test"):
+    """Conditional completions (the figure of Pyro's CVAE tutorial): the given pixels ``x``, the true
+    image, and ``y`` from the decoder at several ``z ~ p(z|x)`` (the model has not seen ``y``).
+
+    :param true: ``[n, C, H, W]``; :param completions: ``[S, n, C, H, W]`` decoder means;
+    :param given: ``[C, H, W]`` booleans, the pixels of ``x``.
+    """
+    true = np.asarray(true, dtype=float)
+    shown = np.where(np.asarray(given, dtype=bool), true, np.nan)  # the hidden pixels grey
+    rows = ["given x", "true image"] + [f"completion {s + 1}\nz ~ p(z|x)" for s in range(len(completions))]
+    return _image_figure(
+        [("", _stack(shown, true, *completions))],
+        given,
+        value_range,
+        rows,
+        col_labels,
+        f"Completions of {split}-split examples: from the given pixels x alone, z drawn from the prior p(z|x) and "
+        "the decoder's mean of y\n(grey in the first row: what the model does not see)",
+    )
+
+
+def plot_image_samples(samples, given=None, value_range=(0.0, 1.0), title="Samples"):
+    """A grid of generated images ``[R, K, C, H, W]`` (e.g. the decoder's mean at ``z ~ p(z|x)``)."""
+    return _image_figure([("", np.asarray(samples, dtype=float))], given, value_range, None, None, title)
+
+
+def plot_latent_traversals(images, offsets, row_labels, given=None, value_range=(0.0, 1.0), title="Latent traversals"):
+    """A Gaussian latent, one dimension at a time: row ``d`` varies ``z[d]`` over ``offsets`` (in prior
+    standard deviations around the prior mean) with every other dimension at the prior mean.
+
+    :param images: ``[D, V, C, H, W]`` decoder means; :param offsets: ``[V]``.
+    """
+    columns = [f"{o:+.1f}σ" if o else "mean" for o in offsets]
+    return _image_figure([("", np.asarray(images, dtype=float))], given, value_range, row_labels, columns, title)
+
+
+def plot_latent_values(images, weights, values=None, given=None, col_labels=None, value_range=(0.0, 1.0), title=None):
+    """A discrete latent: the decoder's mean for each latent value (rows), for a few conditions (columns).
+
+    :param images: ``[K, n, C, H, W]``; :param weights: ``[K]`` the aggregate prior's probability of each value;
+    :param values: ``[K]`` the latent values shown (default ``0..K-1``).
+    """
+    values = range(len(images)) if values is None else values
+    rows = [f"z = {k}  (p = {w:.2f})" for k, w in zip(values, weights)]
+    title = title or "The decoder's mean for each latent value z (p: its probability under the aggregate prior)"
+    return _image_figure([("", np.asarray(images, dtype=float))], given, value_range, rows, col_labels, title)
+
+
+def plot_setting_images(panels, given=None, row_labels=None, col_labels=None, value_range=(0.0, 1.0), title=""):
+    """One image grid per setting of a sweep, side by side: ``panels [(setting, images [R, K, C, H, W])]``."""
+    return _image_figure(panels, given, value_range, row_labels, col_labels, title)
 
 
 def _interval_bars(ax, x, draws, label, colour, offset):
@@ -454,72 +608,143 @@ def plot_ppc(observed, predictive, reconstruction, likelihood, num_classes=0, sp
 # -- sweeps -----------------------------------------------------------------------------------
 
 
-def plot_sweep_heatmap(table, metric, axes_keys, panel_key, better=None, labels=None, description=None):
-    """One heatmap panel of ``metric`` (mean over seeds) per value of ``panel_key``, on one colour scale
-    whose bright end is the good end (``better``); cells show the mean and, over several seeds, the
-    95% t-interval's half-width.
+def _tick(value):
+    """A setting's value as the results tables spell it."""
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _sorted_values(values):
+    """Distinct values in order: numbers by size, then the rest by their spelling."""
+    distinct = {_value_key(v): v for v in values}.values()
+    return sorted(
+        distinct,
+        key=lambda v: (not isinstance(v, (int, float)) or isinstance(v, bool), v if isinstance(v, (int, float)) else 0, _tick(v)),
+    )
+
+
+def _value_key(value):
+    """A hashable stand-in for a setting's value (numbers of equal size are one key)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+
+
+def mean_interval(values, bounds=None, level=0.95):
+    """``(mean, low, high)``: the mean of ``values`` and its Student-t interval, cut to ``bounds`` (the
+    values the quantity can take: an interval intersected with them keeps its coverage); NaN ends for
+    fewer than two values."""
+    mean, half = t_interval(values, level)
+    low, high = bounds or (-np.inf, np.inf)
+    return mean, float(np.clip(mean - half, low, high)), float(np.clip(mean + half, low, high))
+
+
+def few_seeds_note(seeds):
+    """What a reader must know of intervals over ``seeds`` seeds when they are few (``None`` otherwise)."""
+    if seeds >= FEW_SEEDS or seeds < 2:
+        return None
+    t = stats.t.ppf(0.975, seeds - 1)
+    return (
+        f"only {seeds} seeds a setting: a 95% t-interval of the mean is ±{t:.1f} standard errors "
+        f"(t with {seeds - 1} degree{'s' if seeds > 2 else ''} of freedom), so intervals are wide"
+    )
+
+
+def _colour_scale(values):
+    """A colour normalisation for ``values`` and the words that name it: logarithmic where positive values
+    span more than a factor of 20 (one large cell would wash out the rest on a linear scale), clipped at
+    the outliers where a cell lies more than 3 interquartile ranges out, else linear."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if high - low < 1e-12:
+        return Normalize(low - 0.01 * abs(low or 1), high + 0.01 * abs(high or 1)), "", "neither"
+    if low > 0 and high / low > 20:
+        return LogNorm(low, high), "log scale", "neither"
+    q1, q3 = np.percentile(values, [25, 75])
+    inner = values[(values >= q1 - 3 * (q3 - q1)) & (values <= q3 + 3 * (q3 - q1))]
+    if len(values) >= 4 and q3 > q1 and len(inner) < len(values):
+        vmin, vmax = float(inner.min()), float(inner.max())
+        extend = {(True, True): "both", (True, False): "min", (False, True): "max"}[(low < vmin, high > vmax)]
+        return Normalize(vmin, vmax), "colours clipped at the outlying cells", extend
+    return Normalize(low, high), "", "neither"
+
+
+def plot_sweep_heatmap(table, metric, axes_keys, panel_key=None, better=None, labels=None, description=None, bounds=None):
+    """One heatmap panel of ``metric`` (mean over seeds) per value of ``panel_key`` (a number, titled
+    ``label = value``, or a string, the title itself; ``None``: one panel), over any two keys
+    ``axes_keys`` (numbers or names), on one colour scale whose bright end is the good end (``better``):
+    logarithmic, or clipped at outlying cells, where one cell would wash out the rest (the colour bar
+    says which). Cells show the mean and, over at least :data:`FEW_SEEDS` seeds, its 95% t-interval
+    (cut to ``bounds``); over fewer, the mean alone, and the title says why.
 
     :param table: per-setting dicts with the axes keys, ``<metric>_mean``, ``<metric>_std``, ``<metric>_n``.
     :param labels: ``{key: axis label}``.
     """
     labels = labels or {}
     y_key, x_key = axes_keys
-
-    def panel_of(e):
-        return e.get(panel_key, 0.0) or 0.0
-
-    panels = sorted({panel_of(e) for e in table})
-    xs = sorted({float(e[x_key]) for e in table})
-    ys = sorted({float(e[y_key]) for e in table})
-    grids, halves = [], []
+    rows = [e for e in table if e.get(f"{metric}_mean") is not None]
+    panels = _sorted_values(e.get(panel_key) for e in table) if panel_key else [None]
+    xs, ys = _sorted_values(e.get(x_key) for e in table), _sorted_values(e.get(y_key) for e in table)
+    x_index, y_index = {_value_key(v): i for i, v in enumerate(xs)}, {_value_key(v): i for i, v in enumerate(ys)}
+    grids, cells, seeds = [], [], set()
     for panel in panels:
-        grid, half = np.full((len(ys), len(xs)), np.nan), np.full((len(ys), len(xs)), np.nan)
-        for e in table:
-            if panel_of(e) == panel and e.get(f"{metric}_mean") is not None:
-                i, j = ys.index(float(e[y_key])), xs.index(float(e[x_key]))
-                grid[i, j] = e[f"{metric}_mean"]
-                n, sd = e.get(f"{metric}_n") or 0, e.get(f"{metric}_std")
-                if n > 1 and sd is not None:
-                    half[i, j] = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)
+        grid, text = np.full((len(ys), len(xs)), np.nan), {}
+        for e in rows:
+            if panel_key and _value_key(e.get(panel_key)) != _value_key(panel):
+                continue
+            i, j = y_index[_value_key(e.get(y_key))], x_index[_value_key(e.get(x_key))]
+            mean, sd, n = e[f"{metric}_mean"], e.get(f"{metric}_std"), int(e.get(f"{metric}_n") or 0)
+            grid[i, j] = mean
+            seeds.add(n)
+            text[i, j] = f"{mean:.3g}" + _cell_interval(mean, sd, n, bounds)
         grids.append(grid)
-        halves.append(half)
-    values = np.concatenate([g[np.isfinite(g)] for g in grids]) if grids else np.array([])
-    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
-    if high - low < 1e-12:
-        low, high = low - 0.5 * abs(low or 1) * 0.01, high + 0.5 * abs(high or 1) * 0.01
-    fig, axes = plt.subplots(
-        1,
-        len(panels),
-        figsize=(2.2 + 1.25 * len(xs) * len(panels) + 1.8, max(3.8, 2.2 + 0.8 * len(ys))),
-        squeeze=False,
-        layout="constrained",
-    )
+        cells.append(text)
+    values = np.concatenate([g[np.isfinite(g)] for g in grids])
+    norm, scale, extend = _colour_scale(values)
+    width = 2.2 + 1.3 * len(xs) * len(panels) + 1.8
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, max(3.8, 2.4 + 0.8 * len(ys))), squeeze=False, layout="constrained")
     cmap = better_cmap(better)
     image = None
-    for ax, panel, grid, half in zip(axes[0], panels, grids, halves):
-        image = ax.imshow(grid, cmap=cmap, aspect="auto", origin="lower", vmin=low, vmax=high)
-        for (i, j), v in np.ndenumerate(grid):
-            if np.isfinite(v):
-                shade = (v - low) / (high - low)
-                bright = (1 - shade if better == "lower" else shade) > 0.6
-                text = f"{v:.3g}" + (f"\n± {half[i, j]:.2g}" if np.isfinite(half[i, j]) else "")
-                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="k" if bright else "w")
-        ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
-        ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
+    for ax, panel, grid, text in zip(axes[0], panels, grids, cells):
+        image = ax.imshow(grid, cmap=cmap, aspect="auto", origin="lower", norm=norm)
+        for (i, j), label in text.items():
+            shade = float(np.clip(norm(grid[i, j]), 0, 1))
+            bright = (1 - shade if better == "lower" else shade) > 0.6
+            ax.text(j, i, label, ha="center", va="center", fontsize=8, color="k" if bright else "w")
+        ax.set_xticks(range(len(xs)), [_tick(x) for x in xs])
+        ax.set_yticks(range(len(ys)), [_tick(y) for y in ys])
         ax.set_xlabel(labels.get(x_key, x_key))
         ax.set_ylabel(labels.get(y_key, y_key))
-        if len(panels) > 1 or panel_key in labels:
-            ax.set_title(f"{labels.get(panel_key, panel_key)} = {panel:g}", fontsize=10)
+        if panel_key:
+            title = panel if isinstance(panel, str) else f"{labels.get(panel_key, panel_key)} = {_tick(panel)}"
+            ax.set_title(_wrap(title, width / len(panels), 9), fontsize=9)
     direction = {"higher": "higher is better", "lower": "lower is better"}.get(better)
+    words = [w for w in (f"{direction}: bright, at the top" if better else "", scale) if w]
     bar = fig.colorbar(
-        image, ax=axes[0].tolist(), shrink=0.85, label=f"{metric}\n({direction}: bright, at the top)" if better else metric
+        image, ax=axes[0].tolist(), shrink=0.85, extend=extend, label=metric + (f"\n({'; '.join(words)})" if words else "")
     )
     if better == "lower":
         bar.ax.invert_yaxis()  # the good end at the top, as in every other map
-    intervals = "; ± : 95% t-interval over seeds" if any(np.isfinite(h).any() for h in halves) else ""
+    least = min(seeds) if seeds else 0
+    if least >= FEW_SEEDS:
+        spread = "; in brackets or ±: the 95% t-interval over seeds" + (", cut to the quantity's range" if bounds else "")
+    else:
+        spread = f"; no interval in the cells: {few_seeds_note(least)}" if few_seeds_note(least) else ""
     what = f": {description}" if description else ""
-    fig.suptitle(f"{metric}{what}\nmean over seeds{intervals}; blank: not run", fontsize=10)
+    fig.suptitle(_wrap(f"{metric}{what}\nmean over seeds{spread}; blank: not run", width, 10), fontsize=10)
     return fig
+
+
+def _cell_interval(mean, sd, n, bounds):
+    """A heatmap cell's interval: ``± half`` where the t-interval lies inside ``bounds``, ``[low, high]`` where
+    it is cut; nothing over fewer than :data:`FEW_SEEDS` seeds."""
+    if n < FEW_SEEDS or sd is None or not np.isfinite(sd):
+        return ""
+    half = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)
+    low, high = bounds or (-np.inf, np.inf)
+    if mean - half >= low and mean + half <= high:
+        return f"\n± {half:.2g}"
+    return f"\n[{max(mean - half, low):.2g}, {min(mean + half, high):.2g}]"
 
 
 def plot_probe_panels(panels, chance=None, ceiling=None, panel_title="", num_examples=None):
@@ -544,9 +769,8 @@ def plot_probe_panels(panels, chance=None, ceiling=None, panel_title="", num_exa
             if len(runs) > 1:
                 multi = True
                 n = np.sum(np.isfinite(runs), 0)
-                sd = np.nanstd(runs, 0, ddof=1)
-                half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1))
-                ax.fill_between(steps, mean - half, mean + half, color=f"C{i}", alpha=0.15)
+                se = np.nanstd(runs, 0, ddof=1) / np.sqrt(np.maximum(n, 1))
+                ax.fill_between(steps, np.clip(mean - se, 0, 1), np.clip(mean + se, 0, 1), color=f"C{i}", alpha=0.15)
         if ceiling is not None:
             ax.axhline(ceiling, color="k", ls="--", lw=1, label=f"Bayes ceiling ({ceiling:.3f})")
         if chance is not None:
@@ -564,7 +788,7 @@ def plot_probe_panels(panels, chance=None, ceiling=None, panel_title="", num_exa
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol, frameon=False)
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
-    band = "; band: 95% t-interval over seeds" if multi else ""
+    band = "; band: ± one standard error of the mean over seeds" if multi else ""
     noise = "; grey band: chance ± 2 binomial s.e." if chance is not None and num_examples else ""
     fig.suptitle(
         f"Probe accuracy on sampled z over training, per setting{(' — ' + panel_title) if panel_title else ''}\n(line: "
@@ -574,6 +798,18 @@ def plot_probe_panels(panels, chance=None, ceiling=None, panel_title="", num_exa
     return fig
 
 
+# The values each quantity can take: intervals of its mean are cut to them (an interval intersected with
+# the values a quantity can take keeps its coverage).
+RANGES = {
+    "probe_accuracy": (0.0, 1.0),
+    "bayes_accuracy": (0.0, 1.0),
+    "nmi": (0.0, 1.0),
+    "coverage_tv": (0.0, 1.0),
+    "mi": (0.0, np.inf),
+    "marginal_kl": (0.0, np.inf),
+}
+# Fewer seeds than this give t-intervals too wide to print in a cell (t = 12.7 with two).
+FEW_SEEDS = 3
 UNITS = {
     "mi": "nats",
     "marginal_kl": "nats",
@@ -585,7 +821,8 @@ UNITS = {
 
 def plot_sweep_forest(names, metrics, per_seed, better=None, reference=None, seeds=1):
     """A forest plot across seeds: per setting (rows) and metric (panels), each seed's value and the
-    mean with its 95% t-interval.
+    mean with its 95% t-interval, cut to the values the metric can take (:data:`RANGES`); over few seeds
+    the title says how wide that makes them.
 
     :param per_seed: ``{metric: [[values of the seeds] per setting]}``.
     :param reference: ``{metric: [(value, label, style)]}`` reference lines (chance, ceiling), named in
@@ -610,10 +847,18 @@ def plot_sweep_forest(names, metrics, per_seed, better=None, reference=None, see
             if not values:
                 continue
             ax.scatter(values, [r] * len(values), s=12, color="0.55", zorder=2, label="one seed")
-            mean, half = t_interval(values)
-            if np.isfinite(half):
+            mean, low, high = mean_interval(values, RANGES.get(metric))
+            if np.isfinite(low):
                 ax.errorbar(
-                    mean, r, xerr=half, fmt="o", color="C0", ms=6, capsize=3, zorder=3, label="mean with its 95% t-interval"
+                    mean,
+                    r,
+                    xerr=[[mean - low], [high - mean]],
+                    fmt="o",
+                    color="C0",
+                    ms=6,
+                    capsize=3,
+                    zorder=3,
+                    label="mean with its 95% t-interval (cut to the metric's range)",
                 )
             else:
                 ax.plot(mean, r, "o", color="C0", ms=6, zorder=3, label="mean")
@@ -635,9 +880,10 @@ def plot_sweep_forest(names, metrics, per_seed, better=None, reference=None, see
     handles, labels = axes[0, 0].get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(
+    note = few_seeds_note(seeds)
+    title = (
         f"Test-split results across seeds ({seeds} seed{'s' if seeds != 1 else ''} a setting): each seed and the mean "
-        "with its 95% t-interval",
-        fontsize=10,
+        "with its 95% t-interval" + (f"\n⚠ {note}: read the seeds themselves" if note else "")
     )
+    fig.suptitle(_wrap(title, fig.get_figwidth()), fontsize=10)
     return fig

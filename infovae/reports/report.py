@@ -17,6 +17,7 @@ from infovae.diagnostics.quantities import QUANTITIES
 from infovae.errors import RunDirError
 from infovae.reports import plots, verdicts
 from infovae.reports.arviz import DEFAULT_DRAWS, DEFAULT_EXAMPLES, run_datatree, write_datatree
+from infovae.reports.images import image_figures, missing_image_figures
 from infovae.reports.sweep_report import COVERAGE_THRESHOLD, sweep_figures, write_sweep_report
 from infovae.sweeps.sweep import SWEEP
 from infovae.training.runs import CONFIG, open_run
@@ -43,6 +44,17 @@ RUN_CAPTIONS = {
     "fraction and the count in every non-empty cell (a Gaussian latent's codes are k-means clusters of the "
     "posterior means).",
     "generated": "What the decoder makes of each latent value (or of draws from the prior), beside the data's own.",
+    "reconstructions": "Test examples (top row) and the decoder's mean of y at draws of z from the encoder q(z|x,y), "
+    "which has seen y: what z keeps of the image. Given pixels (the condition x) are blue inside an orange outline.",
+    "completions": "The figure of Pyro's CVAE tutorial: from the given pixels x alone (first row; grey: hidden), "
+    "z drawn from the prior p(z|x) and the decoder's mean of the rest; the true image in the second row. "
+    "Different draws should give different plausible completions where x leaves the image open.",
+    "samples": "Images from the model: the decoder's mean at one draw of z from the prior, each for a different "
+    "test example's x (or from p(z) for an unconditional model).",
+    "traversals": "What each latent dimension does: one dimension varied from −2.5 to +2.5 prior standard "
+    "deviations with the others at the prior mean; rows whose images do not change are dimensions the decoder ignores.",
+    "latent_values": "What each latent value does: the decoder's mean at every value of the discrete latent "
+    "(rows), for the same conditions (columns).",
     "ppc": "Predictive checks on the test split: the true predictive (z ~ p(z|x), y ~ p(y|x,z)) and the "
     "reconstruction (z ~ q(z|x,y), which has seen y) against the observed y: pooled over factors (left, "
     "94% intervals over draws) and per factor (right, the diagonal is a perfect match).",
@@ -59,45 +71,23 @@ def _evaluated(run, split):
 
 
 def _generated_panels(run, test, p, rng):
-    """The decoder's outputs per latent value, beside the data's own where the data has them."""
-    backend, arch, info = run.backend, run.backend.arch, test.info
-    kind = run.config.data.kind
-    if kind not in ("strategies", "digits"):
+    """What the decoder makes of each latent value (or of draws from the prior) beside the true strategies'
+    (``strategies`` only: image data get the image figures)."""
+    backend, arch = run.backend, run.backend.arch
+    if run.config.data.kind != "strategies":
         return None
     draws = 6
     if arch.latent == "discrete":
         z = np.arange(arch.latent_size)[:, None]
-        weights = p.probs.mean(0)
     else:
         # Draws from each example's own conditional prior p(z|x) stand for the continuum.
         z = p.loc + p.scale * rng.standard_normal((draws,) + p.loc.shape)  # [R, n, d]
-        weights = None
-        row_label = "draw from p(z|x)"
-    if kind == "strategies":
-        mean = backend.decoder_mean(test.x, z)  # [K, n, T, A]
-        latent_actions = mean.mean(axis=(1, 2))
-        true = run.splits.generator.label_factor_distributions(test.x).mean(1)
-        if arch.latent == "discrete":
-            return plots.plot_generated_strategies(latent_actions, weights, true, run.splits.generator.label_mix, "latent value")
-        return plots.plot_generated_strategies(latent_actions, None, true, run.splits.generator.label_mix, "draw of z ~ p(z|x)")
-    from infovae.data.digits import to_images
-
-    chosen = test.subset(slice(0, 8))
-    if arch.latent != "discrete":
-        z = z[:, : len(chosen)]
-    probs = backend.decoder_mean(chosen.x, z)  # [K, 8, |y|]
-    given = to_images(np.ones(chosen.x.shape[1]), np.zeros(chosen.y.shape[1]), info) > 0.5
+    latent_actions = backend.decoder_mean(test.x, z).mean(axis=(1, 2))  # [K, n, T, A] -> [K, A]
+    generator = run.splits.generator
+    true = generator.label_factor_distributions(test.x).mean(1)
     if arch.latent == "discrete":
-        rows = [f"z={k}\n(p={w:.2f})" for k, w in enumerate(weights)]
-    else:
-        rows = [f"{row_label}\n#{r + 1}" for r in range(len(z))]
-    return plots.plot_generated_digits(
-        to_images(chosen.x, probs, info),
-        to_images(chosen.x, np.zeros_like(chosen.y), info),
-        to_images(chosen.x, chosen.y, info),
-        given,
-        rows,
-    )
+        return plots.plot_generated_strategies(latent_actions, p.probs.mean(0), true, generator.label_mix, "latent value")
+    return plots.plot_generated_strategies(latent_actions, None, true, generator.label_mix, "draw of z ~ p(z|x)")
 
 
 def _ppc_figure(run, tree):
@@ -140,6 +130,7 @@ def run_figures(run, seed=0, tree=None):
     generated = _generated_panels(run, test, p, np.random.default_rng(seed))
     if generated is not None:
         figures["generated"] = generated
+    figures.update(image_figures(run, test, seed))
     if tree is None:
         tree = run_datatree(run, num_draws=FIGURE_DRAWS, max_examples=FIGURE_TREE_EXAMPLES, seed=seed)
     figures["ppc"] = _ppc_figure(run, tree)
@@ -207,6 +198,18 @@ def _run_header(run_dir, run):
     )
 
 
+def _images_paragraph(run):
+    """What the image figures show (the layout of the images) and which are not drawn, and why."""
+    test = run.splits.test
+    layout = test.info.get("image")
+    missing = missing_image_figures(test, run.config.model.latent, run.config.data.kind)
+    layout_line = f"The data are {layout.describe()}." if layout is not None else ""
+    if layout is not None and test.info.get("quadrants"):
+        layout_line += f" Given quadrants: {', '.join(test.info['quadrants'])}."
+    left_out = "\n".join(f"- No {name if ' ' in name else f'`{name}` figure'}: {why}." for name, why in missing.items())
+    return "\n\n".join(part for part in (layout_line, left_out) if part)
+
+
 def _bullets(sentences):
     return "\n".join(f"- {s}" for s in sentences if s)
 
@@ -268,13 +271,16 @@ def write_run_report(run_dir, seed=0, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAM
         _kl_sentence(s),
     ]
     coverage = _coverage_sentence(run)
+    images = _images_paragraph(run)
     body = "\n\n".join(
         f"### {name.replace('_', ' ')} (`{REPORT_DIR}/{name}.png`)\n{RUN_CAPTIONS[name]}\n\n![{name}]({REPORT_DIR}/{name}.png)"
         for name in figures
     )
     n_tree, s_tree = tree.attrs["examples"], tree.attrs["draws"]
     summarised = (
-        "the posterior probability of each latent value" if latent == "discrete" else "the posterior of each latent dimension"
+        "the aggregate posterior probability of each latent value"
+        if latent == "discrete"
+        else "the aggregate posterior of each latent dimension"
     )
     text = f"""{_run_header(run_dir, run)}
 
@@ -294,28 +300,32 @@ def write_run_report(run_dir, seed=0, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAM
 
 ## Figures
 
+{images}
+
 {body}
 
 ## ArviZ data
 
 `{REPORT_DIR}/inference.nc` (an `xarray.DataTree`; `infovae.reports.arviz.read_datatree(path)` or
 `xarray.open_datatree(path, engine="h5netcdf")`) holds, for the first {n_tree} test examples and {s_tree} draws
-each: `posterior` (z ~ q(z|x,y)), `prior` (z ~ p(z|x)), `posterior_predictive` (y from z ~ p(z|x): a true
-predictive), `reconstruction` (y from z ~ q(z|x,y): a reconstruction check, not a predictive one),
-`observed_data`, `constant_data` (x, labels), `log_likelihood` (the held-out log p(y_i|x_i),
-{"exact" if latent == "discrete" else "importance-weighted"}) and `latent_parameters`. The `example`
-coordinate holds the rows of the full data set (`splits.npz`). Compare runs on held-out predictive density
-with `infovae.reports.arviz.compare_heldout({{"a": tree_a, "b": tree_b}})` (`az.compare` on the pointwise
-held-out values; PSIS-LOO does not apply to an amortised model); what else applies is in
-`infovae.reports.arviz`'s documentation. For example:
+each: `posterior` (draws of the aggregate posterior q(z): z ~ q(z|x_i,y_i) for every example, interleaved along
+`draw`, the coordinate `example` naming each draw's example), `prior` (the same from p(z|x_i)),
+`posterior_predictive` (y from z ~ p(z|x): a true predictive), `reconstruction` (y from z ~ q(z|x,y): a
+reconstruction check, not a predictive one), `observed_data`, `constant_data` (x, labels),
+`heldout_log_likelihood` (the held-out log p(y_i|x_i), {"exact" if latent == "discrete" else "importance-weighted"})
+and `latent_parameters` (each example's exact q(z|x,y) and p(z|x)). The `example` coordinate holds the rows of
+the full data set (`splits.npz`). Compare runs on held-out predictive density with
+`infovae.reports.arviz.compare_heldout({{"a": tree_a, "b": tree_b}})` (`az.compare` on the pointwise held-out
+values); PSIS-LOO does not apply to an amortised model, so `az.loo(tree)` fails (the tree has no
+`log_likelihood` group); what else applies is in `infovae.reports.arviz`'s documentation. For example:
 
 ```python
 import arviz as az
 from infovae.reports.arviz import compare_heldout, pooled_predictive, read_datatree
 
 tree = read_datatree("{Path(run_dir) / REPORT_DIR / "inference.nc"}")
-az.summary(tree, kind="stats")   # per example: {summarised}
-az.plot_dist(tree)                # the aggregate posterior q(z), pooled over the examples
+az.summary(tree, kind="stats")   # {summarised}
+az.plot_dist(tree)                # the aggregate posterior q(z)
 {_ppc_call(c.likelihood)}
 compare_heldout({{"this run": tree, "other run": read_datatree("OTHER_RUN/report/inference.nc")}})
 ```

@@ -7,17 +7,18 @@ seeds, figures show 95% Student-t intervals of the mean over seeds.
 """
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from infovae.diagnostics.intervals import t_interval
 from infovae.diagnostics.quantities import QUANTITIES
-from infovae.reports import plots
+from infovae.reports import images, plots
 from infovae.reports.verdicts import COLLAPSE_MI, DECAY_THRESHOLD, binomial_se, probe_vs_chance
 from infovae.sweeps.sweep import open_sweep
 from infovae.sweeps.trial import read_outcome
 from infovae.training.run_folder import RunFolder
+from infovae.training.runs import open_run
 
 __all__ = ["SWEEP_CAPTIONS", "sweep_figures", "write_sweep_report"]
 
@@ -26,6 +27,7 @@ REPORT_DIR, REPORT = "report", "report.md"
 # (the run report's verdict too).
 COVERAGE_THRESHOLD = 0.1
 MAX_LINES = 6
+MAX_IMAGE_SETTINGS = MAX_HEATMAP_PANELS = 8
 HEATMAP_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "nll")
 FOREST_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "nll")
 SYMBOLS = {"objective.beta": "β", "objective.marginal_weight": "γ", "objective.jsd_weight": "δ"}
@@ -35,13 +37,18 @@ AXIS_LABELS = {
     "objective.jsd_weight": "δ (weight of the inter-latent JSD)",
 }
 SWEEP_CAPTIONS = {
-    "heatmap": "Mean over seeds (test split) per (β, γ), one panel per δ; the colour's bright end is the good end.",
+    "heatmap": "Mean over seeds (test split) over two swept keys ((β, γ) where both are swept), one panel per value of "
+    "the other swept keys; the colour's bright end is the good end, and the colour bar says where its scale is "
+    "logarithmic or clipped.",
+    "images": "What each setting's model makes of the same test examples (its first seed): completions of the given "
+    "pixels from z ~ p(z|x) below the true image, or samples from the prior for an unconditional model.",
     "kl_split": (
         "The test split's KL to the aggregate prior, split into information and marginal mismatch per setting, "
         "each on its own scale."
     ),
     "probe_curves": "The validation probe over training, per setting (small multiples), against chance and the Bayes ceiling.",
-    "forest": "Test-split results across seeds: every seed and the mean with its 95% t-interval, per setting.",
+    "forest": "Test-split results across seeds: every seed and the mean with its 95% t-interval (cut to the metric's "
+    "range), per setting.",
 }
 
 
@@ -109,8 +116,6 @@ class _Sweep:
             if row.get("status") != "ok":
                 continue
             try:
-                from infovae.training.runs import open_run
-
                 run = open_run(self.sweep.run_dir(row["trial"]))
                 splits = run.splits
             except Exception:  # a damaged trial: no chance line, not a failed report
@@ -204,44 +209,119 @@ def _kl_figure(s):
     if not ok:
         return None
     names = [s.name(e) for e in ok]
-    mi, mk, mi_err, mk_err = [], [], [], []
-    for e, name in zip(ok, names):
-        m, h = t_interval(_per_seed(s, "mi").get(name, []))
-        k, hk = t_interval(_per_seed(s, "marginal_kl").get(name, []))
-        mi.append(m)
-        mk.append(k)
-        mi_err.append(h)
-        mk_err.append(hk)
+    parts = {}
+    for metric in ("mi", "marginal_kl"):
+        intervals = [plots.mean_interval(_per_seed(s, metric).get(name, []), plots.RANGES[metric]) for name in names]
+        parts[metric] = ([m for m, _, _ in intervals], [(low, high) for _, low, high in intervals])
     several = len(s.seeds) > 1
-    return plots.plot_kl_split(names, mi, mk, mi_err if several else None, mk_err if several else None)
+    return plots.plot_kl_split(
+        names,
+        parts["mi"][0],
+        parts["marginal_kl"][0],
+        parts["mi"][1] if several else None,
+        parts["marginal_kl"][1] if several else None,
+        seeds=len(s.seeds),
+    )
+
+
+def _heatmap_axes(s):
+    """``(y key, x key)`` of the heatmaps and the other swept keys (which make the panels): (β, γ) where
+    both are swept, else the first two swept keys (the objective's weights first); ``None`` with fewer
+    than two swept keys."""
+    order = list(SYMBOLS)
+    keys = sorted(s.varying, key=lambda k: (order.index(k) if k in order else len(order), s.varying.index(k)))
+    if len(keys) < 2:
+        return None
+    axes = (
+        ("objective.beta", "objective.marginal_weight")
+        if {"objective.beta", "objective.marginal_weight"} <= set(keys)
+        else tuple(keys[:2])
+    )
+    return axes, [k for k in keys if k not in axes]
+
+
+def _heatmaps(s):
+    """One heatmap per key metric over two swept keys, panels over the values of the others."""
+    layout = _heatmap_axes(s)
+    if layout is None:
+        return {}
+    axes_keys, others = layout
+    table = [e for e in s.table if all(e.get(k) is not None for k in axes_keys)]
+    if all(isinstance(e.get(k), (int, float)) for e in table for k in others) and len(others) == 1:
+        panel_key = others[0]  # one numeric key: panels titled "label = value"
+    elif others:
+        panel_key = "panel"  # several keys, or names: panels titled by the setting of those keys
+        table = [{**e, panel_key: _setting_name({k: e.get(k) for k in others})} for e in table]
+    else:
+        panel_key = None
+    shown = ""
+    if panel_key:
+        counts = Counter(json.dumps(e.get(panel_key), default=str) for e in table)
+        if len(counts) > MAX_HEATMAP_PANELS:
+            kept = {value for value, _ in counts.most_common(MAX_HEATMAP_PANELS)}
+            table = [e for e in table if json.dumps(e.get(panel_key), default=str) in kept]
+            shown = f"; {MAX_HEATMAP_PANELS} of {len(counts)} panels, those with the most settings"
+    figures = {}
+    for metric in HEATMAP_METRICS:
+        if any(e.get(f"{metric}_mean") is not None for e in table):
+            q = QUANTITIES[metric]
+            figures[f"heatmap_{metric}"] = plots.plot_sweep_heatmap(
+                table,
+                metric,
+                axes_keys,
+                panel_key,
+                q.better,
+                AXIS_LABELS,
+                q.description + " (test split)" + shown,
+                plots.RANGES.get(metric),
+            )
+    return figures
+
+
+def _images_figure(s):
+    """One image grid per setting (its first finished seed), side by side, where the data are images."""
+    first = {}
+    for r in sorted(s.rows, key=lambda r: r.get("seed", 0)):
+        if r.get("status") == "ok":
+            first.setdefault(s.name(r), r)
+    panels, layout = [], None
+    for name in [s.name(e) for e in s.table][:MAX_IMAGE_SETTINGS]:
+        if name not in first:
+            continue
+        run = open_run(s.sweep.run_dir(first[name]["trial"]))
+        test = run.splits.test
+        layout = test.info.get("image")
+        if layout is None:
+            return None
+        grid, rows, columns = images.setting_images(run, test)
+        panels.append((f"{name} (seed {first[name].get('seed', 0)})", grid))
+    if not panels:
+        return None
+    more = len(s.table) - MAX_IMAGE_SETTINGS
+    what = "completions of the given pixels from z ~ p(z|x)" if layout.completes else "samples from the prior"
+    title = f"Each setting's model on the same test examples: {what}" + (
+        f" (the first {MAX_IMAGE_SETTINGS} of {len(s.table)} settings)" if more > 0 else ""
+    )
+    given = layout.given if layout.completes else None
+    value_range = images.value_range(run, test)
+    return plots.plot_setting_images(panels, given, rows, columns, value_range, title)
 
 
 def sweep_figures(sweep_dir):
-    """Heatmaps of the key metrics over (β, γ) for each δ, the KL split per setting, the validation
-    probe curves as small multiples, and a forest plot across seeds; by file stem."""
+    """Heatmaps of the key metrics over two swept keys, the KL split per setting, the validation probe
+    curves as small multiples, a forest plot across seeds and, where the data are images, an image grid
+    per setting; by file stem."""
     s = _Sweep(sweep_dir)
-    figures = {}
-    axes_keys = ("objective.beta", "objective.marginal_weight")
-    # Settings that also set another swept key (another marginal divergence, say) are no cell of the
-    # (β, γ) grid: the heatmaps hold the settings that leave every other key at the base config's value.
-    others = [k for k in s.varying if k not in AXIS_LABELS]
-    grid = [e for e in s.table if all(e.get(k) is None for k in others)]
-    if all(len({e.get(k) for e in grid}) > 1 for k in axes_keys):
-        for metric in HEATMAP_METRICS:
-            if any(e.get(f"{metric}_mean") is not None for e in grid):
-                q = QUANTITIES[metric]
-                figures[f"heatmap_{metric}"] = plots.plot_sweep_heatmap(
-                    grid, metric, axes_keys, "objective.jsd_weight", q.better, AXIS_LABELS, q.description + " (test split)"
-                )
-    kl = _kl_figure(s)
-    if kl is not None:
-        figures["kl_split"] = kl
-    probe = _probe_figure(s)
-    if probe is not None:
-        figures["probe_curves"] = probe
-    forest = _forest_figure(s)
-    if forest is not None:
-        figures["forest"] = forest
+    figures = _heatmaps(s)
+    for name, make in (
+        ("kl_split", _kl_figure),
+        ("probe_curves", _probe_figure),
+        ("forest", _forest_figure),
+        ("images", _images_figure),
+    ):
+        figure = make(s)
+        if figure is not None:
+            figures[name] = figure
     return figures
 
 

@@ -15,7 +15,18 @@ pytestmark = pytest.mark.slow
 
 FIGURES = {
     "strategies": {"loss_terms", "elbo_surgery", "probe", "latent_usage", "contingency", "generated", "ppc"},
-    "digits": {"loss_terms", "elbo_surgery", "probe", "latent_usage", "contingency", "generated", "ppc"},
+    "digits": {
+        "loss_terms",
+        "elbo_surgery",
+        "probe",
+        "latent_usage",
+        "contingency",
+        "reconstructions",
+        "completions",
+        "samples",
+        "latent_values",
+        "ppc",
+    },
     "gaussian": {"loss_terms", "elbo_surgery", "probe", "latent_usage", "contingency", "generated", "ppc"},
     "numpyro": {"loss_terms", "elbo_surgery", "probe", "latent_usage", "contingency", "generated", "ppc"},
     "nolabels": {"loss_terms", "elbo_surgery", "latent_usage", "ppc"},

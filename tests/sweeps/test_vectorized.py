@@ -7,6 +7,8 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+from infovae.diagnostics.two_sample import PERMUTATIONS
+
 pytest.importorskip("numpyro")
 
 from infovae.data.registry import load_splits  # noqa: E402
@@ -72,7 +74,10 @@ def test_a_trial_in_the_program_gets_the_numbers_it_gets_alone():
     alone_evaluated = alone_backend.evaluate(splits.val, splits.train, splits.generator, seeds[1:2])
     for name, values in alone_evaluated.items():
         if values[0] is not None:
-            np.testing.assert_allclose(evaluated[name][1], values[0], rtol=1e-4, atol=1e-5, err_msg=name)
+            # A permutation p-value counts relabellings whose statistic reaches the observed one: float32
+            # rounding may move one of them across it, a step of 1 / (PERMUTATIONS + 1).
+            atol = 1.01 / (PERMUTATIONS + 1) if name == "marginal_mmd_p" else 1e-5
+            np.testing.assert_allclose(evaluated[name][1], values[0], rtol=1e-4, atol=atol, err_msg=name)
 
 
 # The same trials as a sweep's list (the sweep gives each its seed).
