@@ -5,12 +5,15 @@ The flax networks carry the torch modules' names (:mod:`infovae.numpyro.models.c
 ``decoder_rest.3.weight`` of the model is the leaf ``["decoder_rest"]["layers_3"]["kernel"]`` of the
 NumPyro param ``"cvae_model$params"`` (the guide's go to ``"cvae_guide$params"``), transposed:
 torch's ``Linear`` stores ``weight`` as ``(out, in)``, flax's ``Dense`` its ``kernel`` as
-``(in, out)``. Biases are the same vectors.
+``(in, out)``; a convolution's kernel ``(out, in, kh, kw)`` is flax's ``(kh, kw, in, out)``. Biases are
+the same vectors.
+
+Only :func:`numpyro_to_torch` imports torch: the NumPyro backend draws its initial weights in torch's
+layout with NumPy (:mod:`infovae.core.initial_weights`) and runs without it.
 """
 
 import jax.numpy as jnp
 import numpy as np
-import torch
 
 from infovae.numpyro.guides.cvae import PARAMS as GUIDE_PARAMS
 from infovae.numpyro.models.cvae import PARAMS as MODEL_PARAMS
@@ -40,7 +43,17 @@ def _torch_name(flax_path):
 
 
 def _numpy(value):
-    return np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
+    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+
+
+def _to_flax_layout(array):
+    """torch's ``(out, in, *kernel)`` as flax's ``(*kernel, in, out)``."""
+    return array.transpose(*range(2, array.ndim), 1, 0)
+
+
+def _to_torch_layout(array):
+    """The inverse of :func:`_to_flax_layout`."""
+    return array.transpose(array.ndim - 1, array.ndim - 2, *range(array.ndim - 2))
 
 
 def _state_dict_to_flax(state, dtype):
@@ -52,7 +65,7 @@ def _state_dict_to_flax(state, dtype):
         for module in modules:
             node = node.setdefault(module, {})
         array = _numpy(value)
-        node[leaf] = jnp.asarray(array.T if transposed else array, dtype=dtype)
+        node[leaf] = jnp.asarray(_to_flax_layout(array) if transposed else array, dtype=dtype)
     return tree
 
 
@@ -66,7 +79,7 @@ def _flax_to_state_dict(tree, prefix=()):
         name, transposed = _torch_name(prefix + (key,))
         array = np.asarray(value)
         # A copy: numpy views of JAX arrays are read-only, and torch wants to own what it loads.
-        state[name] = (array.T if transposed else array).copy()
+        state[name] = (_to_torch_layout(array) if transposed else array).copy()
     return state
 
 
@@ -93,6 +106,8 @@ def numpyro_to_torch(params, model, guide):
     """Load NumPyro params into a Pyro :class:`~infovae.models.CVAEModel` and
     :class:`~infovae.guides.CVAEGuide`, in place, in each module's own dtype. A missing, extra or
     misshapen weight raises torch's error naming it."""
+    import torch
+
     for module, state in zip((model, guide), numpyro_to_state_dicts(params)):
         dtypes = {name: value.dtype for name, value in module.state_dict().items()}
         module.load_state_dict({name: torch.as_tensor(value, dtype=dtypes.get(name)) for name, value in state.items()})
