@@ -7,8 +7,8 @@ NumPyro group's backend state carries the trials on its first axis, so trial ``i
 each leaf's slice ``[i:i+1]`` with the group's step and the ``i``-th trial's bookkeeping: exactly what a
 single NumPyro run of that trial checkpoints. Before any trial of a sweep runs (whichever executor),
 :func:`dissolve_groups` writes each member's own checkpoint into its run folder, unless that folder
-already holds a summary or a checkpoint at least as far along, and only then removes the group's
-folder; :func:`join_states` stacks trials' own checkpoints (at one step) into a group's again.
+already holds a checkpoint at least as far along, and only then removes the group's folder;
+:func:`join_states` stacks trials' own checkpoints (at one step) into a group's again.
 
 A kill at any moment loses nothing checkpointed: a group's folder is removed only after every member's
 checkpoint is written (atomically), and a member written twice gets the same state twice.
@@ -27,7 +27,7 @@ from infovae.training.checkpoint import CHECKPOINT, load_checkpoint, save_checkp
 __all__ = ["GROUPS", "MEMBERS", "checkpoint_step", "dissolve_groups", "join_states", "split_state", "state_step", "write_members"]
 
 GROUPS, MEMBERS = "groups", "members.json"
-_RUN, _TRIALS, _SUMMARY = "run", "trials", "summary.json"
+_RUN, _TRIALS = "run", "trials"
 
 
 def _map_leaves(function: Callable[..., Any], *trees: Any) -> Any:
@@ -93,9 +93,8 @@ def write_members(group_dir: Path, names: Sequence[str]) -> None:
 
 
 def _further_along(run_dir: Path, step: int) -> bool:
-    """Whether the run folder already holds a summary, or a checkpoint of ``step`` or later."""
-    if (run_dir / _SUMMARY).exists():
-        return True
+    """Whether the run folder already holds a checkpoint of ``step`` or later (a finished trial without
+    one gets the group's, so that it can be reported)."""
     try:
         return (run_dir / CHECKPOINT).exists() and checkpoint_step(run_dir / CHECKPOINT) >= step
     except CheckpointError:  # a damaged checkpoint of its own: the group's is the better one

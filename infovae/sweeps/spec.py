@@ -80,7 +80,7 @@ class SweepTrial:
 
 def unique_names(trials: tuple[SweepTrial, ...]) -> tuple[SweepTrial, ...]:
     """``trials`` with the full hash in the names of those whose short names collide (two settings whose
-    readable part is cut alike and whose 24-bit hashes agree: about one pair in a grid of 30,000 such
+    readable part is cut alike and whose 24-bit hashes agree: about 27 pairs in a grid of 30,000 such
     settings), so that each trial has a folder of its own; the other names stay as they were."""
     counts = Counter(t.name for t in trials)
     return tuple(replace(t, digest_width=40) if counts[t.name] > 1 else t for t in trials)

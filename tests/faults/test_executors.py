@@ -50,10 +50,16 @@ def _summary(run):
 
 
 def _same_numbers(a, b):
+    """Two records equal to float32 rounding: a trial's arithmetic in a program of another width rounds
+    differently (tests/sweeps/test_vectorized.py). A permutation p-value is left out: on the 20 validation
+    examples of these trials many relabellings tie with the observed statistic, and rounding moves them
+    across it by tens of steps of 1 / (permutations + 1)."""
     assert a.keys() == b.keys()
     for key in a:
+        if key.endswith("_p"):
+            continue
         if isinstance(a[key], float) and isinstance(b[key], float):
-            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6, nan_ok=True), key
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6, nan_ok=True), key
         else:
             assert a[key] == b[key], key
 
@@ -147,6 +153,19 @@ def _skeleton(tree):
     return ("array", tree.shape, str(tree.dtype)) if isinstance(tree, np.ndarray) else tree
 
 
+def test_the_sweep_report_drops_a_torn_last_line_as_the_run_report_does(reference, tmp_path):
+    """A kill mid-append leaves a trial's metrics.jsonl with a last line cut short: the sweep report
+    drops it with a warning, as the run report does."""
+    from infovae.reports import write_report
+
+    out = _copy(reference, tmp_path / "sweep")
+    metrics = next((out / "trials").iterdir()) / "run" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 10, "loss": 1.')
+    with pytest.warns(UserWarning, match="cut short by a crash"):
+        paths = write_report(out)
+    assert paths["report"].exists()
+
+
 @pytest.mark.parametrize(
     "options, fragment",
     [
@@ -168,8 +187,8 @@ def test_the_apis_sweep_options_are_checked_before_anything_is_made(tmp_path, op
 
 
 def test_trial_names_never_collide(tmp_path):
-    """Names cut to 80 readable characters and a 24-bit hash collide in a grid of 30,000: those that
-    would are named by the full hash instead, the others keep their short names."""
+    """Names cut to 80 readable characters and a 24-bit hash collide in a grid of 30,000 (about 27 pairs
+    are expected): those that would are named by the full hash instead, the others keep their short names."""
     from infovae.sweeps.spec import load_sweep
 
     values = [f"{'x' * 90}{i}" for i in range(30_000)]
@@ -177,7 +196,7 @@ def test_trial_names_never_collide(tmp_path):
     names = [t.name for t in spec.trials]
     assert len(set(names)) == len(names)
     long = [n for n in names if len(n.rsplit("-", 2)[1]) == 40]
-    assert 0 < len(long) < 10, "a 24-bit hash collides about once in 30,000 settings"
+    assert 0 < len(long) < 200, "30,000 ** 2 / 2 / 2 ** 24: about 27 colliding pairs"
 
 
 # -- kill -9 at random moments, reruns with other groupings ---------------------------------------------------
