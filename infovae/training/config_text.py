@@ -96,8 +96,8 @@ def describe_schema() -> str:
 def config_keys(data_kind: str | None = None) -> list[str]:
     """Every dotted key of a run config whose data section is of ``data_kind`` (default: the default kind),
     sections included (``train``, ``train.warmup``, ``train.warmup.beta``)."""
-    data = RunConfig.model_fields["data"].get_default(call_default_factory=True).kind
-    section = DATA_KINDS[data_kind if data_kind in DATA_KINDS else data].section
+    default = RunConfig.model_fields["data"].get_default(call_default_factory=True).kind
+    section = DATA_KINDS[data_kind if data_kind is not None and data_kind in DATA_KINDS else default].section
     rows = [("data", "", ""), *_rows(section, "data."), *_rows(RunConfig, "", skip=("data",))]
     return [key for key, _, _ in rows]
 
