@@ -15,19 +15,21 @@ __all__ = ["HEARTBEAT_SECONDS", "ProgressLines", "wants_lines"]
 HEARTBEAT_SECONDS = 60.0
 
 
-def wants_lines(progress: bool | None, stream: TextIO = sys.stderr) -> bool:
+def wants_lines(progress: bool | None, stream: TextIO | None = None) -> bool:
     """Whether a sweep prints progress lines: when ``progress`` is left to the output (``None``, as a
-    progress bar's) and the output is not a terminal, where the bar shows nothing."""
-    return progress is None and not stream.isatty()
+    progress bar's) and the output (``stream``, default standard error) is not a terminal, where the bar
+    shows nothing."""
+    return progress is None and not (stream or sys.stderr).isatty()
 
 
 class ProgressLines:
     """Lines on ``stream`` as the sweep's ``total`` trials finish (``done`` had finished before it
     started), and one every ``every`` seconds in which nothing else was printed."""
 
-    def __init__(self, total: int, done: int, stream: TextIO = sys.stderr, every: float = HEARTBEAT_SECONDS):
+    def __init__(self, total: int, done: int, stream: TextIO | None = None, every: float = HEARTBEAT_SECONDS):
         self.total, self.done, self.failed = total, done, 0
-        self.stream, self.every = stream, every
+        # Standard error as it is when the sweep starts (a test or a notebook may have replaced it).
+        self.stream, self.every = stream or sys.stderr, every
         self.started = self.last = time.monotonic()
         self._lock, self._stop = threading.Lock(), threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="sweep-progress")
