@@ -5,8 +5,9 @@ The flax networks carry the torch modules' names (:mod:`infovae.numpyro.models.c
 ``decoder_rest.3.weight`` of the model is the leaf ``["decoder_rest"]["layers_3"]["kernel"]`` of the
 NumPyro param ``"cvae_model$params"`` (the guide's go to ``"cvae_guide$params"``), transposed:
 torch's ``Linear`` stores ``weight`` as ``(out, in)``, flax's ``Dense`` its ``kernel`` as
-``(in, out)``; a convolution's kernel ``(out, in, kh, kw)`` is flax's ``(kh, kw, in, out)``. Biases are
-the same vectors.
+``(in, out)``. A convolution's ``weight`` ``(out, in, kh, kw)`` is flax's ``kernel`` ``(kh, kw, in, out)``,
+and a transposed convolution's ``(in, out, kh, kw)`` is ``(kh, kw, out, in)``, the layout of flax's
+``ConvTranspose(transpose_kernel=True)``: the same permutation. Biases are the same vectors.
 
 Only :func:`numpyro_to_torch` imports torch: the NumPyro backend draws its initial weights in torch's
 layout with NumPy (:mod:`infovae.core.initial_weights`) and runs without it.
@@ -42,18 +43,13 @@ def _torch_name(flax_path):
     return ".".join([m.removeprefix(SEQUENTIAL_PREFIX) for m in modules] + [torch_leaf]), transposed
 
 
+# The permutation of a torch weight's axes that gives flax's kernel, by the weight's rank, and back.
+TO_FLAX = {2: (1, 0), 4: (2, 3, 1, 0)}
+TO_TORCH = {rank: tuple(int(i) for i in np.argsort(axes)) for rank, axes in TO_FLAX.items()}
+
+
 def _numpy(value):
     return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
-
-
-def _to_flax_layout(array):
-    """torch's ``(out, in, *kernel)`` as flax's ``(*kernel, in, out)``."""
-    return array.transpose(*range(2, array.ndim), 1, 0)
-
-
-def _to_torch_layout(array):
-    """The inverse of :func:`_to_flax_layout`."""
-    return array.transpose(array.ndim - 1, array.ndim - 2, *range(array.ndim - 2))
 
 
 def _state_dict_to_flax(state, dtype):
@@ -65,7 +61,7 @@ def _state_dict_to_flax(state, dtype):
         for module in modules:
             node = node.setdefault(module, {})
         array = _numpy(value)
-        node[leaf] = jnp.asarray(_to_flax_layout(array) if transposed else array, dtype=dtype)
+        node[leaf] = jnp.asarray(array.transpose(TO_FLAX[array.ndim]) if transposed else array, dtype=dtype)
     return tree
 
 
@@ -79,7 +75,7 @@ def _flax_to_state_dict(tree, prefix=()):
         name, transposed = _torch_name(prefix + (key,))
         array = np.asarray(value)
         # A copy: numpy views of JAX arrays are read-only, and torch wants to own what it loads.
-        state[name] = (_to_torch_layout(array) if transposed else array).copy()
+        state[name] = (array.transpose(TO_TORCH[array.ndim]) if transposed else array).copy()
     return state
 
 

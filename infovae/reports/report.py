@@ -231,8 +231,9 @@ def _summary_table(summary):
                 "steps": "training steps taken",
                 "selected_step": "step of the weights evaluated",
                 "stopped_early": "whether early stopping ended training",
-                "train_seconds": "training time [s]",
-                "seconds_per_step": "training time per step [s]",
+                "train_seconds": "training time [s] (in a vectorised sweep: this trial's share of its group's)",
+                "seconds_per_step": "training time per step [s] (likewise a share)",
+                "trials_sharing_time": "trials trained together in one program, sharing its time by their steps",
             }.get(key, "")
         )
         direction = f" ({quantity.better} is better)" if quantity and quantity.better else ""
