@@ -59,7 +59,7 @@ def test_npz_path_is_resolved_against_the_config_folder(tmp_path):
         ({"objective": {"beta": ".nan"}}, "objective.beta"),
         ({"train": {"steps": "many"}}, "train.steps: Input should be a valid integer"),
         ({"train": {"lr": 0}}, "train.lr: Input should be greater than 0"),
-        ({"data": {"kind": "mnist"}}, "data: unknown data kind 'mnist'"),
+        ({"data": {"kind": "cifar"}}, "data: unknown data kind 'cifar'"),
         ({"data": {"kind": "npz"}}, "data.path: Field required"),
         ({"data": {"kind": "strategies", "path": "x.npz"}}, "data.path: unknown key"),
         (
