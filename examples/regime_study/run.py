@@ -22,7 +22,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import matplotlib
@@ -138,14 +137,14 @@ def sweep_spec(arm, args):
 def run_arms(args):
     """Run (or resume) each arm's sweep; returns each arm's wall time in seconds."""
     seconds = {}
-    for arm in ARMS:
+    for arm in args.arm or ARMS:
         overrides = SMOKE if args.smoke else (FULL_CONTROL if arm == "control" else FULL) if args.full else None
-        start = time.time()
         sweep = infovae.sweep(
             sweep_spec(arm, args), out=args.out / arm, executor=args.executor, trials_per_program=args.trials_per_program,
-            address=args.address, overrides=overrides, progress=False,
+            address=args.address, workers=args.workers, overrides=overrides, progress=False,
         )  # fmt: skip
-        seconds[arm] = time.time() - start
+        # From the times of the files the sweep wrote: a resumed or separately run arm is timed too.
+        seconds[arm] = sweep.wall_seconds
         print(f"{arm}: {len(sweep.results)} trials, {seconds[arm] / 60:.1f} min", flush=True)
     return seconds
 
@@ -380,22 +379,37 @@ def answer(outcome, yes, no="equivalent", what=""):
 def verdicts(results, f):
     """Each question, its computed answer and the comparisons it rests on: ``[(title, answer, lines)]``."""
     out = []
-    m1, m2, m3, m4, m5, m6 = (f[k].outcome for k in ("M1", "M2", "M3", "M4", "M5", "M6"))
+    m1, m2 = f["M1"].outcome, f["M2"].outcome
     holds = m1 == "higher"
-    kl_erosion = holds and m2 == "higher"
     if not holds:
-        mechanism = "**No decay to explain**: the standard VAE's probe does not resolvably decay in the control"
-    elif kl_erosion and m4 == "higher":
-        mechanism = "**KL erosion**: the decay shrinks as β → 0, and z still carries strategy information beyond x at the end"
-    elif kl_erosion:
-        mechanism = (
-            "**KL erosion of information that x already gives**: the decay shrinks as β → 0, but z's strategy "
-            "information beyond x is not resolved at the end (M4)"
-        )
-    elif m2 == "equivalent":
-        mechanism = "**Not KL erosion**: the decay is as large at β = 0 as at β = 1 (within the margin)"
+        mechanism = "**No decay to explain**" if m1 in ("equivalent", "lower") else "**Not resolved**"
+    elif m2 == "higher":
+        mechanism = "**KL erosion**"
+    elif m2 in ("equivalent", "lower"):
+        mechanism = "**Not KL erosion**"
     else:
-        mechanism = "**Not resolved**: whether the decay shrinks as β → 0 is not resolved (M2)"
+        mechanism = "**Not resolved**"
+    clauses = {
+        "M1": ("the standard VAE's probe decays where the contexts reveal the strategy",
+               "the standard VAE's probe does not decay (within the margin)", "no decay of the standard VAE's probe is resolved"),
+        "M2": ("the decay shrinks as β → 0, so the KL drives it", "the decay is as large at β = 0, where nothing charges z "
+               "for information, so the KL does not drive it", "whether the decay shrinks as β → 0 is not resolved"),
+        "M3": ("it needs contexts that reveal the strategy (none at shift 0)", "it is as large where the contexts reveal "
+               "nothing (shift 0)", "whether it needs contexts that reveal the strategy is not resolved"),
+        "M4": ("z still carries strategy information beyond x at the end", "z carries no strategy information beyond x "
+               "at the end (within the margin)", "whether z carries strategy information beyond x at the end is not resolved"),
+        "M5": ("that information beyond x falls over training", "that information beyond x does not fall over training "
+               "(within the margin)", "whether that information beyond x falls over training is not resolved"),
+        "M6": ("the decoder's use of z falls over training", "the decoder's use of z does not fall over training (within "
+               "the margin)", "whether the decoder's use of z falls over training is not resolved"),
+    }  # fmt: skip
+    pick = {"higher": 0, "equivalent": 1, "not resolved": 2}
+    reading = "; ".join(
+        f"{f[k].label.replace('`', '')} is below 0 ({k})"
+        if f[k].outcome == "lower"
+        else f"{clauses[k][pick[f[k].outcome]]} ({k})"
+        for k in clauses
+    )
     decays = "; ".join(f"β = {b:g}: {mean_of(results, 'control', control(2.0, b), 'decay')}" for b in BETAS)
     shifts = "; ".join(f"shift {s:g}: {mean_of(results, 'control', control(s, 1.0), 'decay')}" for s in SHIFTS)
     gains = "; ".join(
@@ -415,15 +429,18 @@ def verdicts(results, f):
                 f"{mean_of(results, 'control', control(0.0, 1.0), 'probe_x_accuracy')} at shift 0.",
                 f"The decoder's use of z (test reconstruction with z from q less z from the prior, nats), shift 2, by β: {uses}.",
                 *("- " + said(f[k]) for k in ("M1", "M2", "M3", "M4", "M5", "M6")),
-                "Read: a decay that is the KL eroding information must need contexts that reveal the strategy (M3: the "
-                "decoder can then read it from x) and shrink as β → 0 (M2: nothing charges z for it then).",
+                "In words, from the outcomes: " + reading + ".",
+                "How to read it: a decay that is the KL eroding z's strategy information must shrink as β → 0 (M2: at "
+                "β = 0 nothing charges z for information) and needs contexts that reveal the strategy (M3: the decoder can "
+                "then take it from x instead of z). A decay that stays at β = 0 is something else: the latent repurposed "
+                "as the decoder learns to read the strategy from x.",
             ],
         )
     )
     a1 = f["A1"].outcome
     out.append(
         (
-            "(a) β ≈ 0 with strong γ stops the probe decay",
+            "(a) Does β ≈ 0 with strong γ stop the probe decay?",
             "**Not testable here**: the standard VAE's probe does not resolvably decay"
             if not holds
             else answer(a1, "higher", what="InfoVAE decays as much as the standard VAE"),
@@ -445,7 +462,7 @@ def verdicts(results, f):
     )
     out.append(
         (
-            "(b) strong marginal matching keeps generation covering every strategy",
+            "(b) Does strong marginal matching keep generation covering every strategy?",
             "**Yes**"
             if all(o == "higher" for o in b)
             else "**It depends on γ**"
@@ -463,7 +480,7 @@ def verdicts(results, f):
     )
     out.append(
         (
-            "(c) the earlier practice (β = 1, γ ≤ 1) never reached the InfoVAE regime",
+            "(c) Did the earlier practice (β = 1, γ ≤ 1) never reach the InfoVAE regime?",
             answer(f["C1"].outcome, "higher", what="it carried as much information"),
             [
                 f"`mi` (test, nats): standard VAE {mean_of(results, 'discrete', discrete(1.0, 0.0), 'mi')}; β = 1, γ = 0.1 "
@@ -477,19 +494,26 @@ def verdicts(results, f):
     )
     out.append(
         (
-            "(d) the JSD adds strategy information beyond InfoVAE alone",
+            "(d) Does the JSD add strategy information beyond InfoVAE alone?",
             answer(f["D1"].outcome, "higher", what="no difference beyond the margin"),
             ["- " + said(f["D1"])],
         )
     )
     e = {k: f[k].outcome for k in ("E1", "E2", "E3", "E4")}
-    closer = [g for k, g in (("E1", 10), ("E3", 100)) if e[k] == "higher"]
-    keeps = [g for k, g in (("E2", 10), ("E4", 100)) if e[k] == "lower"]
-    resolved = [k for k, o in e.items() if o != "not resolved"]
-    summary = (
-        f"MMD's aggregate is resolvably closer to the prior at γ = {', '.join(map(str, closer)) or 'no γ'}, and MMD keeps "
-        f"resolvably more of the strategy at γ = {', '.join(map(str, keeps)) or 'no γ'}"
-    )
+    closer = [f"{g:g}" for k, g in (("E1", 10.0), ("E3", 100.0)) if e[k] == "higher"]
+    keeps = [f"{g:g}" for k, g in (("E2", 10.0), ("E4", 100.0)) if e[k] == "lower"]
+    parts = []
+    if closer:
+        parts.append(f"MMD's aggregate posterior is resolvably closer to the prior at γ = {' and '.join(closer)}")
+    if keeps:
+        parts.append(f"MMD keeps resolvably more of the strategy at γ = {' and '.join(keeps)}")
+    others = [
+        k
+        for k, o in e.items()
+        if o != "not resolved" and not (k in ("E1", "E3") and o == "higher") and not (k in ("E2", "E4") and o == "lower")
+    ]
+    parts += [f"{f[k].label.replace('`', '')}: {e[k]}" for k in others]
+    summary = "; ".join(parts)
     rows = []
     for setting in settings_of("continuous"):
         rows.append(
@@ -500,8 +524,8 @@ def verdicts(results, f):
         )
     out.append(
         (
-            "(e) for a continuous latent, MMD against moment matching",
-            ("**" + summary[0].upper() + summary[1:] + "**") if resolved else "**Not resolved**",
+            "(e) For a continuous latent, MMD against moment matching:",
+            f"**{summary}**" if summary else "**Not resolved**",
             [
                 "Gaussian latent of 4 dimensions, test split; the marginal yardstick is `marginal_mmd`, the squared MMD "
                 "between draws of the aggregate posterior and of the prior (0 on average where they match), with its "
@@ -513,7 +537,7 @@ def verdicts(results, f):
     )
     out.append(
         (
-            "The bias-corrected marginal KL at β = 0, γ = 100",
+            "The bias-corrected marginal KL at β = 0, γ = 100, against the minibatch KL:",
             "**" + ", ".join(f"{f[k].metric}: {f[k].outcome}" for k in ("K1", "K2")) + "**",
             ["- " + said(f[k]) for k in ("K1", "K2")],
         )
@@ -588,7 +612,7 @@ def doc_text(results, f, figures):
     meta = results.meta
     sections = []
     for title, ans, lines in verdicts(results, f):
-        sections.append(f"### {title}: {ans}\n\n" + "\n\n".join(_group_bullets(lines)))
+        sections.append(f"### {title} {ans}\n\n" + "\n\n".join(_group_bullets(lines)))
     outcomes = {o: sum(c.outcome == o for c in f.values()) for o in ("higher", "lower", "equivalent", "not resolved")}
     return DOC.format(
         command=COMMAND,
@@ -711,20 +735,27 @@ equally long, and settings still rising may change with longer runs (`--full`).
 
 
 def _mean_curve(results, arm, setting, key="probe_accuracy"):
-    curves = [results.curve(trial, key) for trial in results.rows(arm, setting)["trial"]]
+    """The mean over seeds of one setting's validation curve (``key``: a quantity, or ``"gain"``: the
+    probe from (x, z) less the probe from x)."""
+    curves = []
+    for trial in results.rows(arm, setting)["trial"]:
+        if key == "gain":
+            steps, xz = results.curve(trial, "probe_xz_accuracy")
+            curves.append((steps, xz - results.curve(trial, "probe_x_accuracy")[1]))
+        else:
+            curves.append(results.curve(trial, key))
     steps = curves[0][0]
     same = [values for s, values in curves if np.array_equal(s, steps)]
     return steps, np.mean(same, axis=0)
 
 
-def _curves_panel(ax, results, arm, settings, title):
+def _curves_panel(ax, results, arm, settings, title, key="probe_accuracy"):
     for i, setting in enumerate(settings):
-        steps, values = _mean_curve(results, arm, setting)
+        steps, values = _mean_curve(results, arm, setting, key)
         ax.plot(steps, values, color=f"C{i}", label=label(setting), lw=1.4)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("training step")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, frameon=False)
 
 
 def write_figures(results, figures_dir, f):
@@ -732,16 +763,28 @@ def write_figures(results, figures_dir, f):
     figures_dir.mkdir(parents=True, exist_ok=True)
     save = lambda fig, name: (fig.savefig(figures_dir / name, dpi=110, metadata={"Software": None}), plt.close(fig))  # noqa: E731
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True, layout="constrained")
-    _curves_panel(axes[0], results, "control", [control(s, 1.0) for s in SHIFTS], "standard VAE (β = 1), by context shift")
-    _curves_panel(axes[1], results, "control", [control(2.0, b) for b in BETAS], "shift 2, by β (no marginal matching)")
-    _curves_panel(axes[2], results, "control", [STANDARD, LEARNED, INFO, INFO_JSD], "shift 2: the objectives")
-    for ax, shift in zip(axes, (None, 2.0, 2.0)):
-        if shift is not None:
-            x_alone = t_interval(list(results.values("control", control(shift, 1.0), "probe_x_accuracy").values()))[0]
-            ax.axhline(x_alone, color="k", ls=":", lw=1, label="probe from x alone")
-    axes[0].set_ylabel("validation probe accuracy (mean over seeds)")
-    fig.suptitle("The positive control: the validation probe over training (contexts that reveal the strategy: shift > 0)")
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8), sharey="row", sharex=True, layout="constrained")
+    groups = (
+        ([control(s, 1.0) for s in SHIFTS], "standard VAE (β = 1), by context shift"),
+        ([control(2.0, b) for b in BETAS], "shift 2, by β (no marginal matching)"),
+        ([STANDARD, LEARNED, INFO, INFO_JSD], "shift 2: the objectives"),
+    )
+    for column, (settings, title) in enumerate(groups):
+        _curves_panel(axes[0, column], results, "control", settings, title)
+        _curves_panel(axes[1, column], results, "control", settings, title, key="gain")
+        axes[1, column].axhline(0, color="k", lw=0.8)
+    lines = [(axes[0, 0], shift, f"C{i}") for i, shift in enumerate(SHIFTS)] + [(ax, 2.0, "k") for ax in axes[0, 1:]]
+    for ax, shift, colour in lines:
+        x_alone = t_interval(list(results.values("control", control(shift, 1.0), "probe_x_accuracy").values()))[0]
+        ax.axhline(x_alone, color=colour, ls=":", lw=1, label=f"probe from x alone (shift {shift:g})")
+    for ax in axes.flat:
+        ax.legend(fontsize=7, frameon=False)
+    axes[0, 0].set_ylabel("validation probe accuracy (mean over seeds)")
+    axes[1, 0].set_ylabel("probe from (x, z) less probe from x")
+    fig.suptitle(
+        "The positive control over training (means over seeds): the probe from z (top) and the strategy information z "
+        "carries beyond x (bottom)"
+    )
     save(fig, "control_curves.png")
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
@@ -767,7 +810,7 @@ def write_figures(results, figures_dir, f):
     save(fig, "control_mechanism.png")
 
     comparisons = list(f.values())
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.34 * len(comparisons)), layout="constrained")
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.34 * len(comparisons)), layout="constrained")
     colours = {"higher": "C3", "lower": "C0", "equivalent": "C2", "not resolved": "0.5"}
     for row, c in enumerate(comparisons):
         d = c.difference
@@ -778,18 +821,24 @@ def write_figures(results, figures_dir, f):
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(comparisons)), [f"{c.key}: {c.label.replace('`', '')}" for c in comparisons], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xscale("symlog", linthresh=2)
-    ax.set_xlabel("paired difference / its margin (95% t-interval over seeds; colour: outcome after Holm)")
+    ax.set_xscale("symlog", linthresh=1)
+    ends = [v / c.difference.margin for c in comparisons for v in c.difference.interval(1 - ALPHA)]
+    reach = max([1.5] + [abs(v) for v in ends if np.isfinite(v)])
+    ax.set_xlim(-1.2 * reach, 1.2 * reach)
+    ticks = [t for t in (1, 3, 10, 30, 100, 300, 1000) if t <= 1.2 * reach]
+    ax.set_xticks([-t for t in ticks[::-1]] + [0] + ticks, [f"{-t:g}" for t in ticks[::-1]] + ["0"] + [f"{t:g}" for t in ticks])
+    ax.set_xlabel("paired difference in units of its margin (symmetric log scale; 95% t-interval over seeds)", fontsize=8)
     for outcome, colour in colours.items():
         ax.plot([], [], "o", color=colour, label=outcome)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3, axis="x")
-    fig.suptitle("The family of comparisons")
+    fig.suptitle("The family of comparisons (colour: outcome after Holm's correction)")
     save(fig, "family.png")
 
     for arm in ("discrete", "continuous"):
         fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
         _curves_panel(ax, results, arm, settings_of(arm), f"the {arm} arm: validation probe over training (mean over seeds)")
+        ax.legend(fontsize=7, frameon=False)
         ax.set_ylabel("validation probe accuracy")
         save(fig, f"{arm}_curves.png")
 
@@ -801,7 +850,7 @@ def readme_block(results, f):
     """The README's study block: each verdict's answer, generated from the same results as the doc."""
     lines = [README_BEGIN, ""]
     for title, ans, _ in verdicts(results, f):
-        lines.append(f"- **{title[0].upper() + title[1:]}** {ans}.")
+        lines.append(f"- **{title}** {ans}.")
     outcomes = [c.outcome for c in f.values()]
     lines += [
         "",
@@ -847,6 +896,14 @@ def main(argv=None):
     parser.add_argument("--executor", choices=["vectorized", "local", "ray"], default="vectorized")
     parser.add_argument("--address", help="Ray cluster address")
     parser.add_argument("--trials-per-program", type=int, help="largest group one compiled program trains")
+    parser.add_argument("--workers", type=int, help="processes at a time per arm (default: the executor's)")
+    parser.add_argument(
+        "--arm",
+        choices=ARMS,
+        action="append",
+        help="run only this arm's sweep (repeatable; arms can run side by side), "
+        "then stop: results are written once every arm has run",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/regime_study"), help="where the sweeps run")
     parser.add_argument("--results", type=Path, help="write the per-trial results here (default: OUT/results)")
     parser.add_argument("--doc", type=Path, help="write the study's write-up here")
@@ -856,9 +913,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.from_results is None:
+            commit = git_commit()  # the code that trains, before any later commit
             seconds = run_arms(args)
+            if args.arm:
+                return 0
             results_dir = args.results or args.out / "results"
-            meta = {"commit": git_commit(), "machine": args.machine or this_machine(), "seconds": seconds, "full": args.full}
+            meta = {"commit": commit, "machine": args.machine or this_machine(), "seconds": seconds, "full": args.full}
             export_results({arm: [args.out / arm] for arm in ARMS}, results_dir, meta)
             print(f"wrote {results_dir}")
         else:
