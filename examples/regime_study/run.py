@@ -913,7 +913,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.from_results is None:
-            commit = git_commit()  # the code that trains, before any later commit
+            # The code that trains: recorded when the runs start, kept when they resume or run arm by arm.
+            args.out.mkdir(parents=True, exist_ok=True)
+            if not (args.out / "COMMIT").exists():
+                (args.out / "COMMIT").write_text(git_commit() + "\n")
+            commit = (args.out / "COMMIT").read_text().strip()
             seconds = run_arms(args)
             if args.arm:
                 return 0
