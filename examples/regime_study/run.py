@@ -579,9 +579,8 @@ def convergence(results):
         for setting in settings_of(arm):
             mean, low, high, _ = t_interval(list(results.values(arm, setting, "decay").values()))
             if np.isfinite(low) and (high < 0 or low > 0):
-                moving.append(
-                    f"{label(setting)} ({'rising' if high < 0 else 'falling'}: {fmt(-mean, -high, -low)} over the late part)"
-                )
+                change = f"rising by {fmt(-mean, -high, -low)}" if high < 0 else f"falling by {fmt(mean, low, high)}"
+                moving.append(f"{label(setting)} ({change} over the late part)")
         total = len(settings_of(arm))
         lines.append(
             f"- {arm}: {total - len(moving)} of {total} settings level at the end"
@@ -849,8 +848,9 @@ def write_figures(results, figures_dir, f):
 def readme_block(results, f):
     """The README's study block: each verdict's answer, generated from the same results as the doc."""
     lines = [README_BEGIN, ""]
-    for title, ans, _ in verdicts(results, f):
-        lines.append(f"- **{title}** {ans}.")
+    for title, ans, details in verdicts(results, f):
+        reading = [line for line in details if line.startswith("In words, from the outcomes: ")]
+        lines.append(f"- **{title}** {ans}" + (f". {reading[0]}" if reading else "."))
     outcomes = [c.outcome for c in f.values()]
     lines += [
         "",
