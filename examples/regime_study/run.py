@@ -618,7 +618,6 @@ def doc_text(results, f, figures):
         commit=meta.get("commit", "unknown"),
         machine=meta.get("machine", "unknown"),
         minutes=", ".join(f"{arm} {s / 60:.0f} min" for arm, s in meta.get("seconds", {}).items()),
-        total=sum(meta.get("seconds", {}).values()) / 60,
         full="" if meta.get("full") else FULL_NOTE,
         design=design(results),
         family=len(f),
@@ -659,8 +658,8 @@ DOC = """# The regime study
 Every number on this page is computed from the per-trial results committed in
 [`regime_study/results/`](regime_study/results/) (each trial's config keys and seeds, every test quantity, every
 validation curve) by `{command}`; `--from-results` rebuilds this page and its figures from them without
-training, byte for byte. The runs took {total:.0f} minutes on {machine}, shared with other work (per arm:
-{minutes}), with the code at commit `{commit}`.{full}
+training, byte for byte. The three arms ran side by side on {machine} shared with other work (wall time per
+arm: {minutes}), with the code at commit `{commit}`.{full}
 
 **Exploratory and confirmatory.** Earlier runs of this study (the sweep files `control.yaml`, `discrete*.yaml`,
 `continuous*.yaml` beside `run.py`, seeds 0–4 on one data set) were exploratory: they chose the settings, the
