@@ -250,6 +250,8 @@ def family(results):
         None,
         USE_MARGIN,
     )
+    use = "the decoder's use of z at the end (reconstruction with z from q less from the prior), standard VAE, shift 2"
+    add("M7", use, "use of z", "nats", v(control_arm, STANDARD, "recon_z_gain"), None, USE_MARGIN)
     add("A1", "decay: standard VAE less InfoVAE (β = 0, γ = 10)", "decay", "accuracy", decay(STANDARD), decay(INFO), PROBE_MARGIN)
     add("A2", "decay: standard VAE less InfoVAE + JSD", "decay", "accuracy", decay(STANDARD), decay(INFO_JSD), PROBE_MARGIN)
     add("A3", "decay: standard VAE less the learned prior", "decay", "accuracy", decay(STANDARD), decay(LEARNED), PROBE_MARGIN)
@@ -402,6 +404,8 @@ def verdicts(results, f):
                "(within the margin)", "whether that information beyond x falls over training is not resolved"),
         "M6": ("the decoder's use of z falls over training", "the decoder's use of z does not fall over training (within "
                "the margin)", "whether the decoder's use of z falls over training is not resolved"),
+        "M7": ("the decoder still uses z at the end", "the decoder no longer uses z at the end (within the margin)",
+               "whether the decoder uses z at the end is not resolved"),
     }  # fmt: skip
     pick = {"higher": 0, "equivalent": 1, "not resolved": 2}
     reading = "; ".join(
@@ -428,7 +432,7 @@ def verdicts(results, f):
                 f"{mean_of(results, 'control', control(1.0, 1.0), 'probe_x_accuracy')} at shift 1, "
                 f"{mean_of(results, 'control', control(0.0, 1.0), 'probe_x_accuracy')} at shift 0.",
                 f"The decoder's use of z (test reconstruction with z from q less z from the prior, nats), shift 2, by β: {uses}.",
-                *("- " + said(f[k]) for k in ("M1", "M2", "M3", "M4", "M5", "M6")),
+                *("- " + said(f[k]) for k in ("M1", "M2", "M3", "M4", "M5", "M6", "M7")),
                 "In words, from the outcomes: " + reading + ".",
                 "How to read it: a decay that is the KL eroding z's strategy information must shrink as β → 0 (M2: at "
                 "β = 0 nothing charges z for information) and needs contexts that reveal the strategy (M3: the decoder can "
