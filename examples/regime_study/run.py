@@ -637,7 +637,8 @@ drawing its own data set (`seed_keys: [train.seed, data.seed]`) as well as its i
 intervals include the data's variability: {design}.
 
 **Design.** Within each arm every setting trains equally long (matched budgets) with Adam at 1e-3, and every
-comparison is paired by seed (a seed's settings share its data set and its initial weights). Intervals are
+comparison is paired by seed (a seed fixes the data generator's draws, the data order and, where the networks
+have the same shape, the initial weights, for every setting). Intervals are
 95% Student-t intervals over seeds of the mean (or of the paired differences). The verdicts rest on a family
 of {family} comparisons ({keys}), corrected together with Holm's method: a difference is resolved when its
 Holm-adjusted two-sided p-value is below 0.05. "No" is said only as equivalence: the two one-sided tests
