@@ -8,11 +8,13 @@ torch's ``Linear`` stores ``weight`` as ``(out, in)``, flax's ``Dense`` its ``ke
 ``(in, out)``. A convolution's ``weight`` ``(out, in, kh, kw)`` is flax's ``kernel`` ``(kh, kw, in, out)``,
 and a transposed convolution's ``(in, out, kh, kw)`` is ``(kh, kw, out, in)``, the layout of flax's
 ``ConvTranspose(transpose_kernel=True)``: the same permutation. Biases are the same vectors.
+
+Only :func:`numpyro_to_torch` imports torch: the NumPyro backend draws its initial weights in torch's
+layout with NumPy (:mod:`infovae.core.initial_weights`) and runs without it.
 """
 
 import jax.numpy as jnp
 import numpy as np
-import torch
 
 from infovae.numpyro.guides.cvae import PARAMS as GUIDE_PARAMS
 from infovae.numpyro.models.cvae import PARAMS as MODEL_PARAMS
@@ -47,7 +49,7 @@ TO_TORCH = {rank: tuple(int(i) for i in np.argsort(axes)) for rank, axes in TO_F
 
 
 def _numpy(value):
-    return np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
+    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
 
 
 def _state_dict_to_flax(state, dtype):
@@ -100,6 +102,8 @@ def numpyro_to_torch(params, model, guide):
     """Load NumPyro params into a Pyro :class:`~infovae.models.CVAEModel` and
     :class:`~infovae.guides.CVAEGuide`, in place, in each module's own dtype. A missing, extra or
     misshapen weight raises torch's error naming it."""
+    import torch
+
     for module, state in zip((model, guide), numpyro_to_state_dicts(params)):
         dtypes = {name: value.dtype for name, value in module.state_dict().items()}
         module.load_state_dict({name: torch.as_tensor(value, dtype=dtypes.get(name)) for name, value in state.items()})

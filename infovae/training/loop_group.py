@@ -139,14 +139,14 @@ def train_group(
                 save_checkpoint(checkpoint_path, group_state(step, seconds, backend, trials))
             if stop.is_set():
                 raise RunInterrupted(f"interrupted at step {step}; a checkpoint of that step is kept")
-    outcomes = _finish(backend, trials, splits, seconds, callbacks)
     if per_trial_checkpoints:
+        # Before any summary, so that a finished trial always has a checkpoint of its own to report or extend.
         for i, trial in enumerate(trials):
-            if outcomes[i].status == "ok":
+            if trial.status != "failed":
                 save_checkpoint(
                     trial.folder.checkpoint_path, group_state(step, seconds, backend, [trial], backend.trial_state(i))
                 )
-    return outcomes
+    return _finish(backend, trials, splits, seconds, callbacks)
 
 
 def _evaluate(backend, trials, splits, step, callbacks):
