@@ -10,8 +10,10 @@ by default (Kaiming-uniform with :math:`a = \sqrt 5`):
     \qquad n_\text{in} = \texttt{shape[1]} \cdot \prod \texttt{shape[2:]},
 
 the fan-in being the inputs that reach one output: ``in`` for a dense layer, ``in * kh * kw`` for a
-convolution's kernel. A layer with no inputs (an unconditional model's condition) has an empty
-weight and a zero bias. The values are drawn in float64, in the order the layers are listed, from one
+convolution's kernel. A transposed convolution's weight is ``[in, out, kh, kw]`` in torch, whose
+``nn.ConvTranspose2d`` reads the same formula off that shape (``out * kh * kw``) and has a bias of
+``out``. A layer with no inputs (an unconditional model's condition) has an empty weight and a zero
+bias. The values are drawn in float64, in the order the layers are listed, from one
 :class:`numpy.random.Generator`; each backend casts them to its own dtype. The Pyro backend loads
 them into its torch modules, the NumPyro backend transposes them into its flax trees
 (:mod:`infovae.numpyro.weights`), so that a seed gives both backends the same starting point and the
@@ -27,7 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from infovae.core.architecture import CVAEConfig
+from infovae.core.architecture import CONV_CHANNELS, CVAEConfig
+from infovae.core.conv import KERNEL, conv_geometry
 from infovae.core.cvae import initial_raw_decoder_scale
 
 __all__ = ["Layer", "cvae_initial_weights", "cvae_layers", "fan_in", "initial_weights"]
@@ -35,12 +38,13 @@ __all__ = ["Layer", "cvae_initial_weights", "cvae_layers", "fan_in", "initial_we
 
 class Layer(NamedTuple):
     """One layer: its name (``"decoder_rest.3"``; the weights are ``name + ".weight"`` and
-    ``name + ".bias"``), its weight's shape in torch's layout ``[out, in, *kernel]``, and whether it
-    has a bias (of shape ``[out]``)."""
+    ``name + ".bias"``), its weight's shape in torch's layout ``[out, in, *kernel]`` (``[in, out, *kernel]``
+    for a ``transposed`` convolution), and whether it has a bias (of shape ``[out]``)."""
 
     name: str
     weight_shape: tuple[int, ...]
     bias: bool = True
+    transposed: bool = False
 
 
 def fan_in(weight_shape: Sequence[int]) -> int:
@@ -60,7 +64,8 @@ def initial_weights(layers: Sequence[Layer], rng: np.random.Generator) -> dict[s
         bound = 1.0 / math.sqrt(n) if n > 0 else 0.0
         state[layer.name + ".weight"] = rng.uniform(-bound, bound, layer.weight_shape)
         if layer.bias:
-            state[layer.name + ".bias"] = rng.uniform(-bound, bound, layer.weight_shape[:1])
+            outputs = layer.weight_shape[1] if layer.transposed else layer.weight_shape[0]
+            state[layer.name + ".bias"] = rng.uniform(-bound, bound, (outputs,))
     return state
 
 
@@ -75,13 +80,19 @@ def cvae_layers(config: CVAEConfig) -> tuple[list[Layer], list[Layer]]:
     name them."""
     c, h = config, config.hidden
     model = _mlp("prior_net", c.x_dim, h, c.latent_param_dim) if c.prior == "learned" else []
+    model += [Layer("decoder_x", (h, c.x_dim)), Layer("decoder_z", (h, c.latent_size), bias=False)]
+    if c.network != "conv":
+        model += [Layer("decoder_rest.1", (h, h)), Layer("decoder_rest.3", (c.decoder_output_dim, h))]
+        return model, _mlp("encoder", c.x_dim + c.y_input_dim, h, c.latent_param_dim)
+    # The conv networks of infovae.core.conv (models.layers.image_convs and image_deconvs).
+    g, (first, second), k = conv_geometry(c), CONV_CHANNELS, (KERNEL, KERNEL)
     model += [
-        Layer("decoder_x", (h, c.x_dim)),
-        Layer("decoder_z", (h, c.latent_size), bias=False),
-        Layer("decoder_rest.1", (h, h)),
-        Layer("decoder_rest.3", (c.decoder_output_dim, h)),
+        Layer("decoder_rest.1", (g.decoder_start_size, h)),
+        Layer("decoder_deconv.0", (second, first, *k), transposed=True),
+        Layer("decoder_deconv.2", (first, g.output_channels, *k), transposed=True),
     ]
-    return model, _mlp("encoder", c.x_dim + c.y_input_dim, h, c.latent_param_dim)
+    guide = [Layer("encoder_conv.0", (first, g.image_shape[0], *k)), Layer("encoder_conv.2", (second, first, *k))]
+    return model, guide + _mlp("encoder", g.encoder_features + g.condition_dim, h, c.latent_param_dim)
 
 
 def cvae_initial_weights(config: CVAEConfig, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

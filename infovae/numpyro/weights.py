@@ -7,7 +7,8 @@ NumPyro param ``"cvae_model$params"`` (the guide's go to ``"cvae_guide$params"``
 torch's ``Linear`` stores ``weight`` as ``(out, in)``, flax's ``Dense`` its ``kernel`` as
 ``(in, out)``. A convolution's ``weight`` ``(out, in, kh, kw)`` is flax's ``kernel`` ``(kh, kw, in, out)``,
 and a transposed convolution's ``(in, out, kh, kw)`` is ``(kh, kw, out, in)``, the layout of flax's
-``ConvTranspose(transpose_kernel=True)``: the same permutation. Biases are the same vectors.
+``ConvTranspose(transpose_kernel=True)``, which ``SubpixelConvTranspose`` keeps: the same permutation. Biases
+are the same vectors.
 
 Only :func:`numpyro_to_torch` imports torch: the NumPyro backend draws its initial weights in torch's
 layout with NumPy (:mod:`infovae.core.initial_weights`) and runs without it.

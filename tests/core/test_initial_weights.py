@@ -22,6 +22,28 @@ CONFIGS = [
     CVAEConfig(x_dim=3, y_dim=4, latent="gaussian", latent_size=2, prior="learned", likelihood="gaussian", hidden=7),
     CVAEConfig(x_dim=0, y_dim=4, latent="gaussian", latent_size=2, likelihood="gaussian", decoder_scale="amortized", hidden=7),
     CVAEConfig(x_dim=2, y_dim=9, latent="discrete", latent_size=3, prior="learned", likelihood="bernoulli", hidden=5),
+    # Conv networks: completion of a 6x6 image from its first 12 pixels, and a whole 2x5x7 image with an amortised scale.
+    CVAEConfig(
+        x_dim=12,
+        y_dim=24,
+        latent_size=3,
+        likelihood="bernoulli",
+        hidden=5,
+        network="conv",
+        image_shape=(1, 6, 6),
+        x_pixels=tuple(range(12)),
+    ),
+    CVAEConfig(
+        x_dim=3,
+        y_dim=70,
+        latent="gaussian",
+        latent_size=2,
+        likelihood="gaussian",
+        decoder_scale="amortized",
+        hidden=5,
+        network="conv",
+        image_shape=(2, 5, 7),
+    ),
 ]
 
 
@@ -30,6 +52,17 @@ def test_fan_in_is_torchs(shape):
     """Inputs per output as torch counts them: ``in`` for a dense weight, ``in * kh * kw`` for a kernel."""
     expected, _ = torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
     assert fan_in(shape) == expected
+
+
+def test_a_transposed_convolution_is_drawn_as_torchs():
+    """torch's ``ConvTranspose2d`` stores ``[in, out, kh, kw]``, reads its fan-in off that shape and has a
+    bias of ``out``: the same bound and shapes as the module's own."""
+    module = torch.nn.ConvTranspose2d(6, 40, 4)
+    state = initial_weights([Layer("deconv", tuple(module.weight.shape), transposed=True)], np.random.default_rng(0))
+    assert state["deconv.weight"].shape == (6, 40, 4, 4) and state["deconv.bias"].shape == (40,)
+    bound = 1 / math.sqrt(40 * 16)
+    assert np.abs(state["deconv.bias"]).max() <= bound and np.abs(module.bias.detach().numpy()).max() <= bound
+    assert stats.ks_2samp(state["deconv.weight"].ravel(), module.weight.detach().numpy().ravel()).pvalue > 1e-3
 
 
 def test_draws_are_uniform_within_torchs_bound():
@@ -72,7 +105,8 @@ def test_the_layout_is_the_torch_modules(config):
         assert {name: value.shape for name, value in state.items()} == expected
     if config.learned_scale:
         assert np.all(model["decoder_scale"] == initial_raw_decoder_scale(config))
-    assert [layer.name for layer in cvae_layers(config)[1]] == ["encoder.0", "encoder.2", "encoder.4"]
+    convs = ["encoder_conv.0", "encoder_conv.2"] if config.network == "conv" else []
+    assert [layer.name for layer in cvae_layers(config)[1]] == [*convs, "encoder.0", "encoder.2", "encoder.4"]
 
 
 @pytest.mark.parametrize("config", CONFIGS)

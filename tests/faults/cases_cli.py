@@ -83,6 +83,11 @@ def _(w):
     return ["train", w.config(), "train.steps", "--out", w.out]
 
 
+@bad_input("override-key-misspelt", "train.step: unknown key (did you mean train.steps?)")
+def _(w):
+    return ["train", w.config(), "train.step=5", "--out", w.out]
+
+
 @bad_input("override-alias-bomb", "expands to more than")
 def _(w):
     return ["train", w.config(), "objective.beta=" + ALIAS_BOMB, "--out", w.out]
@@ -113,6 +118,16 @@ def _(w):
 
 
 # -- sizes and data ------------------------------------------------------------------------------------
+
+
+@bad_input("conv-without-images", "model.network: conv needs images")
+def _(w):
+    return ["train", w.npz_config("bernoulli", x=np.zeros((400, 2)), y=np.zeros((400, 16))), "model.network=conv", "--out", w.out]
+
+
+@bad_input("conv-categorical", "model.network: conv draws pixels")
+def _(w):
+    return ["train", w.config(), "model.network=conv", "--out", w.out]
 
 
 @bad_input("hidden-1e9", "model.hidden")

@@ -9,6 +9,8 @@ index counts the activations too), so every torch parameter has exactly one flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
 from infovae.core.architecture import CONV_CHANNELS
 from infovae.core.conv import KERNEL, PADDING, STRIDE, ConvGeometry
@@ -16,6 +18,7 @@ from infovae.core.conv import KERNEL, PADDING, STRIDE, ConvGeometry
 __all__ = [
     "MIN_SCALE",
     "LatentLinear",
+    "SubpixelConvTranspose",
     "conv_features",
     "deconv_pixels",
     "image_convs",
@@ -36,9 +39,37 @@ def mlp(hidden, out_dim):
 
 # flax convolves channels-last images: NCHW <-> NHWC.
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
-# A torch transposed convolution of padding p pads the stride-dilated input by KERNEL - 1 - p in flax
-# (lax.conv_transpose), whose transpose_kernel=True flips the kernel as torch's gradient of a convolution does.
-DECONV_PADDING = KERNEL - 1 - PADDING
+# SubpixelConvTranspose's taps: row a holds, for the inputs at offsets -1, 0, +1 from m, the kernel tap
+# that reaches output 2m + a (KERNEL: none, a zero tap).
+PHASE_TAPS = np.array([[3, 1, KERNEL], [KERNEL, 2, 0]])
+
+
+class SubpixelConvTranspose(nn.Module):
+    r"""torch's ``ConvTranspose2d(in, features, 4, stride=2, padding=1)`` on channels-last images, its
+    ``kernel`` ``[4, 4, features, in]`` (the layout of flax's ``ConvTranspose(transpose_kernel=True)``).
+
+    The transposed convolution sends input ``i`` through tap ``k`` to output ``o = 2 i - 1 + k``, so output
+    ``2 m + a`` (phase ``a``) draws on inputs ``m - 1, m`` through taps 3, 1 (``a = 0``) and on ``m, m + 1``
+    through taps 2, 0 (``a = 1``): each phase is a stride-1 convolution over the 3x3 neighbourhood of ``m``
+    with a kernel gathered from the taps (:data:`PHASE_TAPS`, zero where none reaches). The four phases are
+    one convolution of ``4 features`` channels, interleaved into the doubled image. The same sums as XLA's
+    transposed convolution, which on a CPU costs about four times as long (measured: 0.072 against 0.017
+    CPU-seconds per gradient of a batch of 128 of the MNIST decoder's first layer).
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (KERNEL, KERNEL, self.features, x.shape[-1]))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
+        phases = [padded[PHASE_TAPS[a]][:, PHASE_TAPS[b]] for a in (0, 1) for b in (0, 1)]
+        stacked = jnp.concatenate(phases, axis=2).transpose(0, 1, 3, 2)  # [3, 3, in, (a, b, features)]
+        y = lax.conv_general_dilated(x, stacked, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        n, h, w, _ = y.shape
+        y = y.reshape(n, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
+        return y.reshape(n, 2 * h, 2 * w, self.features) + bias
 
 
 def image_convs():
@@ -51,10 +82,9 @@ def image_convs():
 
 def image_deconvs(out_channels):
     """The conv decoder's transposed convolutions, as :func:`infovae.models.layers.image_deconvs`."""
+    assert (KERNEL, STRIDE, PADDING) == (4, 2, 1), "SubpixelConvTranspose's taps are those of a 4x4 kernel, stride 2, padding 1"
     first, _ = CONV_CHANNELS
-    pad = ((DECONV_PADDING, DECONV_PADDING), (DECONV_PADDING, DECONV_PADDING))
-    options = {"kernel_size": (KERNEL, KERNEL), "strides": (STRIDE, STRIDE), "padding": pad, "transpose_kernel": True}
-    return nn.Sequential([nn.ConvTranspose(first, **options), nn.relu, nn.ConvTranspose(out_channels, **options)])
+    return nn.Sequential([SubpixelConvTranspose(first), nn.relu, SubpixelConvTranspose(out_channels)])
 
 
 def conv_features(convs, geometry: ConvGeometry, x, y):
