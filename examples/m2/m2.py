@@ -55,8 +55,8 @@ class M2(torch.nn.Module):
     def model(self, xs, labels=None):
         pyro.module("m2", self)
         with pyro.plate("data"):
-            label = pyro.sample("label", dist.Categorical(logits=xs.new_zeros(CLASSES)), obs=labels)
-            style = pyro.sample("style", dist.Normal(xs.new_zeros(STYLE), 1.0).to_event(1))
+            label = pyro.sample("label", dist.Categorical(logits=xs.new_zeros(len(xs), CLASSES)), obs=labels)
+            style = pyro.sample("style", dist.Normal(xs.new_zeros(len(xs), STYLE), 1.0).to_event(1))
             logits = self.decode(joined(style, self.one_hot(label)))
             pyro.sample("x", dist.Bernoulli(logits=logits).to_event(1), obs=xs)
 

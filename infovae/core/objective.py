@@ -52,8 +52,8 @@ from typing import Any
 
 from infovae.core.arguments import (
     DEFAULT_KERNEL_SCALES,
-    check_block_size,
     TERMS,
+    check_block_size,
     check_elbo_args,
     check_latent_kind,
     weights_from_alpha_lambda,
