@@ -30,6 +30,10 @@ VARIANTS = {
         "beta=1": dict(),
         "MMD": dict(beta=0.0, marginal="mmd", marginal_weight=10.0),
         "MMD+JSD": dict(beta=0.0, marginal="mmd", marginal_weight=10.0, jsd_weight=0.1),
+        "MMD, mmd_block_size='auto'": dict(beta=0.0, marginal="mmd", marginal_weight=10.0, mmd_block_size="auto"),
+        "MMD+JSD, mmd_block_size='auto'": dict(
+            beta=0.0, marginal="mmd", marginal_weight=10.0, jsd_weight=0.1, mmd_block_size="auto"
+        ),
     },
     "discrete": {
         "beta=1": dict(),

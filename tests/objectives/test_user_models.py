@@ -108,3 +108,42 @@ def test_m2_equals_traceenum_elbo_at_beta_one_and_reports_both_sites():
 def _classifier(guide):
     cells = dict(zip(guide.__code__.co_freevars, (c.cell_contents for c in guide.__closure__)))
     return cells["classify"]
+
+
+def test_pyro_elbo_keywords_are_accepted_and_particles_average():
+    model, guide = example_cvae_pair()
+    xs, ys = example_batch()
+    elbo = InfoVAE_ELBO(num_particles=4, vectorize_particles=True, retain_graph=True, strict_enumeration_warning=False)
+    assert elbo.vectorize_particles and elbo.retain_graph
+    pyro.set_rng_seed(7)
+    ours = elbo.loss(model, guide, xs, ys)
+    pyro.set_rng_seed(7)
+    singles = [InfoVAE_ELBO().loss(model, guide, xs, ys) for _ in range(4)]
+    assert ours == pytest.approx(sum(singles) / 4, rel=1e-10)
+    assert elbo.max_plate_nesting == 1  # guessed from the traces
+
+
+def test_global_latent_and_two_observed_sites_equal_trace_elbo_at_beta_one():
+    """A Bayesian decoder weight (global latent) and two observed sites: ordinary ELBO terms."""
+    gen = torch.Generator().manual_seed(3)
+    a, b = torch.randn(6, 3, generator=gen), torch.randn(6, 2, generator=gen)
+    enc = torch.randn(3, 2, generator=gen)
+
+    def model(a, b):
+        weight = pyro.sample("weight", dist.Normal(torch.zeros(2, 3), 1.0).to_event(2))
+        with pyro.plate("data", 20, subsample=torch.arange(len(a))):
+            z = pyro.sample("z", dist.Normal(torch.zeros(len(a), 2), 1.0).to_event(1))
+            pyro.sample("a", dist.Normal(z @ weight, 1.0).to_event(1), obs=a)
+            pyro.sample("b", dist.Normal(z, 0.5).to_event(1), obs=b)
+
+    def guide(a, b):
+        pyro.sample("weight", dist.Normal(torch.full((2, 3), 0.1), 0.3).to_event(2))
+        with pyro.plate("data", 20, subsample=torch.arange(len(a))):
+            pyro.sample("z", dist.Normal(a @ enc * 0.2, 0.7).to_event(1))
+
+    ours = paired(2, InfoVAE_ELBO(), model, guide, a, b)
+    assert ours == pytest.approx(paired(2, Trace_ELBO(), model, guide, a, b), rel=1e-12)
+    # beta weighs the local KL only; the global latent's term stays once per dataset.
+    pyro.set_rng_seed(2)
+    terms = InfoVAE_ELBO(beta=0.0).differentiable_terms(model, guide, a, b)
+    assert terms["loss"].item() == pytest.approx(-20 * terms["recon"].item() + terms["global_kl"].item(), rel=1e-12)
