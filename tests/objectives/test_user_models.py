@@ -10,9 +10,9 @@ import torch
 from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO, config_enumerate
 from pyro.optim import Adam
 
-from infovae.objectives import InfoVAE_ELBO
+from infovae.objectives import InfoVAE_ELBO, mmd
 
-from .pairs import example_cvae_pair, m2_pair
+from .pairs import InjectedNoise, example_cvae_pair, linear_gaussian_pair, m2_pair
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -147,3 +147,23 @@ def test_global_latent_and_two_observed_sites_equal_trace_elbo_at_beta_one():
     pyro.set_rng_seed(2)
     terms = InfoVAE_ELBO(beta=0.0).differentiable_terms(model, guide, a, b)
     assert terms["loss"].item() == pytest.approx(-20 * terms["recon"].item() + terms["global_kl"].item(), rel=1e-12)
+
+
+def test_block_mmd_is_the_mean_of_the_blocks_statistics():
+    gen = torch.Generator().manual_seed(5)
+    params = dict(weight=torch.randn(2, 3, generator=gen), enc=torch.randn(3, 2, generator=gen), log_scale=torch.zeros(2))
+    model, guide = linear_gaussian_pair(**params)
+    x, y, eps = torch.randn(9, 2, generator=gen), torch.randn(9, 3, generator=gen), torch.randn(9, 2, generator=gen)
+    guide = InjectedNoise("z", eps)(guide)
+    posterior = pyro.poutine.trace(guide).get_trace(x, y).nodes["z"]["value"]
+    kwargs = dict(marginal="mmd", marginal_weight=1.0)
+    pyro.set_rng_seed(11)
+    blocks = InfoVAE_ELBO(mmd_block_size=4, **kwargs).loss_terms(model, guide, x, y)["marginal"]
+    pyro.set_rng_seed(11)
+    prior = dist.Normal(torch.zeros(9, 2), 1.0).to_event(1).rsample()  # the objective's one prior draw
+    # 9 examples in blocks of about 4: two blocks of 4, the ninth left out.
+    expected = (mmd(posterior[:4], prior[:4]) + mmd(posterior[4:8], prior[4:8])) / 2
+    assert blocks == pytest.approx(expected.item(), rel=1e-12)
+    pyro.set_rng_seed(11)
+    whole = InfoVAE_ELBO(mmd_block_size="auto", **kwargs).loss_terms(model, guide, x, y)["marginal"]
+    assert whole == pytest.approx(mmd(posterior, prior).item(), rel=1e-12)  # "auto": one block up to 256
