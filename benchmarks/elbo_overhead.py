@@ -30,6 +30,10 @@ VARIANTS = {
         "beta=1": dict(),
         "MMD": dict(beta=0.0, marginal="mmd", marginal_weight=10.0),
         "MMD+JSD": dict(beta=0.0, marginal="mmd", marginal_weight=10.0, jsd_weight=0.1),
+        "MMD, mmd_block_size='auto'": dict(beta=0.0, marginal="mmd", marginal_weight=10.0, mmd_block_size="auto"),
+        "MMD+JSD, mmd_block_size='auto'": dict(
+            beta=0.0, marginal="mmd", marginal_weight=10.0, jsd_weight=0.1, mmd_block_size="auto"
+        ),
     },
     "discrete": {
         "beta=1": dict(),
@@ -52,9 +56,9 @@ def user_model(latent):
         pyro.module("decoder", decoder)
         with pyro.plate("data"):
             if latent == "gaussian":
-                z = pyro.sample("latent", dist.Normal(x.new_zeros(LATENT), 1.0).to_event(1))
+                z = pyro.sample("latent", dist.Normal(x.new_zeros(len(x), LATENT), 1.0).to_event(1))
             else:
-                code = pyro.sample("latent", dist.Categorical(logits=x.new_zeros(LATENT)))
+                code = pyro.sample("latent", dist.Categorical(logits=x.new_zeros(len(x), LATENT)))
                 z = torch.nn.functional.one_hot(code, LATENT).to(x.dtype)
             pyro.sample("obs", dist.Bernoulli(logits=decoder(z)).to_event(1), obs=x)
 
@@ -82,7 +86,7 @@ def svi_step(latent, elbo):
 
 def measure(latent, batch, rounds, steps):
     """Per variant: the median over rounds of its step time over the baseline's, and the rounds' range."""
-    x = torch.bernoulli(torch.full((batch, X_DIM), 0.3, generator=None))
+    x = torch.bernoulli(torch.full((batch, X_DIM), 0.3))
     runners = {"baseline": svi_step(latent, None)}
     runners.update({name: svi_step(latent, InfoVAE_ELBO(**kwargs)) for name, kwargs in VARIANTS[latent].items()})
     for svi in runners.values():  # warm-up (the first step also guesses max_plate_nesting)

@@ -8,7 +8,7 @@ other term the two are the same loss) and samples the style; on a labelled batch
 and only the style is latent. Only a few labels are given (``--labels-per-class``); the classifier
 ``q(label | x)`` also gets the labelled examples' log-likelihood, as in the paper.
 
-    python examples/m2/m2.py [--steps 300] [--labels-per-class 5] [--seed 0]
+    python examples/m2/m2.py [--steps 200] [--labels-per-class 5] [--seed 0]
 
 It prints the test accuracy of ``q(label | x)`` and the objective's terms per site (ELBO surgery:
 ``kl[site]``, ``mi[site]``, ``marginal_kl[site]``) on the test images.
@@ -55,8 +55,8 @@ class M2(torch.nn.Module):
     def model(self, xs, labels=None):
         pyro.module("m2", self)
         with pyro.plate("data"):
-            label = pyro.sample("label", dist.Categorical(logits=xs.new_zeros(CLASSES)), obs=labels)
-            style = pyro.sample("style", dist.Normal(xs.new_zeros(STYLE), 1.0).to_event(1))
+            label = pyro.sample("label", dist.Categorical(logits=xs.new_zeros(len(xs), CLASSES)), obs=labels)
+            style = pyro.sample("style", dist.Normal(xs.new_zeros(len(xs), STYLE), 1.0).to_event(1))
             logits = self.decode(joined(style, self.one_hot(label)))
             pyro.sample("x", dist.Bernoulli(logits=logits).to_event(1), obs=xs)
 
@@ -95,7 +95,7 @@ def objective():
     return InfoVAE_ELBO(beta=0.5, marginal_sites={"label": "kl"}, marginal_weight=2.0)
 
 
-def train(steps=300, labels_per_class=5, seed=0, batch=128, lr=3e-3, aux_weight=50.0, log=print):
+def train(steps=200, labels_per_class=5, seed=0, batch=128, lr=3e-3, aux_weight=50.0, log=print):
     pyro.set_rng_seed(seed)
     pyro.clear_param_store()
     net = M2()
@@ -121,7 +121,7 @@ def train(steps=300, labels_per_class=5, seed=0, batch=128, lr=3e-3, aux_weight=
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--labels-per-class", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

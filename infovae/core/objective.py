@@ -38,6 +38,19 @@ How each term is computed:
 - ``mi``: the mutual information between example and latent on the minibatch, exact for a discrete
   latent, the minibatch estimate :math:`\log q(z_i|x_i) - \log \frac1B\sum_j q(z_i|x_j)` otherwise.
 
+Several sites (:func:`~infovae.core.sites.guide_roles` / :func:`~infovae.core.sites.find_roles` say
+which): every site the guide samples inside the data plate is a local latent, every site the model
+observes is data. The discrete latents are enumerated jointly in the guide, each on a dim of its own
+left of the plates (so later guide sites may depend on them), and every expectation above is taken
+exactly over their joint configurations :math:`c` with weights :math:`q(c|x_i)`, the continuous latents
+sampled once per configuration; at ``beta=1`` that is ``TraceEnum_ELBO``'s loss. The per-example KL is
+:math:`\sum_s \mathbb E_q[\log q(z_s|\cdot) - \log p(z_s|\cdot)]`, the chain rule's split of the joint KL,
+all parts weighed by the one ``beta``; ``recon`` sums the observed sites; the JSD compares the decoders
+at the configurations (continuous latents at their draws) and is the sum over observed sites of their
+JSDs (over factors: the sum of per-factor JSDs, as for one site). ``mi`` is the joint
+:math:`I(\text{example}; z_1..z_S)`. Sites outside every plate (global latents) add ``log q - log p``
+once, unweighted (``global_kl``).
+
 A backend supplies three things: ``_ops``, an :class:`ArrayOps` of its array functions and its
 ``divergences`` module; ``_traces``, its module that reads distributions (``unwrap``, ``describe``,
 ``log_prob``, ``class_log_probs``); and a :class:`TracePass` per pass through guide and model.

@@ -54,7 +54,12 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
     kernel_scales=(0.1, 0.2, 0.5, 1, 2, 5, 10), bandwidth=None, jsd_mixture="prior", num_particles=1,
     max_plate_nesting=None, jsd_samples=8, mmd_features=None, marginal_sites=None, **elbo_kwargs)``, the
     last being :class:`pyro.infer.ELBO`'s own (``vectorize_particles``, ``retain_graph``,
-    ``strict_enumeration_warning``, ``ignore_jit_warnings``, ``jit_options``)."""
+    ``strict_enumeration_warning``, ``ignore_jit_warnings``, ``jit_options``).
+
+    Particles: ``num_particles`` passes, one after another, whose terms are averaged, with or without
+    ``vectorize_particles`` (accepted, so that code written for Pyro's ELBOs runs, but the passes
+    are not batched into one: the marginal divergence and the JSD are statistics of one pass's
+    minibatch). A model whose latents are all discrete is exact in one pass."""
 
     _ops = OPS
     _traces = _traces
@@ -62,7 +67,10 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
     def _init_elbo(self, num_particles, max_plate_nesting, **elbo_kwargs):
         if "tail_adaptive_beta" in elbo_kwargs or "max_iarange_nesting" in elbo_kwargs:
             raise TypeError("InfoVAE_ELBO does not take tail_adaptive_beta or max_iarange_nesting")
-        ELBO.__init__(self, num_particles=num_particles, max_plate_nesting=max_plate_nesting, **elbo_kwargs)
+        # Pyro's base class adds a plate for vectorised particles to a finite nesting; this ELBO draws
+        # its particles itself (one pass each), so it keeps the nesting of the model's own plates.
+        ELBO.__init__(self, num_particles=num_particles, max_plate_nesting=float("inf"), **elbo_kwargs)
+        self.max_plate_nesting = max_plate_nesting
 
     # -- the ELBO interface -------------------------------------------------------------------
 

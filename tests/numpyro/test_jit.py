@@ -24,7 +24,8 @@ def test_svi_compiles_a_step_once_per_shape():
         traces.append(args[0].shape)  # Python runs only while JAX traces
         return twins.model(*args, **kwargs)
 
-    elbo = InfoVAE_ELBO(beta=0.5, marginal="kl", marginal_weight=5.0, jsd_weight=0.1)
+    # max_plate_nesting given: a guess would add one model pass to the first compilation.
+    elbo = InfoVAE_ELBO(beta=0.5, marginal="kl", marginal_weight=5.0, jsd_weight=0.1, max_plate_nesting=1)
     svi = SVI(model, twins.guide, numpyro.optim.Adam(1e-3), elbo)
     state = svi.init(jax.random.PRNGKey(0), *twins.jax_data, num_data=NUM_DATA, init_params=twins.params)
     update = jax.jit(svi.update, static_argnames="num_data")
