@@ -40,7 +40,6 @@ def test_svi_compiles_a_step_once_per_shape():
     traces.clear()
     for _ in range(4):
         state = step(state, 8)
-    # The first compilation may trace once more than later ones (the plate nesting is found once, then kept).
     assert len(traces) > 0 and {shape[0] for shape in traces} == {8}
     compiled = len(traces)
     state = step(state, 5)
