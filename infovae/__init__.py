@@ -7,7 +7,14 @@ NumPyro twin: :mod:`infovae.numpyro`. The API's modules load when first used, so
 infovae`` stays light; type checkers read them from the imports below, which run for them only.
 """
 
+import os
 from typing import TYPE_CHECKING
+
+# OpenMP threads (torch's, on a CPU) that wait for work sleep rather than spin. A spinning thread holds
+# a core another process, or the other thread of the same step, needs: on two loaded cores a Pyro step
+# ran many times slower (docs/performance.md). Read when OpenMP starts, so only if torch is imported
+# after infovae; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
     from infovae.api import open_run, open_sweep, report, resume, sweep, train

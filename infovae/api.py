@@ -78,12 +78,13 @@ def train(
         ``on_summary(run_dir, summary)``, or ``"tensorboard"``.
     :param overrides: dotted config keys and their values.
     """
-    from infovae.training.loop import start_run
-    from infovae.training.runs import open_run as _open
-
     if backend is not None:
         overrides["backend"] = backend
     run_config = _config(config, overrides)
+    # After the config is read: a rejected one costs no import of the training loop.
+    from infovae.training.loop import start_run
+    from infovae.training.runs import open_run as _open
+
     out = Path(out) if out is not None else default_out(config if isinstance(config, (str, Path)) else "run")
     start_run(run_config, out, progress=progress, callbacks=_callbacks(callbacks))
     return _open(out)

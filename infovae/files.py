@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 
 import yaml
-from filelock import FileLock, Timeout
 
 from infovae.errors import ConfigError, RunDirError
 
@@ -265,10 +264,15 @@ class FolderLock:
     """
 
     def __init__(self, folder, what="run folder"):
+        # Here, not at the top: filelock imports asyncio, a tenth of a second of every command's start.
+        from filelock import FileLock
+
         self.folder, self.what = Path(folder), what
         self._lock = FileLock(self.folder / LOCK, timeout=0)
 
     def acquire(self):
+        from filelock import Timeout
+
         try:
             self._lock.acquire()
         except Timeout:

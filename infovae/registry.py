@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from infovae.errors import UserInputError
 
-__all__ = ["LazyCode", "Named", "Registry", "RegistryError", "import_target"]
+__all__ = ["LazyCode", "Named", "Registry", "RegistryError", "import_target", "lazy_exports"]
 
 
 class RegistryError(UserInputError):
@@ -57,6 +57,22 @@ def import_target(target: str) -> Any:
         except AttributeError:
             raise RegistryError(f"{target!r}: {module_name} has no attribute {attribute!r}") from None
     return value
+
+
+def lazy_exports(exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's ``__getattr__`` and ``__dir__`` (PEP 562) that import each public name from the
+    module ``exports`` gives it (name -> module) on first use, so that importing the package, or one
+    of its light modules, does not import its heavy ones."""
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            return getattr(importlib.import_module(exports[name]), name)
+        raise AttributeError(name)
+
+    def __dir__() -> list[str]:
+        return sorted(exports)
+
+    return __getattr__, __dir__
 
 
 class LazyCode(NamedTuple):

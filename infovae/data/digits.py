@@ -12,7 +12,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from sklearn.datasets import load_digits
 
 from infovae.data.base import Dataset
 from infovae.data.images import QUADRANT_ORDER, quadrant_layout
@@ -35,6 +34,9 @@ def make_digits(quadrants=1, greyscale=False):
         digits as labels; ``info["image"]`` is its :class:`~infovae.data.images.ImageLayout` (a ``[1, 8, 8]``
         image), for :func:`to_images` and reports.
     """
+    # Here, not at the top: scikit-learn takes seconds to import, and the command line reads configs without it.
+    from sklearn.datasets import load_digits
+
     layout, names = quadrant_layout(SIDE, quadrants)
     bunch = load_digits()
     # [1797, 64]; intensities run 0..16.

@@ -32,7 +32,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.special import log_softmax, logsumexp, softmax
 
 from infovae.core.arguments import check_count, check_weight
 from infovae.data.base import Dataset
@@ -127,6 +126,8 @@ class StrategyGenerator:
         """``log p(a_t = a | x_t, s)`` for every example, strategy, step and action: ``[n, K, T, A]``.
 
         Also available as :meth:`label_log_prob_tables`, the name the diagnostics look for."""
+        from scipy.special import log_softmax  # here, not at the top: scipy.special takes a second to import
+
         ctx = self._contexts(x)
         shared = ctx @ self.shared_weight + self.shared_bias  # [n, T, A]
         specific = np.einsum("ntc,kca->nkta", ctx, self.specific_weight) + self.specific_bias[:, None, :]
@@ -167,6 +168,8 @@ class StrategyGenerator:
         """``log p(s | x)`` of each episode's contexts, normalised over the strategies: ``[n, K]``.
 
         ``log mix_s`` for every episode when ``context_shift`` is 0."""
+        from scipy.special import log_softmax
+
         ctx = self._contexts(x)
         offsets = self._context_offsets().reshape(self.num_strategies, self.horizon, self.context_dim)
         # log N(x; mu_s, I) up to a constant shared by the strategies.
@@ -187,10 +190,14 @@ class StrategyGenerator:
 
     def log_marginal_likelihood(self, x, y):
         """``log p(y | x) = log sum_s p(s | x) p(y | x, s)`` of each episode, ``[n]``: the best any model can score."""
+        from scipy.special import logsumexp
+
         return logsumexp(self._log_joint(x, y), axis=-1)
 
     def posterior(self, x, y):
         """``p(s | x, y)`` with ``p(s | x)`` as prior (the strategy mix when ``context_shift`` is 0): ``[n, K]``."""
+        from scipy.special import softmax
+
         return softmax(self._log_joint(x, y), axis=-1)
 
     def bayes_accuracy(self, x, y, labels):

@@ -6,10 +6,6 @@ Latent distributions are given by their parameters, ``CategoricalLatent([n, K])`
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.cluster import KMeans
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
-from sklearn.preprocessing import StandardScaler
 
 from infovae.core.latents import CategoricalLatent
 
@@ -67,6 +63,10 @@ def probe_accuracy(z_fit, labels_fit, z_eval, labels_eval, num_values=None):
     The probe sees *sampled* latents, so it measures the label information that survives the
     posterior's noise, not that of the encoder's deterministic output.
     """
+    # scikit-learn is imported where it is used: it takes seconds, and the NumPyro backend never needs it.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(latent_features(z_fit, num_values))
     probe = LogisticRegression(max_iter=2000)
     if len(np.unique(labels_fit)) < 2:
@@ -112,6 +112,8 @@ def discrete_recon_z_gain(q_probs, p_probs, log_lik):
 def latent_codes(params, num_labels, seed=0):
     """One discrete code per example: the most probable latent value (discrete), or a k-means
     cluster of the posterior means with as many clusters as labels (Gaussian)."""
+    from sklearn.cluster import KMeans
+
     if is_discrete(params):
         return params.probs.argmax(-1)
     return KMeans(n_clusters=max(num_labels, 2), n_init=4, random_state=seed).fit_predict(params.loc)
@@ -120,12 +122,16 @@ def latent_codes(params, num_labels, seed=0):
 def normalised_mutual_information(labels, codes):
     """``I(l; c) / ((H(l) + H(c)) / 2)``: not corrected for chance, so codes that carry nothing about the
     labels score above 0, the more so the more codes and the fewer examples."""
+    from sklearn.metrics import normalized_mutual_info_score
+
     return float(normalized_mutual_info_score(labels, codes))
 
 
 def adjusted_mutual_information(labels, codes):
     """``(I - E[I]) / ((H(l) + H(c)) / 2 - E[I])``, the mutual information corrected for chance (Vinh,
     Epps & Bailey 2010): about 0 for codes that carry nothing about the labels, 1 for a one-to-one match."""
+    from sklearn.metrics import adjusted_mutual_info_score
+
     return float(adjusted_mutual_info_score(labels, codes))
 
 

@@ -18,14 +18,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-import numpy as np
-
-from infovae.core.architecture import CVAEConfig
-from infovae.data.base import Dataset
 from infovae.registry import LazyCode, Registry
 
-if TYPE_CHECKING:  # the config names the backends: it imports this module
-    from infovae.training.config import RunConfig
+if TYPE_CHECKING:
+    import numpy as np
+
+    from infovae.core.architecture import CVAEConfig
+    from infovae.data.base import Dataset
+    from infovae.training.config import RunConfig  # the config names the backends: it imports this module
 
 __all__ = [
     "BACKENDS",
@@ -94,6 +94,8 @@ class Hyper(NamedTuple):
     @classmethod
     def of(cls, configs: Sequence[RunConfig]) -> Hyper:
         """The scalars of ``configs``, one entry per trial."""
+        # Here, not at the top: the command line lists the backends without importing NumPy.
+        import numpy as np
 
         def column(get):
             return np.array([get(c) for c in configs], dtype=np.float64)

@@ -117,12 +117,13 @@ class NumPyroBackend(Backend):
 
     # -- training ----------------------------------------------------------------------------------
 
-    def _step(self, carry, index, hyper):
-        """One step of one trial. A step whose loss or gradient is not finite changes nothing, and the
-        trial takes no more steps in this chunk."""
+    def _step(self, carry, index, hyper, data):
+        """One step of one trial on the minibatch ``index`` of ``data`` (``(x, y)``, the training set). A
+        step whose loss or gradient is not finite changes nothing, and the trial takes no more steps in
+        this chunk."""
         params, opt_state, key, t, alive = carry
         key, step_key = jax.random.split(key)
-        x, y = self.train_x[index], self.train_y[index]
+        x, y = data[0][index], data[1][index]
         weights = scheduled_weights(jnp, t, hyper)
 
         def loss_fn(p):
@@ -140,9 +141,11 @@ class NumPyroBackend(Backend):
         out = {**terms, "loss": loss / self.num_data, "finite": jnp.isfinite(loss) & jnp.isfinite(norm)}
         return (params, opt_state, key, t + go, go), out
 
-    def _train_impl(self, params, opt_state, keys, step_count, active, indices, hyper):
+    def _train_impl(self, params, opt_state, keys, step_count, active, indices, hyper, data):
+        # The training set is an argument, not a constant of the program: a constant would be copied
+        # into the compiled program (and its cache key) and folded at every compilation.
         def trial(p, o, k, t, a, idx, h):
-            return jax.lax.scan(partial(self._step, hyper=h), (p, o, k, t, a), idx)
+            return jax.lax.scan(partial(self._step, hyper=h, data=data), (p, o, k, t, a), idx)
 
         (params, opt_state, keys, step_count, _), terms = jax.vmap(trial)(
             params, opt_state, keys, step_count, active, indices, hyper
@@ -158,6 +161,7 @@ class NumPyroBackend(Backend):
             jnp.asarray(active),
             jnp.asarray(indices, jnp.int32),
             self._hyper,
+            (self.train_x, self.train_y),
         )
         terms = {name: np.asarray(values, dtype=np.float64) for name, values in terms.items()}
         # A step that could not be taken reports its loss as not finite, whichever part failed.

@@ -28,9 +28,18 @@ __all__ = ["PyroBackend"]
 
 
 class Adam:
-    """Adam (Kingma & Ba, 2015) with the defaults and the arithmetic of optax's ``scale_by_adam``
-    followed by ``-lr``, the NumPyro backend's update, on torch tensors. (``torch.optim.Adam`` computes
-    the same, but its constructor imports ``torch._dynamo``: seconds of every run's start-up.)"""
+    r"""Adam (Kingma & Ba, 2015) with optax's defaults, the NumPyro backend's update, as torch's fused
+    kernel computes it (the one ``torch.optim.Adam(fused=True)`` calls, one pass over each tensor):
+
+    .. math::
+
+        m \gets b_1 m + (1 - b_1)\, g, \quad v \gets b_2 v + (1 - b_2)\, g^2, \quad
+        \theta \gets \theta - \frac{\mathrm{lr}}{1 - b_1^t} \frac{m}{\sqrt{v} / \sqrt{1 - b_2^t} + \epsilon}.
+
+    optax's ``scale_by_adam`` computes the same update in another order (it divides ``v`` by
+    :math:`1 - b_2^t` before the square root), so the two backends agree to float rounding, not bit
+    for bit. Called directly, the kernel spares the start-up of ``torch.optim``, whose constructor
+    imports ``torch._dynamo`` (seconds)."""
 
     def __init__(self, params, b1=0.9, b2=0.999, eps=1e-8):
         self.params, self.b1, self.b2, self.eps = list(params), b1, b2, eps
@@ -40,14 +49,17 @@ class Adam:
 
     @torch.no_grad()
     def step(self, lr, clip=1.0):
-        """One update from the parameters' ``.grad``, each first multiplied by ``clip``."""
+        """One update from the parameters' ``.grad``, each first multiplied by ``clip`` (a number or a
+        0-d tensor)."""
         self.count += 1
-        for p, mu, nu in zip(self.params, self.mu, self.nu):
-            g = p.grad * clip
-            mu.copy_((1 - self.b1) * g + self.b1 * mu)
-            nu.copy_((1 - self.b2) * g**2 + self.b2 * nu)
-            update = (mu / (1 - self.b1**self.count)) / (torch.sqrt(nu / (1 - self.b2**self.count)) + self.eps)
-            p.add_(update * -lr)
+        grads = [p.grad for p in self.params]
+        if not (isinstance(clip, float) and clip == 1.0):
+            torch._foreach_mul_(grads, clip)
+        count = torch.tensor(float(self.count), device=self.params[0].device)
+        torch._fused_adam_(
+            self.params, grads, self.mu, self.nu, [], [count] * len(self.params), lr=lr, beta1=self.b1, beta2=self.b2,
+            weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False,
+        )  # fmt: skip
 
     def state_dict(self):
         return {"count": self.count, "mu": list(self.mu), "nu": list(self.nu)}
@@ -92,6 +104,11 @@ class PyroBackend(Backend):
     def __init__(self, configs, arch, train_data):
         super().__init__(configs, arch, train_data)
         (config,) = self.configs
+        # Numbers below float32's normal range (Adam's second moments of tiny gradients, weights that
+        # decay towards zero) are read as zero, as XLA does on a CPU: arithmetic on subnormals runs
+        # several times slower on x86 CPUs. It is torch's process-wide switch (no effect where the
+        # CPU has none).
+        torch.set_flush_denormal(True)
         self.device = torch.device(config.train.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise UserInputError("train.device=cuda, but torch finds no CUDA device (the Pyro backend runs where torch runs)")

@@ -1,0 +1,122 @@
+"""Seconds per training step of the Pyro and NumPyro backends on the same config, over a whole run.
+
+    python benchmarks/pyro_step.py                                   # MNIST standard VAE, 600 steps
+    python benchmarks/pyro_step.py --steps 3000 --config examples/mnist/infovae_mmd.yaml
+    python benchmarks/pyro_step.py --profile                         # where a Pyro step's time goes
+
+Each backend runs in a fresh process (so that neither one's threads nor its memory slow the other),
+through the backend's own ``train_steps`` as the training loop calls it, on the minibatches the loop
+would draw. The NumPyro backend's first chunk, which compiles the program, is timed apart. Steps are
+timed in blocks of ``--block`` steps; the report gives the mean over the run (what a user waits for)
+and the median block (less sensitive to other jobs on a shared machine), and the ratio of the two
+backends' means. The processes run one after the other, ``--rounds`` times alternating, and the ratio
+of each round is reported: on a loaded machine compare those, not the absolute times.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = ROOT / "examples" / "mnist" / "standard_vae.yaml"
+
+
+def _measure(config_path, backend, steps, block, profile):
+    """Runs in the child process: prints one JSON line of timings."""
+    import numpy as np
+
+    from infovae.data.registry import load_splits
+    from infovae.training.config import load_config
+    from infovae.training.loop import MinibatchSampler, build_backend
+
+    config = load_config(config_path, {"backend": backend, "train.steps": steps})
+    splits = load_splits(config.data, config.likelihood)
+    model = build_backend([config], splits)
+    sampler = MinibatchSampler(len(splits.train), config.train.batch_size, config.train.seed)
+    chunk = min(model.chunk_size, block)
+    active = np.ones(1, bool)
+
+    def run(n):
+        done = 0
+        while done < n:
+            size = min(chunk, n - done)
+            model.train_steps(np.stack([sampler.next() for _ in range(size)])[None], active)
+            done += size
+
+    start = time.perf_counter()
+    run(chunk)  # the NumPyro backend compiles here; the Pyro backend warms its allocator
+    first = time.perf_counter() - start
+    if profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        run(block)
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    blocks = []
+    for _ in range(max(1, (steps - chunk) // block)):
+        start = time.perf_counter()
+        run(block)
+        blocks.append((time.perf_counter() - start) / block)
+    print(json.dumps({"backend": backend, "first_chunk": first, "steps": chunk + block * len(blocks), "blocks": blocks}))
+
+
+def _child(config, backend, steps, block, profile):
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        backend,
+        "--config",
+        str(config),
+        "--steps",
+        str(steps),
+        "--block",
+        str(block),
+    ]
+    done = subprocess.run(command + (["--profile"] if profile else []), capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"{backend}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    if profile:
+        print(done.stderr, file=sys.stderr)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--steps", type=int, default=600, help="steps per run (the issue's target: 3000)")
+    parser.add_argument("--block", type=int, default=100, help="steps per timed block")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds of the two backends")
+    parser.add_argument("--backends", nargs="+", default=["pyro", "numpyro"])
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of one block of each backend")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return _measure(args.config, args.child, args.steps, args.block, args.profile)
+    rounds = []
+    for _ in range(args.rounds):
+        rounds.append({b: _child(args.config, b, args.steps, args.block, args.profile) for b in args.backends})
+    print(f"config: {args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config}, {args.steps} steps")
+    print("| round | backend | first chunk (s) | mean s/step | median block s/step |")
+    print("|---|---|---|---|---|")
+    for i, result in enumerate(rounds):
+        for backend, r in result.items():
+            mean, median = statistics.fmean(r["blocks"]), statistics.median(r["blocks"])
+            print(f"| {i + 1} | {backend} | {r['first_chunk']:.2f} | {mean:.4f} | {median:.4f} |")
+    if {"pyro", "numpyro"} <= set(args.backends):
+        ratios = [statistics.fmean(r["pyro"]["blocks"]) / statistics.fmean(r["numpyro"]["blocks"]) for r in rounds]
+        print("pyro / numpyro mean step, per round: " + ", ".join(f"{x:.2f}" for x in ratios))
+    if args.json:
+        args.json.write_text(json.dumps({"config": str(args.config), "steps": args.steps, "rounds": rounds}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Each command imports only what it runs: the help, the schema and a rejected config need neither
+torch, JAX nor scikit-learn; the NumPyro backend trains without torch (and scikit-learn), the Pyro
+backend without JAX.
+
+Each case runs in a fresh interpreter (a test process has imported everything already) and reports
+the heavy packages in ``sys.modules`` when the command is done.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+HEAVY = ("torch", "pyro", "jax", "numpyro", "flax", "sklearn", "scipy")
+ROOT = Path(__file__).parents[1]
+
+TINY = {
+    "data": {"kind": "strategies", "num_examples": 120, "horizon": 4, "num_strategies": 3},
+    "model": {"latent": "discrete", "latent_size": 4, "hidden": 8},
+    "train": {"steps": 4, "batch_size": 16, "eval_every": 2, "eval_examples": 30},
+}
+
+SCRIPT = """
+import json, sys
+from infovae.cli import main
+try:
+    main(sys.argv[2:])
+except SystemExit as done:
+    code = done.code
+print(json.dumps({"code": code, "loaded": [m for m in json.loads(sys.argv[1]) if m in sys.modules]}))
+"""
+
+
+def imported(*argv, cwd):
+    """The exit code of ``infovae ARGV`` in a fresh interpreter, and the heavy packages it imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(HEAVY), *map(str, argv)],
+        capture_output=True, text=True, cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    return result["code"], set(result["loaded"])
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["schema"]])
+def test_help_and_schema_import_no_framework(argv, tmp_path):
+    code, loaded = imported(*argv, cwd=tmp_path)
+    assert code == 0 and loaded == set()
+
+
+def test_a_rejected_config_imports_no_framework(tmp_path):
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "stepz": 3}}))
+    code, loaded = imported("train", tmp_path / "bad.yaml", cwd=tmp_path)
+    assert code == 2 and loaded == set()
+
+
+@pytest.mark.parametrize(
+    "backend, framework, others",
+    # The NumPyro backend's diagnostics run on the device: scikit-learn is the Pyro backend's.
+    [("pyro", "torch", {"jax", "numpyro", "flax"}), ("numpyro", "jax", {"torch", "pyro", "sklearn"})],
+)
+def test_a_backend_trains_without_the_other_framework(backend, framework, others, tmp_path):
+    pytest.importorskip(framework)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "backend": backend}))
+    code, loaded = imported("train", tmp_path / "tiny.yaml", "--out", tmp_path / "run", "--no-progress", cwd=tmp_path)
+    assert code == 0 and framework in loaded
+    assert not loaded & others
