@@ -192,7 +192,12 @@ class NumPyroBackend(Backend):
                 arrays.update(labels=jnp.asarray(held.labels, jnp.int32), fit_labels=jnp.asarray(fitting.labels, jnp.int32))
                 extra["num_labels"] = max(held.num_labels, fitting.num_labels, 2)
                 if 0 < held.x.shape[1] <= metrics.CONTEXT_PROBE_FEATURES:  # the same for every trial and step: once, here
-                    extra["probe_x_accuracy"] = metrics.context_probe_accuracy(fitting.x, fitting.labels, held.x, held.labels)
+                    # The device's probe, as probe_xz_accuracy's, so that their difference compares like with like.
+                    extra["probe_x_accuracy"] = float(
+                        jax_metrics.probe_accuracy(
+                            arrays["fit_x"], arrays["fit_labels"], arrays["x"], arrays["labels"], extra["num_labels"]
+                        )
+                    )
             if generator is not None:
                 arrays.update(
                     tables=jnp.asarray(generator.label_log_prob_tables(held.x), jnp.float32),

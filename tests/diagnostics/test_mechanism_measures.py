@@ -26,7 +26,9 @@ def test_both_backends_record_the_probe_from_x_and_the_decoder_s_use_of_z(tmp_pa
         assert all(r["probe_x_accuracy"] == records[0]["probe_x_accuracy"] for r in records)  # x alone: fixed per split
     pyro, numpyro = summaries["pyro"], summaries["numpyro"]
     # The probe from x alone does not depend on the model: the same examples, the same probe.
-    assert pyro["probe_x_accuracy"] == pytest.approx(numpyro["probe_x_accuracy"], abs=1e-9)
+    # The same probe on the same examples (scikit-learn's, and its twin on the device in float32): the same
+    # predictions, so the accuracies differ by float32 rounding only, far below one example's 1/n.
+    assert pyro["probe_x_accuracy"] == pytest.approx(numpyro["probe_x_accuracy"], abs=1e-6)
     # With a context shift of 2 the contexts reveal the strategy nearly always (the Bayes rule from x: ~0.97).
     assert pyro["probe_x_accuracy"] > 0.85
     for summary in summaries.values():
