@@ -6,6 +6,7 @@ per folder, and names from elsewhere kept inside their folder.
 import json
 import os
 import re
+import stat
 import uuid
 import warnings
 from pathlib import Path
@@ -17,6 +18,9 @@ from infovae.errors import ConfigError, RunDirError
 
 __all__ = [
     "LOCK",
+    "MAX_JSONL_BYTES",
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
     "MAX_YAML_BYTES",
     "MAX_YAML_DEPTH",
     "MAX_YAML_VALUES",
@@ -24,8 +28,11 @@ __all__ = [
     "append_jsonl",
     "atomic_write_bytes",
     "atomic_write_text",
+    "bracket_depth",
+    "count_values",
     "inside",
     "load_yaml",
+    "read_json",
     "read_jsonl",
     "remove_temporary_files",
     "short_repr",
@@ -40,6 +47,11 @@ MAX_YAML_VALUES = 100_000
 # which recurses, gives up; a config nests a few levels.
 MAX_YAML_DEPTH = 100
 LOCK = ".lock"
+# The library's bookkeeping (summaries, outcomes, trial records, metrics) is kilobytes to megabytes and
+# nests a few levels; these bounds turn a damaged or crafted file into one line instead of a hang.
+MAX_JSON_BYTES = 16 << 20
+MAX_JSONL_BYTES = 1 << 30
+MAX_JSON_DEPTH = 100
 
 
 def short_repr(value, limit=80):
@@ -48,7 +60,7 @@ def short_repr(value, limit=80):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _count_values(obj, budget):
+def count_values(obj, budget):
     """Walk ``obj`` as a YAML expansion would (shared references counted each time), up to ``budget``."""
     stack, seen = [obj], 0
     while stack:
@@ -64,7 +76,7 @@ def _count_values(obj, budget):
     return seen
 
 
-def _bracket_depth(text):
+def bracket_depth(text):
     """How deep ``[`` and ``{`` nest in ``text``, counted as if none were quoted (an upper bound)."""
     depth = deepest = 0
     for char in re.findall(r"[\[\]{}]", text):
@@ -94,7 +106,7 @@ def load_yaml(path, what="config file"):
         raise ConfigError(f"{path}: not a text file") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
-    if _bracket_depth(text) > MAX_YAML_DEPTH:
+    if bracket_depth(text) > MAX_YAML_DEPTH:
         raise ConfigError(f"{path}: nested too deeply to be a {what} (brackets more than {MAX_YAML_DEPTH} deep)")
     try:
         raw = yaml.safe_load(text)
@@ -107,7 +119,7 @@ def load_yaml(path, what="config file"):
     except ValueError as error:  # a value PyYAML cannot build, e.g. an integer of more than 4300 digits
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(f"{path}: holds a value that cannot be read ({first})") from None
-    if _count_values(raw, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+    if count_values(raw, MAX_YAML_VALUES) > MAX_YAML_VALUES:
         raise ConfigError(f"{path}: expands to more than {MAX_YAML_VALUES} values (aliases?); a {what} is far smaller")
     return raw
 
@@ -117,14 +129,20 @@ def atomic_write_bytes(path, data):
     a crash mid-write leaves the previous file whole."""
     path = Path(path)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    # Created as open() would create it (mode 0o666 less the umask), unlike mkstemp's private 0o600.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        # Created as open() would create it (mode 0o666 less the umask), unlike mkstemp's private 0o600.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:
+        raise RunDirError(f"cannot write {path}: {error.strerror or error}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:  # a full disk, a folder gone read-only: the previous file is whole
+        Path(tmp).unlink(missing_ok=True)
+        raise RunDirError(f"cannot write {path}: {error.strerror or error}; the previous file is kept") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -145,36 +163,81 @@ def remove_temporary_files(folder):
 
 
 def append_jsonl(path, record):
-    """Append one JSON line and flush it to disk."""
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Append one JSON line and flush it to disk (a write that fails is one line,
+    :class:`~infovae.errors.RunDirError`; a line cut short by it is dropped when the file is read)."""
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as error:
+        raise RunDirError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _read_bounded_text(path, limit):
+    """The text of the regular file ``path`` (a link followed), refused in one line
+    (:class:`~infovae.errors.RunDirError`) if it is a device, a folder or a pipe, or larger than ``limit``."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise RunDirError(f"{path} is not a regular file (a folder, a device or a pipe); the folder is damaged")
+        if info.st_size > limit:
+            raise RunDirError(
+                f"{path}: {info.st_size} bytes is more than the {limit} a file of this library holds; it is damaged"
+            )
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as error:
+        raise RunDirError(f"{path} cannot be read: {error.strerror or error}") from None
+    if len(data) > limit:  # it grew while being read
+        raise RunDirError(f"{path} is larger than the {limit} bytes a file of this library holds; it is damaged")
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path} is not a text file; the file is damaged") from None
+
+
+def _loads(text, where):
+    """``json.loads(text)``, refusing nesting deeper than :data:`MAX_JSON_DEPTH` before parsing."""
+    if bracket_depth(text) > MAX_JSON_DEPTH:
+        raise RunDirError(f"{where} is nested more than {MAX_JSON_DEPTH} deep; the file is damaged")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RunDirError(f"{where} is nested too deeply; the file is damaged") from None
+    except ValueError as error:  # not JSON, or a number of thousands of digits
+        raise RunDirError(f"{where} is not JSON ({str(error).splitlines()[0]}); the file is damaged") from None
+
+
+def read_json(path):
+    """The JSON document in the file ``path``, within :data:`MAX_JSON_BYTES` and :data:`MAX_JSON_DEPTH`;
+    a missing file is :class:`FileNotFoundError`, any other problem one line
+    (:class:`~infovae.errors.RunDirError`)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise FileNotFoundError(path)
+    return _loads(_read_bounded_text(path, MAX_JSON_BYTES), str(path))
 
 
 def read_jsonl(path):
-    """The records of a JSON-lines file. A last line cut short by a crash is dropped with a warning;
+    """The records of a JSON-lines file (within :data:`MAX_JSONL_BYTES`, each line within
+    :data:`MAX_JSON_DEPTH`). A last line cut short by a crash is dropped with a warning;
     a bad line anywhere else means the file is damaged (:class:`~infovae.errors.RunDirError`)."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return []
-    try:
-        lines = path.read_text().split("\n")
-    except UnicodeDecodeError:
-        raise RunDirError(f"{path} is not a text file; the file is damaged") from None
+    lines = _read_bounded_text(path, MAX_JSONL_BYTES).split("\n")
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if all(not rest.strip() for rest in lines[number:]):
+            record = _loads(line, f"{path}: line {number}")
+        except RunDirError:
+            if all(not rest.strip() for rest in lines[number:]) and bracket_depth(line) <= MAX_JSON_DEPTH:
                 warnings.warn(f"{path}: dropped a last line cut short by a crash (line {number})", stacklevel=2)
                 break
-            raise RunDirError(f"{path}: line {number} is not JSON; the file is damaged") from None
-        except RecursionError:
-            raise RunDirError(f"{path}: line {number} is nested too deeply; the file is damaged") from None
+            raise
         # A line cut short is never whole JSON, so a whole line that is not an object is damage.
         if not isinstance(record, dict):
             raise RunDirError(f"{path}: line {number} is not a JSON object; the file is damaged")

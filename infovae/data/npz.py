@@ -8,6 +8,8 @@ holds those pixels and ``y`` the others, each in image order (the completion tas
 ``mnist`` data). See :class:`~infovae.data.images.ImageLayout`.
 """
 
+import math
+import os
 import zipfile
 from pathlib import Path
 from typing import Literal
@@ -21,12 +23,14 @@ from infovae.data.images import ImageLayout
 from infovae.data.registry import DataKind, DataSection, register_data
 from infovae.errors import DataError
 
-__all__ = ["MAX_CLASSES", "MIN_EXAMPLES", "NpzData", "load_npz"]
+__all__ = ["MAX_CLASSES", "MAX_NPZ_BYTES", "MIN_EXAMPLES", "NpzData", "load_npz", "max_data_bytes"]
 
 # The fewest examples that still leave two in each of the train, validation and test splits.
 MIN_EXAMPLES = 10
 # More classes per factor than this is not a categorical target but a mistake (an id column, say).
 MAX_CLASSES = 100_000
+# The most bytes an .npz file's arrays may hold once loaded (also at most half the machine's memory).
+MAX_NPZ_BYTES = 8 << 30
 KEYS = ("x", "y", "labels", "x_mask")
 EXPECTED = "expected y and optionally x, labels and x_mask"
 
@@ -77,6 +81,12 @@ def load_npz(path, likelihood, num_classes=None, image_shape=None):
         values = _float32(path, "labels", labels)
         if (values != np.round(values)).any() or (values < 0).any():
             _fail(path, "labels must be non-negative integers")
+        # Diagnostics count examples per label: a label id beyond these bounds would allocate gigabytes.
+        most = max(len(labels), MAX_CLASSES)
+        if (values >= most).any():
+            _fail(
+                path, f"labels go up to {values.max():.0f}; label ids must be below {most:,} (the examples, or {MAX_CLASSES:,})"
+            )
         labels = labels.astype(np.int64)
     info = {"label_name": "label", "path": str(path)}
     if image_shape is not None:
@@ -126,23 +136,66 @@ def _float32(path, name, array):
     return converted
 
 
+def max_data_bytes() -> int:
+    """The most bytes the arrays of an ``.npz`` file may hold once loaded: :data:`MAX_NPZ_BYTES`, and at
+    most half of this machine's memory."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # a system that does not say
+        return MAX_NPZ_BYTES
+    return min(MAX_NPZ_BYTES, memory // 2)
+
+
+def _check_sizes(path):
+    """The size each member of the archive claims in its ``.npy`` header, added up and bounded before
+    anything is decompressed (a few megabytes of zeros can expand to gigabytes)."""
+    limit, total = max_data_bytes(), 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if not member.filename.endswith(".npy"):
+                    continue
+                with archive.open(member) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read_header(f)
+                total += math.prod(shape) * dtype.itemsize
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError):
+        return  # not a zip (a single .npy), or damaged: np.load names the problem
+    if total > limit:
+        _fail(path, f"holds arrays of {total:,} bytes once loaded; at most {limit:,} are supported here")
+
+
+def _numpy_reason(error):
+    """NumPy's reason for refusing a file, on one line; where it is pickled data, NumPy's advice to load
+    it unsafely is not passed on."""
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if "pickle" in first or "Object arrays" in first:
+        return "it holds pickled data, which can run code when loaded; it is never loaded"
+    return first
+
+
 def _read(path):
     """``x``, ``y``, ``labels`` and ``x_mask`` (``None`` where absent) from the archive, each checked to be numeric."""
     if not path.is_file():
         _fail(path, "is a directory, not an .npz file" if path.is_dir() else "no such file")
+    _check_sizes(path)
     try:
         loaded = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         # np.load raises ValueError for a file that is neither .npy nor .npz.
-        _fail(path, f"not a readable .npz file ({error})")
+        _fail(path, f"not a readable .npz file ({_numpy_reason(error)})")
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         _fail(path, "holds a single .npy array, not an .npz archive of y and optionally x, labels and x_mask")
     with loaded:
         try:
             arrays = {k: loaded[k] for k in loaded.files}
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-            # ValueError: an object array, which would need pickle (refused: it can run code).
-            _fail(path, f"has an array that cannot be read ({error})")
+            # ValueError: an object array, which would need pickle (refused: it can run code). NumPy's own
+            # message goes on to suggest loading it unsafely: not advice to pass on.
+            _fail(path, f"has an array that cannot be read ({_numpy_reason(error)})")
         except MemoryError:
             _fail(path, "has an array too large to load")
     if "y" not in arrays:

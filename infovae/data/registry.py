@@ -36,7 +36,9 @@ class DataSection(BaseModel):
 
     # Each data set's section narrows it to ``Literal["its name"] = "its name"``.
     kind: str = Field(description="The data set, one of the registered kinds.")
-    seed: int = Field(0, description="Seed of the data (generation where it applies, and the split).")
+    seed: int = Field(
+        0, ge=0, le=2**32 - 1, description="Seed of the data (generation where it applies, and the split; 0 to 2**32 - 1)."
+    )
     val_fraction: float = Field(0.1, gt=0, lt=0.5, description="Fraction of examples held out for validation.")
     test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction of examples held out for the final test.")
 

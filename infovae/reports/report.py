@@ -6,6 +6,7 @@ Numbers are labelled by where they come from: *validation* (``metrics.jsonl``, t
 training), *training (running mean)* (the ``train_*`` terms), *test* (``summary.json``).
 """
 
+import os
 import re
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 from infovae.core.latents import CategoricalLatent
 from infovae.diagnostics.metrics import latent_codes
 from infovae.diagnostics.quantities import QUANTITIES
-from infovae.errors import RunDirError
+from infovae.errors import RunDirError, UserInputError
 from infovae.reports import plots, verdicts
 from infovae.reports.arviz import DEFAULT_DRAWS, DEFAULT_EXAMPLES, run_datatree, write_datatree
 from infovae.reports.images import image_figures, missing_image_figures
@@ -25,6 +26,8 @@ from infovae.training.runs import CONFIG, open_run
 __all__ = ["RUN_CAPTIONS", "run_figures", "sweep_figures", "write_report", "write_run_report", "write_sweep_report"]
 
 REPORT_DIR, REPORT = "report", "report.md"
+# The most values (draws x examples x the values of each) report/inference.nc may hold: 2 GB in float64.
+MAX_INFERENCE_VALUES = 250_000_000
 FIGURE_EXAMPLES = 2000
 # The ArviZ data behind ppc.png when run_figures is called without it.
 FIGURE_DRAWS, FIGURE_TREE_EXAMPLES = 50, 300
@@ -232,8 +235,9 @@ def _summary_table(summary):
                 "steps": "training steps taken",
                 "selected_step": "step of the weights evaluated",
                 "stopped_early": "whether early stopping ended training",
-                "train_seconds": "training time [s]",
-                "seconds_per_step": "training time per step [s]",
+                "train_seconds": "training time [s] (in a vectorised sweep: this trial's share of its group's)",
+                "seconds_per_step": "training time per step [s] (likewise a share)",
+                "trials_sharing_time": "trials trained together in one program, sharing its time by their steps",
             }.get(key, "")
         )
         direction = f" ({quantity.better} is better)" if quantity and quantity.better else ""
@@ -251,6 +255,7 @@ def _ppc_call(likelihood):
 def write_run_report(run_dir, seed=0, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAMPLES):
     """Figures, ArviZ data and ``report.md`` for the run in ``run_dir``; returns the report's path."""
     run = open_run(run_dir)
+    _check_draws(run, draws, examples)
     folder = Path(run_dir) / REPORT_DIR
     tree = run_datatree(run, num_draws=draws, max_examples=examples, seed=seed)
     figures = run_figures(run, seed, tree=tree)
@@ -339,17 +344,46 @@ compare_heldout({{"this run": tree, "other run": read_datatree("OTHER_RUN/report
     return path
 
 
+def _check_writable(folder):
+    """That the report folder can be made and written, before anything is computed (a probe file made
+    and removed there, or in the folder that will hold it)."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise RunDirError(f"{folder} is not a folder (a file or a link is there); move it away to write the report")
+    try:
+        probe = (folder if folder.is_dir() else folder.parent) / f".write-test.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise RunDirError(f"cannot write the report in {folder}: {error.strerror or error}") from None
+
+
+def _check_draws(run, draws, examples):
+    """That the ArviZ data of ``draws`` per example for ``examples`` examples fits in memory."""
+    test = run.splits.test
+    values = draws * min(examples, len(test)) * (test.y_dim + run.config.model.latent_size + 1)
+    if values > MAX_INFERENCE_VALUES:
+        raise UserInputError(
+            f"--draws {draws} x --examples {min(examples, len(test))} make {values:,} values in inference.nc; "
+            f"at most {MAX_INFERENCE_VALUES:,} are supported (lower --draws or --examples)"
+        )
+
+
 def write_report(path, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAMPLES):
     """A report for a run folder or a sweep folder, whichever ``path`` is; returns the paths written
     (``{"report", "figures", "inference"}``). ``draws`` and ``examples`` size a run's ArviZ data
     (``report/inference.nc``): draws per example, and the first test examples."""
     path = Path(path)
     if (path / SWEEP).exists():
-        report = write_sweep_report(path)
+        kind = "sweep"
     elif (path / CONFIG).exists():
-        report = write_run_report(path, draws=draws, examples=examples)
+        kind = "run"
     else:
         raise RunDirError(f"{path} is neither a run folder (no {CONFIG}) nor a sweep folder (no {SWEEP})")
+    _check_writable(path / REPORT_DIR)
+    try:
+        report = write_sweep_report(path) if kind == "sweep" else write_run_report(path, draws=draws, examples=examples)
+    except OSError as error:  # the disk filled, or the folder changed meanwhile
+        raise RunDirError(f"cannot write the report in {path / REPORT_DIR}: {error.strerror or error}") from None
     figures = sorted((path / REPORT_DIR).glob("*.png"))
     inference = path / REPORT_DIR / "inference.nc"
     return {"report": report, "figures": figures, "inference": inference if inference.exists() else None}

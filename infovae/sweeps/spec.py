@@ -30,8 +30,9 @@ import itertools
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -40,9 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from infovae.errors import ConfigError
 from infovae.files import load_yaml, short_repr
-from infovae.training.config import apply_overrides
+from infovae.training.config import apply_overrides, check_key
 
-__all__ = ["MAX_TRIALS", "SweepFile", "SweepSpec", "SweepTrial", "load_sweep"]
+__all__ = ["MAX_TRIALS", "SweepFile", "SweepSpec", "SweepTrial", "load_sweep", "unique_names"]
 
 SWEEP_KEYS = {"base", "grid", "list", "random", "seed_keys", "seeds", "set"}
 # A grid multiplies: ten keys of ten values are 10**10 trials from a few hundred bytes. Refused before
@@ -61,18 +62,28 @@ class SweepTrial:
     shared: dict = field(default_factory=dict, compare=False)
     # The config keys the seed sets: train.seed, and others (data.seed) where replicates differ in them too.
     seed_keys: tuple[str, ...] = field(default=("train.seed",), compare=False)
+    # Hex digits of the overrides' hash in the name: 6, or all 40 where 6 would name two trials alike.
+    digest_width: int = field(default=6, compare=False)
 
     @property
     def name(self) -> str:
         """A readable, stable directory name."""
         parts = [f"{key.rsplit('.', 1)[-1]}={_short(value)}" for key, value in sorted(self.overrides.items())]
         readable = re.sub(r"[^A-Za-z0-9_.=+-]", "_", "_".join(parts))[:80] or "base"
-        digest = hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[:6]
+        digest = hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[: self.digest_width]
         return f"{readable}-{digest}-seed{self.seed}"
 
     def raw_config(self, base: dict) -> dict:
         """The trial's config mapping: ``base`` with the shared keys, the overrides and the seed set."""
         return apply_overrides(base, {**self.shared, **self.overrides, **dict.fromkeys(self.seed_keys, self.seed)})
+
+
+def unique_names(trials: tuple[SweepTrial, ...]) -> tuple[SweepTrial, ...]:
+    """``trials`` with the full hash in the names of those whose short names collide (two settings whose
+    readable part is cut alike and whose 24-bit hashes agree: about 27 pairs in a grid of 30,000 such
+    settings), so that each trial has a folder of its own; the other names stay as they were."""
+    counts = Counter(t.name for t in trials)
+    return tuple(replace(t, digest_width=40) if counts[t.name] > 1 else t for t in trials)
 
 
 def _short(value):
@@ -82,12 +93,12 @@ def _short(value):
 @dataclass(frozen=True)
 class SweepSpec:
     """A sweep's trials: the ``base`` config mapping, the ``trials``, the keys they sweep, the sweep
-    file's ``path`` and the keys ``shared`` by every trial."""
+    file's ``path`` (``None`` for a sweep given as a mapping) and the keys ``shared`` by every trial."""
 
     base: dict
     trials: tuple[SweepTrial, ...]
     swept_keys: tuple[str, ...]
-    path: Path
+    path: Path | None
     shared: dict = field(default_factory=dict)
     seed_keys: tuple[str, ...] = ("train.seed",)
 
@@ -271,6 +282,7 @@ def load_sweep(
     to the sweep's ``set``. The trials' configs are validated when they run (an invalid combination is
     a failed trial, not a failed sweep)."""
     if isinstance(source, Mapping):
+        # A mapping has no file: messages name it "sweep", and relative paths resolve against base_dir.
         raw, path = dict(source), Path(base_dir or ".") / "sweep"
     else:
         path = Path(source)
@@ -285,16 +297,22 @@ def load_sweep(
     if settings * seeds > MAX_TRIALS:
         total = f"{settings:,} settings x {seeds:,} seeds = {settings * seeds:,} trials"
         _fail(path, f"makes {total}; a sweep runs at most {MAX_TRIALS:,}")
+    for key in [*shared, *sweep.grid, *(k for item in sweep.listed for k in item), *(sweep.random.space if sweep.random else ())]:
+        try:
+            check_key(key)
+        except ConfigError as error:
+            _fail(path, str(error))
     combos = sweep.settings()
     trials = tuple(SweepTrial(combo, seed, shared, sweep.seed_keys) for combo in combos for seed in sweep.seeds)
-    names = [t.name for t in trials]
-    if len(set(names)) != len(names):
+    if len({(json.dumps(t.overrides, sort_keys=True), t.seed) for t in trials}) != len(trials):
         _fail(path, "two trials have the same overrides and seed")
+    trials = unique_names(trials)
     swept = tuple(dict.fromkeys(k for combo in combos for k in combo))
     both = sorted(set(swept) & set(shared))
     if both:
         _fail(path, f"{both} are both swept and set for every trial")
-    return SweepSpec(base=base, trials=trials, swept_keys=swept, path=path, shared=shared, seed_keys=sweep.seed_keys)
+    recorded = None if isinstance(source, Mapping) else path
+    return SweepSpec(base=base, trials=trials, swept_keys=swept, path=recorded, shared=shared, seed_keys=sweep.seed_keys)
 
 
 def _read_base(path, base):

@@ -9,8 +9,8 @@ interrupted ones from their checkpoints, and leaves the failed ones alone unless
 settings or seeds runs only the new trials.
 """
 
-import json
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,14 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from infovae.errors import ConfigError, RunDirError, RunInterrupted
-from infovae.files import FolderLock, write_json
+from infovae.errors import ConfigError, RunDirError, RunInterrupted, UserInputError
+from infovae.files import FolderLock, read_json, remove_temporary_files, short_repr, write_json
 from infovae.sweeps import executors
+from infovae.sweeps.groups import GROUPS, dissolve_groups
+from infovae.sweeps.progress import ProgressLines, wants_lines
 from infovae.sweeps.results import aggregate, markdown_table, trial_table, write_results
-from infovae.sweeps.spec import SweepSpec, SweepTrial, load_sweep
-from infovae.sweeps.trial import OUTCOME, RUN, TRIAL, read_outcome
+from infovae.sweeps.spec import SweepSpec, SweepTrial, load_sweep, unique_names
+from infovae.sweeps.trial import OUTCOME, RUN, TRIAL, read_outcome, trial_config
 
 __all__ = ["SWEEP", "Sweep", "open_sweep", "run_sweep"]
 
@@ -77,16 +79,16 @@ def _recorded_spec(sweep_dir):
     """The sweep's trials as recorded in its folder (the sweep file may have moved or changed)."""
     path = Path(sweep_dir) / SWEEP
     try:
-        record = json.loads(path.read_text())
+        record = read_json(path)
         shared = record.get("set", {})
         seed_keys = tuple(record.get("seed_keys", ("train.seed",)))
-        trials = tuple(SweepTrial(t["overrides"], t["seed"], shared, seed_keys) for t in record["trials"])
+        trials = unique_names(tuple(SweepTrial(t["overrides"], t["seed"], shared, seed_keys) for t in record["trials"]))
     except FileNotFoundError:
         raise RunDirError(f"{sweep_dir} holds no sweep (no {SWEEP})") from None
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         raise RunDirError(f"{path} is damaged") from None
     swept = tuple(dict.fromkeys(k for t in trials for k in t.overrides))
-    spec_path = Path(record.get("spec", "sweep"))
+    spec_path = Path(record["spec"]) if record.get("spec") else None  # None: a sweep given as a mapping
     return SweepSpec(base={}, trials=trials, swept_keys=swept, path=spec_path, shared=shared, seed_keys=seed_keys)
 
 
@@ -112,7 +114,7 @@ def _prepare(spec, out_dir):
         if recorded.exists() and _recorded_config(recorded) != specs[trial.name]["config"]:
             raise ConfigError(f"{out_dir} holds a different sweep (trial {trial.name} has another config); choose another --out")
     write_json(out_dir / SWEEP, {
-        "spec": str(spec.path.resolve()),
+        "spec": str(spec.path.resolve()) if spec.path else None,
         "set": spec.shared,
         "seed_keys": list(spec.seed_keys),
         "trials": [{"name": t.name, "overrides": t.overrides, "seed": t.seed} for t in spec.trials],
@@ -126,10 +128,44 @@ def _prepare(spec, out_dir):
 
 def _recorded_config(path):
     """The config a trial's ``trial.json`` records (written atomically: one that cannot be read was damaged)."""
-    try:
-        return json.loads(path.read_text())["config"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-        raise RunDirError(f"{path} is damaged; delete it and run the sweep again to have it rewritten") from None
+    return trial_config(path.parent)
+
+
+def _check_inside(spec, out_dir):
+    """That no trial folder of the sweep (nor its run folder) is a link leading out of the sweep folder:
+    a rerun writes and deletes there."""
+    root = out_dir.resolve()
+    for path in [out_dir / "trials", out_dir / GROUPS, *(out_dir / "trials" / t.name / RUN for t in spec.trials)]:
+        for part in (path.parent, path) if path.name == RUN else (path,):
+            if part.is_symlink() and not part.resolve().is_relative_to(root):
+                raise RunDirError(f"{part} is a link out of the sweep folder {out_dir}; a sweep writes only inside its folder")
+
+
+def _clean_leftovers(spec, out_dir):
+    """The temporary files that a process killed mid-write left in the sweep's and its trials' folders
+    (a run folder's are removed by whoever takes its lock)."""
+    remove_temporary_files(out_dir)
+    for trial in spec.trials:
+        if (out_dir / "trials" / trial.name).is_dir():
+            remove_temporary_files(out_dir / "trials" / trial.name)
+
+
+def _check_options(options, retry_failed, progress):
+    """The executor's options as the command line checks them, before anything is made."""
+    unknown = sorted(set(options) - {"workers", "trials_per_program", "address"})
+    if unknown:
+        raise UserInputError(f"unknown sweep option(s) {unknown}; the options are workers, trials_per_program and address")
+    for name in ("workers", "trials_per_program"):
+        value = options.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise UserInputError(
+                f"{name} must be a whole number of at least 1 (or None for the default), got {short_repr(value)}"
+            )
+    address = options.get("address")
+    if address is not None and not isinstance(address, str):
+        raise UserInputError(f"address must be a Ray address (a string), got {short_repr(address)}")
+    if not isinstance(retry_failed, bool) or not (progress is None or isinstance(progress, bool)):
+        raise UserInputError("retry_failed must be True or False, and progress True, False or None")
 
 
 def _pending(spec, out_dir, retry_failed):
@@ -162,8 +198,9 @@ def run_sweep(
         results tables were written.
     """
     run = executors.executor(executor)
+    _check_options(options, retry_failed, progress)
     spec = load_sweep(source, overrides)
-    name = spec.path.stem if not isinstance(source, dict) else "sweep"
+    name = spec.path.stem if spec.path else "sweep"
     out_dir = Path(out_dir or Path("runs") / name)
     try:
         if out_dir.exists() and not out_dir.is_dir():
@@ -172,21 +209,29 @@ def run_sweep(
     except OSError as error:  # a part of the path is a file, no permission, a read-only or odd file system, a name too long
         raise RunDirError(f"cannot make the sweep folder {out_dir}: {error.strerror or error}") from None
     with FolderLock(out_dir, "sweep folder"):
+        _check_inside(spec, out_dir)
         _prepare(spec, out_dir)
+        _clean_leftovers(spec, out_dir)
+        dissolve_groups(out_dir)
         pending = _pending(spec, out_dir, retry_failed)
         done = len(spec.trials) - len(pending)
         bar = tqdm(total=len(spec.trials), initial=done, desc="trials", disable=None if progress is None else not progress)
         counts = {"failed": 0}
+        # Where the bar shows nothing (the output is not a terminal), plain lines say what the sweep does.
+        lines = ProgressLines(len(spec.trials), done) if pending and wants_lines(progress) else None
 
         def on_done(trial_dir, outcome):
             counts["failed"] += outcome["status"] != "ok"
             bar.update(1)
             bar.set_postfix(failed=counts["failed"])
+            if lines is not None:
+                lines.finished(trial_dir, outcome)
 
         interrupted = False
         try:
-            if pending:
-                run(pending, on_done, sweep_dir=out_dir, progress=progress if executor == "vectorized" else False, **options)
+            with lines or nullcontext():
+                if pending:
+                    run(pending, on_done, sweep_dir=out_dir, progress=progress if executor == "vectorized" else False, **options)
         except KeyboardInterrupt:
             interrupted = True
         finally:

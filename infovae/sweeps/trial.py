@@ -7,9 +7,7 @@ or ``interrupted`` (Ctrl-C, SIGTERM: the run keeps a checkpoint and resumes when
 A failure is an outcome too, so one trial never stops the others.
 """
 
-import json
 import os
-import shutil
 import signal
 import sys
 import traceback
@@ -17,10 +15,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from infovae.errors import RunInterrupted, TrainingDiverged, UserInputError
-from infovae.files import write_json
+from infovae.errors import RunDirError, RunInterrupted, TrainingDiverged, UserInputError
+from infovae.files import read_json, write_json
 
-__all__ = ["OUTCOME", "Outcome", "PARENT_ENV", "RUN", "TRIAL", "read_outcome", "record_outcome", "run_trial", "stop_with_sweep"]
+__all__ = [
+    "OUTCOME",
+    "Outcome",
+    "PARENT_ENV",
+    "RUN",
+    "TRIAL",
+    "one_line",
+    "read_outcome",
+    "record_outcome",
+    "run_trial",
+    "stop_with_sweep",
+    "trial_config",
+]
 
 TRIAL, OUTCOME, RUN = "trial.json", "outcome.json", "run"
 # Set in a trial process started by a local sweep: the sweep's pid, so that the trial dies with it.
@@ -47,8 +57,8 @@ def read_outcome(trial_dir: str | Path) -> Outcome | None:
     left by a crash or damaged, it is treated as missing and the trial runs again)."""
     path = Path(trial_dir) / OUTCOME
     try:
-        outcome = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        outcome = read_json(path)
+    except (FileNotFoundError, RunDirError):
         return None
     if (
         not isinstance(outcome, dict)
@@ -60,7 +70,20 @@ def read_outcome(trial_dir: str | Path) -> Outcome | None:
     return outcome
 
 
-def _one_line(error):
+def trial_config(trial_dir: str | Path) -> dict[str, Any]:
+    """The config mapping the trial's ``trial.json`` records (:class:`~infovae.errors.RunDirError` if damaged)."""
+    path = Path(trial_dir) / TRIAL
+    try:
+        spec = read_json(path)
+    except FileNotFoundError:
+        raise RunDirError(f"{path} is missing; run the sweep again to have it rewritten") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise RunDirError(f"{path} is damaged; delete it and run the sweep again to have it rewritten")
+    return spec["config"]
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: message``, its first line, for an outcome."""
     return f"{type(error).__name__}: {error}".splitlines()[0][:500]
 
 
@@ -81,16 +104,16 @@ def run_trial(trial_dir: str | Path) -> Outcome:
     from infovae.training.run_folder import RunFolder
 
     trial_dir = Path(trial_dir)
-    spec = json.loads((trial_dir / TRIAL).read_text())
     folder = RunFolder(trial_dir / RUN)
     try:
-        config = parse_config(spec["config"])
+        config = parse_config(trial_config(trial_dir))
         summary = finished_summary(trial_dir)
         if summary is None and folder.has_checkpoint():
             summary = resume_run(folder.path, progress=False)
         elif summary is None:
-            # A run that died before its first checkpoint has nothing worth keeping.
-            shutil.rmtree(folder.path, ignore_errors=True)
+            # A run that died before its first checkpoint has nothing worth keeping but what others put there.
+            with folder.lock():
+                folder.clear_unstarted()
             summary = start_run(config, folder.path, progress=False)
         return record_outcome(trial_dir, "ok", summary=summary)
     except RunInterrupted as error:
@@ -98,10 +121,10 @@ def run_trial(trial_dir: str | Path) -> Outcome:
     except KeyboardInterrupt:  # stopped outside the training loop (starting up, or writing its summary)
         return record_outcome(trial_dir, "interrupted", "stopped before training began or after it ended")
     except (UserInputError, TrainingDiverged) as error:
-        return record_outcome(trial_dir, "failed", _one_line(error))
+        return record_outcome(trial_dir, "failed", one_line(error))
     except Exception as error:  # a crash inside one trial is that trial's failure, with its traceback kept
         (trial_dir / "traceback.txt").write_text(traceback.format_exc())
-        return record_outcome(trial_dir, "failed", _one_line(error))
+        return record_outcome(trial_dir, "failed", one_line(error))
 
 
 def stop_with_sweep() -> None:

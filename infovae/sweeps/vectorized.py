@@ -13,7 +13,15 @@ checkpoint to ``SWEEP/groups/ID/checkpoint.npz``; when it ends, each finished tr
 of its own (so ``infovae report`` and ``infovae train --resume ... train.steps=N`` work on it) and the
 chunk's checkpoint is removed. A trial whose config is invalid is recorded as failed before any
 program starts; a trial whose loss turns non-finite is frozen at that step and recorded as failed,
-and the others go on unchanged. Re-running the sweep resumes an interrupted chunk from its checkpoint.
+and the others go on unchanged.
+
+Each trial's run folder is locked while its chunk trains, as ``infovae train`` locks it. Re-running the
+sweep, with any grouping (another ``--trials-per-program``, added seeds, another executor), resumes
+every trial from the last checkpoint it has: a chunk's checkpoint is first split into its trials' own
+(:mod:`infovae.sweeps.groups`), and trials are grouped by the step they resume from. A run folder is
+made anew only when it holds no checkpoint, and then only if it holds nothing but what a run writes; a
+trial that cannot resume here (a checkpoint of the Pyro backend, files of someone else's) is recorded
+as failed with the reason, and its folder is left as it is.
 
 Chunk size: on a CPU, :data:`CPU_TRIALS_PER_PROGRAM` (measured on two cores: the per-trial speed of a
 wide ``vmap`` falls, and what a group saves is the fixed cost per trial, process start-up and
@@ -42,9 +50,11 @@ from typing import Any
 
 from infovae.core.architecture import CVAEConfig
 from infovae.data.registry import load_splits
-from infovae.errors import ConfigError, RunInterrupted, UserInputError
+from infovae.errors import CheckpointError, RunInterrupted, UserInputError
+from infovae.files import FolderLock, remove_temporary_files
 from infovae.sweeps.executors import OnDone, run_processes
-from infovae.sweeps.trial import RUN, TRIAL, finished_summary, record_outcome, stop_with_sweep
+from infovae.sweeps.groups import GROUPS, join_states, state_step, write_members
+from infovae.sweeps.trial import RUN, finished_summary, one_line, record_outcome, stop_with_sweep, trial_config
 from infovae.training.backends import shape_key
 from infovae.training.checkpoint import CHECKPOINT, load_checkpoint
 from infovae.training.config import RunConfig, apply_overrides, architecture, fit_batch_size, parse_config
@@ -68,7 +78,6 @@ CPU_TRIALS_PER_PROGRAM = 16
 # sweep starts them only when its longest chunk trains at least this many trial-steps (minutes).
 MIN_TRIAL_STEPS_PER_WORKER = 20_000
 MAX_TRIALS_PER_PROGRAM = 1024
-GROUPS = "groups"
 
 
 def trial_bytes(arch: CVAEConfig, config: RunConfig) -> int:
@@ -94,14 +103,35 @@ def default_trials_per_program(arch: CVAEConfig, config: RunConfig) -> int:
     return max(1, min(MAX_TRIALS_PER_PROGRAM, int(0.5 * limit // trial_bytes(arch, config))))
 
 
-def _group_id(key, names):
-    return hashlib.sha1(json.dumps([key, names]).encode()).hexdigest()[:12]
+def _group_id(key, step, names):
+    return hashlib.sha1(json.dumps([key, step, names]).encode()).hexdigest()[:16]
 
 
 def _trial_config(trial_dir: str | Path) -> RunConfig:
-    """The trial's config as ``trial.json`` records it, for the NumPyro backend (``ConfigError`` if invalid)."""
-    spec = json.loads((Path(trial_dir) / TRIAL).read_text())
-    return parse_config(apply_overrides(spec["config"], {"backend": "numpyro"}))
+    """The trial's config as ``trial.json`` records it, for the NumPyro backend (``UserInputError`` if invalid)."""
+    return parse_config(apply_overrides(trial_config(trial_dir), {"backend": "numpyro"}))
+
+
+def _own_state(folder: RunFolder) -> dict[str, Any] | None:
+    """The trial's own checkpoint (``None`` if it has none); one of another backend is refused, never deleted."""
+    if not folder.has_checkpoint():
+        return None
+    state = load_checkpoint(folder.checkpoint_path)
+    if not isinstance(state, dict) or state.get("backend_name") != "numpyro":
+        backend = state.get("backend_name") if isinstance(state, dict) else None
+        raise CheckpointError(
+            f"{folder.checkpoint_path} is a checkpoint of the {backend} backend, which --executor vectorized cannot "
+            "resume; run the sweep with --executor local to resume it"
+        )
+    state_step(state, folder.checkpoint_path)
+    return state
+
+
+def _resume_step(trial_dir: Path) -> int:
+    """The step the trial resumes from: its own checkpoint's, or 0."""
+    folder = RunFolder(trial_dir / RUN)
+    state = _own_state(folder) if folder.path.is_dir() else None
+    return 0 if state is None else int(state["step"])
 
 
 def run_vectorized(
@@ -117,21 +147,23 @@ def run_vectorized(
     import jax
 
     on_cpu = jax.default_backend() == "cpu"
-    groups: dict[str, list[tuple[Path, RunConfig]]] = {}
+    groups: dict[tuple[str, int], list[tuple[Path, RunConfig]]] = {}
     for trial_dir in trial_dirs:
         summary = finished_summary(trial_dir)
         if summary is not None:
-            on_done(trial_dir, {"status": "ok", "error": "", "summary": summary})
+            on_done(trial_dir, record_outcome(trial_dir, "ok", summary=summary))
             continue
         try:
             config = _trial_config(trial_dir)
-        except ConfigError as error:
-            on_done(trial_dir, record_outcome(trial_dir, "failed", f"ConfigError: {error}"))
+            step = _resume_step(Path(trial_dir))
+        except UserInputError as error:
+            on_done(trial_dir, record_outcome(trial_dir, "failed", one_line(error)))
             continue
-        groups.setdefault(shape_key(config, split_terms=on_cpu), []).append((Path(trial_dir), config))
+        # Trials resume together only from one step: those checkpointed at another are a group of their own.
+        groups.setdefault((shape_key(config, split_terms=on_cpu), step), []).append((Path(trial_dir), config))
 
     splits_cache, chunks = {}, []
-    for key, members in groups.items():
+    for (key, step), members in groups.items():
         data_key = json.dumps(members[0][1].data.model_dump(mode="json"), sort_keys=True) + members[0][1].likelihood
         try:
             if data_key not in splits_cache:
@@ -141,11 +173,11 @@ def run_vectorized(
             size = trials_per_program or default_trials_per_program(architecture(members[0][1], splits.train), members[0][1])
         except UserInputError as error:
             for trial_dir, _ in members:
-                on_done(trial_dir, record_outcome(trial_dir, "failed", f"{type(error).__name__}: {error}"))
+                on_done(trial_dir, record_outcome(trial_dir, "failed", one_line(error)))
             continue
         for start in range(0, len(members), size):
             chunk = members[start : start + size]
-            chunks.append((Path(sweep_dir) / GROUPS / _group_id(key, [d.name for d, _ in chunk]), chunk, splits))
+            chunks.append((Path(sweep_dir) / GROUPS / _group_id(key, step, [d.name for d, _ in chunk]), chunk, splits))
 
     if not on_cpu:
         workers = 1
@@ -169,36 +201,57 @@ def run_vectorized(
         groups_dir.rmdir()
 
 
+def _take(trial_dir, config, splits, locks):
+    """Lock the trial's run folder (held until the chunk ends) and return its own checkpoint, or ``None``
+    after making the folder anew (what it holds is the library's, or the trial is refused)."""
+    folder = RunFolder(trial_dir / RUN)
+    folder.create()
+    locks.append(folder.lock().acquire())
+    remove_temporary_files(folder.path)
+    state = _own_state(folder)
+    if state is None:
+        folder.clear_unstarted()
+        folder.write_start(config, splits)
+    return state
+
+
 def _run_chunk(chunk, splits, group_dir, progress):
-    """Train one chunk; yields ``(trial_dir, outcome)`` per trial."""
-    configs = [config for _, config in chunk]
+    """Train one chunk; yields ``(trial_dir, outcome)`` per trial. Each trial's run folder is locked as
+    ``infovae train`` locks it; a trial whose folder is in use, or cannot be resumed, fails on its own."""
+    locks: list[FolderLock] = []
     try:
-        backend = build_backend(configs, splits)
-    except UserInputError as error:
-        for trial_dir, _ in chunk:
-            yield trial_dir, record_outcome(trial_dir, "failed", f"{type(error).__name__}: {error}")
-        return
-    checkpoint = group_dir / CHECKPOINT
-    state = load_checkpoint(checkpoint) if checkpoint.exists() else None
-    trials = []
-    for trial_dir, config in chunk:
-        folder = RunFolder(trial_dir / RUN)
-        if state is None:
-            # Nothing of this chunk was checkpointed: whatever its folders hold starts over.
-            shutil.rmtree(folder.path, ignore_errors=True)
-            folder.create()
-            folder.write_start(config, splits)
-        trials.append(TrialProgress(config, folder, len(splits.train)))
-    group_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        outcomes = train_group(backend, trials, splits, checkpoint, state, progress, per_trial_checkpoints=True)
-    except RunInterrupted as error:
-        for trial_dir, _ in chunk:
-            record_outcome(trial_dir, "interrupted", error)
-        raise KeyboardInterrupt from None
-    shutil.rmtree(group_dir, ignore_errors=True)
-    for (trial_dir, _), outcome in zip(chunk, outcomes):
-        yield trial_dir, record_outcome(trial_dir, outcome.status, outcome.error, outcome.summary)
+        ready, states = [], []
+        for trial_dir, config in chunk:
+            try:
+                states.append(_take(trial_dir, config, splits, locks))
+            except UserInputError as error:
+                yield trial_dir, record_outcome(trial_dir, "failed", one_line(error))
+                continue
+            ready.append((trial_dir, config))
+        if not ready:
+            return
+        try:
+            backend = build_backend([config for _, config in ready], splits)
+            state = None if all(s is None for s in states) else join_states(states)
+        except UserInputError as error:
+            for trial_dir, _ in ready:
+                yield trial_dir, record_outcome(trial_dir, "failed", one_line(error))
+            return
+        trials = [TrialProgress(config, RunFolder(trial_dir / RUN), len(splits.train)) for trial_dir, config in ready]
+        write_members(group_dir, [trial_dir.name for trial_dir, _ in ready])
+        try:
+            outcomes = train_group(backend, trials, splits, group_dir / CHECKPOINT, state, progress, per_trial_checkpoints=True)
+        except RunInterrupted as error:
+            for trial_dir, _ in ready:
+                record_outcome(trial_dir, "interrupted", error)
+            raise KeyboardInterrupt from None
+        # Every trial has a checkpoint of its own now (the finished ones) or a failure to report.
+        shutil.rmtree(group_dir, ignore_errors=True)
+        for (trial_dir, _), outcome in zip(ready, outcomes):
+            yield trial_dir, record_outcome(trial_dir, outcome.status, outcome.error, outcome.summary)
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 def run_chunk_process(group_dir: str | Path, trial_dirs: Sequence[str | Path]) -> None:

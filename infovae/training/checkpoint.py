@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from infovae.errors import CheckpointError
-from infovae.files import atomic_write_bytes
+from infovae.files import FolderLock, atomic_write_bytes
 
 __all__ = ["CHECKPOINT", "FORMAT", "LEGACY_CHECKPOINT", "convert_legacy_checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -125,7 +125,8 @@ def load_checkpoint(path: str | Path) -> Any:
 
 
 def convert_legacy_checkpoint(folder: str | Path) -> Path:
-    """Convert a trusted run folder's pickled ``checkpoint.pkl`` into ``checkpoint.npz``.
+    """Convert a trusted run folder's pickled ``checkpoint.pkl`` into ``checkpoint.npz``, holding the
+    folder's lock; a folder that has a ``checkpoint.npz`` already is refused (it is never overwritten).
 
     This unpickles the file, which runs whatever code it holds: only for files you trust.
     """
@@ -139,15 +140,20 @@ def convert_legacy_checkpoint(folder: str | Path) -> Path:
         raise CheckpointError(f"{folder} cannot be read: {error.strerror or error}") from None
     if not found:
         raise CheckpointError(f"{folder} has no {LEGACY_CHECKPOINT} to convert")
-    try:
-        with open(legacy, "rb") as f:
-            state = pickle.load(f)  # noqa: S301  (the user vouched for this file)
-    except Exception as error:  # a damaged file: unpickling raises whatever its bytes lead to
-        first = str(error).splitlines()[0] if str(error) else ""
-        raise CheckpointError(f"{legacy} cannot be unpickled ({type(error).__name__}: {first})") from None
-    try:
-        save_checkpoint(folder / CHECKPOINT, state)
-    except (TypeError, ValueError, RecursionError) as error:
-        first = str(error).splitlines()[0] if str(error) else ""
-        raise CheckpointError(f"{legacy} holds something a checkpoint cannot store ({type(error).__name__}: {first})") from None
+    with FolderLock(folder):  # no run may write the folder meanwhile
+        if (folder / CHECKPOINT).exists():
+            raise CheckpointError(f"{folder} already has a {CHECKPOINT} (it may be newer); nothing was converted")
+        try:
+            with open(legacy, "rb") as f:
+                state = pickle.load(f)  # noqa: S301  (the user vouched for this file)
+        except Exception as error:  # a damaged file: unpickling raises whatever its bytes lead to
+            first = str(error).splitlines()[0] if str(error) else ""
+            raise CheckpointError(f"{legacy} cannot be unpickled ({type(error).__name__}: {first})") from None
+        try:
+            save_checkpoint(folder / CHECKPOINT, state)
+        except (TypeError, ValueError, RecursionError) as error:
+            first = str(error).splitlines()[0] if str(error) else ""
+            raise CheckpointError(
+                f"{legacy} holds something a checkpoint cannot store ({type(error).__name__}: {first})"
+            ) from None
     return folder / CHECKPOINT

@@ -10,16 +10,16 @@ and exports the names of all four.
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from infovae.errors import ConfigError
 from infovae.files import load_yaml, short_repr
 from infovae.training.config_limits import MAX_ACTIVATIONS, MAX_PARAMETERS, architecture, fit_batch_size
 from infovae.training.config_overrides import Overrides, apply_overrides, override_items, parse_value
 from infovae.training.config_sections import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
-from infovae.training.config_text import describe_schema
+from infovae.training.config_text import describe_schema, suggest_key
 
 __all__ = [
     "MAX_ACTIVATIONS",
@@ -31,7 +31,9 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "architecture",
+    "check_key",
     "describe_schema",
+    "suggest_key",
     "fit_batch_size",
     "load_config",
     "parse_config",
@@ -42,18 +44,44 @@ __all__ = [
 _parse_value = parse_value
 
 
-def _format(error: ValidationError) -> str:
+def _format(error: ValidationError, raw: Mapping[str, Any]) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-"))
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = "unknown key"
+        data = raw.get("data")
+        meant = suggest_key(where, data.get("kind") if isinstance(data, Mapping) else None)
+        message = "unknown key" + (f" (did you mean {meant}?)" if meant else "")
     leaf = str(first["loc"][-1]) if first["loc"] else ""
     message = message.removeprefix(f"{leaf} ") if leaf and message.startswith(f"{leaf} ") else message
     given = first.get("input")
     quiet = first["type"] in ("extra_forbidden", "missing") or isinstance(given, Mapping) or "got " in message
     shown = "" if quiet else f" (got {short_repr(given)})"
     return f"{where + ': ' if where else ''}{message}{shown}"
+
+
+def _section(annotation: Any) -> type[BaseModel] | None:
+    """The section (a pydantic model) a field's annotation holds, optional or not; ``None`` for a value."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((s for s in map(_section, get_args(annotation)) if s is not None), None)
+
+
+def check_key(key: str) -> None:
+    """That a dotted config key is well formed: no empty part, and no part below a key that holds a value
+    (``train.steps.x``). Whether the key exists is the config's validation to say (``data``'s keys
+    depend on ``data.kind``)."""
+    parts = str(key).split(".")
+    if any(not part for part in parts):
+        raise ConfigError(f"key {short_repr(key)} must look like section.name (a dotted path without empty parts)")
+    model: type[BaseModel] | None = RunConfig
+    for depth, part in enumerate(parts[:-1]):
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None or part == "data":
+            return
+        model = _section(field.annotation)
+        if model is None:
+            raise ConfigError(f"key {short_repr(key)}: {'.'.join(parts[: depth + 1])} is a value, not a section")
 
 
 def parse_config(raw: Mapping[str, Any] | None, base_dir: str | Path | None = None) -> RunConfig:
@@ -65,7 +93,7 @@ def parse_config(raw: Mapping[str, Any] | None, base_dir: str | Path | None = No
     try:
         config = RunConfig.model_validate(dict(raw))
     except ValidationError as error:
-        raise ConfigError(_format(error)) from None
+        raise ConfigError(_format(error, raw)) from None
     if base_dir is not None:
         config = config.model_copy(update={"data": config.data.resolve_paths(Path(base_dir))})
     return config

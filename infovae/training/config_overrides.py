@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from infovae.errors import ConfigError
-from infovae.files import short_repr
+from infovae.files import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_VALUES, bracket_depth, count_values, short_repr
 
 __all__ = ["Overrides", "apply_overrides", "override_items", "parse_value"]
 
@@ -17,11 +17,19 @@ Overrides = Iterable[str] | Mapping[str, Any]
 
 
 def parse_value(text: str) -> Any:
-    """A command line's value read as YAML (``5`` an int, ``[1, 2]`` a list), or the text itself."""
+    """A command line's value read as YAML (``5`` an int, ``[1, 2]`` a list), or the text itself; one
+    that expands past a config file's bounds (an alias bomb, brackets thousands deep) is a ``ConfigError``."""
+    if len(text) > MAX_YAML_BYTES or bracket_depth(text) > MAX_YAML_DEPTH:
+        raise ConfigError(f"override value {short_repr(text)} is larger or nested deeper than a config file may be")
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    except RecursionError:
+        raise ConfigError(f"override value {short_repr(text)} is nested too deeply") from None
+    if count_values(value, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+        raise ConfigError(f"override value {short_repr(text)} expands to more than {MAX_YAML_VALUES} values (aliases?)")
+    return value
 
 
 def override_items(overrides: Overrides) -> list[tuple[str, Any]]:

@@ -10,10 +10,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 from pydantic_core import core_schema
 
-from infovae.core.architecture import DECODER_SCALES, LIKELIHOODS
+from infovae.core.architecture import DECODER_SCALES, LIKELIHOODS, NETWORKS
 from infovae.core.arguments import (
     DEFAULT_KERNEL_SCALES,
     JSD_MIXTURES,
@@ -57,6 +57,25 @@ class Registered:
         return value
 
 
+# The training computes in float32: a number outside its range (or too close to 0 to be told from it)
+# would turn into infinity or 0 at the first step, so it is refused when the config is read.
+FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38
+
+
+def _float32(value):
+    """A float that float32 holds (0, or a magnitude between its smallest normal number and its largest)."""
+    if isinstance(value, float) and value != 0 and not FLOAT32_TINY <= abs(value) <= FLOAT32_MAX:
+        raise ValueError(f"must be 0 or of magnitude between {FLOAT32_TINY:.3g} and {FLOAT32_MAX:.3g} (float32)")
+    return value
+
+
+Float32 = Annotated[float, AfterValidator(_float32)]
+# Seeds: non-negative and below 2**32, which every generator the library seeds accepts.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+# Steps of a warm-up, at most as many as a run may have.
+WarmupSteps = Annotated[int, Field(ge=0, le=100_000_000)]
+
+
 def _literal(values):
     """``Literal[*values]``, from the one tuple that names the choices (which type checkers cannot read)."""
     return Literal[tuple(values)]
@@ -72,12 +91,17 @@ class ModelConfig(_Section):
         None, description="The distribution of y given x and z; default: the data's own (required for npz)."
     )
     hidden: int = Field(128, ge=1, le=1_000_000, description="Width of the hidden layers.")
+    network: _literal(NETWORKS) = Field(  # type: ignore[valid-type]
+        "mlp",
+        description="MLPs, or for images (data.image_shape, or an image data kind) a conv encoder of the whole image "
+        "and a transposed-conv decoder whose y pixels are read out; bernoulli or gaussian likelihood.",
+    )
     decoder_scale: _literal(DECODER_SCALES) | float = Field(  # type: ignore[valid-type]
         "learned",
         description="Gaussian likelihood: one learned scale per output dim (learned), per example from the decoder "
         "(amortized), or a fixed positive number.",
     )
-    min_scale: float = Field(1e-3, gt=0, allow_inf_nan=False, description="Floor on a learned or amortized decoder scale.")
+    min_scale: Float32 = Field(1e-3, gt=0, allow_inf_nan=False, description="Floor on a learned or amortized decoder scale.")
 
     @field_validator("decoder_scale")
     @classmethod
@@ -88,18 +112,18 @@ class ModelConfig(_Section):
 
 
 class ObjectiveConfig(_Section):
-    beta: float = Field(1.0, ge=0, allow_inf_nan=False, description="Weight of the per-example KL (1 - alpha): the MI penalty.")
+    beta: Float32 = Field(1.0, ge=0, allow_inf_nan=False, description="Weight of the per-example KL (1 - alpha): the MI penalty.")
     marginal: Annotated[str, Registered(MARGINALS, lambda m: f"{m.description} ({m.latent} latent)")] | None = Field(
         None, description="Divergence between aggregate posterior and prior"
     )
-    marginal_weight: float = Field(
+    marginal_weight: Float32 = Field(
         0.0, ge=0, allow_inf_nan=False, description="gamma = alpha + lambda - 1, weight of the marginal divergence."
     )
-    jsd_weight: float = Field(
+    jsd_weight: Float32 = Field(
         0.0, ge=0, allow_inf_nan=False, description="delta, weight of the inter-latent Jensen-Shannon reward."
     )
     kernel: _literal(KERNELS) = Field("imq", description="MMD kernel: inverse multiquadric or Gaussian (RBF).")  # type: ignore[valid-type]
-    kernel_scales: tuple[float, ...] = Field(DEFAULT_KERNEL_SCALES, min_length=1, description="MMD kernel scales (positive).")
+    kernel_scales: tuple[Float32, ...] = Field(DEFAULT_KERNEL_SCALES, min_length=1, description="MMD kernel scales (positive).")
     bandwidth: str | float | None = Field(None, description="MMD base width: null (2 d), median, or a positive number.")
     jsd_mixture: _literal(JSD_MIXTURES) = Field("prior", description="Where the JSD term's mixture weights come from.")  # type: ignore[valid-type]
     jsd_samples: int = Field(8, ge=2, le=10_000, description="Latent draws compared by the JSD term (Gaussian latent).")
@@ -137,23 +161,23 @@ class EarlyStopping(_Section):
 
 
 class Warmup(_Section):
-    beta: int = Field(0, ge=0, description="Steps over which beta ramps linearly from 0.")
-    marginal_weight: int = Field(0, ge=0, description="Steps over which marginal_weight ramps linearly from 0.")
-    jsd_weight: int = Field(0, ge=0, description="Steps over which jsd_weight ramps linearly from 0.")
+    beta: WarmupSteps = Field(0, description="Steps over which beta ramps linearly from 0.")
+    marginal_weight: WarmupSteps = Field(0, description="Steps over which marginal_weight ramps linearly from 0.")
+    jsd_weight: WarmupSteps = Field(0, description="Steps over which jsd_weight ramps linearly from 0.")
 
 
 class TrainConfig(_Section):
     steps: int = Field(2000, ge=1, le=100_000_000, description="Optimisation steps.")
     batch_size: int = Field(256, ge=2, le=10_000_000, description="Examples per step (at most the training examples).")
-    lr: float = Field(1e-3, gt=0, le=1, description="Adam learning rate.")
+    lr: Float32 = Field(1e-3, gt=0, le=1, description="Adam learning rate.")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="Constant learning rate, or cosine decay to 0 over train.steps."
     )
-    grad_clip: float | None = Field(
+    grad_clip: Float32 | None = Field(
         None, gt=0, allow_inf_nan=False, description="Largest global gradient norm (null: no clipping)."
     )
     warmup: Warmup = Field(default_factory=Warmup, description="Linear warm-up of the objective's weights.")
-    seed: int = Field(0, description="Seed of initialisation, minibatches and latent draws.")
+    seed: Seed = Field(0, description="Seed of initialisation, minibatches and latent draws (0 to 2**32 - 1).")
     eval_every: int = Field(200, ge=1, description="Steps between evaluations (each writes metrics.jsonl and a checkpoint).")
     eval_examples: int = Field(2000, ge=10, le=1_000_000, description="Largest number of held-out examples an evaluation uses.")
     importance_samples: int = Field(
@@ -214,6 +238,8 @@ class RunConfig(_Section):
             raise ValueError(f"data kind {self.data.kind} needs model.likelihood: {own}, got {self.model.likelihood}")
         if own is None and self.model.likelihood is None:
             raise ValueError(f"data kind {self.data.kind} needs model.likelihood ({', '.join(LIKELIHOODS)})")
+        if self.model.network == "conv" and self.likelihood == "categorical":
+            raise ValueError("model.network: conv draws pixels: it needs model.likelihood bernoulli or gaussian, not categorical")
         return self
 
     @property

@@ -37,10 +37,16 @@ def restore_group(state: dict[str, Any], backend: Backend, trials: Sequence[Tria
             raise CheckpointError(f"the checkpoint was written by the {state['backend_name']} backend, not {backend.name}")
         if len(state["trials"]) != len(trials):
             raise CheckpointError(f"the checkpoint holds {len(state['trials'])} trials, not {len(trials)}")
+        step, seconds = state["step"], float(state["seconds"])
+        longest = max(t.config.train.steps for t in trials)
+        if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= longest:
+            raise CheckpointError(f"the checkpoint's step is {step!r}, outside 0 - {longest} (train.steps)")
+        if not seconds >= 0:
+            raise CheckpointError(f"the checkpoint's training time is {seconds!r} seconds")
         backend.load_state_dict(state["backend"])
         for trial, trial_state in zip(trials, state["trials"]):
             trial.load_state_dict(trial_state)
-        return int(state["step"]), float(state["seconds"])
+        return step, seconds
     except (KeyError, TypeError, ValueError, OverflowError) as error:
         if isinstance(error, CheckpointError):
             raise

@@ -1,10 +1,12 @@
 """The host's bookkeeping of one trial of a group while it trains (its status, the running means of its
 terms, its best evaluation so far, its minibatch order), and how a trial ended."""
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from infovae.errors import CheckpointError
 from infovae.training.config import RunConfig
 from infovae.training.loop_sampling import MinibatchSampler
 from infovae.training.run_folder import RunFolder
@@ -47,14 +49,45 @@ class TrialProgress:
         return {
             "status": self.status, "error": self.error, "sums": dict(self.sums), "count": self.count,
             "best_score": self.best_score, "best_step": self.best_step, "stale": self.stale, "last_step": self.last_step,
-            "sampler": self.sampler.state_dict(),
+            "sampler": self.sampler.state_dict(), "config": _resumable(self.config),
         }  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; values no run can have (a negative step, an unknown status) are a
+        ``ValueError``, and a config other than the one the state was trained with a ``CheckpointError``."""
+        if state["status"] not in ("running", "stopped", "failed") or not isinstance(state["error"], str):
+            raise ValueError(f"a trial's status is {state['status']!r}")
+        for name in ("count", "best_step", "stale", "last_step"):
+            value = state[name]
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= self.config.train.steps:
+                raise ValueError(f"a trial's {name} is {value!r}, outside 0 - train.steps")
+        trained = state.get("config")
+        if trained is not None and trained != _resumable(self.config):
+            changed = _first_difference(json.loads(trained), json.loads(_resumable(self.config)))
+            raise CheckpointError(
+                f"{self.folder.config_path}: {changed} differs from the config the checkpoint was trained with; "
+                "restore it, or start a new run"
+            )
         for name in ("status", "error", "count", "best_step", "stale", "last_step"):
             setattr(self, name, state[name])
-        self.sums, self.best_score = dict(state["sums"]), float(state["best_score"])
+        self.sums, self.best_score = {str(k): float(v) for k, v in dict(state["sums"]).items()}, float(state["best_score"])
         self.sampler.load_state_dict(state["sampler"])
+
+
+def _resumable(config: RunConfig) -> str:
+    """The config a checkpoint must be resumed with, as JSON: all of it but ``train.steps`` (a run may be extended)."""
+    raw = config.model_dump(mode="json")
+    raw["train"].pop("steps")
+    return json.dumps(raw, sort_keys=True)
+
+
+def _first_difference(a: Any, b: Any, where: str = "") -> str:
+    """The first dotted key at which two config mappings differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
+    return where or "the config"
 
 
 @dataclass

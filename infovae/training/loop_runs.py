@@ -20,7 +20,7 @@ from infovae.errors import RunDirError, TrainingDiverged, UserInputError
 from infovae.files import remove_temporary_files
 from infovae.training.backends import Backend, backend_class
 from infovae.training.checkpoint import load_checkpoint
-from infovae.training.config import RunConfig, architecture, fit_batch_size
+from infovae.training.config import RunConfig, apply_overrides, architecture, fit_batch_size, parse_config
 from infovae.training.loop_checkpoint import restore_group
 from infovae.training.loop_group import train_group
 from infovae.training.loop_progress import TrialProgress
@@ -140,9 +140,12 @@ def resume_run(
 
 
 def _extended(config, steps, summary, folder):
-    done = summary["steps"] if summary else None
+    """The run's config with ``train.steps`` raised to ``steps``, validated as a new run's would be."""
+    extended = parse_config(apply_overrides(config.to_dict(), {"train.steps": steps}))
+    steps = extended.train.steps
     if steps < config.train.steps:
         raise UserInputError(f"train.steps={steps} is fewer than the run's {config.train.steps}; a run can only be extended")
     if summary is not None and summary.get("stopped_early"):
+        done = summary.get("steps")
         raise UserInputError(f"the run in {folder.path} stopped early at step {done} (train.early_stopping); it is not extended")
-    return config.model_copy(update={"train": config.train.model_copy(update={"steps": steps})})
+    return extended

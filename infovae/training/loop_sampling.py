@@ -33,8 +33,19 @@ class MinibatchSampler:
         return {"rng": self.rng.bit_generator.state, "order": self.order.copy(), "position": self.position}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; one that is not this sampler's (another data size, a position
+        outside the order) is a ``ValueError``."""
+        order, position = np.asarray(state["order"]), state["position"]
+        if (
+            order.shape != (self.num_examples,)
+            or order.dtype.kind not in "iu"
+            or not np.array_equal(np.sort(order), np.arange(self.num_examples))
+        ):
+            raise ValueError(f"the minibatch order is not a permutation of the {self.num_examples} training examples")
+        if not isinstance(position, (int, np.integer)) or not 0 <= position <= self.num_examples:
+            raise ValueError(f"the minibatch position {position!r} is outside 0 - {self.num_examples}")
         self.rng.bit_generator.state = state["rng"]
-        self.order, self.position = np.asarray(state["order"]).copy(), int(state["position"])
+        self.order, self.position = order.copy(), int(position)
 
 
 def eval_seed(config: RunConfig, step: int) -> int:

@@ -9,9 +9,10 @@ group. Steps run in chunks inside :func:`jax.lax.scan`, Python out of the hot pa
 of an evaluation is computed on the device too (:mod:`infovae.diagnostics.jax_metrics`), in blocks of
 trials (:data:`EVAL_BLOCK`) to bound memory, so that the host receives O(trials) numbers.
 
-A run starts from the same weights as the Pyro backend with the same seed (the torch initialisation,
-transferred), so that the two backends can be compared run for run; a trial in a group gets the same
-numbers as the same trial alone, up to float32 rounding of the batched arithmetic.
+A run starts from the same weights as the Pyro backend with the same seed (drawn with NumPy in torch's
+layout, :mod:`infovae.core.initial_weights`, and transposed into the flax trees), so that the two
+backends can be compared run for run; a trial in a group gets the same numbers as the same trial
+alone, up to float32 rounding of the batched arithmetic.
 """
 
 import math
@@ -24,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from infovae.core.initial_weights import cvae_initial_weights
 from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.core.objective import assemble_loss
 from infovae.data.base import evaluation_subset
@@ -56,18 +58,6 @@ def use_compilation_cache():
         return
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
-def _initial_state_dicts(arch, seed):
-    """The Pyro backend's initial weights for ``seed``."""
-    import pyro
-
-    from infovae.guides import CVAEGuide as TorchGuide
-    from infovae.models import CVAEModel as TorchModel
-
-    pyro.set_rng_seed(seed)
-    model, guide = TorchModel(arch), TorchGuide(arch)
-    return model.state_dict(), guide.state_dict()
 
 
 def _stack(trees):
@@ -103,7 +93,7 @@ class NumPyroBackend(Backend):
         for config in self.configs:
             if config.train.seed not in initial:
                 initial[config.train.seed] = state_dicts_to_numpyro(
-                    *_initial_state_dicts(arch, config.train.seed), dtype=jnp.float32
+                    *cvae_initial_weights(arch, config.train.seed), dtype=jnp.float32
                 )
         self.params = _stack([initial[c.train.seed] for c in self.configs])
         self.best = self.params

@@ -5,7 +5,8 @@ A run folder holds:
 - ``config.yaml``: the resolved config;
 - ``splits.npz``: the indices of the train / validation / test examples;
 - ``metrics.jsonl``: one JSON object per evaluation (``step``, the training terms' running means
-  ``train_*``, and every quantity of :mod:`infovae.diagnostics.quantities` on the validation split);
+  ``train_*``, every quantity of :mod:`infovae.diagnostics.quantities` on the validation split, and
+  ``unix_seconds``: the wall-clock time the evaluation ended, in seconds since 1970-01-01 UTC);
 - ``checkpoint.npz``: everything needed to continue, written atomically after each evaluation (and on
   Ctrl-C or SIGTERM), in a format that cannot run code (:mod:`infovae.training.checkpoint`);
 - ``summary.json``: the final evaluation on the test split, with ``steps``, ``selected_step`` and
@@ -22,7 +23,7 @@ import numpy as np
 import yaml
 
 from infovae.data.base import DataSplits
-from infovae.diagnostics.quantities import upgrade_record
+from infovae.diagnostics.quantities import QUANTITIES, upgrade_record
 from infovae.errors import ConfigError, RunDirError
 from infovae.files import (
     LOCK,
@@ -30,7 +31,10 @@ from infovae.files import (
     atomic_write_bytes,
     atomic_write_text,
     load_yaml,
+    read_json,
     read_jsonl,
+    remove_temporary_files,
+    short_repr,
     write_json,
 )
 from infovae.training.checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
@@ -39,6 +43,27 @@ from infovae.training.config import RunConfig, parse_config
 __all__ = ["CONFIG", "METRICS", "SPLITS", "SUMMARY", "RunFolder"]
 
 CONFIG, SPLITS, METRICS, SUMMARY = "config.yaml", "splits.npz", "metrics.jsonl", "summary.json"
+
+
+# The entries of a summary or metrics record that are not numbers.
+_TEXT_ENTRIES = {"backend"}
+_WHOLE_ENTRIES = ("step", "steps", "selected_step")
+
+
+def _check_values(record: dict[str, Any], where: str) -> None:
+    """That each entry of a summary or metrics record has the type the library writes (numbers, or null
+    where a quantity does not apply), so that damage is one line here rather than a traceback later."""
+    for key, value in record.items():
+        if key in _TEXT_ENTRIES:
+            ok = isinstance(value, str)
+        elif key in _WHOLE_ENTRIES:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        elif key in QUANTITIES or key.startswith(("train_", "test_")):
+            ok = value is None or isinstance(value, (int, float))
+        else:  # an entry of a later version or a plug-in: not this reader's to judge
+            continue
+        if not ok:
+            raise RunDirError(f"{where}: {key} is {short_repr(value)}, not what a run writes there; the file is damaged")
 
 
 class RunFolder:
@@ -105,7 +130,10 @@ class RunFolder:
     def read_metrics(self) -> list[dict[str, Any]]:
         """The evaluations in ``metrics.jsonl`` (a last line cut short by a crash dropped with a warning),
         with names of earlier versions mapped to today's; ``[]`` before the first."""
-        return [upgrade_record(r, "metrics") for r in read_jsonl(self.metrics_path)]
+        records = [upgrade_record(r, "metrics") for r in read_jsonl(self.metrics_path)]
+        for number, record in enumerate(records, 1):
+            _check_values(record, f"{self.metrics_path}: evaluation {number}")
+        return records
 
     def keep_metrics_up_to(self, step: int) -> None:
         """Drop evaluations after ``step`` (written after the checkpoint a resumed run starts from) and
@@ -117,18 +145,36 @@ class RunFolder:
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in records))
 
     def read_summary(self) -> dict[str, Any] | None:
-        if not self.summary_path.exists():
-            return None
         try:
-            summary = json.loads(self.summary_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RunDirError(f"{self.summary_path} is not valid JSON; the run folder is damaged") from None
+            summary = read_json(self.summary_path)
+        except FileNotFoundError:
+            return None
         if not isinstance(summary, dict):
             raise RunDirError(f"{self.summary_path} is not a summary (a JSON object); the run folder is damaged")
-        return upgrade_record(summary, "summary")
+        summary = upgrade_record(summary, "summary")
+        _check_values(summary, str(self.summary_path))
+        return summary
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.summary_path, summary)
+
+    def clear_unstarted(self) -> None:
+        """Empty the folder of a run that never wrote a checkpoint, to start it over: its ``config.yaml``,
+        ``splits.npz``, ``metrics.jsonl`` and temporary files go, the folder and its lock stay. A file a run
+        does not write is never deleted: the run is refused (:class:`~infovae.errors.RunDirError`) instead."""
+        if not self.path.exists():
+            return
+        if self.path.is_symlink() or not self.path.is_dir():
+            raise RunDirError(f"{self.path} is not a folder of its own (a file or a link); it is left as it is")
+        remove_temporary_files(self.path)
+        foreign = sorted(p.name for p in self.path.iterdir() if p.name not in (CONFIG, SPLITS, METRICS, LOCK))
+        if foreign:
+            raise RunDirError(
+                f"{self.path} has no checkpoint to resume from and holds files a run does not write "
+                f"({', '.join(foreign[:3])}); move them away to start it over"
+            )
+        for name in (CONFIG, SPLITS, METRICS):
+            (self.path / name).unlink(missing_ok=True)
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint_path.exists() or (self.path / LEGACY_CHECKPOINT).exists()

@@ -3,11 +3,12 @@ and ``convert-checkpoint`` (registered in the matrix, run by ``test_bad_input``)
 
 import json
 import math
+import pickle
 import shutil
 
 import numpy as np
 
-from .matrix import bad_input, checkpoint_meta, npy_claiming, npz_bytes
+from .matrix import bad_input, checkpoint_meta, copy_run, npy_claiming, npz_bytes
 
 # -- checkpoints that could run code ---------------------------------------------------------------------
 
@@ -50,6 +51,7 @@ def _(w):
 @bad_input("convert-checkpoint-damaged-pickle", "cannot be unpickled")
 def _(w):
     run = w.run()
+    (run / "checkpoint.npz").unlink()
     (run / "checkpoint.pkl").write_bytes(b"\x80\x04garbage")
     return ["convert-checkpoint", run, "--trust"]
 
@@ -157,3 +159,85 @@ bad_input(
     "summary.json",
 )(lambda w: ["report", _changed(w.run(finished=True), "summary.json", "[1, 2]")])
 bad_input("report-neither-run-nor-sweep", "neither a run folder")(lambda w: ["report", w.watch(w.dir / "empty")])
+
+
+# -- resume overrides, checkpoint fields and a hand-edited config: refused before anything is written ----------
+
+for _steps in ("60.5", "1000000000000", "abc"):
+    bad_input(f"resume-extend-to-{_steps}-steps", "train.steps")(
+        lambda w, steps=_steps: ["train", "--resume", w.run(finished=True), f"train.steps={steps}"]
+    )
+
+
+def _edit_trial_state(**changes):
+    def change(w, run):
+        from infovae.training.checkpoint import load_checkpoint, save_checkpoint
+
+        state = load_checkpoint(run / "checkpoint.npz")
+        trial = state["trials"][0]
+        for key, value in changes.items():
+            if key == "position":
+                trial["sampler"]["position"] = value
+            else:
+                trial[key] = value
+        save_checkpoint(run / "checkpoint.npz", state)
+
+    return change
+
+
+bad_input("resume-checkpoint-step-negative", "outside 0")(_damaged(_edit_checkpoint(step=-1000)))
+bad_input("resume-checkpoint-position-negative", "outside 0")(_damaged(_edit_trial_state(position=-5)))
+bad_input("resume-checkpoint-last-step-negative", "outside 0")(_damaged(_edit_trial_state(last_step=-3)))
+bad_input("resume-config-edited-by-hand", "objective.beta differs from the config the checkpoint was trained with")(
+    _damaged(lambda w, run: _changed(run, "config.yaml", (run / "config.yaml").read_text().replace("beta: 1.0", "beta: 0.5", 1)))
+)
+
+
+@bad_input("convert-checkpoint-never-overwrites-a-checkpoint", "already has a checkpoint.npz")
+def _(w):
+    run = w.run()
+    (run / "checkpoint.pkl").write_bytes(pickle.dumps({"step": 1}))
+    return ["convert-checkpoint", run, "--trust"]
+
+
+@bad_input("convert-checkpoint-in-use", "is in use by another process")
+def _(w):
+    run = w.run()
+    (run / "checkpoint.npz").unlink()
+    (run / "checkpoint.pkl").write_bytes(pickle.dumps({"step": 1}))
+    return ["convert-checkpoint", w.hold_lock(run), "--trust"]
+
+
+# -- reports of damaged bookkeeping, and where a report cannot be written --------------------------------------
+
+
+def _unwatched_run(w, name="run"):
+    """A finished run that is not watched: the snapshot would read what the case puts there (/dev/zero)."""
+    return copy_run(w._runs, w.dir / name)
+
+
+def _replaced(run, name, make):
+    (run / name).unlink()
+    make(run / name)
+    return run
+
+
+for _name in ("metrics.jsonl", "summary.json"):
+    bad_input(f"report-{_name}-links-to-dev-zero", "not a regular file")(
+        lambda w, name=_name: ["report", _replaced(_unwatched_run(w), name, lambda p: p.symlink_to("/dev/zero"))]
+    )
+    bad_input(f"report-{_name}-is-a-folder", "not a regular file")(
+        lambda w, name=_name: ["report", _replaced(_unwatched_run(w), name, lambda p: p.mkdir())]
+    )
+
+bad_input("report-summary-nested-100k-deep", "nested more than")(
+    lambda w: ["report", _changed(w.run(finished=True), "summary.json", "[" * 100_000 + "]" * 100_000)]
+)
+bad_input("report-summary-value-of-wrong-type", "not what a run writes")(
+    lambda w: ["report", _changed(w.run(finished=True), "summary.json", '{"steps": 4, "nll": "low"}')]
+)
+bad_input("report-metrics-step-of-wrong-type", "not what a run writes")(
+    lambda w: ["report", _changed(w.run(finished=True), "metrics.jsonl", '{"step": "two", "loss": 1.0}\n{"step": 4}\n')]
+)
+bad_input("report-folder-is-a-file", "is not a folder")(lambda w: ["report", _changed(w.run(finished=True), "report", "a file")])
+bad_input("report-draws-1e9", "at most")(lambda w: ["report", w.run(finished=True), "--draws", "1000000000"])

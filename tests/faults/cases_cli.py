@@ -1,6 +1,9 @@
 """Bad input on the command line: config files, overrides, data files and sizes, and the output folder of
 ``infovae train`` (registered in the matrix, run by ``test_bad_input``)."""
 
+import io
+import zipfile
+
 import numpy as np
 
 from .matrix import LONG_NAME, _refusing_mkdir, _unwritable, bad_input, npy_claiming, npz_bytes
@@ -80,7 +83,51 @@ def _(w):
     return ["train", w.config(), "train.steps", "--out", w.out]
 
 
+@bad_input("override-key-misspelt", "train.step: unknown key (did you mean train.steps?)")
+def _(w):
+    return ["train", w.config(), "train.step=5", "--out", w.out]
+
+
+@bad_input("override-alias-bomb", "expands to more than")
+def _(w):
+    return ["train", w.config(), "objective.beta=" + ALIAS_BOMB, "--out", w.out]
+
+
+for _key, _value in [("train.seed", "-1"), ("train.seed", str(2**40)), ("data.seed", "-1"), ("data.seed", str(2**40))]:
+    bad_input(f"override-{_key}-{_value}", _key)(lambda w, k=_key, v=_value: ["train", w.config(), f"{k}={v}", "--out", w.out])
+
+
+@bad_input("override-warmup-of-400-digits", "train.warmup.beta")
+def _(w):
+    return ["train", w.config(), "train.warmup.beta=1" + "0" * 400, "--out", w.out]
+
+
+@bad_input("override-beta-beyond-float32", "float32")
+def _(w):
+    return ["train", w.config(), "objective.beta=1e39", "--out", w.out]
+
+
+@bad_input("override-kernel-scale-beyond-float32", "float32")
+def _(w):
+    return ["train", w.config(), "objective.kernel_scales=[1e39]", "objective.marginal=mmd", "--out", w.out]
+
+
+@bad_input("override-lr-below-float32", "float32")
+def _(w):
+    return ["train", w.config(), "train.lr=1e-60", "--out", w.out]
+
+
 # -- sizes and data ------------------------------------------------------------------------------------
+
+
+@bad_input("conv-without-images", "model.network: conv needs images")
+def _(w):
+    return ["train", w.npz_config("bernoulli", x=np.zeros((400, 2)), y=np.zeros((400, 16))), "model.network=conv", "--out", w.out]
+
+
+@bad_input("conv-categorical", "model.network: conv draws pixels")
+def _(w):
+    return ["train", w.config(), "model.network=conv", "--out", w.out]
 
 
 @bad_input("hidden-1e9", "model.hidden")
@@ -103,12 +150,37 @@ def _(w):
     return ["train", w.npz_config(x=np.full((50, 2), 1e300), y=np.zeros((50, 1))), "--out", w.out]
 
 
-@bad_input("npz-object-array-is-a-pickle", "cannot be read")
+@bad_input("npz-labels-2-to-the-62", "label ids must be below")
+def _(w):
+    return ["train", w.npz_config(y=np.zeros((50, 1)), labels=np.full(50, 2**62)), "--out", w.out]
+
+
+@bad_input("npz-labels-1e9", "label ids must be below")
+def _(w):
+    return ["train", w.npz_config(y=np.zeros((50, 1)), labels=np.full(50, 10**9)), "--out", w.out]
+
+
+@bad_input("npz-float-labels-1e19", "label ids must be below")
+def _(w):
+    return ["train", w.npz_config(y=np.zeros((50, 1)), labels=np.full(50, 1e19)), "--out", w.out]
+
+
+@bad_input("npz-expands-to-gigabytes", "once loaded")
+def _(w):
+    """A few kilobytes of zeros that decompress to 40 GB: refused from the header, before decompressing."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("y.npy", "w", force_zip64=True) as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10**9, 10)})
+        f.write(bytes(1 << 20))
+    return ["train", w.npz_config(file=buffer.getvalue()), "--out", w.out]
+
+
+@bad_input("npz-object-array-is-a-pickle", "cannot be read", absent="unsafe")
 def _(w):
     return ["train", w.npz_config(x=w.evil_object_array(), y=np.zeros((1, 1))), "--out", w.out]
 
 
-@bad_input("npz-file-is-a-pickle", "not a readable .npz file")
+@bad_input("npz-file-is-a-pickle", "not a readable .npz file", absent="unsafe")
 def _(w):
     return ["train", w.npz_config(file=w.evil_pickle()), "--out", w.out]
 

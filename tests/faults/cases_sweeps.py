@@ -1,6 +1,8 @@
 """Bad input to ``infovae sweep``: sweep files (bombs among them) and sweep folders (registered in the
 matrix, run by ``test_bad_input``)."""
 
+import shutil
+
 import yaml
 
 from .cases_cli import ALIAS_BOMB
@@ -78,3 +80,50 @@ def _(w):
     sweep = w.sweep_dir(w.sweep_file())
     next(sweep.glob("trials/*/trial.json")).write_text("garbage")
     return ["sweep", w.dir / "s.yaml", "--out", sweep]
+
+
+@bad_input("sweep-override-alias-bomb", "expands to more than")
+def _(w):
+    return ["sweep", w.sweep_file(), "objective.beta=" + ALIAS_BOMB, "--out", w.out]
+
+
+for _key in ("train..steps", "objective..beta", "train.steps.x", ".train"):
+    bad_input(f"sweep-override-key-{_key}", "key")(lambda w, key=_key: ["sweep", w.sweep_file(), f"{key}=5", "--out", w.out])
+
+
+@bad_input("sweep-grid-key-malformed", "train.steps is a value, not a section")
+def _(w):
+    return ["sweep", w.sweep_file(grid={"train.steps.x": [1, 2]}), "--out", w.out]
+
+
+@bad_input("sweep-trial-folder-links-out-of-the-sweep", "is a link out of the sweep folder")
+def _(w):
+    sweep = w.sweep_dir(w.sweep_file())
+    outside = w.folder("outside")
+    (outside / "notes.txt").write_text("not the sweep's")
+    trial = next(sweep.glob("trials/*"))
+    shutil.move(trial, outside / "trial")
+    trial.symlink_to(outside / "trial")
+    return ["sweep", w.dir / "s.yaml", "--out", sweep]
+
+
+@bad_input("sweep-run-folder-links-out-of-the-sweep", "is a link out of the sweep folder")
+def _(w):
+    sweep = w.sweep_dir(w.sweep_file())
+    outside = w.folder("outside")
+    next(sweep.glob("trials/*")).joinpath("run").symlink_to(outside)
+    return ["sweep", w.dir / "s.yaml", "--out", sweep]
+
+
+@bad_input("report-sweep-json-a-list", "is damaged")
+def _(w):
+    sweep = w.sweep_dir(w.sweep_file())
+    (sweep / "sweep.json").write_text("[1, 2]")
+    return ["report", sweep]
+
+
+@bad_input("sweep-json-nested-100k-deep", "nested more than")
+def _(w):
+    sweep = w.sweep_dir(w.sweep_file())
+    (sweep / "sweep.json").write_text("[" * 100_000 + "]" * 100_000)
+    return ["report", sweep]

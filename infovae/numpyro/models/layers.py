@@ -9,8 +9,24 @@ index counts the activations too), so every torch parameter has exactly one flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
-__all__ = ["MIN_SCALE", "LatentLinear", "mlp", "positive_scale", "split_loc_scale"]
+from infovae.core.architecture import CONV_CHANNELS
+from infovae.core.conv import KERNEL, PADDING, STRIDE, ConvGeometry
+
+__all__ = [
+    "MIN_SCALE",
+    "LatentLinear",
+    "SubpixelConvTranspose",
+    "conv_features",
+    "deconv_pixels",
+    "image_convs",
+    "image_deconvs",
+    "mlp",
+    "positive_scale",
+    "split_loc_scale",
+]
 
 # Floor on every predicted standard deviation, so that densities stay bounded (as the torch twin's).
 MIN_SCALE = 1e-3
@@ -19,6 +35,75 @@ MIN_SCALE = 1e-3
 def mlp(hidden, out_dim):
     """Two hidden ReLU layers, as :func:`infovae.models.layers.mlp`; flax infers the input width."""
     return nn.Sequential([nn.Dense(hidden), nn.relu, nn.Dense(hidden), nn.relu, nn.Dense(out_dim)])
+
+
+# flax convolves channels-last images: NCHW <-> NHWC.
+TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+# SubpixelConvTranspose's taps: row a holds, for the inputs at offsets -1, 0, +1 from m, the kernel tap
+# that reaches output 2m + a (KERNEL: none, a zero tap).
+PHASE_TAPS = np.array([[3, 1, KERNEL], [KERNEL, 2, 0]])
+
+
+class SubpixelConvTranspose(nn.Module):
+    r"""torch's ``ConvTranspose2d(in, features, 4, stride=2, padding=1)`` on channels-last images, its
+    ``kernel`` ``[4, 4, features, in]`` (the layout of flax's ``ConvTranspose(transpose_kernel=True)``).
+
+    The transposed convolution sends input ``i`` through tap ``k`` to output ``o = 2 i - 1 + k``, so output
+    ``2 m + a`` (phase ``a``) draws on inputs ``m - 1, m`` through taps 3, 1 (``a = 0``) and on ``m, m + 1``
+    through taps 2, 0 (``a = 1``): each phase is a stride-1 convolution over the 3x3 neighbourhood of ``m``
+    with a kernel gathered from the taps (:data:`PHASE_TAPS`, zero where none reaches). The four phases are
+    one convolution of ``4 features`` channels, interleaved into the doubled image. The same sums as XLA's
+    transposed convolution, which on a CPU costs about four times as long (measured: 0.072 against 0.017
+    CPU-seconds per gradient of a batch of 128 of the MNIST decoder's first layer).
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (KERNEL, KERNEL, self.features, x.shape[-1]))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
+        phases = [padded[PHASE_TAPS[a]][:, PHASE_TAPS[b]] for a in (0, 1) for b in (0, 1)]
+        stacked = jnp.concatenate(phases, axis=2).transpose(0, 1, 3, 2)  # [3, 3, in, (a, b, features)]
+        y = lax.conv_general_dilated(x, stacked, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        n, h, w, _ = y.shape
+        y = y.reshape(n, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
+        return y.reshape(n, 2 * h, 2 * w, self.features) + bias
+
+
+def image_convs():
+    """The conv encoder's convolutions, as :func:`infovae.models.layers.image_convs` (flax infers the input
+    channels), on channels-last images."""
+    first, second = CONV_CHANNELS
+    options = {"kernel_size": (KERNEL, KERNEL), "strides": (STRIDE, STRIDE), "padding": ((PADDING, PADDING), (PADDING, PADDING))}
+    return nn.Sequential([nn.Conv(first, **options), nn.relu, nn.Conv(second, **options), nn.relu])
+
+
+def image_deconvs(out_channels):
+    """The conv decoder's transposed convolutions, as :func:`infovae.models.layers.image_deconvs`."""
+    assert (KERNEL, STRIDE, PADDING) == (4, 2, 1), "SubpixelConvTranspose's taps are those of a 4x4 kernel, stride 2, padding 1"
+    first, _ = CONV_CHANNELS
+    return nn.Sequential([SubpixelConvTranspose(first), nn.relu, SubpixelConvTranspose(out_channels)])
+
+
+def conv_features(convs, geometry: ConvGeometry, x, y):
+    """The encoder's features, as :func:`infovae.models.layers.conv_features` (flattened channel-major,
+    so that the dense layer after them has torch's weights)."""
+    flat = jnp.concatenate([x, y], axis=-1) if geometry.completes else y
+    lead = flat.shape[:-1]
+    images = flat[..., geometry.image_order].reshape(-1, *geometry.image_shape)
+    features = convs(images.transpose(TO_NHWC)).transpose(TO_NCHW).reshape(*lead, -1)
+    return jnp.concatenate([features, x], axis=-1) if geometry.condition_dim else features
+
+
+def deconv_pixels(deconvs, geometry: ConvGeometry, hidden):
+    """``y``'s pixels drawn from the decoder's hidden features, as :func:`infovae.models.layers.deconv_pixels`."""
+    lead, (_, height, width) = hidden.shape[:-1], geometry.image_shape
+    start = hidden.reshape(-1, *geometry.decoder_start).transpose(TO_NHWC)
+    images = deconvs(start).transpose(TO_NCHW)[..., :height, :width]
+    groups = images.reshape(images.shape[0], geometry.output_channels // geometry.image_shape[0], -1)
+    return groups[..., geometry.y_pixels].reshape(*lead, -1)
 
 
 class LatentLinear(nn.Module):
