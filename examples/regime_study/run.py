@@ -551,7 +551,7 @@ def convergence(results):
                 moving.append(f"{label(setting)} ({change} over the late part)")
         total = len(settings_of(arm))
         lines.append(
-            f"- {arm}: {total - len(moving)} of {total} settings level at the end"
+            f"- {arm}: {total - len(moving)} of {total} settings without a resolved change over the late part"
             + (f"; still moving: {'; '.join(moving)}" if moving else "")
             + "."
         )
@@ -691,8 +691,9 @@ episodes generated from the prior.
 ## Convergence
 
 A setting is still moving at the end when the mean over seeds of its probe's late-part decay has a 95%
-interval that excludes 0. The budgets are matched, not long: comparisons are between settings trained
-equally long, and settings still rising may change with longer runs (`--full`).
+interval that excludes 0; a setting without a resolved change may still be moving too slowly for four seeds to
+show (its interval is in the tables). The budgets are matched, not long: comparisons are between settings
+trained equally long, and settings still rising may change with longer runs (`--full`).
 
 {convergence}
 """
