@@ -21,6 +21,7 @@ from infovae.errors import UserInputError
 from infovae.files import FolderLock
 
 from .matrix import ENV, TINY, snapshot
+from .test_processes import _trial_processes
 
 # Four numpyro trials of 8 steps: two settings of beta, two seeds.
 BASE = {**TINY, "backend": "numpyro", "train": {**TINY["train"], "steps": 8}}
@@ -246,13 +247,17 @@ def test_kill_9_and_reruns_with_other_groupings_lose_nothing(reference, tmp_path
     for cycle in range(CYCLES):
         argv = _sweep_command(out, tmp_path / f"seeds{rng.choice([1, 2])}.yaml", rng)
         process = subprocess.Popen(argv, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   start_new_session=True)  # fmt: skip
+                                   text=True, start_new_session=True)  # fmt: skip
         deadline = time.monotonic() + rng.uniform(1.0, 40.0)
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        if process.poll() is None:
+        if process.poll() is None:  # the sweep, then each of its workers (each in a session of its own)
             os.killpg(process.pid, signal.SIGKILL)
+            for pid in _trial_processes(out):
+                os.kill(pid, signal.SIGKILL)
         _, stderr = process.communicate()
+        while _trial_processes(out):  # they release their locks as they die
+            time.sleep(0.1)
         assert "Traceback" not in stderr, f"cycle {cycle}: {' '.join(argv[2:])}\n{stderr[-3000:]}"
         after = _progress(out)
         lost = {name: (step, after.get(name, 0)) for name, step in before.items() if after.get(name, 0) < step}
