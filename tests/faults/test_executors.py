@@ -1,7 +1,7 @@
 """One set of guarantees for every executor: a vectorised rerun resumes or refuses each trial and deletes
 nothing it did not write, records an outcome for every finished trial, takes each run folder's lock,
 splits a chunk's checkpoint into its trials' own whatever the next grouping, and loses nothing to a
-kill -9 followed by reruns with other groupings (``INFOVAE_FAULT_CYCLES`` cycles, default 2)."""
+kill -9 followed by reruns with other groupings (``INFOVAE_FAULT_CYCLES`` cycles, default 1)."""
 
 import json
 import math
@@ -202,7 +202,7 @@ def test_trial_names_never_collide(tmp_path):
 
 # -- kill -9 at random moments, reruns with other groupings ---------------------------------------------------
 
-CYCLES = int(os.environ.get("INFOVAE_FAULT_CYCLES", "2"))
+CYCLES = int(os.environ.get("INFOVAE_FAULT_CYCLES", "1"))
 
 
 def _progress(out):

@@ -63,3 +63,18 @@ def test_a_report_in_a_read_only_folder_is_one_line(runs, tmp_path):
     finally:
         run.chmod(0o700)
     assert not (run / "report").exists()
+
+
+def test_memory_running_out_at_the_first_step_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch):
+    """(y with 10**6 columns) A model whose first step cannot be allocated: one line, no half-made folder."""
+    from infovae.errors import UserInputError
+    from infovae.training import loop_runs
+    from infovae.training.config import parse_config
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: 6 GB")
+
+    monkeypatch.setattr(loop_runs, "train_group", out_of_memory)
+    with pytest.raises(UserInputError, match="does not fit in this machine's memory"):
+        loop_runs.start_run(parse_config(TINY), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
