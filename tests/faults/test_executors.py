@@ -20,7 +20,7 @@ import yaml
 from infovae.errors import UserInputError
 from infovae.files import FolderLock
 
-from .matrix import ENV, TINY, snapshot
+from .matrix import ENV, TINY, copy_run, snapshot
 from .test_processes import _trial_processes
 
 # Four numpyro trials of 8 steps: two settings of beta, two seeds.
@@ -138,6 +138,19 @@ def test_a_chunk_checkpoint_becomes_each_trials_own(reference, tmp_path):
     assert not group.exists() and (legacy / "checkpoint.npz").exists()
 
 
+def test_a_pyro_checkpoint_is_refused_by_the_vectorised_executor_and_kept(runs, tmp_path):
+    """(1) A trial a local sweep trained with the Pyro backend cannot resume in NumPyro: refused, kept."""
+    from infovae.errors import CheckpointError
+    from infovae.sweeps.vectorized import _own_state
+    from infovae.training.run_folder import RunFolder
+
+    run = copy_run(runs, tmp_path / "run", finished=False)
+    before = snapshot(run)
+    with pytest.raises(CheckpointError, match="pyro backend.*--executor local"):
+        _own_state(RunFolder(run))
+    assert snapshot(run) == before
+
+
 def _leaves(tree):
     if isinstance(tree, dict):
         return [leaf for key in sorted(tree) for leaf in _leaves(tree[key])]
@@ -235,6 +248,7 @@ def _sweep_command(out, sweep_file, rng):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300 + 120 * CYCLES)  # a cycle is a start-up, a compilation and up to 40 s of training
 def test_kill_9_and_reruns_with_other_groupings_lose_nothing(reference, tmp_path):
     """Kill -9 a vectorised sweep (and its workers) at a random moment, rerun it with another chunk size,
     fewer or more seeds, or the local executor, ``INFOVAE_FAULT_CYCLES`` times: no finished trial and no
