@@ -257,7 +257,7 @@ def test_kill_9_and_reruns_with_other_groupings_lose_nothing(reference, tmp_path
     out = tmp_path / "sweep"
     for n in (1, 2):  # a rerun may add seeds, or run a subset of them
         (tmp_path / f"seeds{n}.yaml").write_text(yaml.safe_dump({**SPEC, "seeds": list(range(n))}))
-    before = {}
+    before, killed, advanced = {}, 0, 0
     for cycle in range(CYCLES):
         argv = _sweep_command(out, tmp_path / f"seeds{rng.choice([1, 2])}.yaml", rng)
         process = subprocess.Popen(argv, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -266,6 +266,7 @@ def test_kill_9_and_reruns_with_other_groupings_lose_nothing(reference, tmp_path
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         if process.poll() is None:  # the sweep, then each of its workers (each in a session of its own)
+            killed += 1
             os.killpg(process.pid, signal.SIGKILL)
             for pid in _trial_processes(out):
                 os.kill(pid, signal.SIGKILL)
@@ -276,7 +277,9 @@ def test_kill_9_and_reruns_with_other_groupings_lose_nothing(reference, tmp_path
         after = _progress(out)
         lost = {name: (step, after.get(name, 0)) for name, step in before.items() if after.get(name, 0) < step}
         assert not lost, f"cycle {cycle} ({' '.join(argv[3:])}) lost progress: {lost}"
+        advanced += after != before
         before = after
+    print(f"{CYCLES} cycles: {killed} killed, {advanced} advanced some trial's checkpoints or summaries")
     final = subprocess.run(_sweep_command(out, tmp_path / "seeds2.yaml", rng), cwd=tmp_path, env=ENV, capture_output=True,
                            text=True, timeout=900)  # fmt: skip
     assert final.returncode == 0, final.stderr[-3000:]
