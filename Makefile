@@ -23,8 +23,9 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Two worker processes (pytest-xdist), each test file on one worker so that a file's shared fixtures are made once.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/run.py
@@ -40,8 +41,8 @@ docs: demo
 	rm -f docs/quickstart/*.png && cp runs/quickstart/report/*.png runs/quickstart/results.md docs/quickstart/
 	$(BIN)/infovae sweep examples/backends.yaml --workers 1 --out runs/backends --no-progress
 	cp runs/backends/results.md docs/backends.md
-	$(BIN)/python examples/regime_study/run.py --doc docs/regime_study.md --figures docs/regime_study
+	$(BIN)/python examples/regime_study/run.py --results docs/regime_study/results --doc docs/regime_study.md --figures docs/regime_study --readme README.md
 	$(BIN)/python benchmarks/sweeps.py --trials 16 56 --steps 300
 
 study-full: $(VENV)/.installed
-	$(BIN)/python examples/regime_study/run.py --full --out runs/regime_study_full --doc docs/regime_study_full.md --figures docs/regime_study_full
+	$(BIN)/python examples/regime_study/run.py --full --out runs/regime_study_full --results docs/regime_study_full/results --doc docs/regime_study_full.md --figures docs/regime_study_full

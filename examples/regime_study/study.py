@@ -1,178 +1,261 @@
-"""The regime study's numbers: per-trial curve statistics, intervals over seeds, and the verdicts.
+"""The regime study's numbers: per-trial results written once from finished sweeps and read back, each
+validation curve's decay test, and paired comparisons over seeds with Holm's correction and equivalence
+within stated margins.
 
-Everything here reads finished sweep folders (``infovae.open_sweep``) and returns plain tables and
-text; :mod:`run` runs the sweeps and writes ``docs/regime_study.md`` from what this module computes.
+Everything here is a pure function of the results folder (``trials.csv.gz``, ``curves.csv.gz``,
+``meta.json``), so that :mod:`run` rebuilds the write-up and its figures from committed results,
+byte for byte, without training.
 """
 
+import gzip
 import json
+import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 import infovae
+from infovae.diagnostics import decay_test
+from infovae.errors import UserInputError
 
-# Evaluations averaged at each end of a probe curve (one evaluation is noisy at ~1000 examples).
-WINDOW = 3
-# A setting has converged when its mean validation probe over the last quarter of the evaluations is
-# within this of the quarter before it.
-PLATEAU = 0.01
-
-
-def interval(values, level=0.95):
-    """``(mean, low, high, n)``: the mean and its two-sided Student-t interval over seeds."""
-    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if len(values) == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    if len(values) == 1:
-        return float(values[0]), float("nan"), float("nan"), 1
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean()), float(values.mean() - half), float(values.mean() + half), len(values)
-
-
-def difference(a, b, level=0.95):
-    """``(mean(a) - mean(b), low, high)``: Welch's interval of the difference of two means."""
-    a = np.asarray([v for v in a if np.isfinite(v)], float)
-    b = np.asarray([v for v in b if np.isfinite(v)], float)
-    if len(a) < 2 or len(b) < 2:
-        return float(a.mean() - b.mean()), float("nan"), float("nan")
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = np.sqrt(va + vb)
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
-    half = stats.t.ppf(0.5 + level / 2, dof) * se
-    d = float(a.mean() - b.mean())
-    return d, d - half, d + half
+TRIALS, CURVES, META = "trials.csv.gz", "curves.csv.gz", "meta.json"
+# The validation quantities kept per evaluation (every test quantity is kept per trial).
+CURVE_KEYS = (
+    "probe_accuracy",
+    "probe_xz_accuracy",
+    "probe_x_accuracy",
+    "recon_z_gain",
+    "mi",
+    "marginal_kl",
+    "marginal_mmd",
+    "marginal_mmd_p",
+    "loss",
+    "recon",
+    "kl",
+    "nll",
+    "coverage_tv",
+    "latent_perplexity",
+    "active_units",
+)
+# Significant digits written: far below every quantity's noise, and what makes the files small.
+DIGITS = 6
+# Two-sided tests and 95% intervals; equivalence by two one-sided tests at this level (a 90% interval).
+ALPHA = 0.05
 
 
-def fmt(mean, low=None, high=None, digits=3):
-    """``mean [low, high]`` (the mean alone without an interval)."""
-    if mean is None or not np.isfinite(mean):
-        return "–"
-    if low is None or not np.isfinite(low):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+def _gzip_csv(frame, path):
+    """A CSV, gzipped with no time stamp in its header, so that the same results give the same bytes."""
+    text = frame.to_csv(index=False, float_format=f"%.{DIGITS}g", lineterminator="\n")
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as out:
+        out.write(text.encode())
 
 
-def _number(text):
-    """A swept value as a table spells it: ``1.0`` as ``1``, names as they are."""
-    try:
-        return f"{float(text):g}"
-    except ValueError:
-        return text
-
-
-def _curve(run_dir, key="probe_accuracy"):
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return np.array([r["step"] for r in records]), np.array([np.nan if r.get(key) is None else r[key] for r in records], float)
-
-
-def curve_statistics(run_dir):
-    """The validation curves of one run: of the probe, ``peak`` (the best mean of ``WINDOW`` consecutive
-    evaluations), ``final`` (the mean of the last ``WINDOW``), ``decay = peak - final`` and ``drift``
-    (the last quarter's mean less the previous quarter's: near 0 once the curve has plateaued); of
-    ``mi``, its value at the probe's peak (``mi_at_peak``) and at the end (``mi_final``), as means over
-    the same windows."""
-    steps, probe = _curve(run_dir)
-    _, mi = _curve(run_dir, "mi")
-    if len(probe) < 2 * WINDOW or np.isnan(probe).all():
-        return dict.fromkeys(("peak", "final", "decay", "drift", "peak_step", "mi_at_peak", "mi_final"), np.nan)
-    kernel = np.ones(WINDOW) / WINDOW
-    smooth, smooth_mi = np.convolve(probe, kernel, mode="valid"), np.convolve(mi, kernel, mode="valid")
-    quarter = max(1, len(probe) // 4)
-    at = int(smooth.argmax())
-    return {
-        "peak": float(smooth[at]),
-        "peak_step": int(steps[at + WINDOW // 2]),
-        "final": float(smooth[-1]),
-        "decay": float(smooth[at] - smooth[-1]),
-        "drift": float(probe[-quarter:].mean() - probe[-2 * quarter : -quarter].mean()),
-        "mi_at_peak": float(smooth_mi[at]),
-        "mi_final": float(smooth_mi[-1]),
-    }
+def export_results(arms, out_dir, meta):
+    """Write the per-trial results of finished sweeps: ``arms`` maps an arm's name to its sweep folders.
+    ``trials.csv.gz``: one row per finished trial (arm, trial, seed, its overrides as JSON and as
+    columns, every test quantity); ``curves.csv.gz``: one row per validation evaluation (arm, trial,
+    step, :data:`CURVE_KEYS`); ``meta.json``: ``meta`` as given."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trials, curves = [], []
+    for arm, sweep_dirs in arms.items():
+        for sweep_dir in sweep_dirs:
+            sweep = infovae.open_sweep(sweep_dir)
+            specs = {t.name: t for t in sweep.spec.trials}
+            for row in sweep.results[sweep.results["status"] == "ok"].to_dict("records"):
+                trial = specs[row["trial"]]
+                summary = json.loads((sweep.run_dir(row["trial"]) / "summary.json").read_text())
+                trials.append(
+                    {
+                        "arm": arm,
+                        "trial": row["trial"],
+                        "seed": trial.seed,
+                        "overrides": json.dumps(trial.overrides, sort_keys=True),
+                    }
+                    | {key: value for key, value in trial.overrides.items()}
+                    | {key: value for key, value in summary.items() if not isinstance(value, (dict, list))}
+                )
+                for line in (sweep.run_dir(row["trial"]) / "metrics.jsonl").read_text().splitlines():
+                    record = json.loads(line)
+                    curves.append(
+                        {"arm": arm, "trial": row["trial"], "step": record["step"]} | {k: record.get(k) for k in CURVE_KEYS}
+                    )
+    _gzip_csv(pd.DataFrame.from_records(trials), out_dir / TRIALS)
+    _gzip_csv(pd.DataFrame.from_records(curves), out_dir / CURVES)
+    (out_dir / META).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
 
 @dataclass
-class Arm:
-    """One sweep of the study, read back: a row per finished trial with its setting, test summary and
-    curve statistics."""
+class Results:
+    """The study's results read back: ``trials`` (one row per trial, with its curves' decay tests
+    added), ``curves`` (one row per validation evaluation) and ``meta``."""
 
-    name: str
-    frame: pd.DataFrame
-    keys: tuple
+    trials: pd.DataFrame
+    curves: pd.DataFrame
+    meta: dict
 
     @classmethod
-    def read(cls, name, sweep_dirs):
-        """Read the sweeps in ``sweep_dirs`` as one arm. A later sweep adds trials to the earlier ones or,
-        where it has a trial of the same name (the same overrides and seed), replaces it: that is how an
-        arm trains the settings still moving at the end of its first sweep for longer, or gives a
-        setting more seeds. ``train.steps`` becomes a key when it varies."""
-        trials, sweeps = {}, []
-        for sweep_dir in sweep_dirs:
-            sweep = infovae.open_sweep(sweep_dir)
-            sweeps.append(sweep)
-            for row in sweep.results[sweep.results["status"] == "ok"].to_dict("records"):
-                row.update(curve_statistics(sweep.run_dir(row["trial"])))
-                row["train.steps"] = row["steps"]
-                trials[row["trial"]] = row
-        frame = pd.DataFrame.from_records(list(trials.values()))
-        swept = dict.fromkeys(k for sweep in sweeps for k in sweep.spec.swept_keys) | {"train.steps": None}
-        keys = tuple(k for k in swept if k in frame and frame[k].astype(str).nunique(dropna=False) > 1)
-        return cls(name, frame, keys)
+    def read(cls, folder):
+        folder = Path(folder)
+        missing = [name for name in (TRIALS, CURVES, META) if not (folder / name).is_file()]
+        if missing:
+            raise UserInputError(f"{folder} holds no study results (missing {', '.join(missing)})")
+        trials = pd.read_csv(folder / TRIALS)
+        curves = pd.read_csv(folder / CURVES)
+        derived = {trial: curve_tests(group) for trial, group in curves.groupby("trial", sort=False)}
+        extra = pd.DataFrame([derived[t] for t in trials["trial"]], index=trials.index)
+        return cls(pd.concat([trials, extra], axis=1), curves, json.loads((folder / META).read_text()))
 
-    def select(self, **where):
-        """The rows whose swept keys (by the last part of their name, e.g. ``beta``) have these values;
-        ``None`` matches a key a row does not set (the base config's value)."""
-        frame = self.frame
-        for short, value in where.items():
-            keys = [k for k in frame.columns if "." in k and k.split(".")[-1] == short]
-            column = frame[keys[0]] if keys else pd.Series([None] * len(frame), index=frame.index, dtype=object)
-            if value is None:
-                frame = frame[column.isna()]
-            elif isinstance(value, (int, float)):
-                frame = frame[np.isclose(pd.to_numeric(column, errors="coerce"), value)]
-            else:
-                frame = frame[column == value]
-        return frame
+    def rows(self, arm, overrides):
+        """The trials of ``arm`` whose overrides are exactly ``overrides`` (a setting), by seed."""
+        frame = self.trials[self.trials["arm"] == arm]
+        keep = [json.loads(text) == overrides for text in frame["overrides"]]
+        if not any(keep):
+            raise UserInputError(f"the results hold no trial of the {arm} arm with the setting {overrides}")
+        return frame[keep].set_index("seed").sort_index()
 
-    def values(self, metric, **where):
-        return self.select(**where)[metric].astype(float).to_numpy()
+    def values(self, arm, overrides, metric):
+        """``{seed: value}`` of one setting."""
+        return self.rows(arm, overrides)[metric].astype(float).to_dict()
 
-    def table(self, metrics, names=None):
-        """Markdown: per setting of the varying keys, ``mean [95% interval]`` of each metric over seeds."""
-        header = [k.split(".")[-1] for k in self.keys] + ["seeds"] + [names.get(m, m) if names else m for m in metrics]
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        settings = self.frame[list(self.keys)].astype(object).where(self.frame[list(self.keys)].notna(), None).drop_duplicates()
-        for _, setting in settings.iterrows():
-            mask = np.ones(len(self.frame), bool)
-            for k in self.keys:
-                mask &= (self.frame[k].isna() if setting[k] is None else self.frame[k] == setting[k]).to_numpy()
-            rows = self.frame[mask]
-            cells = [
-                "none" if setting[k] is None else f"{setting[k]:g}" if isinstance(setting[k], float) else str(setting[k])
-                for k in self.keys
-            ]
-            cells.append(str(len(rows)))
-            for metric in metrics:
-                mean, low, high, _ = interval(rows[metric].astype(float))
-                cells.append(fmt(mean, low, high))
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+    def curve(self, trial, key="probe_accuracy"):
+        frame = self.curves[self.curves["trial"] == trial]
+        return frame["step"].to_numpy(float), frame[key].to_numpy(float)
 
-    def drifts(self):
-        """Per setting (its label), the mean over seeds of the probe's drift (module docstring)."""
-        groups = self.frame.groupby([self.frame[k].astype(str) for k in self.keys], dropna=False)["drift"].mean()
-        labels = [
-            " ".join(f"{k.split('.')[-1]}={_number(v)}" for k, v in zip(self.keys, key) if v is not None and v == v)
-            for key in groups.index
-        ]
-        return pd.Series(groups.to_numpy(), index=labels)
 
-    def drift(self, **where):
-        """The mean over seeds of the probe's drift in the rows that ``select(**where)`` picks."""
-        return float(self.select(**where)["drift"].astype(float).mean())
+def curve_tests(frame):
+    """Per trial, from its validation curves: the decay test of the probe, of the probe from (x, z) less
+    the probe from x (the strategy information z carries beyond x), and of the decoder's use of z
+    (``recon_z_gain``); ``probe_peak`` the curve's highest evaluation (descriptive: biased upward)."""
+    steps = frame["step"].to_numpy(float)
+    out = {"probe_peak": float(np.nanmax(frame["probe_accuracy"])) if frame["probe_accuracy"].notna().any() else np.nan}
+    gain = frame["probe_xz_accuracy"] - frame["probe_x_accuracy"]
+    for name, values in (("decay", frame["probe_accuracy"]), ("gain_decay", gain), ("use_decay", frame["recon_z_gain"])):
+        values = values.to_numpy(float)
+        try:
+            result = decay_test(values, steps)
+        except UserInputError:  # no such curve (unlabelled data, say), or too short
+            result = dict.fromkeys(("decay", "low", "high", "p_value"), np.nan)
+        out |= {
+            name: result["decay"],
+            f"{name}_low": result["low"],
+            f"{name}_high": result["high"],
+            f"{name}_p": result["p_value"],
+        }
+    return out
 
-    def converged(self):
-        """Settings whose mean drift is within ``PLATEAU``: ``(converged, total)``."""
-        drifts = self.drifts()
-        return int((drifts.abs() <= PLATEAU).sum()), len(drifts)
+
+def t_interval(values, level=1 - ALPHA):
+    """``(mean, low, high, n)`` of the mean over seeds: Student's t."""
+    values = np.asarray([v for v in values if np.isfinite(v)], float)
+    if len(values) < 2:
+        mean = float(values.mean()) if len(values) else math.nan
+        return mean, math.nan, math.nan, len(values)
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return float(values.mean()), float(values.mean() - half), float(values.mean() + half), len(values)
+
+
+@dataclass
+class Paired:
+    """A difference of means over seeds, paired by seed: the seeds' differences ``d``; ``mean``, its 95%
+    interval ``low``–``high``, the 90% interval ``low90``–``high90`` (that of equivalence), the two-sided
+    p-value of no difference and the p-value of the two one-sided tests of equivalence within
+    ``±margin``."""
+
+    d: np.ndarray
+    margin: float
+
+    @property
+    def n(self):
+        return len(self.d)
+
+    @property
+    def mean(self):
+        return float(self.d.mean()) if self.n else math.nan
+
+    @property
+    def se(self):
+        return float(self.d.std(ddof=1) / math.sqrt(self.n)) if self.n > 1 else math.nan
+
+    def interval(self, level):
+        if self.n < 2:
+            return math.nan, math.nan
+        half = stats.t.ppf(0.5 + level / 2, self.n - 1) * self.se
+        return self.mean - half, self.mean + half
+
+    @property
+    def p(self):
+        if self.n < 2:
+            return math.nan
+        if self.se == 0:
+            return 0.0 if self.mean != 0 else 1.0
+        return float(2 * stats.t.sf(abs(self.mean) / self.se, self.n - 1))
+
+    @property
+    def p_equivalence(self):
+        if self.n < 2:
+            return math.nan
+        if self.se == 0:
+            return 0.0 if abs(self.mean) < self.margin else 1.0
+        below = stats.t.sf((self.mean + self.margin) / self.se, self.n - 1)  # H0: d <= -margin
+        above = stats.t.cdf((self.mean - self.margin) / self.se, self.n - 1)  # H0: d >= margin
+        return float(max(below, above))
+
+
+def paired(a, b, margin):
+    """:class:`Paired` of ``a - b`` over the seeds both have (``a``, ``b``: ``{seed: value}``; ``b`` None:
+    ``a`` against 0)."""
+    seeds = sorted(set(a) if b is None else set(a) & set(b))
+    d = np.array([a[s] - (0.0 if b is None else b[s]) for s in seeds], float)
+    return Paired(d[np.isfinite(d)], margin)
+
+
+def holm(p_values):
+    """Holm's step-down adjusted p-values (NaN stays NaN and does not count): reject where below the level."""
+    p = np.asarray(p_values, float)
+    out = np.full(len(p), math.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = len(order)
+    adjusted = np.minimum(np.maximum.accumulate((m - np.arange(m)) * p[order]), 1.0)
+    out[order] = adjusted
+    return out
+
+
+@dataclass
+class Comparison:
+    """One comparison of the family: ``label`` says what is compared, ``difference`` the paired
+    numbers; ``p_holm`` and ``p_equivalence_holm`` are filled in across the family."""
+
+    key: str
+    label: str
+    metric: str
+    unit: str
+    difference: Paired
+    p_holm: float = math.nan
+    p_equivalence_holm: float = math.nan
+
+    @property
+    def outcome(self):
+        """``"higher"`` or ``"lower"`` (the difference resolved after Holm), ``"equivalent"`` (within the
+        margin after Holm), or ``"not resolved"``."""
+        if self.p_holm < ALPHA:
+            return "higher" if self.difference.mean > 0 else "lower"
+        if self.p_equivalence_holm < ALPHA:
+            return "equivalent"
+        return "not resolved"
+
+
+def correct(comparisons):
+    """Fill in Holm's adjusted p-values across the family, for the differences and, apart, for the
+    equivalences."""
+    for adjusted, attribute in (
+        (holm([c.difference.p for c in comparisons]), "p_holm"),
+        (holm([c.difference.p_equivalence for c in comparisons]), "p_equivalence_holm"),
+    ):
+        for comparison, value in zip(comparisons, adjusted):
+            setattr(comparison, attribute, float(value))
+    return comparisons

@@ -6,11 +6,15 @@ from numbers import Real
 
 from infovae.errors import UserInputError
 
-__all__ = ["CVAEConfig", "DECODER_SCALES", "LATENTS", "LIKELIHOODS", "PRIORS"]
+__all__ = ["CONV_CHANNELS", "CVAEConfig", "DECODER_SCALES", "LATENTS", "LIKELIHOODS", "NETWORKS", "PRIORS"]
 
 LATENTS = ("discrete", "gaussian")
 PRIORS = ("fixed", "learned")
 LIKELIHOODS = ("categorical", "bernoulli", "gaussian")
+NETWORKS = ("mlp", "conv")
+# The conv networks' channels after their first and second 4x4, stride-2 convolutions (the decoder's
+# transposed convolutions run the other way): each halves the height and width.
+CONV_CHANNELS = (16, 32)
 # How a Gaussian decoder gets its standard deviation (or a positive number: fixed).
 DECODER_SCALES = ("learned", "amortized")
 
@@ -32,6 +36,12 @@ class CVAEConfig:
         or a positive number (fixed).
     :param min_scale: floor on every predicted or learned standard deviation, so that densities stay
         bounded.
+    :param network: ``"mlp"``, or ``"conv"`` for images: the encoder convolves the whole image (``x``'s
+        pixels and ``y``'s in place, as ``q(z|x,y)`` sees both) and the decoder draws the image with
+        transposed convolutions, of which it reads ``y``'s pixels (see :mod:`infovae.core.conv`).
+    :param image_shape: ``(C, H, W)`` of the images (conv only).
+    :param x_pixels: the flat indices (channel-major) of the pixels ``x`` holds, in ``x``'s order;
+        empty where ``x`` is no part of the image (a generation task). ``y`` holds the others in order.
     """
 
     x_dim: int
@@ -44,6 +54,9 @@ class CVAEConfig:
     hidden: int = 128
     decoder_scale: str | float = "learned"
     min_scale: float = 1e-3
+    network: str = "mlp"
+    image_shape: tuple[int, int, int] | None = None
+    x_pixels: tuple[int, ...] = ()
 
     def __post_init__(self):
         for name, minimum in (("x_dim", 0), ("y_dim", 1), ("latent_size", 1), ("hidden", 1)):
@@ -63,6 +76,24 @@ class CVAEConfig:
             )
         if not _positive(self.min_scale):
             raise UserInputError(f"min_scale must be a positive number, got {self.min_scale!r}")
+        if self.network not in NETWORKS:
+            raise UserInputError(f"network must be one of {NETWORKS}, got {self.network!r}")
+        if self.network == "conv":
+            self._check_conv()
+
+    def _check_conv(self):
+        if self.image_shape is None:
+            raise UserInputError("network conv needs images: an image_shape (C, H, W)")
+        if self.likelihood == "categorical":
+            raise UserInputError("network conv draws pixels: it needs a bernoulli or gaussian likelihood, not categorical")
+        channels, height, width = self.image_shape
+        if min(height, width) < 4 or channels < 1:
+            raise UserInputError(f"network conv needs images of at least 4x4 pixels, got image_shape {self.image_shape}")
+        size, given = channels * height * width, len(self.x_pixels)
+        if given and given != self.x_dim or self.y_dim != size - given:
+            raise UserInputError(
+                f"image_shape {self.image_shape} with {given} given pixels does not fit x_dim={self.x_dim}, y_dim={self.y_dim}"
+            )
 
     @property
     def amortized_scale(self):
@@ -98,9 +129,13 @@ class CVAEConfig:
         def mlp(inputs, outputs):
             return (inputs + 1) * h + (h + 1) * h + (h + 1) * outputs
 
-        decoder = (self.x_dim + 1) * h + self.latent_size * h + (h + 1) * h + (h + 1) * self.decoder_output_dim
         prior = mlp(self.x_dim, self.latent_param_dim) if self.prior == "learned" else 0
         scale = self.y_dim if self.learned_scale else 0
+        if self.network == "conv":
+            from infovae.core.conv import conv_parameters
+
+            return prior + scale + conv_parameters(self)
+        decoder = (self.x_dim + 1) * h + self.latent_size * h + (h + 1) * h + (h + 1) * self.decoder_output_dim
         return decoder + prior + scale + mlp(self.x_dim + self.y_input_dim, self.latent_param_dim)
 
     def to_dict(self):

@@ -14,10 +14,12 @@ __all__ = [
     "KERNELS",
     "TERMS",
     "check_bandwidth",
+    "check_block_size",
     "check_count",
     "check_elbo_args",
     "check_kernel",
     "check_latent_kind",
+    "check_marginal_sites",
     "check_weight",
     "weights_from_alpha_lambda",
 ]
@@ -62,7 +64,7 @@ def check_kernel(kernel, scales, bandwidth):
 
 def check_elbo_args(
     beta, marginal, marginal_weight, jsd_weight, latent_site, obs_site, kernel, kernel_scales, bandwidth,
-    jsd_mixture, num_particles, max_plate_nesting, jsd_samples, mmd_features,
+    jsd_mixture, num_particles, max_plate_nesting, jsd_samples, mmd_features, marginal_sites=None,
 ):  # fmt: skip
     """Every constructor argument of ``InfoVAE_ELBO``, checked and normalised, as a dict."""
     args = dict(
@@ -73,15 +75,15 @@ def check_elbo_args(
     if marginal is not None and marginal not in MARGINALS:
         raise UserInputError(f"marginal must be one of {(None,) + tuple(MARGINALS)}, got {marginal!r}")
     _warn_unused_options(marginal, kernel=kernel, kernel_scales=kernel_scales, bandwidth=bandwidth, mmd_features=mmd_features)
-    if marginal is None and args["marginal_weight"] > 0:
+    marginal_sites = check_marginal_sites(marginal_sites, marginal)
+    if marginal is None and marginal_sites is None and args["marginal_weight"] > 0:
         raise UserInputError(f"marginal_weight={marginal_weight} needs a marginal divergence: {_marginal_choices()}")
     if jsd_mixture not in JSD_MIXTURES:
         raise UserInputError(f"jsd_mixture must be one of {JSD_MIXTURES}, got {jsd_mixture!r}")
-    for name, site in (("latent_site", latent_site), ("obs_site", obs_site)):
-        if not isinstance(site, str) or not site:
-            raise UserInputError(f"{name} must be a non-empty string, got {site!r}")
-    if latent_site == obs_site:
-        raise UserInputError(f"latent_site and obs_site must differ, both are {latent_site!r}")
+    latent_site, obs_site = _site_names("latent_site", latent_site), _site_names("obs_site", obs_site)
+    shared = sorted(set(_as_tuple(latent_site)) & set(_as_tuple(obs_site)))
+    if shared:
+        raise UserInputError(f"latent_site and obs_site must differ, both name {', '.join(map(repr, shared))}")
     args.update(
         marginal=marginal,
         kernel=kernel,
@@ -91,11 +93,58 @@ def check_elbo_args(
         latent_site=latent_site,
         obs_site=obs_site,
         num_particles=check_count("num_particles", num_particles, 1),
-        max_plate_nesting=check_count("max_plate_nesting", max_plate_nesting, 1),
+        max_plate_nesting=None if max_plate_nesting is None else check_count("max_plate_nesting", max_plate_nesting, 1),
         jsd_samples=check_count("jsd_samples", jsd_samples, 2),
         mmd_features=None if mmd_features is None else check_count("mmd_features", mmd_features, 1),
+        marginal_sites=marginal_sites,
     )
     return args
+
+
+def _as_tuple(names):
+    return () if names is None else (names,) if isinstance(names, str) else tuple(names)
+
+
+def _site_names(argument, names):
+    """``None``, a site name or a non-empty sequence of distinct names."""
+    if names is None or (isinstance(names, str) and names):
+        return names
+    if (
+        isinstance(names, (list, tuple))
+        and names
+        and all(isinstance(n, str) and n for n in names)
+        and len(set(names)) == len(names)
+    ):
+        return tuple(names)
+    raise UserInputError(f"{argument} must be None, a non-empty string or a sequence of distinct ones, got {names!r}")
+
+
+def check_block_size(size):
+    """``mmd_block_size``: ``None``, ``"auto"`` or an integer >= 2."""
+    if size is None or size == "auto":
+        return size
+    return check_count("mmd_block_size", size, 2)
+
+
+def check_marginal_sites(marginal_sites, marginal):
+    """``marginal_sites`` as ``None`` or a dict ``{site: divergence}``: a sequence of sites takes ``marginal``."""
+    if marginal_sites is None:
+        return None
+    if isinstance(marginal_sites, str) or not isinstance(marginal_sites, (list, tuple, dict)) or not marginal_sites:
+        raise UserInputError(
+            "marginal_sites must be None, a non-empty mapping {site: divergence} or a sequence of sites, "
+            f"got {marginal_sites!r}"
+        )
+    if not isinstance(marginal_sites, dict):
+        if marginal is None:
+            raise UserInputError(f"marginal_sites={marginal_sites!r} lists sites: pass marginal=... for them, or a mapping")
+        marginal_sites = dict.fromkeys(_site_names("marginal_sites", tuple(marginal_sites)), marginal)
+    for site, name in marginal_sites.items():
+        if not isinstance(site, str) or not site or name not in MARGINALS:
+            raise UserInputError(
+                f"marginal_sites maps {site!r} to {name!r}: sites are names, divergences one of {tuple(MARGINALS)}"
+            )
+    return dict(marginal_sites)
 
 
 def weights_from_alpha_lambda(alpha, lam):

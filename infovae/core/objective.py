@@ -53,21 +53,26 @@ from typing import Any
 from infovae.core.arguments import (
     DEFAULT_KERNEL_SCALES,
     TERMS,
+    check_block_size,
     check_elbo_args,
     check_latent_kind,
     weights_from_alpha_lambda,
 )
 from infovae.core.marginals import MARGINALS, backend_of
-from infovae.core.sites import Site, check_guide, check_model, enumerated_support, flat_batch
+from infovae.core.sites import Roles, Site, find_roles, flat_batch, guide_roles, joint_batch, plate_nesting
 from infovae.errors import UnsupportedModelError
 
-__all__ = ["ArrayOps", "InfoVAEObjective", "TracePass", "assemble_loss", "scale_and_mask"]
+# mmd_block_size="auto": blocks of this many examples, above twice as many.
+AUTO_BLOCK_SIZE = 128
+
+__all__ = ["AUTO_BLOCK_SIZE", "ArrayOps", "InfoVAEObjective", "TracePass", "assemble_loss", "scale_and_mask"]
 
 
 @dataclass(frozen=True)
 class ArrayOps:
     """The array functions the computation needs, in one backend's spelling."""
 
+    log: Callable
     exp: Callable
     where: Callable
     # full(shape, value, like): an array of ``shape`` filled with ``value``, in ``like``'s dtype and device.
@@ -89,10 +94,13 @@ def scale_and_mask(ops: ArrayOps, values, scale=None, mask=None):
 
 
 def assemble_loss(terms: Mapping, num_data, beta, marginal_weight, jsd_weight):
-    """``-N (recon - beta kl - marginal_weight D + jsd_weight jsd)`` from per-example terms; a term
-    absent from ``terms`` counts as zero. Works on floats and on either backend's arrays (the weights
+    """``-N (recon - beta kl - marginal_weight D + jsd_weight jsd) + global_kl`` from per-example terms
+    (``global_kl``: the global latents' ``log q - log p``, a total); a term absent from ``terms``
+    counts as zero. Works on floats and on either backend's arrays (the weights
     may be traced values, as in a vectorised sweep)."""
     loss = -(terms["recon"] - beta * terms["kl"]) * num_data
+    if "global_kl" in terms:
+        loss = loss + terms["global_kl"]
     if "marginal" in terms:
         loss = loss + marginal_weight * num_data * terms["marginal"]
     if "jsd" in terms:
@@ -103,37 +111,69 @@ def assemble_loss(terms: Mapping, num_data, beta, marginal_weight, jsd_weight):
 class TracePass(ABC):
     """One pass through a guide and the model replayed against it, as the objective reads it.
 
-    A backend traces the guide its own way and calls :meth:`_replay_model`, which checks the guide and
-    replays the model (with all values of a discrete latent); the objective then only asks the pass for
-    its random draws, which differ between backends.
+    A backend wraps its guide and model (parameters, seeds) and calls :meth:`_trace`, which traces the
+    guide with its local discrete latents enumerated, replays the model against it and finds every
+    site's role; the objective then only asks the pass for its random draws, which differ between
+    backends.
     """
 
     #: The guide's sample sites, by name.
     guide: Mapping[str, Site]
     #: The model's sample sites, by name.
     model: Mapping[str, Site]
-    #: The data plate's full size N.
+    #: What each site is to the objective.
+    roles: Roles
+    #: The data plate's full size N, the minibatch size B and the plate's batch dim.
     num_data: Any
-    #: Whether the guide's latent is summed out (discrete) rather than sampled.
-    discrete: bool
+    batch_size: int
+    plate_dim: int
+    #: The enumerated configurations' dims (the last discrete latent's leftmost), and the plates' dims.
+    enum_shape: tuple[int, ...]
+    plate_shape: tuple[int, ...]
 
-    def _replay_model(self, elbo, model, guide_trace, args, kwargs):
-        """Check the guide's trace and replay ``model`` against it; returns the model's trace."""
+    def _trace(self, elbo, model, guide, args, kwargs):
+        """Trace ``guide`` (its local discrete latents set to all their values) and replay ``model``
+        against it; returns the guide's trace."""
         traces = elbo._traces
+        if elbo.max_plate_nesting is None:
+            # Guessed once, as Pyro's ELBOs do, from a pass with the guide's own draws that leaves the
+            # random stream as it was.
+            with traces.keep_random_state():
+                plain = traces.trace_guide(guide, args, kwargs)
+                guide_roles(traces.sites(plain), elbo.latent_site, traces.is_discrete, traces.describe)
+                model_sites = traces.sites(traces.replay_with(model, plain, {}, args, kwargs))
+            elbo.max_plate_nesting = plate_nesting(traces.sites(plain), model_sites)
+        nesting = elbo.max_plate_nesting
+        guide_trace = traces.trace_guide(guide, args, kwargs, nesting)
         self.guide = traces.sites(guide_trace)
-        latent = check_guide(self.guide, elbo.latent_site, traces.is_discrete, traces.describe)
-        self.discrete = traces.is_discrete(latent.fn)
-        values = enumerated_support(latent.fn, elbo.max_plate_nesting) if self.discrete else None
-        model_trace = traces.replay_with(model, guide_trace, elbo.latent_site, values, args, kwargs)
-        self.model = traces.sites(model_trace)
-        self.num_data = traces.full_size(guide_trace, elbo.latent_site)
-        self._replay = lambda value: traces.sites(traces.replay_with(model, guide_trace, elbo.latent_site, value, args, kwargs))
-        self._obs_site = elbo.obs_site
-        return model_trace
+        roles = guide_roles(self.guide, elbo.latent_site, traces.is_discrete, traces.describe)
+        self.model = traces.sites(traces.replay_with(model, guide_trace, {}, args, kwargs))
+        self.roles = roles = find_roles(roles, self.model, elbo.obs_site)
+        first = self.guide[roles.local[0]]
+        self.num_data, self.batch_size, self.plate_dim = first.num_data, first.plate_size, first.plate_dim
+        if nesting + self.plate_dim < 0:
+            raise UnsupportedModelError(
+                f"max_plate_nesting={nesting} but site {first.name!r} is in a plate at dim={self.plate_dim}: pass "
+                f"max_plate_nesting >= {-self.plate_dim}, or leave it out to have it guessed"
+            )
+        self.enum_shape = tuple(self.guide[name].value.shape[0] for name in reversed(roles.discrete))
+        self.plate_shape = tuple(self.batch_size if i == nesting + self.plate_dim else 1 for i in range(nesting))
+        self._replay = lambda values: traces.sites(traces.replay_with(model, guide_trace, values, args, kwargs))
+        return guide_trace
 
-    def replay_obs(self, latent_value) -> Site:
-        """The model's observed site, replayed with the latent set to ``latent_value``."""
-        return self._replay(latent_value)[self._obs_site]
+    @property
+    def exact(self) -> bool:
+        """Whether one pass is exact: every latent summed out, nothing sampled."""
+        return not self.roles.continuous and not self.roles.global_
+
+    def joint(self, ops: "ArrayOps", values, site_name: str):
+        """Per-example values ``[*enum, *plates]`` as ``[J, B]`` (:func:`~infovae.core.sites.joint_batch`)."""
+        return joint_batch(ops, values, site_name, self.enum_shape, self.batch_size, self.plate_shape)
+
+    def replay_obs(self, values) -> dict[str, Site]:
+        """The model's observed sites, replayed with the latents in ``values`` set to those values."""
+        replayed = self._replay(values)
+        return {name: replayed[name] for name in self.roles.observed}
 
     @abstractmethod
     def draw(self, fn, sample_shape, stream, index=0):
@@ -155,17 +195,35 @@ class InfoVAEObjective:
         ``"kl"`` or ``"kl_corrected"`` (discrete latent), ``"moment"`` or ``"mmd"`` (continuous).
     :param float marginal_weight: weight ``gamma`` of the marginal divergence (``alpha + lambda - 1``).
     :param float jsd_weight: weight ``delta`` of the inter-latent Jensen–Shannon reward.
-    :param str latent_site: name of the latent sample site.
-    :param str obs_site: name of the observed sample site.
+    :param latent_site: ``None`` (every site the guide samples is a latent), or the name (or names) of
+        the latent sites, which must then be all the guide samples.
+    :param obs_site: ``None`` (every site the model observes is data), or the name (or names) of the
+        observed sites to use.
     :param str kernel: MMD kernel, ``"imq"`` or ``"rbf"``.
     :param kernel_scales: MMD kernel scales.
     :param bandwidth: ``None`` (base width ``2 d``), ``"median"`` or a positive number.
     :param str jsd_mixture: JSD mixture weights, ``"prior"``, ``"posterior"`` or ``"uniform"``.
     :param int num_particles: latent draws per step (continuous latent; a discrete one is exact).
-    :param int max_plate_nesting: plates around the sites; the enumeration dim goes left of them.
+    :param int max_plate_nesting: how many batch dims the plates take; the enumeration dim goes left of
+        them. ``None``: guessed from the first pass (as Pyro's ELBOs guess it).
     :param int jsd_samples: latent draws compared by the JSD term for a continuous latent.
     :param int mmd_features: random Fourier features per kernel scale for the MMD, or ``None`` for the
         exact quadratic-time statistic (use ~32 for batches of thousands, where the exact one dominates).
+    :param mmd_block_size: ``None``: a sample-based marginal divergence (``"mmd"``) on the whole
+        minibatch, ``O(B^2)``; an integer ``b``: on consecutive blocks of about ``b`` examples (posterior
+        and prior draws alike), averaged, ``O(B b)``; ``"auto"``: blocks of 128 above 256 examples. Each
+        block's statistic is unbiased for D(q(z) || p(z)) (the examples of a minibatch are exchangeable),
+        so their mean is too: an incomplete U-statistic that leaves out the pairs across blocks. Its
+        variance: where q(z) differs from p(z) the leading O(1/B) term is the full statistic's (every
+        example still enters once); near q(z) = p(z), where the full statistic's variance is O(1/B^2),
+        it is about ``B / b`` times larger (8x at B=1024, b=128), yet ``B / b`` times below the full
+        statistic's on a batch of ``b``. Ignored with ``mmd_features``.
+    :param marginal_sites: ``None``: the marginal divergence acts on the joint aggregate posterior of
+        the local latents (which must then be of one kind); or a mapping ``{site: divergence}`` (or a
+        sequence of sites, each taking ``marginal``): the sum of one divergence per site, each on that
+        site's own aggregate posterior.
+    :param elbo_kwargs: the backend's ``ELBO`` base-class arguments (Pyro: ``vectorize_particles``,
+        ``retain_graph``, ``strict_enumeration_warning``, ``ignore_jit_warnings``, ``jit_options``).
     """
 
     _ops: ArrayOps
@@ -177,27 +235,31 @@ class InfoVAEObjective:
         marginal: str | None = None,
         marginal_weight: float = 0.0,
         jsd_weight: float = 0.0,
-        latent_site: str = "z",
-        obs_site: str = "y",
+        latent_site: str | tuple[str, ...] | None = None,
+        obs_site: str | tuple[str, ...] | None = None,
         kernel: str = "imq",
         kernel_scales=DEFAULT_KERNEL_SCALES,
         bandwidth: str | float | None = None,
         jsd_mixture: str = "prior",
         num_particles: int = 1,
-        max_plate_nesting: int = 1,
+        max_plate_nesting: int | None = None,
         jsd_samples: int = 8,
         mmd_features: int | None = None,
+        mmd_block_size: int | str | None = None,
+        marginal_sites=None,
+        **elbo_kwargs,
     ):
         args = check_elbo_args(
             beta, marginal, marginal_weight, jsd_weight, latent_site, obs_site, kernel, kernel_scales, bandwidth,
-            jsd_mixture, num_particles, max_plate_nesting, jsd_samples, mmd_features,
+            jsd_mixture, num_particles, max_plate_nesting, jsd_samples, mmd_features, marginal_sites,
         )  # fmt: skip
+        self.mmd_block_size = check_block_size(mmd_block_size)
         num_particles, max_plate_nesting = args.pop("num_particles"), args.pop("max_plate_nesting")
         for name, value in args.items():
             setattr(self, name, value)
-        self._init_elbo(num_particles, max_plate_nesting)
+        self._init_elbo(num_particles, max_plate_nesting, **elbo_kwargs)
 
-    def _init_elbo(self, num_particles: int, max_plate_nesting: int):
+    def _init_elbo(self, num_particles: int, max_plate_nesting: int | None, **elbo_kwargs):
         """Initialise the backend's own ``ELBO`` base class."""
         raise NotImplementedError
 
@@ -227,115 +289,191 @@ class InfoVAEObjective:
         return terms
 
     def _check_kind(self, tp: TracePass):
-        latent = tp.guide[self.latent_site]
-        kind = "discrete" if tp.discrete else "continuous"
-        check_latent_kind(
-            self.marginal, self.jsd_mixture, kind, f"site {latent.name!r} is {self._traces.describe(latent.fn)} ({kind})"
-        )
+        """That the marginal divergence(s) and the JSD mixture fit the latents found."""
+        roles, describe = tp.roles, self._traces.describe
+        kinds = {name: "discrete" if name in roles.discrete else "continuous" for name in roles.local}
+
+        def subject(names):
+            return ", ".join(f"site {n!r} is {describe(tp.guide[n].fn)} ({kinds[n]})" for n in names)
+
+        if self.marginal_sites is not None:
+            for name, marginal in self.marginal_sites.items():
+                if name not in kinds:
+                    raise UnsupportedModelError(
+                        f"marginal_sites names {name!r}, which is not a local latent site (they are {list(roles.local)})"
+                    )
+                check_latent_kind(marginal, "prior", kinds[name], subject([name]))
+        elif len(set(kinds.values())) > 1 and self.marginal is not None:
+            raise UnsupportedModelError(
+                f"marginal={self.marginal!r} acts on the joint aggregate posterior of latents of one kind, but "
+                f"{subject(roles.local)}: pass marginal_sites={{site: divergence}} to add one divergence per site"
+            )
+        elif self.marginal is not None:
+            check_latent_kind(self.marginal, "prior", kinds[roles.local[0]], subject(roles.local))
+        if roles.continuous:
+            check_latent_kind(None, self.jsd_mixture, "continuous", subject(roles.continuous))
 
     # -- the terms of one pass ------------------------------------------------------------------
 
-    def _rsample(self, tp: TracePass, fn, sample_shape, purpose, stream, index=0):
+    def _rsample(self, tp: TracePass, fn, sample_shape, purpose, stream, site_name, index=0):
         if not fn.has_rsample:
             raise UnsupportedModelError(
-                f"{purpose} draws from {self._traces.describe(fn)} at site {self.latent_site!r}, which is not reparameterisable"
+                f"{purpose} draws from {self._traces.describe(fn)} at site {site_name!r}, which is not reparameterisable"
             )
         return tp.draw(fn, sample_shape, stream, index)
 
     def _pass_terms(self, tp: TracePass, wanted: frozenset) -> dict:
-        """Per-example ``recon`` and ``kl`` and the ``wanted`` optional terms of one pass."""
-        return self._discrete_terms(tp, wanted) if tp.discrete else self._continuous_terms(tp, wanted)
+        """Per-example ``recon`` and ``kl`` and the ``wanted`` optional terms of one pass; with several
+        local latents also ``kl[site]`` (and ``mi[site]``, ``marginal_kl[site]`` when ``mi`` is wanted)."""
+        ops, traces, roles, N = self._ops, self._traces, tp.roles, tp.num_data
+        log_q = {n: tp.joint(ops, traces.log_prob(tp.guide[n].fn, tp.guide[n].value), n) for n in roles.local}
+        log_p = {n: tp.joint(ops, traces.log_prob(tp.model[n].fn, tp.model[n].value), n) for n in roles.local}
+        # q of each configuration of the discrete latents, [J, B] (their product: each is q given the ones before).
+        q = ops.exp(sum(log_q[n] for n in roles.discrete)) if roles.discrete else None
 
-    def _sites(self, tp: TracePass):
-        latent = tp.guide[self.latent_site]
-        prior, obs = check_model(tp.model, self.latent_site, self.obs_site, latent.plate)
-        return latent, prior, obs
+        def expect(values):
+            """``E_q`` over the configurations, per example; configurations q rules out count nothing,
+            even where a log-probability there is -inf."""
+            return values.sum(0) if q is None else (q * ops.where(q > 0, values, 0.0)).sum(0)
 
-    def _recon_kl(self, tp, prior, obs, recon, kl):
-        ops = self._ops
-        return {
-            "recon": scale_and_mask(ops, recon, obs.scale).sum() / tp.num_data,
-            "kl": scale_and_mask(ops, kl, prior.scale, prior.mask).sum() / tp.num_data,
+        recon = 0.0
+        for name in roles.observed:
+            site = tp.model[name]
+            log_lik = tp.joint(ops, scale_and_mask(ops, traces.log_prob(site.fn, site.value), mask=site.mask), name)
+            recon = recon + scale_and_mask(ops, expect(log_lik), site.scale).sum()
+        kls = {
+            n: scale_and_mask(ops, expect(log_q[n] - log_p[n]), tp.model[n].scale, tp.model[n].mask).sum() / N
+            for n in roles.local
         }
-
-    def _discrete_terms(self, tp: TracePass, wanted: frozenset) -> dict:
-        ops = self._ops
-        latent, prior, obs = self._sites(tp)
-        values = prior.value
-        K, B = values.shape[0], latent.plate_size
-        log_q = flat_batch(self._traces.log_prob(latent.fn, values), self.latent_site, (K,), B)
-        log_p = flat_batch(self._traces.log_prob(prior.fn, values), self.latent_site, (K,), B)
-        log_lik = scale_and_mask(ops, self._traces.log_prob(obs.fn, obs.value), mask=obs.mask)
-        log_lik = flat_batch(log_lik, self.obs_site, (K,), B)
-        q = ops.exp(log_q)
-        # Latent values that q rules out contribute nothing, even where log q or log p is -inf.
-        support = q > 0
-        recon = (q * ops.where(support, log_lik, 0.0)).sum(0)
-        kl = (q * ops.where(support, log_q - log_p, 0.0)).sum(0)
-        terms = self._recon_kl(tp, prior, obs, recon, kl)
-        p = ops.exp(log_p)
-        if "marginal" in wanted:
-            terms["marginal"] = self._marginal(tp, probs=(q.T, p.T))
-        if "jsd" in wanted:
-            if K < 2:
-                raise UnsupportedModelError(
-                    f"the JSD term needs a latent with at least 2 values; site {self.latent_site!r} has {K}"
-                )
-            weights = {"prior": p, "posterior": q, "uniform": ops.full(q.shape, 1.0 / K, q)}[self.jsd_mixture]
-            terms["jsd"] = self._decoder_jsd(tp, obs.fn, weights, B).mean()
+        terms = {"recon": recon / N, "kl": sum(kls.values())}
+        if roles.global_:
+            terms["global_kl"] = self._global_kl(tp)
+        several = len(roles.local) > 1
+        if several:
+            terms.update({f"kl[{n}]": kl for n, kl in kls.items()})
         if "mi" in wanted:
-            # I(example; z) on the minibatch = mean_i KL(q_i || mean_j q_j), exact.
-            terms["mi"] = ops.divergences.categorical_kl(q.T, q.mean(1)).mean()
+            terms["mi"] = self._mutual_information(tp, log_q, q, expect, roles.local)
+            if several:
+                for n in roles.local:
+                    terms[f"mi[{n}]"] = self._site_mutual_information(tp, log_q, q, expect, n)
+                    terms[f"marginal_kl[{n}]"] = kls[n] - terms[f"mi[{n}]"]
+        if "marginal" in wanted:
+            terms["marginal"] = self._marginal_term(tp, log_p, q, terms)
+        if "jsd" in wanted:
+            terms["jsd"] = self._jsd_term(tp, log_p, q)
         return terms
 
-    def _continuous_terms(self, tp: TracePass, wanted: frozenset) -> dict:
-        ops = self._ops
-        latent, prior, obs = self._sites(tp)
-        q_fn, p_fn, z = latent.fn, prior.fn, latent.value
-        B = latent.plate_size
-        log_q = flat_batch(self._traces.log_prob(q_fn, z), self.latent_site, (), B)
-        log_p = flat_batch(self._traces.log_prob(p_fn, z), self.latent_site, (), B)
-        log_lik = scale_and_mask(ops, self._traces.log_prob(obs.fn, obs.value), mask=obs.mask)
-        log_lik = flat_batch(log_lik, self.obs_site, (), B)
-        terms = self._recon_kl(tp, prior, obs, log_lik, log_q - log_p)
-        if "marginal" in wanted:
-            terms["marginal"] = self._marginal(tp, latent=latent, prior=prior)
-        if "jsd" in wanted:
-            S = self.jsd_samples
-            source = p_fn if self.jsd_mixture == "prior" else q_fn
-            draws = self._rsample(tp, source, (S,), "the JSD term", "jsd")
-            weights = ops.full((S,), 1.0 / S, z)
-            terms["jsd"] = self._decoder_jsd(tp, self._decoders_at(tp, source, draws), weights, B).mean()
-        if "mi" in wanted:
-            # Minibatch estimate of I(example; z): log q(z_i|x_i) - log mean_j q(z_i|x_j).
-            cross = q_fn.log_prob(z.reshape((B, 1) + tuple(q_fn.event_shape)))
-            if tuple(cross.shape) != (B, B):
+    def _global_kl(self, tp: TracePass):
+        """``log q - log p`` summed over the global latents (outside the data plate): their ordinary
+        ELBO terms, once per dataset and not weighted by ``beta``."""
+        ops, total = self._ops, 0.0
+        for name in tp.roles.global_:
+            guide, model = tp.guide[name], tp.model[name]
+            log_q = scale_and_mask(ops, self._traces.log_prob(guide.fn, guide.value), guide.scale, guide.mask)
+            log_p = scale_and_mask(ops, self._traces.log_prob(model.fn, model.value), model.scale, model.mask)
+            if len(log_q.shape) > self.max_plate_nesting or len(log_p.shape) > self.max_plate_nesting:
                 raise UnsupportedModelError(
-                    f"latent site {self.latent_site!r} must have batch shape ({B},), got {tuple(q_fn.batch_shape)}"
+                    f"global latent site {name!r} depends on an enumerated discrete latent; sample it before the "
+                    "discrete latents in the guide, or inside the data plate"
                 )
-            terms["mi"] = (log_q - (ops.logsumexp(cross, 1) - math.log(B))).mean()
-        return terms
+            total = total + log_q.sum() - log_p.sum()
+        return total
 
-    def _decoders_at(self, tp: TracePass, source, draws):
-        """The decoder at each of S latent draws: one distribution stacking them on a leading dim, or,
-        for a model whose decoder takes one draw at a time, a list of S distributions."""
-        S = draws.shape[0]
-        stacked = draws.reshape((S,) + (1,) * (self.max_plate_nesting - len(source.batch_shape)) + tuple(draws.shape[1:]))
-        try:
-            return tp.replay_obs(stacked).fn
-        except UnsupportedModelError:
-            raise
-        except Exception:  # noqa: BLE001  (a user's decoder may refuse stacked draws any way it likes)
-            # A decoder written for one draw (it does not broadcast a leading dim): replay once per draw;
-            # a real error in the decoder raises again here.
-            return [tp.replay_obs(draws[s]).fn for s in range(S)]
+    def _cross_log_q(self, tp: TracePass, log_q, name):
+        """``[B_i, J, B_j]``: log q of example i's value of latent ``name`` under example j's posterior
+        (for each configuration of the discrete latents; a discrete latent's value is the configuration's,
+        the same for every i)."""
+        ops, site = self._ops, tp.guide[name]
+        B, J = tp.batch_size, log_q[name].shape[0]
+        if name in tp.roles.discrete:
+            return log_q[name].reshape((1, J, B))
+        fn, event = site.fn, tuple(site.fn.event_shape)
+        full = tp.enum_shape + tp.plate_shape
+        values = ops.broadcast_to(site.value, full + event).reshape((J, B) + event).swapaxes(0, 1)
+        cross = fn.log_prob(values.reshape((B,) + tp.enum_shape + (1,) * len(tp.plate_shape) + event))
+        if math.prod(cross.shape) != B * J * B:
+            raise UnsupportedModelError(
+                f"latent site {name!r} must have the data plate as its only batch dim, got batch shape {tuple(fn.batch_shape)}"
+            )
+        return ops.broadcast_to(cross, (B,) + full).reshape((B, J, B))
 
-    def _marginal(self, tp: TracePass, probs=None, latent=None, prior=None):
-        """The marginal divergence ``D(q(z) || p(z))`` the objective names (for a zero weight: the
-        natural one for the latent), from what its registration says it takes."""
-        name = self.marginal
-        if name is None:
-            name = "kl" if probs is not None else ("moment" if self._traces.describe(latent.fn) == "Normal" else "mmd")
+    def _mutual_information(self, tp: TracePass, log_q, q, expect, names):
+        """I(example; latents ``names``) on the minibatch: ``E_i E_q [log q(v|x_i) - log mean_j q(v|x_j)]``,
+        exact over the enumerated configurations, a minibatch estimate over the sampled latents."""
+        ops, B = self._ops, tp.batch_size
+        cross = sum(self._cross_log_q(tp, log_q, n) for n in names)
+        aggregate = ops.logsumexp(cross, 2) - math.log(B)  # [B_i, J]
+        own = sum(log_q[n] for n in names)  # [J, B]
+        return expect(own - aggregate.swapaxes(0, 1)).mean()
+
+    def _site_mutual_information(self, tp: TracePass, log_q, q, expect, name):
+        """I(example; ``name``) for a discrete latent (exact, on its marginal over the others), and for a
+        continuous one I(example; ``name`` | the discrete latents): its aggregate posterior given a
+        configuration weighs each example by that configuration's q."""
+        ops, B = self._ops, tp.batch_size
+        if name in tp.roles.discrete:
+            axis = len(tp.enum_shape) - 1 - tp.roles.discrete.index(name)
+            probs = q.reshape(tp.enum_shape + (B,))
+            others = tuple(i for i in range(len(tp.enum_shape)) if i != axis)
+            marginal = probs.sum(others) if others else probs  # [K, B]
+            return ops.divergences.categorical_kl(marginal.T, marginal.mean(1)).mean()
+        cross = self._cross_log_q(tp, log_q, name)
+        if q is None:
+            aggregate = ops.logsumexp(cross, 2) - math.log(B)
+        else:
+            # log sum_j q(c|x_j) q(v|x_j,c) - log sum_j q(c|x_j)
+            weights = ops.logsumexp(ops.log(q), 1)[None]  # [1, J]
+            aggregate = ops.logsumexp(cross + ops.log(q)[None], 2) - weights
+        return expect(log_q[name] - aggregate.swapaxes(0, 1)).mean()
+
+    # -- the marginal divergence ----------------------------------------------------------------
+
+    def _marginal_term(self, tp: TracePass, log_p, q, terms):
+        """``D(q(z) || p(z))``: on the joint aggregate posterior, or summed over ``marginal_sites``."""
+        roles = tp.roles
+        if self.marginal_sites is not None:
+            return sum(self._site_marginal(tp, log_p, q, name, marginal) for name, marginal in self.marginal_sites.items())
+        if len(roles.local) == 1:
+            return self._site_marginal(tp, log_p, q, roles.local[0], self.marginal)
+        if not roles.continuous:
+            # The discrete latents jointly: one categorical over the J configurations.
+            p = self._ops.exp(sum(log_p[n] for n in roles.discrete))
+            return self._divergence(tp, self.marginal or "kl", "", probs=(q.T, p.T))
+        if self.marginal is None and "mi" in terms:
+            # Natural term for latents of several kinds: ELBO surgery's marginal KL (mean KL - MI).
+            return terms["kl"] - terms["mi"]
+        raise UnsupportedModelError(
+            f"the joint marginal divergence of several latent sites {list(roles.local)} with continuous ones among "
+            "them is not supported: pass marginal_sites={site: divergence} to add one divergence per site"
+        )
+
+    def _site_marginal(self, tp: TracePass, log_p, q, name, marginal):
+        """The divergence ``marginal`` (``None``: the natural one) between latent ``name``'s aggregate
+        posterior and prior on the minibatch."""
+        ops, roles, B = self._ops, tp.roles, tp.batch_size
+        if name in roles.discrete:
+            p = ops.exp(sum(log_p[n] for n in roles.discrete))
+            axis = len(tp.enum_shape) - 1 - roles.discrete.index(name)
+            others = tuple(i for i in range(len(tp.enum_shape)) if i != axis)
+
+            def marginalise(probs):
+                probs = probs.reshape(tp.enum_shape + (B,))
+                return (probs.sum(others) if others else probs).T
+
+            return self._divergence(tp, marginal or "kl", name, probs=(marginalise(q), marginalise(p)))
+        latent, prior = tp.guide[name], tp.model[name]
+        if math.prod(latent.fn.batch_shape) != B:
+            raise UnsupportedModelError(
+                f"latent site {name!r} depends on the enumerated discrete latent(s) {list(roles.discrete)}, so its "
+                f"aggregate posterior is a mixture that the marginal divergence does not take: leave {name!r} out "
+                "of marginal_sites"
+            )
+        if marginal is None:
+            marginal = "moment" if self._traces.describe(latent.fn) == "Normal" else "mmd"
+        return self._divergence(tp, marginal, name, latent=latent, prior=prior)
+
+    def _divergence(self, tp: TracePass, name, site_name, probs=None, latent=None, prior=None):
+        """The registered divergence ``name``, called with what its registration says it takes."""
         spec = MARGINALS[name]
         backend = backend_of(self._ops.divergences)
         fn = spec.function(backend)
@@ -352,62 +490,137 @@ class InfoVAEObjective:
             options.update(tp.random_kwargs("features"))
         if spec.inputs == "probs":
             return fn(*probs, **options)
-        B = latent.plate_size
+        B = tp.batch_size
         if spec.inputs == "gaussian":
-            loc, scale = self._gaussian_params(latent.fn, B)
-            prior_loc, prior_scale = self._gaussian_params(prior.fn, B)
+            loc, scale = self._gaussian_params(latent.fn, B, site_name)
+            prior_loc, prior_scale = self._gaussian_params(prior.fn, B, site_name)
             return fn(loc, scale, prior_loc, prior_scale, **options)
-        prior_draws = self._rsample(tp, prior.fn, (), f"marginal={name!r}", "marginal")
-        return fn(latent.value.reshape(B, -1), prior_draws.reshape(B, -1), **options)
+        prior_draws = self._rsample(tp, prior.fn, (), f"marginal={name!r}", "marginal", site_name)
+        x, y = latent.value.reshape(B, -1), prior_draws.reshape(B, -1)
+        size = self._block_size(B) if "num_features" not in options or options["num_features"] is None else None
+        if size is None:
+            return fn(x, y, **options)
+        # An incomplete U-statistic: the divergence within consecutive blocks, averaged (see mmd_block_size).
+        count = B // size
+        size = B // count
+        return sum(fn(x[i * size : (i + 1) * size], y[i * size : (i + 1) * size], **options) for i in range(count)) / count
 
-    def _gaussian_params(self, fn, batch_size):
+    def _block_size(self, batch_size):
+        """The examples per block of a sample-based marginal divergence, or ``None`` for one block."""
+        size = self.mmd_block_size
+        if size == "auto":
+            size = AUTO_BLOCK_SIZE if batch_size > 2 * AUTO_BLOCK_SIZE else None
+        return None if size is None or size * 2 > batch_size else size
+
+    def _gaussian_params(self, fn, batch_size, site_name):
         """``loc, scale`` ``[B, d]`` of a diagonal Normal latent (for the moment-matched marginal)."""
         base, _ = self._traces.unwrap(fn)
         if self._traces.describe(fn) != "Normal":
             raise UnsupportedModelError(
-                f"marginal='moment' needs a diagonal Normal at site {self.latent_site!r}, got "
-                f"{self._traces.describe(fn)}; use marginal='mmd'"
+                f"marginal='moment' needs a diagonal Normal at site {site_name!r}, got {self._traces.describe(fn)}; "
+                "use marginal='mmd'"
             )
         shape = tuple(fn.batch_shape) + tuple(fn.event_shape)
         return tuple(self._ops.broadcast_to(value, shape).reshape(batch_size, -1) for value in (base.loc, base.scale))
 
-    def _factor_log_probs(self, fn, lead, batch_size):
-        """Class log-probabilities ``[*lead, B, F, C]`` over the F factors of a categorical/Bernoulli
-        observation, or ``None`` for a reparameterisable continuous one (its JSD is a Monte-Carlo estimate)."""
+    # -- the JSD --------------------------------------------------------------------------------
+
+    def _jsd_term(self, tp: TracePass, log_p, q):
+        """The mean over examples of the JSD between the decoders at different latent values, summed
+        over the observed sites (and over the factors of each). With discrete latents, the values
+        compared are their joint configurations, any continuous latents at the guide's draw for each
+        (M2: the decoders at each label, with the style drawn given that label)."""
+        ops, roles, B = self._ops, tp.roles, tp.batch_size
+        if not roles.discrete:
+            if len(roles.local) > 1:
+                raise UnsupportedModelError(
+                    f"the JSD term needs a discrete latent or a single continuous one; the latent sites "
+                    f"{list(roles.local)} are all continuous: set jsd_weight=0 or keep one latent site"
+                )
+            name = roles.local[0]
+            latent, prior = tp.guide[name], tp.model[name]
+            S = self.jsd_samples
+            source = prior.fn if self.jsd_mixture == "prior" else latent.fn
+            draws = self._rsample(tp, source, (S,), "the JSD term", "jsd", name)
+            weights = ops.full((S,), 1.0 / S, latent.value)
+            decoders = self._decoders_at(tp, name, source, draws)
+        else:
+            J = q.shape[0]
+            if J < 2:
+                raise UnsupportedModelError(
+                    f"the JSD term needs latents with at least 2 values; sites {list(roles.discrete)} have {J}"
+                )
+            p = ops.exp(sum(log_p[n] for n in roles.discrete))
+            weights = {"prior": p, "posterior": q, "uniform": ops.full(q.shape, 1.0 / J, q)}[self.jsd_mixture]
+            decoders = {name: tp.model[name].fn for name in roles.observed}
+        return sum(self._decoder_jsd(tp, name, fn, weights, B).mean() for name, fn in decoders.items())
+
+    def _decoders_at(self, tp: TracePass, name, source, draws):
+        """Each observed site's decoder at each of S draws of latent ``name``: one distribution stacking
+        them on a leading dim, or, for a model whose decoder takes one draw at a time, a list of S."""
+        S = draws.shape[0]
+        stacked = draws.reshape((S,) + (1,) * (self.max_plate_nesting - len(source.batch_shape)) + tuple(draws.shape[1:]))
+        try:
+            return {obs: site.fn for obs, site in tp.replay_obs({name: stacked}).items()}
+        except UnsupportedModelError:
+            raise
+        except Exception:  # noqa: BLE001  (a user's decoder may refuse stacked draws any way it likes)
+            # A decoder written for one draw (it does not broadcast a leading dim): replay once per draw;
+            # a real error in the decoder raises again here.
+            each = [tp.replay_obs({name: draws[s]}) for s in range(S)]
+            return {obs: [sites[obs].fn for sites in each] for obs in tp.roles.observed}
+
+    def _factor_log_probs(self, tp: TracePass, obs_name, fn, stacked: bool):
+        """Class log-probabilities ``[K, B, F, C]`` (``[B, F, C]`` for one decoder of a list) over the F
+        factors of a categorical/Bernoulli observation, or ``None`` for a reparameterisable continuous
+        one (its JSD is a Monte-Carlo estimate)."""
         if self._traces.unwrap(fn)[1]:
-            raise UnsupportedModelError(f"the JSD term does not support a masked observation site {self.obs_site!r}")
+            raise UnsupportedModelError(f"the JSD term does not support a masked observation site {obs_name!r}")
         log_probs = self._traces.class_log_probs(fn)
         if log_probs is None:
             if fn.has_rsample:
                 return None
             raise UnsupportedModelError(
                 f"the JSD term supports Categorical, OneHotCategorical and Bernoulli observations (exact, per "
-                f"factor) and reparameterisable continuous ones (Monte Carlo); site {self.obs_site!r} is "
+                f"factor) and reparameterisable continuous ones (Monte Carlo); site {obs_name!r} is "
                 f"{self._traces.describe(fn)}"
             )
-        return log_probs.reshape(tuple(lead) + (batch_size, -1, log_probs.shape[-1]))
+        B = tp.batch_size
+        if not stacked:
+            return log_probs.reshape((B, -1, log_probs.shape[-1]))
+        # Every configuration's decoder, also where the decoder ignores some of the enumerated latents.
+        tail = tuple(log_probs.shape[len(fn.batch_shape) :])
+        lead = tp.enum_shape if tp.enum_shape else tuple(log_probs.shape[:1])
+        full = self._ops.broadcast_to(log_probs, lead + tp.plate_shape + tail)
+        return full.reshape((math.prod(lead), B, -1, log_probs.shape[-1]))
 
-    def _decoder_jsd(self, tp: TracePass, decoders, weights, batch_size):
-        """Per-example JSD ``[B]`` between K decoder distributions: one distribution stacking them on
-        its leading dim, or a list of them."""
+    def _decoder_jsd(self, tp: TracePass, obs_name, decoders, weights, batch_size):
+        """Per-example JSD ``[B]`` between K decoder distributions of observed site ``obs_name``: one
+        distribution stacking them on its leading dim, or a list of them."""
         ops = self._ops
         K = weights.shape[0]
         each = decoders if isinstance(decoders, list) else None
         if each is None:
-            log_probs = self._factor_log_probs(decoders, (K,), batch_size)
+            log_probs = self._factor_log_probs(tp, obs_name, decoders, True)
         else:
-            parts = [self._factor_log_probs(fn, (), batch_size) for fn in each]
+            parts = [self._factor_log_probs(tp, obs_name, fn, False) for fn in each]
             log_probs = None if parts[0] is None else ops.stack(parts)
         if log_probs is not None:
             return ops.divergences.jensen_shannon(ops.exp(log_probs), weights, log_probs=log_probs).sum(-1)
+        if len(tp.enum_shape) > 1:
+            raise UnsupportedModelError(
+                f"the JSD term of a continuous observation ({obs_name!r}) supports one discrete latent; the model has "
+                f"{list(tp.roles.discrete)}: set jsd_weight=0"
+            )
         # A continuous decoder: one draw of each, scored by all (cross[k, j] = log p_j(y_k)).
+        dim = tp.plate_dim
         if each is None:
-            draws = self._rsample(tp, decoders, (), "the JSD term", "decoder")
+            draws = self._rsample(tp, decoders, (), "the JSD term", "decoder", obs_name)
             cross = decoders.log_prob(draws.reshape(draws.shape[:1] + (1,) + tuple(draws.shape[1:])))
-            cross = flat_batch(cross, self.obs_site, (K, K), batch_size)
+            cross = flat_batch(cross, obs_name, (K, K), batch_size, dim)
         else:
-            draws = [self._rsample(tp, fn, (), "the JSD term", "decoder", k) for k, fn in enumerate(each)]
+            draws = [self._rsample(tp, fn, (), "the JSD term", "decoder", obs_name, k) for k, fn in enumerate(each)]
             cross = ops.stack(
-                [ops.stack([flat_batch(fn.log_prob(y), self.obs_site, (), batch_size) for fn in each]) for y in draws]
+                [ops.stack([flat_batch(fn.log_prob(y), obs_name, (), batch_size, dim) for fn in each]) for y in draws]
             )
         return ops.divergences.monte_carlo_jensen_shannon(cross, weights)

@@ -1,5 +1,5 @@
 """The sites of a model/guide trace as both backends see them, and the checks that a pair has the
-shape :class:`InfoVAE_ELBO` supports: one latent site and one observed site inside one data plate.
+shape :class:`InfoVAE_ELBO` supports (:func:`find_roles`).
 
 Each backend turns its own trace into a mapping of :class:`Site` records (``infovae.objectives._traces``
 for Pyro, ``infovae.numpyro.objectives._traces`` for NumPyro); every check below runs on that mapping
@@ -9,18 +9,30 @@ so that an unsupported model never yields silently wrong numbers.
 """
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from infovae.errors import UnsupportedModelError
 
-__all__ = ["SUPPORTED", "Site", "check_guide", "check_model", "enumerated_support", "flat_batch", "unwrap"]
+__all__ = [
+    "SUPPORTED",
+    "Roles",
+    "Site",
+    "enumerated_support",
+    "find_roles",
+    "flat_batch",
+    "guide_roles",
+    "joint_batch",
+    "plate_nesting",
+    "unwrap",
+]
 
 SUPPORTED = (
-    "InfoVAE_ELBO supports one latent site and one observed site, both inside one data plate, in "
-    "model and guide alike; the latent is a Categorical/OneHotCategorical (summed out exactly) or a "
-    "reparameterised continuous distribution with one event dim (sampled)"
+    "InfoVAE_ELBO supports latent sites sampled by the guide, inside one data plate (local) or outside "
+    "every plate (global), and observed sites in the model's data plate; a local latent is a "
+    "Categorical/OneHotCategorical (summed out exactly, jointly with the others) or a reparameterised "
+    "continuous distribution with one event dim (sampled)"
 )
 
 
@@ -31,7 +43,11 @@ class Site:
     :param name: the site's name.
     :param observed: whether the value was given (``obs=``).
     :param plates: names of the vectorised plates around it, innermost last.
-    :param plate_size: the size of the innermost of them (the subsample size), or ``None``.
+    :param plate_size: the size of the innermost of them (the subsample size; for a plate opened
+        without a size, the size it takes from the site's batch shape), or ``None``.
+    :param plate_dim: the batch dim of that plate (``-1`` unless the plate was given ``dim=``).
+    :param num_data: the plate's full size N (its ``size``; the subsample size for a plate without one).
+    :param nesting: how many batch dims its plates take (``-dim`` of the leftmost), 0 outside plates.
     :param fn: the distribution, without the masks a handler put on its batch (those are ``mask``).
     :param value: the sampled or observed value.
     :param scale: the handlers' scale (a plate's ``size / subsample_size``), or ``None``.
@@ -46,6 +62,9 @@ class Site:
     value: Any
     scale: Any = None
     mask: Any = None
+    plate_dim: int = -1
+    num_data: Any = None
+    nesting: int = 0
 
     @property
     def plate(self) -> str:
@@ -58,68 +77,161 @@ class Site:
         return self.plates[0]
 
 
-def check_guide(sites: Mapping[str, Site], latent_site: str, is_discrete: Callable, describe: Callable) -> Site:
-    """The guide's latent site, after checking it is the guide's only sample site.
+@dataclass(frozen=True)
+class Roles:
+    """What each site of a model/guide pair is to the objective.
+
+    :param plate: the data plate's name.
+    :param local: the latent sites inside it, in the guide's order.
+    :param discrete: those of them summed out by enumeration.
+    :param global_: the latent sites outside every plate (ordinary ELBO terms).
+    :param observed: the model's observed sites (all inside the data plate).
+    """
+
+    plate: str
+    local: tuple[str, ...]
+    discrete: tuple[str, ...]
+    global_: tuple[str, ...]
+    observed: tuple[str, ...]
+
+    @property
+    def continuous(self) -> tuple[str, ...]:
+        return tuple(name for name in self.local if name not in self.discrete)
+
+
+def _names(given) -> tuple[str, ...] | None:
+    return (given,) if isinstance(given, str) else None if given is None else tuple(given)
+
+
+def guide_roles(guide: Mapping[str, Site], latent_site, is_discrete, describe) -> Roles:
+    """The roles of the guide's sites, checked before the model runs: the guide's sample sites are the
+    latents (all of them, or the ``latent_site`` names, which must then be all); ``observed`` is left
+    empty for :func:`find_roles`.
 
     :param is_discrete: ``fn -> bool``: a latent summed out by enumeration.
     :param describe: ``fn -> str``: the distribution's family, for messages.
     """
-    observed = [s.name for s in sites.values() if s.observed]
+    observed = [s.name for s in guide.values() if s.observed]
     if observed:
         raise UnsupportedModelError(f"the guide observes site(s) {observed}; a guide must not observe data. {SUPPORTED}.")
-    names = list(sites)
-    if latent_site not in sites:
-        raise UnsupportedModelError(
-            f"the guide has no sample site named {latent_site!r} (it has {names}); pass latent_site=... to name the latent"
-        )
-    others = [n for n in names if n != latent_site]
-    if others:
-        raise UnsupportedModelError(f"the guide samples site(s) {others} besides the latent {latent_site!r}. {SUPPORTED}.")
-    site = sites[latent_site]
-    site.plate  # noqa: B018  (the check that there is exactly one)
-    fn = site.fn
-    if not is_discrete(fn) and not (fn.has_rsample and fn.event_dim == 1):
-        raise UnsupportedModelError(
-            f"latent site {latent_site!r} has distribution {describe(fn)} with event_dim {fn.event_dim} and "
-            f"has_rsample={fn.has_rsample}. {SUPPORTED}."
-        )
-    return site
-
-
-def check_model(sites: Mapping[str, Site], latent_site: str, obs_site: str, plate: str) -> tuple[Site, Site]:
-    """The model's latent and observed sites, after checking there are no others and that both are in
-    the guide's latent's ``plate``."""
-    names = list(sites)
-    for name, what in ((latent_site, "latent_site"), (obs_site, "obs_site")):
-        if name not in sites:
-            raise UnsupportedModelError(f"the model has no sample site named {name!r} (it has {names}); pass {what}=...")
-    others = [n for n in names if n not in (latent_site, obs_site)]
-    if others:
-        raise UnsupportedModelError(
-            f"the model has sample site(s) {others} besides {latent_site!r} and {obs_site!r}. {SUPPORTED}."
-        )
-    latent, obs = sites[latent_site], sites[obs_site]
-    if latent.observed:
-        raise UnsupportedModelError(f"site {latent_site!r} is observed in the model but is the latent site")
-    if not obs.observed:
-        raise UnsupportedModelError(f"site {obs_site!r} is not observed in the model: pass the data as obs=")
-    for site in (latent, obs):
-        if site.plate != plate:
+    latents = _names(latent_site)
+    if latents is None:
+        latents = tuple(guide)
+    else:
+        for name in latents:
+            if name not in guide:
+                raise UnsupportedModelError(
+                    f"the guide has no sample site named {name!r} (it has {list(guide)}); pass latent_site=... to name "
+                    "the latent(s), or leave it out to take every site the guide samples"
+                )
+        others = [n for n in guide if n not in latents]
+        if others:
             raise UnsupportedModelError(
-                f"site {site.name!r} is in plate {site.plate!r} but the guide's latent is in plate {plate!r}"
+                f"the guide samples site(s) {others} besides the latent(s) {list(latents)}: leave latent_site out (every "
+                f"guide site is then a latent) or name them too. {SUPPORTED}."
             )
-    return latent, obs
+    if not latents:
+        raise UnsupportedModelError(f"the guide samples no site. {SUPPORTED}.")
+    local = tuple(name for name in latents if guide[name].plates)
+    if not local:
+        guide[latents[0]].plate  # noqa: B018  (raises: the message names the site)
+    plate = guide[local[0]].plate
+    for name in local[1:]:
+        if guide[name].plate != plate:
+            raise UnsupportedModelError(
+                f"site {name!r} is in plate {guide[name].plate!r} but latent {local[0]!r} is in plate {plate!r}: "
+                f"every local latent must be in the one data plate. {SUPPORTED}."
+            )
+    discrete = tuple(name for name in local if is_discrete(guide[name].fn))
+    for name in latents:
+        fn = guide[name].fn
+        if name in discrete:
+            continue
+        if name in local and not (fn.has_rsample and fn.event_dim == 1):
+            raise UnsupportedModelError(
+                f"latent site {name!r} has distribution {describe(fn)} with event_dim {fn.event_dim} and "
+                f"has_rsample={fn.has_rsample}. {SUPPORTED}."
+            )
+        if name not in local and not fn.has_rsample:
+            raise UnsupportedModelError(
+                f"global latent site {name!r} (outside the data plate) has distribution {describe(fn)}, which is not "
+                f"reparameterisable: use a reparameterised distribution. {SUPPORTED}."
+            )
+    return Roles(plate, local, discrete, tuple(n for n in latents if n not in local), ())
 
 
-def flat_batch(values, site_name: str, lead: tuple, batch_size: int):
-    """Reshape per-example values ``[*lead, 1.., B]`` to ``[*lead, B]``, checking that the plate is the
-    only batch dim."""
+def find_roles(roles: Roles, model: Mapping[str, Site], obs_site) -> Roles:
+    """The guide's ``roles`` (:func:`guide_roles`) completed with the model's observed sites (all of
+    them, or the ``obs_site`` names), checked: the model samples nothing else, and its latents and
+    observed sites are in the guide's data plate."""
+    latents = roles.local + roles.global_
+    for name in latents:
+        if name not in model:
+            raise UnsupportedModelError(
+                f"the guide samples site {name!r}, which the model does not (it has {list(model)}): every site the guide "
+                "samples must be a latent of the model"
+            )
+    data = _names(obs_site)
+    if data is None:
+        data = tuple(name for name, site in model.items() if site.observed)
+    for name in data:
+        if name not in model:
+            raise UnsupportedModelError(f"the model has no sample site named {name!r} (it has {list(model)}); pass obs_site=...")
+    others = [n for n in model if n not in latents and n not in data]
+    if others:
+        unobserved = [n for n in others if not model[n].observed]
+        hint = f"; a latent must be sampled by the guide too (sample {unobserved} in the guide)" if unobserved else ""
+        raise UnsupportedModelError(
+            f"the model has sample site(s) {others} besides the latent(s) {list(latents)} and the observed site(s) "
+            f"{list(data)}{hint}. {SUPPORTED}."
+        )
+    for name in latents:
+        if model[name].observed:
+            raise UnsupportedModelError(f"site {name!r} is observed in the model but the guide samples it as a latent")
+    if not data:
+        raise UnsupportedModelError(f"the model observes no site: pass the data as obs=. {SUPPORTED}.")
+    for name in data:
+        if not model[name].observed:
+            raise UnsupportedModelError(f"site {name!r} is not observed in the model: pass the data as obs=")
+    for name in (*roles.local, *data):
+        if model[name].plate != roles.plate:
+            raise UnsupportedModelError(
+                f"site {name!r} is in plate {model[name].plate!r} but the guide's latent is in plate {roles.plate!r}"
+            )
+    return Roles(roles.plate, roles.local, roles.discrete, roles.global_, tuple(data))
+
+
+def joint_batch(ops, values, site_name: str, enum_shape: tuple, batch_size: int, plate_shape: tuple):
+    """Per-example values of a site, broadcast over the enumerated configurations: ``[*enum, *plates]``
+    (the enumeration dims left of the plates) to ``[J, B]``, ``J`` the number of configurations,
+    checking that the data plate is the only batch dim."""
+    shape, full = tuple(values.shape), tuple(enum_shape) + tuple(plate_shape)
+    if len(shape) > len(full) or any(s not in (1, f) for s, f in zip(reversed(shape), reversed(full))):
+        raise UnsupportedModelError(
+            f"site {site_name!r} gives log-probabilities of shape {shape}; the data plate of size {batch_size} must be "
+            f"its only batch dim (left of it: only the enumerated latents' dims): declare other dims with .to_event()"
+        )
+    return ops.broadcast_to(values, full).reshape((math.prod(enum_shape), batch_size))
+
+
+def flat_batch(values, site_name: str, lead: tuple, batch_size: int, dim: int = -1):
+    """Reshape per-example values ``[*lead, 1.., B, 1..]`` (the plate at batch dim ``dim``) to
+    ``[*lead, B]``, checking that the plate is the only batch dim."""
+    shape = tuple(values.shape)
+    if dim != -1 and len(shape) >= -dim and all(size == 1 for size in shape[len(shape) + dim + 1 :]):
+        values = values.reshape(shape[: len(shape) + dim + 1])
     if tuple(values.shape[-1:]) != (batch_size,) or math.prod(values.shape) != batch_size * math.prod(lead):
         raise UnsupportedModelError(
             f"site {site_name!r} gives log-probabilities of shape {tuple(values.shape)}; the data plate of size "
-            f"{batch_size} must be its only batch dim (the rightmost, dim=-1): declare other dims with .to_event()"
+            f"{batch_size} must be its only batch dim (dim={dim}): declare other dims with .to_event()"
         )
     return values.reshape(tuple(lead) + (batch_size,))
+
+
+def plate_nesting(*traces: Mapping[str, Site]) -> int:
+    """How many batch dims the plates of the traces' sites take (at least 1): where an enumeration
+    dim can go, as Pyro's ``max_plate_nesting`` guesses it."""
+    return max([1] + [site.nesting for sites in traces for site in sites.values()])
 
 
 def unwrap(fn, wrappers: tuple, masked_type: type):
@@ -132,7 +244,8 @@ def unwrap(fn, wrappers: tuple, masked_type: type):
     return fn, masked
 
 
-def enumerated_support(fn, max_plate_nesting: int):
-    """All values of a discrete latent, stacked along a new dim left of the plates: ``[K, 1.., *event]``."""
+def enumerated_support(fn, dims_right: int):
+    """All values of a discrete latent, stacked along a new dim with ``dims_right`` dims right of it
+    (the plates and the enumeration dims of the discrete latents before it): ``[K, 1.., *event]``."""
     support = fn.enumerate_support(expand=False)
-    return support.reshape((support.shape[0],) + (1,) * max_plate_nesting + tuple(fn.event_shape))
+    return support.reshape((support.shape[0],) + (1,) * dims_right + tuple(fn.event_shape))

@@ -11,7 +11,7 @@ from infovae.data.base import evaluation_subset
 from infovae.diagnostics import metrics
 from infovae.diagnostics.two_sample import marginal_fit
 
-__all__ = ["evaluate", "log_marginal_likelihood", "reports_marginal"]
+__all__ = ["evaluate", "log_marginal_likelihood", "recon_z_gain", "reports_marginal"]
 
 
 def reports_marginal(objective) -> bool:
@@ -35,6 +35,19 @@ def log_marginal_likelihood(model, x, y, q, p, num_samples, rng):
     z = metrics.sample_latents(q, rng, num_samples)  # [S, n, d]
     log_w = model.log_likelihood(x, y, z) + _normal_log_density(z, p.loc, p.scale) - _normal_log_density(z, q.loc, q.scale)
     return logsumexp(log_w, axis=0) - np.log(num_samples)
+
+
+def recon_z_gain(model, x, y, q, p, num_samples, rng):
+    """How much the decoder uses z: the reconstruction log-likelihood with z drawn from the posterior
+    less that with z drawn from the prior, ``mean_i [E_q - E_p] log p(y_i | x_i, z)`` in nats per example:
+    exact for a discrete latent (:func:`~infovae.diagnostics.metrics.discrete_recon_z_gain`), from
+    ``num_samples`` draws of each for a Gaussian one."""
+    if metrics.is_discrete(q):
+        log_lik = model.log_likelihood(x, y, np.arange(q.probs.shape[-1])[:, None])  # [K, n]
+        return metrics.discrete_recon_z_gain(q.probs, p.probs, log_lik)
+    posterior = model.log_likelihood(x, y, metrics.sample_latents(q, rng, num_samples))
+    prior = model.log_likelihood(x, y, metrics.sample_latents(p, rng, num_samples))
+    return float(np.mean(posterior) - np.mean(prior))
 
 
 def evaluate(model, fit, held_out, generator, config, seed):
@@ -65,16 +78,21 @@ def evaluate(model, fit, held_out, generator, config, seed):
     matching = marginal_fit(metrics.sample_latents(q, rng), metrics.sample_latents(p, rng), rng)
     out.update(marginal_mmd=matching["statistic"], marginal_mmd_p=matching["p_value"])
     out["nll"] = float(-np.mean(log_marginal_likelihood(model, x, y, q, p, train.importance_samples, rng)))
+    out["recon_z_gain"] = recon_z_gain(model, x, y, q, p, train.importance_samples, rng)
     discrete = metrics.is_discrete(q)
     out["latent_perplexity"] = metrics.latent_perplexity(q) if discrete else None
     out["active_units"] = None if discrete else metrics.active_units(q)
-    out["probe_accuracy"] = out["nmi"] = out["ami"] = None
+    out["probe_accuracy"] = out["nmi"] = out["ami"] = out["probe_x_accuracy"] = out["probe_xz_accuracy"] = None
     if held.labels is not None:
         num_values = q.probs.shape[-1] if discrete else None
         q_fit = model.posterior(fit.x, fit.y)
-        out["probe_accuracy"] = metrics.probe_accuracy(
-            metrics.sample_latents(q_fit, rng), fit.labels, metrics.sample_latents(q, rng), held.labels, num_values
-        )
+        z_fit, z_held = metrics.sample_latents(q_fit, rng), metrics.sample_latents(q, rng)
+        out["probe_accuracy"] = metrics.probe_accuracy(z_fit, fit.labels, z_held, held.labels, num_values)
+        if 0 < x.shape[1] <= metrics.CONTEXT_PROBE_FEATURES:
+            out["probe_x_accuracy"] = metrics.context_probe_accuracy(fit.x, fit.labels, x, held.labels)
+            out["probe_xz_accuracy"] = metrics.context_probe_accuracy(
+                fit.x, fit.labels, x, held.labels, z_fit, z_held, num_values
+            )
         codes = metrics.latent_codes(q, max(fit.num_labels, held.num_labels), seed)
         out["nmi"] = metrics.normalised_mutual_information(held.labels, codes)
         out["ami"] = metrics.adjusted_mutual_information(held.labels, codes)

@@ -25,6 +25,7 @@ __all__ = [
     "active_units",
     "adjusted_mutual_information",
     "discrete_elbo_surgery",
+    "discrete_recon_z_gain",
     "fit_probe",
     "fourier_features",
     "gaussian_elbo_surgery",
@@ -130,6 +131,17 @@ def discrete_elbo_surgery(q_probs, p_probs):
     mi = rel_entr(q_probs, q_mean).sum(-1).mean()
     marginal_kl = rel_entr(q_mean, p_mean).sum()
     return {"mean_kl": mi + marginal_kl, "mi": mi, "marginal_kl": marginal_kl}
+
+
+@jax.jit
+def discrete_recon_z_gain(q_probs, p_probs, log_lik):
+    """How much the decoder uses a discrete z, exact, as metrics.discrete_recon_z_gain:
+    ``mean_i sum_k (q_ik - p_ik) log p(y_i | x_i, z = k)``.
+
+    :param q_probs: ``[n, K]``; ``p_probs``: ``[n, K]``; ``log_lik``: ``[K, n]``.
+    :returns: a scalar (nats per example).
+    """
+    return jnp.mean(jnp.sum((q_probs - p_probs) * log_lik.T, axis=-1))
 
 
 def _pairwise_gaussian_log_density(z, loc, scale):

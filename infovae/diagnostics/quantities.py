@@ -76,6 +76,24 @@ QUANTITIES = {
         Quantity("latent_perplexity", "exp H(q(z)): latent values in use (discrete latent)", None),
         Quantity("active_units", "latent dimensions whose posterior mean varies, variance > 0.01 (Gaussian latent)", None),
         Quantity("probe_accuracy", "accuracy of a label probe on latents sampled from q (labelled data)", "higher"),
+        Quantity(
+            "probe_x_accuracy",
+            "accuracy of a label probe on the condition x alone (labelled data, x of at most 64 features): the "
+            "baseline of probe_xz_accuracy",
+            None,
+        ),
+        Quantity(
+            "probe_xz_accuracy",
+            "accuracy of a label probe on x and a latent sampled from q side by side: less probe_x_accuracy, the "
+            "label information z carries beyond x (0 up to noise where z is independent of the label given x)",
+            "higher",
+        ),
+        Quantity(
+            "recon_z_gain",
+            "reconstruction log p(y|x,z) with z drawn from q(z|x,y) less that with z drawn from the prior p(z|x), "
+            "per example [nats]: how much the decoder uses z (0 where it ignores z)",
+            None,
+        ),
         Quantity("bayes_accuracy", "the Bayes-optimal label accuracy: the probe's ceiling (known generator)", None),
         Quantity(
             "nmi",

@@ -7,9 +7,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from infovae.core.architecture import CVAEConfig
+from infovae.core.conv import conv_geometry
 from infovae.core.cvae import latent_distribution
 from infovae.models.cvae import data_plate
-from infovae.models.layers import mlp, split_loc_scale
+from infovae.models.layers import conv_features, image_convs, mlp, split_loc_scale
 
 __all__ = ["CVAEGuide", "encode_targets"]
 
@@ -30,12 +31,22 @@ class CVAEGuide(nn.Module):
     def __init__(self, config: CVAEConfig):
         super().__init__()
         self.config = config
-        self.encoder = mlp(config.x_dim + config.y_input_dim, config.hidden, config.latent_param_dim)
+        inputs = config.x_dim + config.y_input_dim
+        if config.network == "conv":
+            # The image convolved (infovae.core.conv), then the MLP.
+            geometry = conv_geometry(config)
+            self.encoder_conv = image_convs(geometry.image_shape[0])
+            inputs = geometry.encoder_features + geometry.condition_dim
+        self.encoder = mlp(inputs, config.hidden, config.latent_param_dim)
 
     def posterior(self, x, y):
         """``q(z|x,y)`` with batch shape ``x.shape[:-1]``."""
         y_in = encode_targets(y, self.config).to(x.dtype)
-        return latent_distribution(dist, self.config, self.encoder(torch.cat([x, y_in], dim=-1)), split_loc_scale)
+        if self.config.network == "conv":
+            h = conv_features(self.encoder_conv, conv_geometry(self.config), x, y_in)
+        else:
+            h = torch.cat([x, y_in], dim=-1)
+        return latent_distribution(dist, self.config, self.encoder(h), split_loc_scale)
 
     def forward(self, x, y, num_data=None):
         pyro.module("cvae_guide", self)

@@ -6,13 +6,14 @@ import torch
 from torch import nn
 
 from infovae.core.architecture import CVAEConfig
+from infovae.core.conv import conv_geometry
 from infovae.core.cvae import (
     fixed_prior,
     initial_raw_decoder_scale,
     latent_distribution,
     likelihood_distribution,
 )
-from infovae.models.layers import linear, mlp, positive_scale, split_loc_scale
+from infovae.models.layers import deconv_pixels, image_deconvs, linear, mlp, positive_scale, split_loc_scale
 
 __all__ = ["CVAEModel", "data_plate"]
 
@@ -48,9 +49,15 @@ class CVAEModel(nn.Module):
         # per example rather than once per latent value.
         self.decoder_x = linear(c.x_dim, c.hidden)
         self.decoder_z = nn.Linear(z_width, c.hidden, bias=False)
-        self.decoder_rest = nn.Sequential(
-            nn.ReLU(), nn.Linear(c.hidden, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.decoder_output_dim)
-        )
+        if c.network == "conv":
+            # A feature map that transposed convolutions draw the image from (infovae.core.conv).
+            geometry = conv_geometry(c)
+            self.decoder_rest = nn.Sequential(nn.ReLU(), nn.Linear(c.hidden, geometry.decoder_start_size), nn.ReLU())
+            self.decoder_deconv = image_deconvs(geometry.output_channels)
+        else:
+            self.decoder_rest = nn.Sequential(
+                nn.ReLU(), nn.Linear(c.hidden, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.decoder_output_dim)
+            )
         if c.learned_scale:
             # One standard deviation per output dimension, shared by all examples.
             self.decoder_scale = nn.Parameter(torch.full((c.y_dim,), initial_raw_decoder_scale(c)))
@@ -71,6 +78,8 @@ class CVAEModel(nn.Module):
         else:
             z_part = self.decoder_z(z)
         out = self.decoder_rest(self.decoder_x(x) + z_part)
+        if c.network == "conv":
+            out = deconv_pixels(self.decoder_deconv, conv_geometry(c), out)
         if c.amortized_scale:
             return likelihood_distribution(dist, c, *split_loc_scale(out, c.min_scale))
         scale = positive_scale(self.decoder_scale, c.min_scale) if c.learned_scale else c.decoder_scale

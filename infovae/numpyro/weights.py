@@ -5,12 +5,16 @@ The flax networks carry the torch modules' names (:mod:`infovae.numpyro.models.c
 ``decoder_rest.3.weight`` of the model is the leaf ``["decoder_rest"]["layers_3"]["kernel"]`` of the
 NumPyro param ``"cvae_model$params"`` (the guide's go to ``"cvae_guide$params"``), transposed:
 torch's ``Linear`` stores ``weight`` as ``(out, in)``, flax's ``Dense`` its ``kernel`` as
-``(in, out)``. Biases are the same vectors.
+``(in, out)``. A convolution's ``weight`` ``(out, in, kh, kw)`` is flax's ``kernel`` ``(kh, kw, in, out)``,
+and a transposed convolution's ``(in, out, kh, kw)`` is ``(kh, kw, out, in)``, the layout of flax's
+``ConvTranspose(transpose_kernel=True)``: the same permutation. Biases are the same vectors.
+
+Only :func:`numpyro_to_torch` imports torch: the NumPyro backend draws its initial weights in torch's
+layout with NumPy (:mod:`infovae.core.initial_weights`) and runs without it.
 """
 
 import jax.numpy as jnp
 import numpy as np
-import torch
 
 from infovae.numpyro.guides.cvae import PARAMS as GUIDE_PARAMS
 from infovae.numpyro.models.cvae import PARAMS as MODEL_PARAMS
@@ -39,8 +43,13 @@ def _torch_name(flax_path):
     return ".".join([m.removeprefix(SEQUENTIAL_PREFIX) for m in modules] + [torch_leaf]), transposed
 
 
+# The permutation of a torch weight's axes that gives flax's kernel, by the weight's rank, and back.
+TO_FLAX = {2: (1, 0), 4: (2, 3, 1, 0)}
+TO_TORCH = {rank: tuple(int(i) for i in np.argsort(axes)) for rank, axes in TO_FLAX.items()}
+
+
 def _numpy(value):
-    return np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
+    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
 
 
 def _state_dict_to_flax(state, dtype):
@@ -52,7 +61,7 @@ def _state_dict_to_flax(state, dtype):
         for module in modules:
             node = node.setdefault(module, {})
         array = _numpy(value)
-        node[leaf] = jnp.asarray(array.T if transposed else array, dtype=dtype)
+        node[leaf] = jnp.asarray(array.transpose(TO_FLAX[array.ndim]) if transposed else array, dtype=dtype)
     return tree
 
 
@@ -66,7 +75,7 @@ def _flax_to_state_dict(tree, prefix=()):
         name, transposed = _torch_name(prefix + (key,))
         array = np.asarray(value)
         # A copy: numpy views of JAX arrays are read-only, and torch wants to own what it loads.
-        state[name] = (array.T if transposed else array).copy()
+        state[name] = (array.transpose(TO_TORCH[array.ndim]) if transposed else array).copy()
     return state
 
 
@@ -93,6 +102,8 @@ def numpyro_to_torch(params, model, guide):
     """Load NumPyro params into a Pyro :class:`~infovae.models.CVAEModel` and
     :class:`~infovae.guides.CVAEGuide`, in place, in each module's own dtype. A missing, extra or
     misshapen weight raises torch's error naming it."""
+    import torch
+
     for module, state in zip((model, guide), numpyro_to_state_dicts(params)):
         dtypes = {name: value.dtype for name, value in module.state_dict().items()}
         module.load_state_dict({name: torch.as_tensor(value, dtype=dtypes.get(name)) for name, value in state.items()})

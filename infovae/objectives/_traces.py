@@ -11,6 +11,7 @@ from pyro.distributions.torch_distribution import (
     ExpandedDistribution,
     MaskedDistribution,
 )
+from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import Independent
 from torch.nn import functional as F
@@ -18,7 +19,17 @@ from torch.nn import functional as F
 from infovae.core import sites as sites_module
 from infovae.core.sites import Site
 
-__all__ = ["class_log_probs", "describe", "is_discrete", "log_prob", "replay_with", "sites", "unwrap"]
+__all__ = [
+    "class_log_probs",
+    "describe",
+    "is_discrete",
+    "keep_random_state",
+    "log_prob",
+    "replay_with",
+    "sites",
+    "trace_guide",
+    "unwrap",
+]
 
 
 def sites(trace):
@@ -28,23 +39,31 @@ def sites(trace):
         if node["type"] != "sample" or site_is_subsample(node) or node["infer"].get("_deterministic", False):
             continue
         plates = [frame for frame in node["cond_indep_stack"] if frame.vectorized]
+        size, full = _plate_sizes(plates[-1], node["fn"]) if plates else (None, None)
         out[node["name"]] = Site(
             name=node["name"],
             observed=node["is_observed"],
             plates=tuple(frame.name for frame in plates),
-            plate_size=plates[-1].size if plates else None,
+            plate_size=size,
             fn=node["fn"],
             value=node["value"],
             scale=node["scale"],
             mask=node["mask"],
+            plate_dim=plates[-1].dim if plates else -1,
+            num_data=full,
+            nesting=max([-frame.dim for frame in plates], default=0),
         )
     return out
 
 
-def full_size(trace, site_name):
-    """The full size N of the data plate around ``site_name``."""
-    frame = next(f for f in trace.nodes[site_name]["cond_indep_stack"] if f.vectorized)
-    return frame.full_size or frame.size
+def _plate_sizes(frame, fn):
+    """The (subsample) size and the full size of a plate. A plate opened without a size records -1
+    for both, and takes its size from the batch shapes inside it (Pyro's broadcasting)."""
+    if frame.size is not None and frame.size > 0:
+        return frame.size, frame.full_size if frame.full_size and frame.full_size > 0 else frame.size
+    shape = tuple(fn.batch_shape)
+    size = shape[frame.dim] if len(shape) >= -frame.dim else 1
+    return size, size
 
 
 def unwrap(fn):
@@ -65,13 +84,45 @@ def is_discrete(fn):
     return isinstance(unwrap(fn)[0], (Categorical, OneHotCategorical)) and fn.has_enumerate_support
 
 
-def replay_with(model, guide_trace, name, value, args, kwargs):
-    """Trace the model against the guide's trace, with the latent ``name`` set to ``value`` (``None``:
-    the guide's own draw)."""
-    if value is not None:
+def replay_with(model, guide_trace, values, args, kwargs):
+    """Trace the model against the guide's trace, with the latents named in ``values`` set to those
+    values instead of the guide's."""
+    if values:
         guide_trace = guide_trace.copy()
-        guide_trace.nodes[name] = {**guide_trace.nodes[name], "value": value}
+        for name, value in values.items():
+            guide_trace.nodes[name] = {**guide_trace.nodes[name], "value": value}
     return poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+
+
+class _EnumerateLocal(Messenger):
+    """Sets every unobserved discrete site inside a vectorised plate to all its values, each on a
+    dim of its own left of the plates (``dims_right``: how many dims are right of the first), as
+    Pyro's parallel enumeration does, and without a draw."""
+
+    def __init__(self, dims_right):
+        super().__init__()
+        self.dims_right = dims_right
+
+    def _pyro_sample(self, msg):
+        if msg["is_observed"] or msg["value"] is not None or not is_discrete(msg["fn"]):
+            return
+        if not any(frame.vectorized for frame in msg["cond_indep_stack"]):
+            return
+        msg["value"] = sites_module.enumerated_support(msg["fn"], self.dims_right)
+        self.dims_right += 1
+
+
+def trace_guide(guide, args, kwargs, dims_right=None):
+    """The guide's trace, its local discrete latents enumerated left of ``dims_right`` dims (``None``:
+    drawn, as the guide draws them)."""
+    if dims_right is not None:
+        guide = _EnumerateLocal(dims_right)(guide)
+    return poutine.trace(guide).get_trace(*args, **kwargs)
+
+
+def keep_random_state():
+    """A context that leaves torch's random stream as it found it (a pass that is not the step's)."""
+    return torch.random.fork_rng(devices=[])
 
 
 def class_log_probs(fn):

@@ -13,7 +13,6 @@ draws) comes from torch's global random stream, as in Pyro's own ELBOs.
 """
 
 import torch
-from pyro import poutine
 from pyro.infer.elbo import ELBO
 from pyro.util import warn_if_nan
 
@@ -24,6 +23,7 @@ from infovae.objectives import _traces, divergences
 __all__ = ["InfoVAE_ELBO"]
 
 OPS = ArrayOps(
+    log=torch.log,
     exp=torch.exp,
     where=lambda condition, values, other: torch.where(torch.as_tensor(condition, device=values.device), values, other),
     full=lambda shape, value, like: like.new_full(shape, value),
@@ -38,8 +38,7 @@ class _PyroPass(TracePass):
     """A pass through guide and model as Pyro traces hold it; draws come from torch's global stream."""
 
     def __init__(self, elbo, model, guide, args, kwargs):
-        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-        self.traces = self._replay_model(elbo, model, guide_trace, args, kwargs), guide_trace
+        self._trace(elbo, model, guide, args, kwargs)
 
     def draw(self, fn, sample_shape, stream, index=0):
         return fn.rsample(sample_shape)
@@ -51,15 +50,19 @@ class _PyroPass(TracePass):
 class InfoVAE_ELBO(InfoVAEObjective, ELBO):
     """InfoVAE objective for a conditional Pyro model/guide pair. The arguments are documented in
     :class:`~infovae.core.objective.InfoVAEObjective`: ``InfoVAE_ELBO(beta=1.0, marginal=None,
-    marginal_weight=0.0, jsd_weight=0.0, latent_site="z", obs_site="y", kernel="imq",
+    marginal_weight=0.0, jsd_weight=0.0, latent_site=None, obs_site=None, kernel="imq",
     kernel_scales=(0.1, 0.2, 0.5, 1, 2, 5, 10), bandwidth=None, jsd_mixture="prior", num_particles=1,
-    max_plate_nesting=1, jsd_samples=8, mmd_features=None)``."""
+    max_plate_nesting=None, jsd_samples=8, mmd_features=None, marginal_sites=None, **elbo_kwargs)``, the
+    last being :class:`pyro.infer.ELBO`'s own (``vectorize_particles``, ``retain_graph``,
+    ``strict_enumeration_warning``, ``ignore_jit_warnings``, ``jit_options``)."""
 
     _ops = OPS
     _traces = _traces
 
-    def _init_elbo(self, num_particles, max_plate_nesting):
-        ELBO.__init__(self, num_particles=num_particles, max_plate_nesting=max_plate_nesting)
+    def _init_elbo(self, num_particles, max_plate_nesting, **elbo_kwargs):
+        if "tail_adaptive_beta" in elbo_kwargs or "max_iarange_nesting" in elbo_kwargs:
+            raise TypeError("InfoVAE_ELBO does not take tail_adaptive_beta or max_iarange_nesting")
+        ELBO.__init__(self, num_particles=num_particles, max_plate_nesting=max_plate_nesting, **elbo_kwargs)
 
     # -- the ELBO interface -------------------------------------------------------------------
 
@@ -101,22 +104,26 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
         for a continuous one), so that ``loss / N == -(recon - beta*kl - marginal_weight*marginal +
         jsd_weight*jsd)``. Terms with weight zero are computed too; when ``marginal`` is ``None`` the
         ``marginal`` term is the natural one for the latent (``"kl"`` discrete, ``"moment"`` continuous).
+
+        With several local latent sites, also per site (ELBO surgery): ``kl[site]`` (the terms of the
+        KL chain rule, summing to ``kl``), ``mi[site]`` (exact for a discrete site; for a continuous one
+        the minibatch estimate of its MI conditional on the discrete sites) and ``marginal_kl[site] =
+        kl[site] - mi[site]``.
         """
         with torch.no_grad():
             terms = self._terms(model, guide, args, kwargs, every_term=True)
-        return {name: terms[name].item() for name in TERMS}
+        return {name: float(value) for name, value in terms.items() if name in TERMS or "[" in name}
 
     # -- the computation ----------------------------------------------------------------------
 
     def _get_trace(self, model, guide, args, kwargs):
-        """The model's and the guide's trace of one pass (a discrete latent set to all its values)."""
-        return _PyroPass(self, model, guide, args, kwargs).traces
+        raise NotImplementedError("InfoVAE_ELBO reads its own passes (_PyroPass), not Pyro's trace pairs")
 
     def _terms(self, model, guide, args, kwargs, every_term):
         wanted = self.wanted_terms(every_term)
         first = _PyroPass(self, model, guide, args, kwargs)
         self._check_kind(first)
-        if first.discrete:
+        if first.exact:
             terms = self._pass_terms(first, wanted)
         else:
             passes = [first] + [_PyroPass(self, model, guide, args, kwargs) for _ in range(self.num_particles - 1)]

@@ -107,7 +107,7 @@ def plot_loss_terms(records, selected_step=None, stopped_early=False, title=None
 
 def plot_elbo_surgery(records, test=None, selected_step=None):
     """``mean KL(q(z|x,y) || p(z)) = mi + marginal_kl`` over training, one panel per part (each on its own
-    scale: a marginal mismatch of 0.005 nats stays visible beside 0.5 nats of information), with the
+    scale: a ``marginal_kl`` of 0.005 nats stays visible beside 0.5 nats of information), with the
     test values at the end.
 
     :param test: ``{"mi", "marginal_kl"}`` of the test split, or ``None``.
@@ -115,7 +115,7 @@ def plot_elbo_surgery(records, test=None, selected_step=None):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
     parts = (
         ("mi", "information in z:  I(x,y; z) under q", "C0"),
-        ("marginal_kl", "marginal mismatch:  KL(q(z) ‖ p(z))", "C3"),
+        ("marginal_kl", "marginal_kl: KL between the n-component mixtures", "C3"),
     )
     for ax, (key, title, colour) in zip(axes, parts):
         steps, values = _series(records, key)
@@ -135,7 +135,10 @@ def plot_elbo_surgery(records, test=None, selected_step=None):
         ax.set_ylabel("nats")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
-    fig.suptitle("ELBO surgery: mean KL(q(z|x,y) ‖ p(z)) = information + marginal mismatch (each on its own scale)")
+    fig.suptitle(
+        "ELBO surgery over the evaluation examples: mean KL(q(z|x,y) ‖ p(z)) = information (at most log n) + marginal_kl "
+        "(each on its own scale)"
+    )
     return fig
 
 
@@ -229,14 +232,15 @@ def plot_latent_usage(q, p, split="test"):
 def plot_kl_split(
     settings, mi, marginal_kl, mi_interval=None, marginal_interval=None, seeds=1, unit_note="test split, mean over seeds"
 ):
-    """Per setting, the KL to the aggregate prior as information (I(x,y; z)) and marginal mismatch, in
+    """Per setting, the KL to the aggregate prior as information (I(x,y; z)) and ``marginal_kl`` (the KL
+    between the n-component mixtures over the evaluation examples, which grows as posteriors narrow), in
     two panels with their own scales, with 95% t-intervals over seeds where given (``[(low, high)]`` per
     setting, cut at 0: neither part can be negative)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 1.8 + 0.38 * len(settings)), sharey=True, layout="constrained")
     rows = np.arange(len(settings))
     for ax, values, interval, title, colour in (
         (axes[0], mi, mi_interval, "information in z:  I(x,y; z)", "C0"),
-        (axes[1], marginal_kl, marginal_interval, "marginal mismatch:  KL(q(z) ‖ p(z))", "C3"),
+        (axes[1], marginal_kl, marginal_interval, "marginal_kl: KL between the n-component mixtures", "C3"),
     ):
         values = np.asarray(values, dtype=float)
         ends = np.asarray(interval, dtype=float).reshape(-1, 2) if interval is not None else np.full((len(values), 2), np.nan)

@@ -37,8 +37,10 @@ RUN_CAPTIONS = {
     "the mean over the steps since the previous evaluation) and the validation evaluations (dots), in nats "
     "per example; the grey line marks the weights the test numbers use.",
     "elbo_surgery": "The KL term split into its two roles on the validation split over training (Hoffman & "
-    "Johnson's ELBO surgery): information I(x,y; z) (left) and marginal mismatch KL(q(z) || p(z)) (right), "
-    "each on its own scale so a small mismatch stays visible; the star is the test value.",
+    "Johnson's ELBO surgery over the evaluation examples): information I(x,y; z) (left, at most log n) and "
+    "`marginal_kl` (right: the KL between the n-component mixtures of posteriors and priors, which grows as the "
+    "posteriors narrow even where the population's q(z) matches p(z); `marginal_mmd` tests that), each on its own "
+    "scale; the star is the test value.",
     "probe": "Label information in z: accuracy of a probe trained on sampled z (left) and NMI between latent "
     "code and label (right), on the validation split over training, against the Bayes ceiling and chance "
     "(grey band: two binomial standard errors at the number of validation examples); stars: test values.",
@@ -158,7 +160,9 @@ def _kl_sentence(summary):
     share = mi / total if total > 0 else 0.0
     return (
         f"On the test split the KL to the aggregate prior is {total:.4g} nats: **{mi:.4g} nats of information "
-        f"about the example** (I(x,y; z)) and **{mk:.4g} nats of marginal mismatch** KL(q(z) || p(z)) "
+        f"about the example** (I(x,y; z), at most log n) and **{mk:.4g} nats of `marginal_kl`** (the KL between the "
+        "n-component mixtures over the evaluation examples: it grows as posteriors narrow; `marginal_mmd` measures "
+        "the population's mismatch) "
         f"({100 * share:.0f}% / {100 * (1 - share):.0f}%)."
     )
 
@@ -231,8 +235,9 @@ def _summary_table(summary):
                 "steps": "training steps taken",
                 "selected_step": "step of the weights evaluated",
                 "stopped_early": "whether early stopping ended training",
-                "train_seconds": "training time [s]",
-                "seconds_per_step": "training time per step [s]",
+                "train_seconds": "training time [s] (in a vectorised sweep: this trial's share of its group's)",
+                "seconds_per_step": "training time per step [s] (likewise a share)",
+                "trials_sharing_time": "trials trained together in one program, sharing its time by their steps",
             }.get(key, "")
         )
         direction = f" ({quantity.better} is better)" if quantity and quantity.better else ""

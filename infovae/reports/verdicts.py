@@ -29,6 +29,7 @@ __all__ = [
     "binomial_se",
     "chance_verdict",
     "collapse_warning",
+    "decay_phrase",
     "monitor_verdict",
     "overfitting_warning",
     "probe_decay_verdict",
@@ -151,13 +152,22 @@ def chance_verdict(accuracy, num_labels, num_examples, ceiling=None, split="test
     return f"The {split} probe accuracy {accuracy:.3f} {verdict}"
 
 
+def decay_phrase(result):
+    """What a :func:`~infovae.diagnostics.decay.decay_test` result shows, in a phrase: decayed (p below
+    :data:`SIGNIFICANCE`), no decay of :data:`DECAY_THRESHOLD` or more (the interval excludes it), or not
+    resolved."""
+    if result["p_value"] < SIGNIFICANCE:
+        return f"**the probe decayed** by {result['decay']:.3f}"
+    if result["high"] < DECAY_THRESHOLD:
+        return f"**no decay** of {DECAY_THRESHOLD} or more (the interval excludes it)"
+    return f"**not resolved**: neither a decay nor its absence (a decay below {DECAY_THRESHOLD}) is shown"
+
+
 def probe_decay_verdict(records, num_examples=None):
     """Whether the validation probe decayed over the second half of training, from
     :func:`~infovae.diagnostics.decay.decay_test` (the fall of the late part's least-squares line, with
-    the curve's own noise): decayed (p below :data:`SIGNIFICANCE`), did not decay by
-    :data:`DECAY_THRESHOLD` or more (the interval excludes it), or not resolved. ``num_examples``
-    (validation examples per evaluation) adds the binomial noise of one evaluation, to set against the
-    noise the curve shows."""
+    the curve's own noise), in the words of :func:`decay_phrase`. ``num_examples`` (validation examples
+    per evaluation) adds the binomial noise of one evaluation, to set against the noise the curve shows."""
     acc = _values(records, "probe_accuracy")
     if not acc:
         return None
@@ -167,16 +177,11 @@ def probe_decay_verdict(records, num_examples=None):
     except UserInputError as error:  # too few evaluations in the late part, say
         return f"Validation probe accuracy: not tested for decay ({error})."
     decay, low, high, p = result["decay"], result["low"], result["high"], result["p_value"]
-    if p < SIGNIFICANCE:
-        verdict = f"**the probe decayed** by {decay:.3f}"
-    elif high < DECAY_THRESHOLD:
-        verdict = f"**no decay** of {DECAY_THRESHOLD} or more (the interval excludes it)"
-    else:
-        verdict = f"**not resolved**: neither a decay nor its absence (a decay below {DECAY_THRESHOLD}) is shown"
     binomial = f"; one evaluation's binomial noise at n = {num_examples} is {binomial_se(values.mean(), num_examples):.3f}"
     return (
         f"Validation probe accuracy (sampled z) over the second half of training (steps {result['start_step']:.0f}–"
-        f"{result['end_step']:.0f}, {result['n']} evaluations): {verdict}. Its least-squares line falls by {decay:.3f} "
+        f"{result['end_step']:.0f}, {result['n']} evaluations): {decay_phrase(result)}. "
+        f"Its least-squares line falls by {decay:.3f} "
         f"(95% interval {low:.3f} to {high:.3f}; one-sided p = {p:.2g} against no decay, from the curve's own noise: "
         f"sd {result['noise_sd']:.3f}, lag-1 autocorrelation {result['autocorrelation']:.2f}"
         f"{binomial if num_examples else ''})."

@@ -102,10 +102,23 @@ def write_results(spec: SweepSpec, table: pd.DataFrame, out_dir: Path) -> str:
     unfinished = table[table["status"] != "ok"] if not table.empty else table
     notes = "".join(f"\n- `{r['trial']}` {r['status']}: {r['error']}" for _, r in unfinished.iterrows())
     shared = "".join(f"\n- `{k}` = {v!r}" for k, v in spec.shared.items())
+    timing = _timing_note(table)
     (out_dir / "results.md").write_text(
-        f"# Sweep {spec.path.name}\n\nMean ± standard deviation over seeds; runs = finished/total."
+        (f"# Sweep {spec.path.name}" if spec.path else "# Sweep results")
+        + "\n\nMean ± standard deviation over seeds; runs = finished/total."
         + (f"\n\nSet on every trial:{shared}" if shared else "")
         + f"\n\n{text}\n"
         + (f"\nTrials not finished:{notes}\n" if len(unfinished) else "")
+        + timing
     )
     return text
+
+
+def _timing_note(table):
+    """What ``seconds_per_step`` means where trials trained together (a vectorised sweep), or nothing."""
+    if "trials_sharing_time" not in table or not (pd.to_numeric(table["trials_sharing_time"], errors="coerce") > 1).any():
+        return ""
+    return (
+        "\nseconds_per_step: where trials trained together in one program (trials_sharing_time > 1 in results.csv), "
+        "the program's training time divided among its trials in proportion to the steps each trained.\n"
+    )

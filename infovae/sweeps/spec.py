@@ -93,12 +93,12 @@ def _short(value):
 @dataclass(frozen=True)
 class SweepSpec:
     """A sweep's trials: the ``base`` config mapping, the ``trials``, the keys they sweep, the sweep
-    file's ``path`` and the keys ``shared`` by every trial."""
+    file's ``path`` (``None`` for a sweep given as a mapping) and the keys ``shared`` by every trial."""
 
     base: dict
     trials: tuple[SweepTrial, ...]
     swept_keys: tuple[str, ...]
-    path: Path
+    path: Path | None
     shared: dict = field(default_factory=dict)
     seed_keys: tuple[str, ...] = ("train.seed",)
 
@@ -282,6 +282,7 @@ def load_sweep(
     to the sweep's ``set``. The trials' configs are validated when they run (an invalid combination is
     a failed trial, not a failed sweep)."""
     if isinstance(source, Mapping):
+        # A mapping has no file: messages name it "sweep", and relative paths resolve against base_dir.
         raw, path = dict(source), Path(base_dir or ".") / "sweep"
     else:
         path = Path(source)
@@ -310,7 +311,8 @@ def load_sweep(
     both = sorted(set(swept) & set(shared))
     if both:
         _fail(path, f"{both} are both swept and set for every trial")
-    return SweepSpec(base=base, trials=trials, swept_keys=swept, path=path, shared=shared, seed_keys=sweep.seed_keys)
+    recorded = None if isinstance(source, Mapping) else path
+    return SweepSpec(base=base, trials=trials, swept_keys=swept, path=recorded, shared=shared, seed_keys=sweep.seed_keys)
 
 
 def _read_base(path, base):

@@ -10,6 +10,7 @@ settings or seeds runs only the new trials.
 """
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from infovae.errors import ConfigError, RunDirError, RunInterrupted, UserInputEr
 from infovae.files import FolderLock, read_json, remove_temporary_files, short_repr, write_json
 from infovae.sweeps import executors
 from infovae.sweeps.groups import GROUPS, dissolve_groups
+from infovae.sweeps.progress import ProgressLines, wants_lines
 from infovae.sweeps.results import aggregate, markdown_table, trial_table, write_results
 from infovae.sweeps.spec import SweepSpec, SweepTrial, load_sweep, unique_names
 from infovae.sweeps.trial import OUTCOME, RUN, TRIAL, read_outcome, trial_config
@@ -86,7 +88,7 @@ def _recorded_spec(sweep_dir):
     except (KeyError, TypeError, AttributeError):
         raise RunDirError(f"{path} is damaged") from None
     swept = tuple(dict.fromkeys(k for t in trials for k in t.overrides))
-    spec_path = Path(record.get("spec", "sweep"))
+    spec_path = Path(record["spec"]) if record.get("spec") else None  # None: a sweep given as a mapping
     return SweepSpec(base={}, trials=trials, swept_keys=swept, path=spec_path, shared=shared, seed_keys=seed_keys)
 
 
@@ -112,7 +114,7 @@ def _prepare(spec, out_dir):
         if recorded.exists() and _recorded_config(recorded) != specs[trial.name]["config"]:
             raise ConfigError(f"{out_dir} holds a different sweep (trial {trial.name} has another config); choose another --out")
     write_json(out_dir / SWEEP, {
-        "spec": str(spec.path.resolve()),
+        "spec": str(spec.path.resolve()) if spec.path else None,
         "set": spec.shared,
         "seed_keys": list(spec.seed_keys),
         "trials": [{"name": t.name, "overrides": t.overrides, "seed": t.seed} for t in spec.trials],
@@ -198,7 +200,7 @@ def run_sweep(
     run = executors.executor(executor)
     _check_options(options, retry_failed, progress)
     spec = load_sweep(source, overrides)
-    name = spec.path.stem if not isinstance(source, dict) else "sweep"
+    name = spec.path.stem if spec.path else "sweep"
     out_dir = Path(out_dir or Path("runs") / name)
     try:
         if out_dir.exists() and not out_dir.is_dir():
@@ -215,16 +217,21 @@ def run_sweep(
         done = len(spec.trials) - len(pending)
         bar = tqdm(total=len(spec.trials), initial=done, desc="trials", disable=None if progress is None else not progress)
         counts = {"failed": 0}
+        # Where the bar shows nothing (the output is not a terminal), plain lines say what the sweep does.
+        lines = ProgressLines(len(spec.trials), done) if pending and wants_lines(progress) else None
 
         def on_done(trial_dir, outcome):
             counts["failed"] += outcome["status"] != "ok"
             bar.update(1)
             bar.set_postfix(failed=counts["failed"])
+            if lines is not None:
+                lines.finished(trial_dir, outcome)
 
         interrupted = False
         try:
-            if pending:
-                run(pending, on_done, sweep_dir=out_dir, progress=progress if executor == "vectorized" else False, **options)
+            with lines or nullcontext():
+                if pending:
+                    run(pending, on_done, sweep_dir=out_dir, progress=progress if executor == "vectorized" else False, **options)
         except KeyboardInterrupt:
             interrupted = True
         finally:

@@ -19,7 +19,7 @@ from infovae.files import load_yaml, short_repr
 from infovae.training.config_limits import MAX_ACTIVATIONS, MAX_PARAMETERS, architecture, fit_batch_size
 from infovae.training.config_overrides import Overrides, apply_overrides, override_items, parse_value
 from infovae.training.config_sections import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
-from infovae.training.config_text import describe_schema
+from infovae.training.config_text import describe_schema, suggest_key
 
 __all__ = [
     "MAX_ACTIVATIONS",
@@ -33,6 +33,7 @@ __all__ = [
     "architecture",
     "check_key",
     "describe_schema",
+    "suggest_key",
     "fit_batch_size",
     "load_config",
     "parse_config",
@@ -43,12 +44,14 @@ __all__ = [
 _parse_value = parse_value
 
 
-def _format(error: ValidationError) -> str:
+def _format(error: ValidationError, raw: Mapping[str, Any]) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-"))
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = "unknown key"
+        data = raw.get("data")
+        meant = suggest_key(where, data.get("kind") if isinstance(data, Mapping) else None)
+        message = "unknown key" + (f" (did you mean {meant}?)" if meant else "")
     leaf = str(first["loc"][-1]) if first["loc"] else ""
     message = message.removeprefix(f"{leaf} ") if leaf and message.startswith(f"{leaf} ") else message
     given = first.get("input")
@@ -90,7 +93,7 @@ def parse_config(raw: Mapping[str, Any] | None, base_dir: str | Path | None = No
     try:
         config = RunConfig.model_validate(dict(raw))
     except ValidationError as error:
-        raise ConfigError(_format(error)) from None
+        raise ConfigError(_format(error, raw)) from None
     if base_dir is not None:
         config = config.model_copy(update={"data": config.data.resolve_paths(Path(base_dir))})
     return config

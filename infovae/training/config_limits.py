@@ -2,10 +2,11 @@
 size fitted to the data."""
 
 import warnings
+from dataclasses import replace
 
 from infovae.core.architecture import CVAEConfig
 from infovae.data.base import Dataset
-from infovae.errors import ConfigError
+from infovae.errors import ConfigError, UserInputError
 from infovae.training.config_sections import RunConfig
 
 __all__ = ["MAX_ACTIVATIONS", "MAX_PARAMETERS", "architecture", "fit_batch_size"]
@@ -33,6 +34,8 @@ def architecture(config: RunConfig, train: Dataset) -> CVAEConfig:
         decoder_scale=m.decoder_scale,
         min_scale=m.min_scale,
     )
+    if m.network == "conv":
+        arch = _conv(arch, config, train)
     if arch.num_parameters > MAX_PARAMETERS:
         raise ConfigError(
             f"model.hidden={m.hidden}, model.latent_size={m.latent_size} on this data make a CVAE of "
@@ -48,6 +51,20 @@ def architecture(config: RunConfig, train: Dataset) -> CVAEConfig:
             f"decoder makes activations of {activations:,} values per step; at most {MAX_ACTIVATIONS:,} are supported"
         )
     return arch
+
+
+def _conv(arch: CVAEConfig, config: RunConfig, train: Dataset) -> CVAEConfig:
+    """``arch`` with conv networks for the data's images, or refused (one line naming the key)."""
+    layout = train.info.get("image")
+    if layout is None:
+        raise ConfigError(
+            f"model.network: conv needs images, and data kind {config.data.kind} holds none: set data.image_shape: [C, H, W]"
+            " (npz), or use data kind mnist or digits"
+        )
+    try:
+        return replace(arch, network="conv", image_shape=layout.shape, x_pixels=tuple(int(i) for i in layout.x_pixels))
+    except UserInputError as error:
+        raise ConfigError(f"model.network: {error}") from None
 
 
 def fit_batch_size(config: RunConfig, train: Dataset) -> RunConfig:

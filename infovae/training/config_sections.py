@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 from pydantic_core import core_schema
 
-from infovae.core.architecture import DECODER_SCALES, LIKELIHOODS
+from infovae.core.architecture import DECODER_SCALES, LIKELIHOODS, NETWORKS
 from infovae.core.arguments import (
     DEFAULT_KERNEL_SCALES,
     JSD_MIXTURES,
@@ -91,6 +91,11 @@ class ModelConfig(_Section):
         None, description="The distribution of y given x and z; default: the data's own (required for npz)."
     )
     hidden: int = Field(128, ge=1, le=1_000_000, description="Width of the hidden layers.")
+    network: _literal(NETWORKS) = Field(  # type: ignore[valid-type]
+        "mlp",
+        description="MLPs, or for images (data.image_shape, or an image data kind) a conv encoder of the whole image "
+        "and a transposed-conv decoder whose y pixels are read out; bernoulli or gaussian likelihood.",
+    )
     decoder_scale: _literal(DECODER_SCALES) | float = Field(  # type: ignore[valid-type]
         "learned",
         description="Gaussian likelihood: one learned scale per output dim (learned), per example from the decoder "
@@ -233,6 +238,8 @@ class RunConfig(_Section):
             raise ValueError(f"data kind {self.data.kind} needs model.likelihood: {own}, got {self.model.likelihood}")
         if own is None and self.model.likelihood is None:
             raise ValueError(f"data kind {self.data.kind} needs model.likelihood ({', '.join(LIKELIHOODS)})")
+        if self.model.network == "conv" and self.likelihood == "categorical":
+            raise ValueError("model.network: conv draws pixels: it needs model.likelihood bernoulli or gaussian, not categorical")
         return self
 
     @property

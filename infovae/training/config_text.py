@@ -1,6 +1,7 @@
 """The run config's schema as plain text (``infovae schema``): every key with its default, allowed
 values and meaning, read from the sections' fields and the registries as they are now."""
 
+import difflib
 import types
 import typing
 from pathlib import Path
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 from infovae.data.registry import DATA_KINDS
 from infovae.training.config_sections import ModelConfig, ObjectiveConfig, Registered, RunConfig, TrainConfig
 
-__all__ = ["describe_schema"]
+__all__ = ["config_keys", "describe_schema", "suggest_key"]
 
 
 def _default(field):
@@ -90,3 +91,26 @@ def describe_schema() -> str:
     for title, rows in sections:
         lines += ["", title] + [f"  {key:<{width}}{default:<15} {description}".rstrip() for key, default, description in rows]
     return "\n".join(lines)
+
+
+def config_keys(data_kind: str | None = None) -> list[str]:
+    """Every dotted key of a run config whose data section is of ``data_kind`` (default: the default kind),
+    sections included (``train``, ``train.warmup``, ``train.warmup.beta``)."""
+    default = RunConfig.model_fields["data"].get_default(call_default_factory=True).kind
+    section = DATA_KINDS[data_kind if data_kind is not None and data_kind in DATA_KINDS else default].section
+    rows = [("data", "", ""), *_rows(section, "data."), *_rows(RunConfig, "", skip=("data",))]
+    return [key for key, _, _ in rows]
+
+
+def suggest_key(key: str, data_kind: str | None = None) -> str | None:
+    """The config key that an unknown dotted ``key`` most likely meant: the one key of the same name in
+    another section (``train.latent_size``: ``model.latent_size``), else the closest of its siblings
+    (``train.step``: ``train.steps``), else ``None``."""
+    keys = config_keys(data_kind)
+    parent, _, leaf = key.rpartition(".")
+    elsewhere = [k for k in keys if k.rpartition(".")[2] == leaf]
+    if len(elsewhere) == 1:
+        return elsewhere[0]
+    siblings = {k.rpartition(".")[2]: k for k in keys if k.rpartition(".")[0] == parent}
+    close = difflib.get_close_matches(leaf, list(siblings), n=1)
+    return siblings[close[0]] if close else None

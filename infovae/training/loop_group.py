@@ -37,7 +37,8 @@ def _first_bad(terms):
     return next((name for name, value in terms.items() if not math.isfinite(value)), None)
 
 
-def _summary(config, record, trial, backend, seconds):
+def _summary(config, record, trial, backend, seconds, group_size):
+    """``seconds``: the trial's share of its group's training time (:func:`_time_shares`)."""
     summary = {summary_name(k): v for k, v in record.items()}
     select_best = config.train.select == "best"
     summary.update(
@@ -47,8 +48,17 @@ def _summary(config, record, trial, backend, seconds):
         backend=backend.name,
         train_seconds=round(seconds, 3),
         seconds_per_step=seconds / max(trial.last_step, 1),
+        trials_sharing_time=group_size,
     )
     return summary
+
+
+def _time_shares(trials, seconds):
+    """Each trial's share of the group's training time ``seconds``, in proportion to the steps it trained:
+    one step of a group advances every running trial at once, so the time of a step is theirs together,
+    and a trial's ``seconds_per_step`` is what its own steps cost, not what the whole group's did."""
+    steps = np.array([t.last_step for t in trials], dtype=float)
+    return seconds * steps / max(steps.sum(), 1.0)
 
 
 def _postfix(trials, records):
@@ -150,6 +160,7 @@ def _evaluate(backend, trials, splits, step, callbacks):
         if trial.status != "running":
             continue
         record = {"step": step, **trial.take_means(), **{name: values[i] for name, values in metrics.items()}}
+        record["unix_seconds"] = round(time.time(), 3)  # when the evaluation ended (wall clock, UTC)
         append_jsonl(trial.folder.metrics_path, record)
         records.append(record)
         for callback in callbacks:
@@ -176,10 +187,12 @@ def _finish(backend, trials, splits, seconds, callbacks):
     seeds = [eval_seed(t.config, t.last_step) for t in trials]
     selected = np.array([t.config.train.select == "best" for t in trials])
     metrics = backend.evaluate(splits.test, splits.train, splits.generator, seeds, selected=selected)
+    shares = _time_shares(trials, seconds)
     for i, trial in enumerate(trials):
         if not finished[i]:
             continue
-        summary = _summary(trial.config, {name: values[i] for name, values in metrics.items()}, trial, backend, seconds)
+        record = {name: values[i] for name, values in metrics.items()}
+        summary = _summary(trial.config, record, trial, backend, float(shares[i]), len(trials))
         trial.folder.write_summary(summary)
         for callback in callbacks:
             callback.on_summary(trial.folder.path, summary)

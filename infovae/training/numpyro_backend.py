@@ -9,9 +9,10 @@ group. Steps run in chunks inside :func:`jax.lax.scan`, Python out of the hot pa
 of an evaluation is computed on the device too (:mod:`infovae.diagnostics.jax_metrics`), in blocks of
 trials (:data:`EVAL_BLOCK`) to bound memory, so that the host receives O(trials) numbers.
 
-A run starts from the same weights as the Pyro backend with the same seed (the torch initialisation,
-transferred), so that the two backends can be compared run for run; a trial in a group gets the same
-numbers as the same trial alone, up to float32 rounding of the batched arithmetic.
+A run starts from the same weights as the Pyro backend with the same seed (drawn with NumPy in torch's
+layout, :mod:`infovae.core.initial_weights`, and transposed into the flax trees), so that the two
+backends can be compared run for run; a trial in a group gets the same numbers as the same trial
+alone, up to float32 rounding of the batched arithmetic.
 """
 
 import math
@@ -24,10 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from infovae.core.initial_weights import cvae_initial_weights
 from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.core.objective import assemble_loss
 from infovae.data.base import evaluation_subset
-from infovae.diagnostics import jax_metrics
+from infovae.diagnostics import jax_metrics, metrics
 from infovae.diagnostics.evaluate import reports_marginal
 from infovae.errors import CheckpointError
 from infovae.numpyro.guides import CVAEGuide
@@ -56,18 +58,6 @@ def use_compilation_cache():
         return
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
-def _initial_state_dicts(arch, seed):
-    """The Pyro backend's initial weights for ``seed``."""
-    import pyro
-
-    from infovae.guides import CVAEGuide as TorchGuide
-    from infovae.models import CVAEModel as TorchModel
-
-    pyro.set_rng_seed(seed)
-    model, guide = TorchModel(arch), TorchGuide(arch)
-    return model.state_dict(), guide.state_dict()
 
 
 def _stack(trees):
@@ -103,7 +93,7 @@ class NumPyroBackend(Backend):
         for config in self.configs:
             if config.train.seed not in initial:
                 initial[config.train.seed] = state_dicts_to_numpyro(
-                    *_initial_state_dicts(arch, config.train.seed), dtype=jnp.float32
+                    *cvae_initial_weights(arch, config.train.seed), dtype=jnp.float32
                 )
         self.params = _stack([initial[c.train.seed] for c in self.configs])
         self.best = self.params
@@ -193,10 +183,12 @@ class NumPyroBackend(Backend):
             # The two-sample test's relabellings, drawn once for the run: any drawn apart from the latents serve.
             relabelling_key = jax.random.PRNGKey(seed)
             arrays["relabellings"] = jax_metrics.relabellings(relabelling_key, len(held), len(held))
-            extra = {"num_labels": None, "bayes_accuracy": None}
+            extra = {"num_labels": None, "bayes_accuracy": None, "probe_x_accuracy": None}
             if held.labels is not None and fitting.labels is not None:
                 arrays.update(labels=jnp.asarray(held.labels, jnp.int32), fit_labels=jnp.asarray(fitting.labels, jnp.int32))
                 extra["num_labels"] = max(held.num_labels, fitting.num_labels, 2)
+                if 0 < held.x.shape[1] <= metrics.CONTEXT_PROBE_FEATURES:  # the same for every trial and step: once, here
+                    extra["probe_x_accuracy"] = metrics.context_probe_accuracy(fitting.x, fitting.labels, held.x, held.labels)
             if generator is not None:
                 arrays.update(
                     tables=jnp.asarray(generator.label_log_prob_tables(held.x), jnp.float32),
@@ -223,6 +215,7 @@ class NumPyroBackend(Backend):
             "posterior_draws",
             "prior_draws",
             "matching",
+            "prior_use",
         )
         keys = dict(zip(names, jax.random.split(key, len(names))))
         terms = self.elbo.loss_terms(keys["terms"], params, self.model, self.guide, x, y)
@@ -238,6 +231,7 @@ class NumPyroBackend(Backend):
             log_lik = self.model.decoder(params, x, jnp.arange(self.arch.latent_size)[:, None]).log_prob(y)  # [K, n]
             out["nll"] = -jnp.mean(jax.scipy.special.logsumexp(log_lik + jnp.log(p_probs).T, axis=0))
             out["latent_perplexity"] = jax_metrics.latent_perplexity(q_probs)
+            out["recon_z_gain"] = jax_metrics.discrete_recon_z_gain(q_probs, p_probs, log_lik)
             draws = (
                 jax_metrics.sample_categorical(keys["posterior_draws"], q_probs),
                 jax_metrics.sample_categorical(keys["prior_draws"], p_probs),
@@ -249,12 +243,15 @@ class NumPyroBackend(Backend):
             surgery = jax_metrics.gaussian_elbo_surgery(keys["surgery"], q_loc, q_scale, p_loc, p_scale)
             S = c.train.importance_samples
             z = jax_metrics.sample_gaussian(keys["nll"], q_loc, q_scale, S)  # [S, n, d]
+            log_lik = self.model.decoder(params, x, z).log_prob(y)  # [S, n]
             log_w = (
-                self.model.decoder(params, x, z).log_prob(y)
+                log_lik
                 + jax.scipy.stats.norm.logpdf(z, p_loc, p_scale).sum(-1)
                 - jax.scipy.stats.norm.logpdf(z, q_loc, q_scale).sum(-1)
             )
             out["nll"] = -jnp.mean(jax.scipy.special.logsumexp(log_w, axis=0) - math.log(S))
+            z_prior = jax_metrics.sample_gaussian(keys["prior_use"], p_loc, p_scale, S)
+            out["recon_z_gain"] = jnp.mean(log_lik) - jnp.mean(self.model.decoder(params, x, z_prior).log_prob(y))
             out["active_units"] = jax_metrics.active_units(q_loc)
             draws = (
                 jax_metrics.sample_gaussian(keys["posterior_draws"], q_loc, q_scale),
@@ -266,13 +263,16 @@ class NumPyroBackend(Backend):
         out.update(marginal_mmd=matching["statistic"], marginal_mmd_p=matching["p_value"])
         if num_labels is not None:
             q_fit = self.guide.posterior(params, data["fit_x"], data["fit_y"])
-            out["probe_accuracy"] = jax_metrics.probe_accuracy(
-                self._features(keys["probe_fit"], q_fit),
-                data["fit_labels"],
-                self._features(keys["probe"], q),
-                data["labels"],
-                num_labels,
-            )
+            z_fit, z_held = self._features(keys["probe_fit"], q_fit), self._features(keys["probe"], q)
+            out["probe_accuracy"] = jax_metrics.probe_accuracy(z_fit, data["fit_labels"], z_held, data["labels"], num_labels)
+            if 0 < x.shape[1] <= metrics.CONTEXT_PROBE_FEATURES:
+                out["probe_xz_accuracy"] = jax_metrics.probe_accuracy(
+                    jnp.concatenate([data["fit_x"], z_fit], axis=1),
+                    data["fit_labels"],
+                    jnp.concatenate([x, z_held], axis=1),
+                    data["labels"],
+                    num_labels,
+                )
             if self.arch.latent == "discrete":
                 codes, num_codes = jnp.argmax(q.probs, -1), self.arch.latent_size
             else:
@@ -308,9 +308,10 @@ class NumPyroBackend(Backend):
         record = {name: np.asarray(values, dtype=np.float64).tolist() for name, values in out.items()}
         if "active_units" in record:
             record["active_units"] = [int(v) for v in record["active_units"]]
-        for name in ("latent_perplexity", "active_units", "probe_accuracy", "nmi", "ami", "coverage_tv"):
+        for name in ("latent_perplexity", "active_units", "probe_accuracy", "probe_xz_accuracy", "nmi", "ami", "coverage_tv"):
             record.setdefault(name, [None] * self.num_trials)
         record["bayes_accuracy"] = [extra["bayes_accuracy"]] * self.num_trials
+        record["probe_x_accuracy"] = [extra["probe_x_accuracy"]] * self.num_trials
         return record
 
     # -- state -------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import numpy as np
 import pyro
 import torch
 
+from infovae.core.initial_weights import cvae_initial_weights
 from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.core.objective import assemble_loss
 from infovae.diagnostics.evaluate import evaluate
@@ -96,9 +97,13 @@ class PyroBackend(Backend):
             raise UserInputError("train.device=cuda, but torch finds no CUDA device (the Pyro backend runs where torch runs)")
         self.steps = config.train.steps
         self.train_x, self.train_y = self._x(train_data.x), self._y(train_data.y)
-        # The same initial weights as before the backend owned them: Pyro's seed, then the modules.
+        self.model, self.guide = CVAEModel(arch), CVAEGuide(arch)
+        # The NumPyro backend's initial weights for this seed (load_state_dict casts them to the modules' dtype).
+        for module, state in zip((self.model, self.guide), cvae_initial_weights(arch, config.train.seed)):
+            module.load_state_dict({name: torch.from_numpy(value) for name, value in state.items()})
+        self.model, self.guide = self.model.to(self.device), self.guide.to(self.device)
+        # The training's random numbers (latent draws) start from the seed, whatever building the modules drew.
         pyro.set_rng_seed(config.train.seed)
-        self.model, self.guide = CVAEModel(arch).to(self.device), CVAEGuide(arch).to(self.device)
         self.elbo = InfoVAE_ELBO(**config.objective.elbo_kwargs())
         self.params = list(self.model.parameters()) + list(self.guide.parameters())
         self.optim = Adam(self.params)

@@ -5,7 +5,8 @@ A run folder holds:
 - ``config.yaml``: the resolved config;
 - ``splits.npz``: the indices of the train / validation / test examples;
 - ``metrics.jsonl``: one JSON object per evaluation (``step``, the training terms' running means
-  ``train_*``, and every quantity of :mod:`infovae.diagnostics.quantities` on the validation split);
+  ``train_*``, every quantity of :mod:`infovae.diagnostics.quantities` on the validation split, and
+  ``unix_seconds``: the wall-clock time the evaluation ended, in seconds since 1970-01-01 UTC);
 - ``checkpoint.npz``: everything needed to continue, written atomically after each evaluation (and on
   Ctrl-C or SIGTERM), in a format that cannot run code (:mod:`infovae.training.checkpoint`);
 - ``summary.json``: the final evaluation on the test split, with ``steps``, ``selected_step`` and

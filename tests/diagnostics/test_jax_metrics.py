@@ -360,3 +360,11 @@ def test_diagnostics_of_a_batch_of_trials_are_each_trials_own():
             else:
                 np.testing.assert_allclose(b[t], s, rtol=1e-5, atol=1e-6)
     assert float(batched["probe"].min()) > 0.5  # the Gaussian latent carries the label
+
+
+def test_discrete_recon_z_gain_matches_metrics(x64):
+    rng = np.random.default_rng(3)
+    q, p = rng.dirichlet(np.ones(6), size=50), rng.dirichlet(np.ones(6), size=50)
+    log_lik = np.log(rng.dirichlet(np.ones(4), size=(6, 50)))[..., 0]
+    got = jm.discrete_recon_z_gain(jnp.asarray(q), jnp.asarray(p), jnp.asarray(log_lik))
+    assert float(got) == pytest.approx(metrics.discrete_recon_z_gain(q, p, log_lik), rel=1e-12)

@@ -132,3 +132,74 @@ def test_importance_weighted_likelihood_is_exact_with_the_true_posterior_and_a_b
     few = np.mean([log_marginal_likelihood(LinearGaussian(), None, y, poor_q, prior, 2, rng).sum() for _ in range(200)])
     many = np.mean([log_marginal_likelihood(LinearGaussian(), None, y, poor_q, prior, 256, rng).sum() for _ in range(20)])
     assert few < many < exact.sum() + 1e-3
+
+
+def _context_and_labels(rng, n, shift):
+    """Labels of 4 values, and 6-d conditions shifted along each label's own direction by ``shift``."""
+    labels = rng.integers(0, 4, n)
+    means = np.random.default_rng(0).normal(size=(4, 6))
+    return labels, rng.normal(size=(n, 6)) + shift * means[labels]
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.5, 3.0])
+def test_a_latent_independent_of_the_label_given_x_adds_nothing_to_the_probe_from_x(shift):
+    rng = np.random.default_rng(5)
+    labels, x = _context_and_labels(rng, 4000, shift)
+    fit, held = slice(0, 2000), slice(2000, None)
+    alone = metrics.context_probe_accuracy(x[fit], labels[fit], x[held], labels[held])
+    # z a noisy function of x (here of the label's best guess from x) plus noise: given x it says nothing new.
+    z = np.argmax(x @ np.random.default_rng(0).normal(size=(4, 6)).T, axis=1) ^ rng.integers(0, 2, len(x))
+    with_z = metrics.context_probe_accuracy(x[fit], labels[fit], x[held], labels[held], z[fit], z[held], num_values=8)
+    # Two probes on 2000 examples: their difference's noise sd is below 0.01 here (they mostly agree).
+    assert abs(with_z - alone) < 0.025
+    gaussian = rng.normal(size=(len(x), 3))
+    assert (
+        abs(metrics.context_probe_accuracy(x[fit], labels[fit], x[held], labels[held], gaussian[fit], gaussian[held]) - alone)
+        < 0.025
+    )
+
+
+def test_a_latent_that_carries_the_label_beyond_x_raises_the_probe_from_x():
+    rng = np.random.default_rng(6)
+    labels, x = _context_and_labels(rng, 4000, 0.5)  # x reveals the label only in part
+    z = np.where(rng.random(len(x)) < 0.8, labels, rng.integers(0, 4, len(x)))
+    fit, held = slice(0, 2000), slice(2000, None)
+    alone = metrics.context_probe_accuracy(x[fit], labels[fit], x[held], labels[held])
+    with_z = metrics.context_probe_accuracy(x[fit], labels[fit], x[held], labels[held], z[fit], z[held], num_values=4)
+    assert with_z - alone > 0.2
+    with pytest.raises(ValueError, match="both"):
+        metrics.context_probe_accuracy(x[fit], labels[fit], x[held], labels[held], z[fit], None)
+
+
+def test_recon_z_gain_is_zero_for_a_decoder_that_ignores_z_and_positive_for_one_that_reads_it():
+    rng = np.random.default_rng(7)
+    q, p = rng.dirichlet(np.ones(5), size=40), rng.dirichlet(np.ones(5), size=40)
+    ignores = np.tile(rng.normal(size=(1, 40)), (5, 1))  # log p(y_i | x_i, z = k) the same for every k
+    assert metrics.discrete_recon_z_gain(q, p, ignores) == pytest.approx(0.0, abs=1e-12)
+    reads = np.log(np.full((5, 40), 0.05))
+    values = rng.integers(0, 5, 40)
+    reads[values, np.arange(40)] = np.log(0.8)  # y_i is explained by z = values_i
+    assert metrics.discrete_recon_z_gain(q, q, reads) == pytest.approx(0.0, abs=1e-12)  # posterior = prior
+    # Against a direct sum: q on the explaining value, p uniform.
+    sharp, uniform = np.eye(5)[values], np.full((40, 5), 0.2)
+    expected = np.mean(np.log(0.8) - (0.2 * np.log(0.8) + 0.8 * np.log(0.05)))
+    assert metrics.discrete_recon_z_gain(sharp, uniform, reads) == pytest.approx(expected, rel=1e-12)
+    assert expected > 1.0
+
+
+def test_recon_z_gain_of_a_gaussian_latent_from_draws():
+    from infovae.diagnostics.evaluate import recon_z_gain
+
+    x, y = np.zeros((300, 1)), np.random.default_rng(8).normal(size=(300, 1))
+    posterior = GaussianLatent(y, np.full((300, 1), 0.1))
+    prior = GaussianLatent(np.zeros((300, 1)), np.ones((300, 1)))
+
+    class Ignores:
+        def log_likelihood(self, x, y, z):
+            return np.broadcast_to(-0.5 * y[:, 0] ** 2, z.shape[:-1])
+
+    # A decoder that ignores z: the gain is exactly 0 whatever the draws.
+    assert recon_z_gain(Ignores(), x, y, posterior, prior, 8, np.random.default_rng(0)) == 0.0
+    # log p(y | z) = log N(y; z, 1): E_q = -(0.01 + 0) / 2 + c, E_p = -(1 + y^2) / 2 + c.
+    gain = recon_z_gain(LinearGaussian(), x, y, posterior, prior, 400, np.random.default_rng(0))
+    assert gain == pytest.approx(np.mean((1 + y[:, 0] ** 2) / 2) - 0.01 / 2, abs=0.05)

@@ -422,8 +422,11 @@ def test_gaussian_decoder_jsd_is_a_monte_carlo_estimate():
         (dict(num_particles=0), "num_particles must be an integer >= 1"),
         (dict(max_plate_nesting=0), "max_plate_nesting must be"),
         (dict(jsd_samples=1), "jsd_samples must be an integer >= 2"),
-        (dict(latent_site=""), "latent_site must be a non-empty string"),
-        (dict(latent_site="y"), "must differ"),
+        (dict(latent_site=""), "latent_site must be None, a non-empty string"),
+        (dict(latent_site="y", obs_site="y"), "must differ"),
+        (dict(latent_site=("z", "z")), "sequence of distinct ones"),
+        (dict(marginal_sites=("z",)), "pass marginal=... for them"),
+        (dict(marginal_sites={"z": "wasserstein"}), "marginal_sites maps 'z' to 'wasserstein'"),
     ],
 )
 def test_invalid_arguments_name_the_argument(kwargs, match):
@@ -478,10 +481,14 @@ class _NoRsampleNormal(dist.Normal):
 @pytest.mark.parametrize(
     "model, guide, match",
     [
-        (_model(), _guide(second_latent=True), "the guide samples site\\(s\\) \\['w'\\] besides the latent 'z'"),
-        (_model(second_latent=True), _guide(), "the model has sample site\\(s\\) \\['w'\\] besides 'z' and 'y'"),
-        (_model(extra_obs=True), _guide(), "the model has sample site\\(s\\) \\['x_obs'\\]"),
-        (_model(), _guide(name="u"), "the guide has no sample site named 'z'"),
+        (_model(), _guide(second_latent=True), "latent site 'w' has distribution Normal with event_dim 0"),
+        (
+            _model(second_latent=True),
+            _guide(),
+            "the model has sample site\\(s\\) \\['w'\\] besides .*sample \\['w'\\] in the guide\\)",
+        ),
+        (_model(observed_z=True), _guide(), "site 'z' is observed in the model but the guide samples it as a latent"),
+        (_model(), _guide(name="u"), "the guide samples site 'u', which the model does not"),
         (_model(), _guide(in_plate=False), "site 'z' must be inside exactly one vectorised data plate"),
         (
             _model(),
@@ -522,6 +529,9 @@ def test_unobserved_obs_site_is_refused():
             pyro.sample("y", dist.Normal(0.0, 1.0))
 
     with pytest.raises(UnsupportedModelError, match="site 'y' is not observed in the model"):
+        InfoVAE_ELBO(obs_site="y").loss(model, _guide(), torch.zeros(4, 1), None)
+    # Without names, 'y' is an unobserved site the guide does not sample.
+    with pytest.raises(UnsupportedModelError, match="sample \\['y'\\] in the guide"):
         InfoVAE_ELBO().loss(model, _guide(), torch.zeros(4, 1), None)
 
 

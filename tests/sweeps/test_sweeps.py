@@ -1,13 +1,16 @@
 """Sweeps: the sweep file, both executors, failed trials, resumption and the results tables."""
 
 import csv
+import io
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
 from infovae.cli import main
 from infovae.sweeps import load_sweep, open_sweep, run_sweep
+from infovae.sweeps.progress import ProgressLines, wants_lines
 from infovae.training.config import ConfigError
 
 BASE = {
@@ -89,7 +92,7 @@ def read_csv(path):
 
 
 @pytest.mark.slow
-def test_local_sweep_records_a_failed_trial_and_resumes(tmp_path):
+def test_local_sweep_records_a_failed_trial_and_resumes(tmp_path, capsys):
     sweep = write(
         tmp_path,
         {
@@ -123,10 +126,17 @@ def test_local_sweep_records_a_failed_trial_and_resumes(tmp_path):
     assert [p.stat().st_mtime_ns for p in outcomes] == stamps
     # The wall time is read from the trials' files: a re-run that trains nothing leaves it as it was.
     assert 0 < wall == open_sweep(tmp_path / "out").wall_seconds
-    # A sweep that gained a seed runs only the new trials.
+    # A sweep that gained a seed runs only the new trials; its output is not a terminal, so it says
+    # so in lines, one per finished trial.
     grown = write(tmp_path, {**yaml.safe_load(sweep.read_text()), "seeds": [0, 1]}, "grown.yaml")
-    result = run_sweep(grown, tmp_path / "out", workers=2, progress=False)
+    capsys.readouterr()
+    result = run_sweep(grown, tmp_path / "out", workers=2)
     assert len(result.results) == 10 and [p.stat().st_mtime_ns for p in outcomes] == stamps
+    lines = capsys.readouterr().err.splitlines()
+    assert "5 of 10 trials to run" in lines[0]
+    finished = [line.split(": ", 1)[1] for line in lines if "trials finished" in line and "others are training" not in line]
+    assert [line.split(" trials")[0] for line in finished] == [f"{n}/10" for n in range(6, 11)]
+    assert sum("needs a continuous latent" in line for line in lines) == 1
     # The same trials with another base config are refused.
     changed = {**yaml.safe_load(sweep.read_text()), "base": {**BASE, "train": {**BASE["train"], "steps": 9}}}
     with pytest.raises(ConfigError, match="holds a different sweep"):
@@ -172,3 +182,25 @@ def test_sweep_command_line_errors_are_one_line(tmp_path, capsys):
         main(["sweep", str(tmp_path / "missing.yaml")])
     err = capsys.readouterr().err
     assert done.value.code == 2 and "does not exist" in err and err.count("\n") == 1
+
+
+def test_progress_lines_say_what_finished_and_that_the_sweep_is_alive():
+    stream = io.StringIO()
+    with ProgressLines(total=3, done=1, stream=stream, every=60.0) as lines:
+        lines.finished(Path("a-seed0"), {"status": "ok", "error": "", "summary": {}})
+        lines.heartbeat(lines.last + 30)  # printed within the minute: nothing more
+        lines.heartbeat(lines.last + 61)
+        lines.finished(Path("b-seed0"), {"status": "failed", "error": "ConfigError: bad", "summary": {}})
+    printed = stream.getvalue().splitlines()
+    assert [line.split(": ", 1)[1] for line in printed] == [
+        "2 of 3 trials to run",
+        "2/3 trials finished (0 failed); a-seed0 ok",
+        "2/3 trials finished (0 failed); the others are training",
+        "3/3 trials finished (1 failed); b-seed0 failed: ConfigError: bad",
+    ]
+    assert not wants_lines(False, stream) and wants_lines(None, stream) and not wants_lines(None, _Terminal())
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True

@@ -88,9 +88,9 @@ LIST = [
 ]
 
 
-def _sweep(tmp_path, name, extra_list=(), **options):
+def _sweep(tmp_path, name, extra_list=(), progress=False, **options):
     sweep = {"base": BASE, "list": [*LIST, *extra_list], "seeds": [0, 1]}
-    return run_sweep(sweep, tmp_path / name, executor="vectorized", progress=False, **options)
+    return run_sweep(sweep, tmp_path / name, executor="vectorized", progress=progress, **options)
 
 
 def _summaries(sweep):
@@ -132,14 +132,32 @@ def test_invalid_and_diverging_trials_fail_alone(tmp_path):
     assert not (tmp_path / "clean" / "groups").exists()
 
 
-def test_chunks_of_a_group_give_the_same_numbers(tmp_path):
+def test_chunks_of_a_group_give_the_same_numbers(tmp_path, capsys):
     # In this process, one program per group; against one program per trial, two worker processes at a time.
-    whole = _summaries(_sweep(tmp_path, "whole", workers=1))
+    whole = _summaries(_sweep(tmp_path, "whole", workers=1, progress=None))
+    # Its output is not a terminal: one line per finished trial.
+    assert sum("trials finished" in line for line in capsys.readouterr().err.splitlines()) == 6
     chunked = _summaries(_sweep(tmp_path, "chunked", trials_per_program=1, workers=2))
     assert whole.keys() == chunked.keys()
     for trial, row in whole.items():
         for key in ("test_loss", "mi", "nll", "probe_accuracy"):
             assert chunked[trial][key] == pytest.approx(row[key], rel=1e-4, abs=1e-6), (trial, key)
+        # Time is the trial's share of its program's, labelled with the trials that shared it.
+        assert row["trials_sharing_time"] > 1 and chunked[trial]["trials_sharing_time"] == 1
+        assert row["seconds_per_step"] == pytest.approx(row["train_seconds"] / row["steps"], rel=1e-2, abs=1e-4)
+    assert "divided among its trials" in (tmp_path / "whole" / "results.md").read_text()
+    assert "divided among its trials" not in (tmp_path / "chunked" / "results.md").read_text()
+    # A sweep given as a mapping has no file: none is recorded, and its table is not named after one.
+    assert json.loads((tmp_path / "whole" / "sweep.json").read_text())["spec"] is None
+    assert open_sweep(tmp_path / "whole").spec.path is None
+    assert (tmp_path / "whole" / "results.md").read_text().startswith("# Sweep results\n")
+
+
+def test_a_group_shares_its_time_by_the_steps_each_trial_trained():
+    trials = [loop_group.TrialProgress(config({}), None, 240) for _ in range(3)]
+    for trial, steps in zip(trials, (30, 30, 15)):
+        trial.last_step = steps
+    np.testing.assert_allclose(loop_group._time_shares(trials, 15.0), [6.0, 6.0, 3.0])
 
 
 def test_an_interrupted_vectorised_sweep_resumes_exactly(tmp_path, monkeypatch):

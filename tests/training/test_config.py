@@ -59,7 +59,7 @@ def test_npz_path_is_resolved_against_the_config_folder(tmp_path):
         ({"objective": {"beta": ".nan"}}, "objective.beta"),
         ({"train": {"steps": "many"}}, "train.steps: Input should be a valid integer"),
         ({"train": {"lr": 0}}, "train.lr: Input should be greater than 0"),
-        ({"data": {"kind": "mnist"}}, "data: unknown data kind 'mnist'"),
+        ({"data": {"kind": "mnits"}}, "data: unknown data kind 'mnits'"),
         ({"data": {"kind": "npz"}}, "data.path: Field required"),
         ({"data": {"kind": "strategies", "path": "x.npz"}}, "data.path: unknown key"),
         (
@@ -80,6 +80,35 @@ def test_invalid_configs_name_the_key(raw, message):
         parse_config(raw)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "raw, suggestion",
+    [
+        ({"train": {"step": 5}}, "train.step: unknown key (did you mean train.steps?)"),
+        ({"trian": {"steps": 5}}, "trian: unknown key (did you mean train?)"),
+        ({"train": {"warmup": {"bta": 5}}}, "train.warmup.bta: unknown key (did you mean train.warmup.beta?)"),
+        ({"train": {"latent_size": 5}}, "train.latent_size: unknown key (did you mean model.latent_size?)"),
+        ({"data": {"kind": "npz", "path": "a.npz", "image_shap": [1, 2, 2]}}, "(did you mean data.image_shape?)"),
+        ({"objective": {"zzz": 1}}, "objective.zzz: unknown key"),
+    ],
+)
+def test_unknown_keys_suggest_the_key_meant(raw, suggestion):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw)
+    assert str(error.value).endswith(suggestion)
+    assert "did you mean" not in suggestion or "did you mean" in str(error.value)
+
+
+def test_an_unknown_override_key_suggests_the_key_meant(tmp_path):
+    with pytest.raises(ConfigError, match=r"^train\.step: unknown key \(did you mean train\.steps\?\)$"):
+        load_config(_empty_section(tmp_path), ["train.step=5"])
+
+
+def _empty_section(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {}\n")
+    return path
 
 
 def test_file_errors(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -61,8 +62,10 @@ def run_cli(argv, capsys):
 )
 def test_train_writes_a_complete_run_directory(tmp_path, capsys, model, objective):
     raw = {**TINY, "model": {**TINY["model"], **model}, "objective": {"beta": 0.5, **objective}}
+    started = time.time()
     code, out, err = run_cli(["train", write_config(tmp_path, raw), "--out", tmp_path / "run"], capsys)
     assert code == 0, err
+    ended = time.time()
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} >= {"config.yaml", "splits.npz", "metrics.jsonl", "checkpoint.npz", "summary.json"}
     summary = json.loads((run / "summary.json").read_text())
@@ -72,6 +75,9 @@ def test_train_writes_a_complete_run_directory(tmp_path, capsys, model, objectiv
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [10, 20, 30]
     assert {"loss", "recon", "kl", "jsd", "mi", "marginal_kl", "probe_accuracy", "nmi", "train_loss"} <= set(records[0])
+    # Each evaluation's wall-clock time, in order, within the run.
+    times = [r["unix_seconds"] for r in records]
+    assert started - 0.001 <= times[0] <= times[1] <= times[2] <= ended + 0.001
     # One name per quantity: the objective's marginal is recorded where it is not marginal_kl itself.
     assert ("marginal" in records[0]) == (objective.get("marginal") == "mmd") and "mean_kl" not in records[0]
     assert "test_loss" in out and str(run) in out

@@ -14,9 +14,10 @@ import numpyro.distributions as dist
 from numpyro.contrib.module import flax_module
 
 from infovae.core.architecture import CVAEConfig
+from infovae.core.conv import conv_geometry
 from infovae.core.cvae import latent_distribution
 from infovae.numpyro.models.cvae import data_plate
-from infovae.numpyro.models.layers import mlp, split_loc_scale
+from infovae.numpyro.models.layers import conv_features, image_convs, mlp, split_loc_scale
 
 __all__ = ["NAME", "PARAMS", "CVAEGuide", "EncoderNetworks", "encode_targets"]
 
@@ -34,15 +35,21 @@ def encode_targets(y, config: CVAEConfig):
 
 
 class EncoderNetworks(nn.Module):
-    """The network of ``q(z|x,y)``, named as the torch :class:`~infovae.guides.CVAEGuide`'s submodule
-    ``encoder``: logits, or loc and raw scale, ``[..., latent_param_dim]`` from ``[x, encoded y]``."""
+    """The network of ``q(z|x,y)``, named as the torch :class:`~infovae.guides.CVAEGuide`'s submodules
+    ``encoder`` (and ``encoder_conv`` for images): logits, or loc and raw scale, ``[..., latent_param_dim]``
+    from ``[x, encoded y]``."""
 
     config: CVAEConfig
 
     def setup(self):
+        if self.config.network == "conv":
+            self.encoder_conv = image_convs()
         self.encoder = mlp(self.config.hidden, self.config.latent_param_dim)
 
     def __call__(self, h):
+        c = self.config
+        if c.network == "conv":
+            h = conv_features(self.encoder_conv, conv_geometry(c), h[..., : c.x_dim], h[..., c.x_dim :])
         return self.encoder(h)
 
 

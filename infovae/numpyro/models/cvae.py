@@ -17,6 +17,7 @@ from numpyro import handlers
 from numpyro.contrib.module import flax_module
 
 from infovae.core.architecture import CVAEConfig
+from infovae.core.conv import conv_geometry
 from infovae.core.cvae import (
     fixed_prior,
     initial_raw_decoder_scale,
@@ -25,6 +26,8 @@ from infovae.core.cvae import (
 )
 from infovae.numpyro.models.layers import (
     LatentLinear,
+    deconv_pixels,
+    image_deconvs,
     mlp,
     positive_scale,
     split_loc_scale,
@@ -73,7 +76,13 @@ class GenerativeNetworks(nn.Module):
         # once per example rather than once per latent value.
         self.decoder_x = nn.Dense(c.hidden)
         self.decoder_z = LatentLinear(c.latent_size, c.hidden, discrete=c.latent == "discrete")
-        self.decoder_rest = nn.Sequential([nn.relu, nn.Dense(c.hidden), nn.relu, nn.Dense(c.decoder_output_dim)])
+        if c.network == "conv":
+            # A feature map that transposed convolutions draw the image from (infovae.core.conv).
+            geometry = conv_geometry(c)
+            self.decoder_rest = nn.Sequential([nn.relu, nn.Dense(geometry.decoder_start_size), nn.relu])
+            self.decoder_deconv = image_deconvs(geometry.output_channels)
+        else:
+            self.decoder_rest = nn.Sequential([nn.relu, nn.Dense(c.hidden), nn.relu, nn.Dense(c.decoder_output_dim)])
         if c.learned_scale:
             # One standard deviation per output dimension, shared by all examples.
             self.decoder_scale = self.param("decoder_scale", nn.initializers.constant(initial_raw_decoder_scale(c)), (c.y_dim,))
@@ -84,7 +93,10 @@ class GenerativeNetworks(nn.Module):
 
     def decoder_params(self, x, z):
         """The decoder's output ``[*broadcast(x.shape[:-1], z's batch shape), decoder_output_dim]``."""
-        return self.decoder_rest(self.decoder_x(x) + self.decoder_z(z))
+        out = self.decoder_rest(self.decoder_x(x) + self.decoder_z(z))
+        if self.config.network == "conv":
+            out = deconv_pixels(self.decoder_deconv, conv_geometry(self.config), out)
+        return out
 
     def learned_decoder_scale(self):
         """The Gaussian decoder's learned scale per output dimension, unconstrained."""

@@ -9,6 +9,8 @@ keeps a ``handlers.mask`` in the distribution (a ``MaskedDistribution``); :func:
 back out, so that masks act on the same terms in both backends.
 """
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 from numpyro import handlers
@@ -23,11 +25,22 @@ from numpyro.distributions.distribution import (
     Independent,
     MaskedDistribution,
 )
+from numpyro.primitives import Messenger
 
 from infovae.core import sites as sites_module
 from infovae.core.sites import Site
 
-__all__ = ["class_log_probs", "describe", "is_discrete", "log_prob", "replay_with", "sites", "unwrap"]
+__all__ = [
+    "class_log_probs",
+    "describe",
+    "is_discrete",
+    "keep_random_state",
+    "log_prob",
+    "replay_with",
+    "sites",
+    "trace_guide",
+    "unwrap",
+]
 
 CATEGORICAL = (CategoricalLogits, CategoricalProbs)
 BERNOULLI = (BernoulliLogits, BernoulliProbs)
@@ -52,14 +65,12 @@ def sites(trace):
             value=node["value"],
             scale=node["scale"],
             mask=mask,
+            plate_dim=plates[-1].dim if plates else -1,
+            # The full size N: the first argument of the plate's own site.
+            num_data=trace[plates[-1].name]["args"][0] if plates else None,
+            nesting=max([-frame.dim for frame in plates], default=0),
         )
     return out
-
-
-def full_size(trace, site_name):
-    """The full size N of the data plate around ``site_name``: the first argument of the plate's own site."""
-    frame = trace[site_name]["cond_indep_stack"][-1]
-    return trace[frame.name]["args"][0]
 
 
 def split_mask(fn):
@@ -94,12 +105,42 @@ def is_discrete(fn):
     return isinstance(unwrap(fn)[0], CATEGORICAL) and fn.has_enumerate_support
 
 
-def replay_with(model, guide_trace, name, value, args, kwargs):
-    """Trace the model against the guide's trace, with the latent ``name`` set to ``value`` (``None``:
-    the guide's own draw)."""
-    if value is not None:
-        guide_trace = {**guide_trace, name: {**guide_trace[name], "value": value}}
+def replay_with(model, guide_trace, values, args, kwargs):
+    """Trace the model against the guide's trace, with the latents named in ``values`` set to those
+    values instead of the guide's."""
+    if values:
+        guide_trace = {**guide_trace, **{name: {**guide_trace[name], "value": value} for name, value in values.items()}}
     return handlers.trace(handlers.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+
+
+class _EnumerateLocal(Messenger):
+    """Sets every unobserved discrete site inside a plate to all its values, each on a dim of its own
+    left of the plates (``dims_right``: how many dims are right of the first), without a draw. It
+    wraps the seeded guide, so a discrete site still takes its key from the seed as a draw would."""
+
+    def __init__(self, fn, dims_right):
+        self.dims_right = dims_right
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] != "sample" or msg["is_observed"] or msg["value"] is not None or not msg["cond_indep_stack"]:
+            return
+        if is_discrete(msg["fn"]):
+            msg["value"] = sites_module.enumerated_support(msg["fn"], self.dims_right)
+            self.dims_right += 1
+
+
+def trace_guide(guide, args, kwargs, dims_right=None):
+    """The guide's trace, its local discrete latents enumerated left of ``dims_right`` dims (``None``:
+    drawn, as the guide draws them)."""
+    if dims_right is not None:
+        guide = _EnumerateLocal(guide, dims_right)
+    return handlers.trace(guide).get_trace(*args, **kwargs)
+
+
+def keep_random_state():
+    """A context for a pass that is not the step's: JAX's randomness is in the keys, nothing to keep."""
+    return contextlib.nullcontext()
 
 
 def _categorical_log_pmf(fn):

@@ -39,6 +39,7 @@ from infovae.numpyro.objectives import _traces, divergences
 __all__ = ["InfoVAE_ELBO"]
 
 OPS = ArrayOps(
+    log=jnp.log,
     exp=jnp.exp,
     where=jnp.where,
     full=lambda shape, value, like: jnp.full(shape, value, dtype=like.dtype),
@@ -59,9 +60,8 @@ class _NumPyroPass(TracePass):
         model_key, draws_key = jax.random.split(model_key)
         guide = handlers.seed(handlers.substitute(guide, data=param_map), guide_key)
         model = handlers.seed(handlers.substitute(model, data=param_map), model_key)
-        guide_trace = handlers.trace(guide).get_trace(*args, **kwargs)
-        self._replay_model(elbo, model, guide_trace, args, kwargs)
-        if self.discrete:
+        self._trace(elbo, model, guide, args, kwargs)
+        if self.exact:
             # The objective's own draws (a Monte-Carlo JSD of a continuous decoder) use one key.
             self._keys = {"decoder": draws_key}
         else:
@@ -84,9 +84,9 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
     _ops = OPS
     _traces = _traces
 
-    def _init_elbo(self, num_particles, max_plate_nesting):
+    def _init_elbo(self, num_particles, max_plate_nesting, **elbo_kwargs):
         self.max_plate_nesting = max_plate_nesting
-        ELBO.__init__(self, num_particles=num_particles)
+        ELBO.__init__(self, num_particles=num_particles, **elbo_kwargs)
 
     # -- the ELBO interface -------------------------------------------------------------------
 
@@ -103,7 +103,7 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
         """Every term of the objective, as the Pyro twin's :meth:`~infovae.objectives.InfoVAE_ELBO.loss_terms`
         computes them, as 0-d arrays without gradient."""
         terms = self._terms(rng_key, param_map, model, guide, args, kwargs, every_term=True)
-        return {name: jax.lax.stop_gradient(terms[name]) for name in TERMS}
+        return {name: jax.lax.stop_gradient(value) for name, value in terms.items() if name in TERMS or "[" in name}
 
     # -- the computation ----------------------------------------------------------------------
 
@@ -113,7 +113,7 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
         particle_keys = jax.random.split(rng_key, n) if n > 1 else [rng_key]
         first = _NumPyroPass(self, particle_keys[0], param_map, model, guide, args, kwargs)
         self._check_kind(first)
-        if first.discrete or n == 1:
+        if first.exact or n == 1:
             terms = self._pass_terms(first, wanted)
         else:
             # Every particle again, vectorised; under jit the first pass above, which told the
@@ -121,5 +121,6 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
             def particle(key):
                 return self._pass_terms(_NumPyroPass(self, key, param_map, model, guide, args, kwargs), wanted)
 
-            terms = jax.tree.map(lambda values: values.mean(0), jax.vmap(particle)(particle_keys))
+            each = jax.vmap(particle)(particle_keys) if self.vectorize_particles else jax.lax.map(particle, particle_keys)
+            terms = jax.tree.map(lambda values: values.mean(0), each)
         return self._finish(terms, first.num_data)

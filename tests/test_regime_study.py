@@ -1,0 +1,59 @@
+"""The regime study's statistics against independent computations, and its write-up and README block
+rebuilt from the committed results, byte for byte (``run.py --from-results``)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "examples" / "regime_study"
+RESULTS = ROOT / "docs" / "regime_study" / "results"
+sys.path.insert(0, str(STUDY))
+
+import run  # noqa: E402
+import study  # noqa: E402
+
+
+def test_paired_difference_is_the_paired_t_test():
+    rng = np.random.default_rng(0)
+    a = {seed: v for seed, v in zip(range(5), rng.normal(0.5, 0.1, 5))}
+    b = {seed: a[seed] - 0.03 + rng.normal(0, 0.01) for seed in range(5)}
+    b[99] = 1.0  # a seed only one side has is not paired
+    d = study.paired(a, b, margin=0.05)
+    reference = stats.ttest_rel([a[s] for s in range(5)], [b[s] for s in range(5)])
+    assert d.n == 5 and d.p == pytest.approx(reference.pvalue, rel=1e-10)
+    low, high = d.interval(0.95)
+    ci = reference.confidence_interval(0.95)
+    assert (low, high) == pytest.approx((ci.low, ci.high), rel=1e-10)
+    # Equivalence: the two one-sided tests' p-value is below 0.05 exactly when the 90% interval is inside ±margin.
+    low90, high90 = d.interval(0.90)
+    for margin in (0.01, 0.03, 0.05, 0.2):
+        inside = -margin < low90 and high90 < margin
+        assert (study.paired(a, b, margin).p_equivalence < 0.05) == inside
+
+
+def test_holm_adjusts_step_down_and_keeps_order():
+    p = [0.01, 0.04, 0.03, 0.005, np.nan]
+    # Sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> running maximum 0.02, 0.03, 0.06, 0.06.
+    np.testing.assert_allclose(study.holm(p), [0.03, 0.06, 0.06, 0.02, np.nan])
+
+
+def test_an_outcome_needs_holm_for_a_difference_and_equivalence_for_a_no():
+    same = study.Comparison("X", "x", "m", "u", study.paired({0: 0.0, 1: 0.001, 2: -0.001, 3: 0.0005}, None, 0.02))
+    apart = study.Comparison("Y", "y", "m", "u", study.paired({0: 0.3, 1: 0.31, 2: 0.29, 3: 0.305}, None, 0.02))
+    noisy = study.Comparison("Z", "z", "m", "u", study.paired({0: 0.3, 1: -0.2, 2: 0.1, 3: 0.0}, None, 0.02))
+    study.correct([same, apart, noisy])
+    assert (same.outcome, apart.outcome, noisy.outcome) == ("equivalent", "higher", "not resolved")
+
+
+@pytest.mark.skipif(not (RESULTS / study.TRIALS).exists(), reason="no committed study results")
+def test_the_write_up_and_readme_block_are_rebuilt_from_the_committed_results():
+    results = study.Results.read(RESULTS)
+    f = run.family(results)
+    assert run.doc_text(results, f, "regime_study") == (ROOT / "docs" / "regime_study.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    block = run.readme_block(results, f)
+    assert block in readme and readme.count(run.README_BEGIN) == 1
