@@ -26,8 +26,8 @@ from .test_processes import _trial_processes
 # Four numpyro trials of 8 steps: two settings of beta, two seeds.
 BASE = {**TINY, "backend": "numpyro", "train": {**TINY["train"], "steps": 8}}
 SPEC = {"base": BASE, "grid": {"objective.beta": [1.0, 0.5]}, "seeds": [0, 1]}
-# Summary entries that measure time, not the model.
-TIMING = {"train_seconds", "seconds_per_step", "wall_seconds"}
+# Summary entries that measure time (and how many trials shared it), not the model.
+TIMING = {"train_seconds", "seconds_per_step", "wall_seconds", "trials_sharing_time"}
 
 
 @pytest.fixture(scope="module")
