@@ -50,15 +50,18 @@ def _summary(run):
     return {k: v for k, v in json.loads((run / "summary.json").read_text()).items() if k not in TIMING}
 
 
+# What is compared across groupings: the objective's terms and the continuous diagnostics. A trial's
+# arithmetic in a program of another width rounds differently (tests/sweeps/test_vectorized.py), and on
+# the 20 validation examples of these trials the quantities that count (the sampled-z probe's accuracy,
+# NMI, a permutation p-value) move by whole steps of 1 / 20 or 1 / (permutations + 1) under such rounding.
+COMPARED = ("loss", "recon", "kl", "jsd", "nll", "mi", "marginal_kl", "steps", "selected_step", "stopped_early")
+
+
 def _same_numbers(a, b):
-    """Two records equal to float32 rounding: a trial's arithmetic in a program of another width rounds
-    differently (tests/sweeps/test_vectorized.py). A permutation p-value is left out: on the 20 validation
-    examples of these trials many relabellings tie with the observed statistic, and rounding moves them
-    across it by tens of steps of 1 / (permutations + 1)."""
-    assert a.keys() == b.keys()
-    for key in a:
-        if key.endswith("_p"):
-            continue
+    """Two summary or metrics records equal to float32 rounding where they are not counts (:data:`COMPARED`)."""
+    keys = [k for k in a if k in COMPARED or k.startswith(("train_", "test_")) or k == "step"]
+    assert keys and set(keys) <= set(b), (sorted(a), sorted(b))
+    for key in keys:
         if isinstance(a[key], float) and isinstance(b[key], float):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6, nan_ok=True), key
         else:
@@ -248,7 +251,7 @@ def _sweep_command(out, sweep_file, rng):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300 + 120 * CYCLES)  # a cycle is a start-up, a compilation and up to 40 s of training
+@pytest.mark.timeout(300 + 150 * CYCLES)  # a cycle is at most 90 s before its kill, then the workers' ends
 def test_kill_9_and_reruns_with_other_groupings_lose_nothing(reference, tmp_path):
     """Kill -9 a vectorised sweep (and its workers) at a random moment, rerun it with another chunk size,
     fewer or more seeds, or the local executor, ``INFOVAE_FAULT_CYCLES`` times: no finished trial and no
@@ -262,7 +265,8 @@ def test_kill_9_and_reruns_with_other_groupings_lose_nothing(reference, tmp_path
         argv = _sweep_command(out, tmp_path / f"seeds{rng.choice([1, 2])}.yaml", rng)
         process = subprocess.Popen(argv, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    text=True, start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + rng.uniform(1.0, 40.0)
+        # Start-up and compilation take 15 - 40 s on two shared cores: a kill lands before, during or after training.
+        deadline = time.monotonic() + rng.uniform(1.0, 90.0)
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         if process.poll() is None:  # the sweep, then each of its workers (each in a session of its own)
