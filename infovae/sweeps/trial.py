@@ -112,8 +112,9 @@ def run_trial(trial_dir: str | Path) -> Outcome:
             summary = resume_run(folder.path, progress=False)
         elif summary is None:
             # A run that died before its first checkpoint has nothing worth keeping but what others put there.
-            with folder.lock():
-                folder.clear_unstarted()
+            if folder.path.is_dir():
+                with folder.lock():
+                    folder.clear_unstarted()
             summary = start_run(config, folder.path, progress=False)
         return record_outcome(trial_dir, "ok", summary=summary)
     except RunInterrupted as error:

@@ -101,7 +101,26 @@ def start_run(
             if created:
                 shutil.rmtree(folder.path, ignore_errors=True)
             raise
-        return _run_one(backend, config, folder, splits, None, progress, callbacks)
+        try:
+            return _run_one(backend, config, folder, splits, None, progress, callbacks)
+        except (MemoryError, RuntimeError) as error:
+            # Memory runs out at the first step (the optimiser's state, a step's activations), after the
+            # folder was made: a run without a checkpoint is removed and the size named on one line.
+            if not _out_of_memory(error) or folder.has_checkpoint():
+                raise
+            if created:
+                shutil.rmtree(folder.path, ignore_errors=True)
+            raise UserInputError(f"the model does not fit in this machine's memory: {_first_line(error)}") from None
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation that failed (NumPy's, torch's or XLA's)."""
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or any(s in text for s in ("allocate", "out of memory", "resource_exhausted"))
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:300]
 
 
 def _run_one(backend, config, folder, splits, state, progress, callbacks):

@@ -127,3 +127,10 @@ def _(w):
     sweep = w.sweep_dir(w.sweep_file())
     (sweep / "sweep.json").write_text("[" * 100_000 + "]" * 100_000)
     return ["report", sweep]
+
+
+@bad_input("sweep-trial-json-nested-100k-deep", "nested more than")
+def _(w):
+    sweep = w.sweep_dir(w.sweep_file())
+    next(sweep.glob("trials/*/trial.json")).write_text("[" * 100_000 + "]" * 100_000)
+    return ["sweep", w.dir / "s.yaml", "--out", sweep]

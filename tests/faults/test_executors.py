@@ -1,7 +1,7 @@
 """One set of guarantees for every executor: a vectorised rerun resumes or refuses each trial and deletes
 nothing it did not write, records an outcome for every finished trial, takes each run folder's lock,
 splits a chunk's checkpoint into its trials' own whatever the next grouping, and loses nothing to a
-kill -9 followed by reruns with other groupings (``INFOVAE_FAULT_CYCLES`` cycles, default 2)."""
+kill -9 followed by reruns with other groupings (``INFOVAE_FAULT_CYCLES`` cycles, default 1)."""
 
 import json
 import math
@@ -20,13 +20,14 @@ import yaml
 from infovae.errors import UserInputError
 from infovae.files import FolderLock
 
-from .matrix import ENV, TINY, snapshot
+from .matrix import ENV, TINY, copy_run, snapshot
+from .test_processes import _trial_processes
 
 # Four numpyro trials of 8 steps: two settings of beta, two seeds.
 BASE = {**TINY, "backend": "numpyro", "train": {**TINY["train"], "steps": 8}}
 SPEC = {"base": BASE, "grid": {"objective.beta": [1.0, 0.5]}, "seeds": [0, 1]}
-# Summary entries that measure time, not the model.
-TIMING = {"train_seconds", "seconds_per_step", "wall_seconds"}
+# Summary entries that measure time (and how many trials shared it), not the model.
+TIMING = {"train_seconds", "seconds_per_step", "wall_seconds", "trials_sharing_time"}
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +50,18 @@ def _summary(run):
     return {k: v for k, v in json.loads((run / "summary.json").read_text()).items() if k not in TIMING}
 
 
+# What is compared across groupings: the objective's terms and the continuous diagnostics. A trial's
+# arithmetic in a program of another width rounds differently (tests/sweeps/test_vectorized.py), and on
+# the 20 validation examples of these trials the quantities that count (the sampled-z probe's accuracy,
+# NMI, a permutation p-value) move by whole steps of 1 / 20 or 1 / (permutations + 1) under such rounding.
+COMPARED = ("loss", "recon", "kl", "jsd", "nll", "mi", "marginal_kl", "steps", "selected_step", "stopped_early")
+
+
 def _same_numbers(a, b):
-    """Two records equal to float32 rounding: a trial's arithmetic in a program of another width rounds
-    differently (tests/sweeps/test_vectorized.py). A permutation p-value is left out: on the 20 validation
-    examples of these trials many relabellings tie with the observed statistic, and rounding moves them
-    across it by tens of steps of 1 / (permutations + 1)."""
-    assert a.keys() == b.keys()
-    for key in a:
-        if key.endswith("_p"):
-            continue
+    """Two summary or metrics records equal to float32 rounding where they are not counts (:data:`COMPARED`)."""
+    keys = [k for k in a if k in COMPARED or k.startswith(("train_", "test_")) or k == "step"]
+    assert keys and set(keys) <= set(b), (sorted(a), sorted(b))
+    for key in keys:
         if isinstance(a[key], float) and isinstance(b[key], float):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6, nan_ok=True), key
         else:
@@ -137,6 +141,19 @@ def test_a_chunk_checkpoint_becomes_each_trials_own(reference, tmp_path):
     assert not group.exists() and (legacy / "checkpoint.npz").exists()
 
 
+def test_a_pyro_checkpoint_is_refused_by_the_vectorised_executor_and_kept(runs, tmp_path):
+    """(1) A trial a local sweep trained with the Pyro backend cannot resume in NumPyro: refused, kept."""
+    from infovae.errors import CheckpointError
+    from infovae.sweeps.vectorized import _own_state
+    from infovae.training.run_folder import RunFolder
+
+    run = copy_run(runs, tmp_path / "run", finished=False)
+    before = snapshot(run)
+    with pytest.raises(CheckpointError, match="pyro backend.*--executor local"):
+        _own_state(RunFolder(run))
+    assert snapshot(run) == before
+
+
 def _leaves(tree):
     if isinstance(tree, dict):
         return [leaf for key in sorted(tree) for leaf in _leaves(tree[key])]
@@ -201,7 +218,7 @@ def test_trial_names_never_collide(tmp_path):
 
 # -- kill -9 at random moments, reruns with other groupings ---------------------------------------------------
 
-CYCLES = int(os.environ.get("INFOVAE_FAULT_CYCLES", "2"))
+CYCLES = int(os.environ.get("INFOVAE_FAULT_CYCLES", "1"))
 
 
 def _progress(out):
@@ -234,6 +251,7 @@ def _sweep_command(out, sweep_file, rng):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300 + 150 * CYCLES)  # a cycle is at most 90 s before its kill, then the workers' ends
 def test_kill_9_and_reruns_with_other_groupings_lose_nothing(reference, tmp_path):
     """Kill -9 a vectorised sweep (and its workers) at a random moment, rerun it with another chunk size,
     fewer or more seeds, or the local executor, ``INFOVAE_FAULT_CYCLES`` times: no finished trial and no
@@ -242,22 +260,30 @@ def test_kill_9_and_reruns_with_other_groupings_lose_nothing(reference, tmp_path
     out = tmp_path / "sweep"
     for n in (1, 2):  # a rerun may add seeds, or run a subset of them
         (tmp_path / f"seeds{n}.yaml").write_text(yaml.safe_dump({**SPEC, "seeds": list(range(n))}))
-    before = {}
+    before, killed, advanced = {}, 0, 0
     for cycle in range(CYCLES):
         argv = _sweep_command(out, tmp_path / f"seeds{rng.choice([1, 2])}.yaml", rng)
         process = subprocess.Popen(argv, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + rng.uniform(1.0, 40.0)
+                                   text=True, start_new_session=True)  # fmt: skip
+        # Start-up and compilation take 15 - 40 s on two shared cores: a kill lands before, during or after training.
+        deadline = time.monotonic() + rng.uniform(1.0, 90.0)
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        if process.poll() is None:
+        if process.poll() is None:  # the sweep, then each of its workers (each in a session of its own)
+            killed += 1
             os.killpg(process.pid, signal.SIGKILL)
+            for pid in _trial_processes(out):
+                os.kill(pid, signal.SIGKILL)
         _, stderr = process.communicate()
+        while _trial_processes(out):  # they release their locks as they die
+            time.sleep(0.1)
         assert "Traceback" not in stderr, f"cycle {cycle}: {' '.join(argv[2:])}\n{stderr[-3000:]}"
         after = _progress(out)
         lost = {name: (step, after.get(name, 0)) for name, step in before.items() if after.get(name, 0) < step}
         assert not lost, f"cycle {cycle} ({' '.join(argv[3:])}) lost progress: {lost}"
+        advanced += after != before
         before = after
+    print(f"{CYCLES} cycles: {killed} killed, {advanced} advanced some trial's checkpoints or summaries")
     final = subprocess.run(_sweep_command(out, tmp_path / "seeds2.yaml", rng), cwd=tmp_path, env=ENV, capture_output=True,
                            text=True, timeout=900)  # fmt: skip
     assert final.returncode == 0, final.stderr[-3000:]
