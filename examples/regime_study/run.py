@@ -178,7 +178,7 @@ def fmt(mean, low=None, high=None, digits=3):
 
 
 def mean_of(results, arm, setting, metric, digits=3):
-    mean, low, high, _ = t_interval(list(results.values(arm, setting, metric).values()))
+    mean, low, high, _ = t_interval(list(results.values(arm, setting, metric).values()), metric=metric)
     return fmt(mean, low, high, digits)
 
 
@@ -533,7 +533,7 @@ def table(results, arm):
         cells = [label(setting), str(len(rows))]
         for metric, _ in metrics:
             digits = 4 if metric == "marginal_mmd" else 1 if metric == "active_units" else 3
-            cells.append(fmt(*t_interval(rows[metric].astype(float).tolist())[:3], digits=digits))
+            cells.append(fmt(*t_interval(rows[metric].astype(float).tolist(), metric=metric)[:3], digits=digits))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -645,8 +645,8 @@ Holm-adjusted two-sided p-value is below 0.05. "No" is said only as equivalence:
 within the margin (the paired 90% interval inside ±margin), Holm-adjusted apart across the family, below
 0.05; otherwise the answer is "not resolved". Margins: ±{probe_margin} for accuracies, decays and coverage
 TV, ±{mi_margin} nats for `mi`, ±{use_margin} nats for the decoder's use of z, ±{mmd_margin} for `marginal_mmd`.
-Of the {family} comparisons, {resolved} are resolved, {equivalent} are equivalent within their margins and
-{unresolved} are not resolved.
+Resolved: {resolved} of the {family} comparisons; equivalent within their margins: {equivalent}; not
+resolved: {unresolved}.
 
 **Measures.** "Probe": a logistic regression trained on latents *sampled* from q(z|x,y) for training examples
 and scored on held-out ones. "Probe from x" and "probe from (x, z)": the same probe on the contexts x alone,

@@ -148,14 +148,26 @@ def curve_tests(frame):
     return out
 
 
-def t_interval(values, level=1 - ALPHA):
-    """``(mean, low, high, n)`` of the mean over seeds: Student's t."""
+# The values a test quantity can take: an interval of its mean is cut to them (an interval intersected with
+# the values the mean can take keeps its coverage), so that no accuracy is printed above 1.
+BOUNDS = {
+    **{name: (0.0, 1.0) for name in ("probe_accuracy", "probe_x_accuracy", "probe_xz_accuracy", "bayes_accuracy")},
+    **{name: (0.0, 1.0) for name in ("nmi", "coverage_tv")},
+    **{name: (0.0, math.inf) for name in ("mi", "marginal_kl", "active_units")},
+}
+
+
+def t_interval(values, level=1 - ALPHA, metric=None):
+    """``(mean, low, high, n)`` of the mean over seeds: Student's t, cut to the values ``metric`` can take
+    (:data:`BOUNDS`)."""
     values = np.asarray([v for v in values if np.isfinite(v)], float)
     if len(values) < 2:
         mean = float(values.mean()) if len(values) else math.nan
         return mean, math.nan, math.nan, len(values)
     half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return float(values.mean()), float(values.mean() - half), float(values.mean() + half), len(values)
+    floor, ceiling = BOUNDS.get(metric, (-math.inf, math.inf))
+    mean = float(values.mean())
+    return mean, max(mean - half, floor), min(mean + half, ceiling), len(values)
 
 
 @dataclass
