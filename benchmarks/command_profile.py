@@ -1,9 +1,9 @@
 """Where a command's wall time goes: interpreter start, imports (per package), data, network
 construction, compilation, training, evaluation, writing, and the rest.
 
-    python benchmarks/profile.py                 # --help, schema, 100-step runs on each backend
-    python benchmarks/profile.py --long          # and 3000-step runs (minutes on two CPU cores)
-    python benchmarks/profile.py --markdown docs/performance-table.md
+    python benchmarks/command_profile.py                 # --help, schema, 100-step runs on each backend
+    python benchmarks/command_profile.py --long          # and 3000-step runs (minutes on two CPU cores)
+    python benchmarks/command_profile.py --markdown docs/performance-table.md
 
 Each command runs as ``infovae ...`` in a fresh interpreter under ``python -X importtime``, with the
 training loop's functions wrapped by timers (nothing in the library changes): ``load_splits`` is
