@@ -6,7 +6,7 @@ control shows?
         --doc docs/regime_study.md --figures docs/regime_study --readme README.md
     python examples/regime_study/run.py --from-results docs/regime_study/results --doc docs/regime_study.md \\
         --figures docs/regime_study --readme README.md          # rebuild everything from committed results
-    python examples/regime_study/run.py --full ...              # longer runs and five seeds, for one GPU
+    python examples/regime_study/run.py --full ...              # longer runs and ten seeds, for one GPU
     python examples/regime_study/run.py --smoke --out /tmp/study --results /tmp/study/results   # tiny sizes
 
 Trains three confirmatory arms with the vectorised executor (``confirm_control.yaml``,
@@ -37,10 +37,10 @@ from infovae.errors import UserInputError  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ARMS = ("control", "discrete", "continuous")
-# --full: the same settings trained longer with five seeds (one GPU); --smoke: tiny sizes.
+# --full: the same settings trained longer with ten seeds (one GPU); --smoke: tiny sizes.
 FULL = {"train.steps": 15000, "train.eval_every": 250}
 FULL_CONTROL = {"train.steps": 9000, "train.eval_every": 50}
-FULL_SEEDS = [100, 101, 102, 103, 104]
+FULL_SEEDS = list(range(300, 310))
 SMOKE = {"data.num_examples": 400, "model.hidden": 16, "train.steps": 40, "train.eval_every": 4, "train.eval_examples": 50}
 # (--smoke also keeps two seeds of each setting.)
 # Equivalence margins: a difference inside ±margin is too small to matter.
@@ -618,7 +618,7 @@ def _group_bullets(lines):
 
 
 FULL_NOTE = (
-    " `--full` (the same settings at 15000 steps, the control at 9000, five seeds, for one GPU) was not run: no GPU was at hand."
+    " `--full` (the same settings at 15000 steps, the control at 9000, ten seeds, for one GPU) was not run: no GPU was at hand."
 )
 
 DOC = """# The regime study
@@ -860,7 +860,7 @@ def build(results_dir, doc, figures, readme):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from-results", type=Path, help="build from these committed results, without training")
-    parser.add_argument("--full", action="store_true", help="longer runs and five seeds (for one GPU, or Ray)")
+    parser.add_argument("--full", action="store_true", help="longer runs and ten fresh seeds (for one GPU, or Ray)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to prove the command runs")
     parser.add_argument("--executor", choices=["vectorized", "local", "ray"], default="vectorized")
     parser.add_argument("--address", help="Ray cluster address")
