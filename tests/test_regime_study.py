@@ -49,6 +49,26 @@ def test_an_outcome_needs_holm_for_a_difference_and_equivalence_for_a_no():
     assert (same.outcome, apart.outcome, noisy.outcome) == ("equivalent", "higher", "not resolved")
 
 
+def test_the_fall_between_fixed_windows_is_unbiased_on_flat_curves_and_finds_a_planted_fall():
+    steps = np.arange(50, 1501, 50, dtype=float)
+    rng = np.random.default_rng(1)
+    # Flat curves, noise sd 0.05, independent and AR(1) (coefficient 0.8): the fall is 0 on average (the
+    # 4000 curves' mean within 4 standard errors), where the best evaluation less the last is not.
+    for phi in (0.0, 0.8):
+        noise = np.zeros((4000, len(steps)))
+        noise[:, 0] = rng.normal(0, 0.05, 4000)
+        for t in range(1, len(steps)):
+            noise[:, t] = phi * noise[:, t - 1] + np.sqrt(1 - phi**2) * rng.normal(0, 0.05, 4000)
+        falls = np.array([study.window_fall(steps, 0.5 + row) for row in noise])
+        assert abs(falls.mean()) < 4 * falls.std() / np.sqrt(len(falls))
+        assert (noise.max(axis=1) - noise[:, -1]).mean() > 0.05
+    # Exactly the difference of the windows' means: a fall of 0.2, a rise (negative), a window without evaluations.
+    curve = np.where(steps <= 300, 0.7, 0.5)
+    assert study.window_fall(steps, curve) == pytest.approx(0.2)
+    assert study.window_fall(steps, 1 - curve) == pytest.approx(-0.2)
+    assert np.isnan(study.window_fall(steps[steps > 400], curve[steps > 400]))
+
+
 @pytest.mark.skipif(not (RESULTS / study.TRIALS).exists(), reason="no committed study results")
 def test_the_write_up_and_readme_block_are_rebuilt_from_the_committed_results():
     results = study.Results.read(RESULTS)

@@ -30,7 +30,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
-from study import ALPHA, Comparison, Results, correct, export_results, paired, t_interval  # noqa: E402
+from study import (  # noqa: E402
+    ALPHA,
+    EARLY_WINDOW,
+    LATE_WINDOW,
+    Comparison,
+    Results,
+    correct,
+    export_results,
+    paired,
+    t_interval,
+)
 
 import infovae  # noqa: E402
 from infovae.errors import UserInputError  # noqa: E402
@@ -91,6 +101,11 @@ INFO = control(2.0, 0.0, gamma=10.0)
 INFO_JSD = control(2.0, 0.0, gamma=10.0, delta=0.1)
 LEARNED = control(2.0, 1.0, prior="learned")
 BETAS = (1.0, 0.5, 0.1, 0.0)
+# The fall's windows, in words.
+WINDOWS = (
+    f"the evaluations after {EARLY_WINDOW[0]:.0%} and up to {EARLY_WINDOW[1]:.0%} of the training steps less its mean over "
+    f"those after {LATE_WINDOW:.0%}"
+)
 SHIFTS = (0.0, 1.0, 2.0)
 EARLIER = discrete(1.0, 1.0)
 
@@ -197,58 +212,27 @@ def family(results):
     def add(key, text, metric, unit, a, b, margin):
         c.append(Comparison(key, text, metric, unit, paired(a, b, margin)))
 
-    decay = lambda s: v(control_arm, s, "decay")  # noqa: E731
-    add("M1", "decay of the standard VAE's probe (shift 2), against 0", "decay", "accuracy", decay(STANDARD), None, PROBE_MARGIN)
+    fall = lambda s, key="fall": v(control_arm, s, key)  # noqa: E731
+    free = control(2.0, 0.0)  # the standard setting without the KL: nothing charges z for information
     add(
-        "M2",
-        "decay at β = 1 less at β = 0 (shift 2)",
-        "decay",
+        "M1", "probe fall of the standard VAE (β = 1, shift 2), against 0", "fall", "accuracy", fall(STANDARD), None, PROBE_MARGIN
+    )
+    add("M2", "probe fall at β = 0 (shift 2), against 0", "fall", "accuracy", fall(free), None, PROBE_MARGIN)
+    add("M3", "probe fall at β = 0 less at β = 1 (shift 2)", "fall", "accuracy", fall(free), fall(STANDARD), PROBE_MARGIN)
+    add("M4", "probe fall at β = 0: shift 2 less shift 0", "fall", "accuracy", fall(free), fall(control(0.0, 0.0)), PROBE_MARGIN)
+    add("M5", "fall of the decoder's use of z at β = 0 (shift 2)", "use fall", "nats", fall(free, "use_fall"), None, USE_MARGIN)
+    add("M6", "fall of `mi` at β = 0 (shift 2)", "mi fall", "nats", fall(free, "mi_fall"), None, MI_MARGIN)
+    add("A1", "probe fall: β = 0, γ = 0 less γ = 10 (shift 2)", "fall", "accuracy", fall(free), fall(INFO), PROBE_MARGIN)
+    add(
+        "A2",
+        "probe fall: standard VAE less InfoVAE (β = 0, γ = 10)",
+        "fall",
         "accuracy",
-        decay(STANDARD),
-        decay(control(2.0, 0.0)),
+        fall(STANDARD),
+        fall(INFO),
         PROBE_MARGIN,
     )
-    add(
-        "M3",
-        "decay at shift 2 less at shift 0 (β = 1)",
-        "decay",
-        "accuracy",
-        decay(STANDARD),
-        decay(control(0.0, 1.0)),
-        PROBE_MARGIN,
-    )
-    add(
-        "M4",
-        "probe from (x, z) less from x, standard VAE, shift 2 (test)",
-        "gain",
-        "accuracy",
-        gain(results, control_arm, STANDARD),
-        None,
-        PROBE_MARGIN,
-    )
-    add(
-        "M5",
-        "decay of that gain over training, standard VAE, shift 2",
-        "gain decay",
-        "accuracy",
-        v(control_arm, STANDARD, "gain_decay"),
-        None,
-        PROBE_MARGIN,
-    )
-    add(
-        "M6",
-        "fall of the decoder's use of z over training, standard VAE, shift 2",
-        "use decay",
-        "nats",
-        v(control_arm, STANDARD, "use_decay"),
-        None,
-        USE_MARGIN,
-    )
-    use = "the decoder's use of z at the end (reconstruction with z from q less from the prior), standard VAE, shift 2"
-    add("M7", use, "use of z", "nats", v(control_arm, STANDARD, "recon_z_gain"), None, USE_MARGIN)
-    add("A1", "decay: standard VAE less InfoVAE (β = 0, γ = 10)", "decay", "accuracy", decay(STANDARD), decay(INFO), PROBE_MARGIN)
-    add("A2", "decay: standard VAE less InfoVAE + JSD", "decay", "accuracy", decay(STANDARD), decay(INFO_JSD), PROBE_MARGIN)
-    add("A3", "decay: standard VAE less the learned prior", "decay", "accuracy", decay(STANDARD), decay(LEARNED), PROBE_MARGIN)
+    add("A3", "probe fall: standard VAE less the learned prior", "fall", "accuracy", fall(STANDARD), fall(LEARNED), PROBE_MARGIN)
     add(
         "A4",
         "test probe: InfoVAE less standard VAE (shift 2)",
@@ -355,82 +339,105 @@ def answer(outcome, yes, no="equivalent", what=""):
 def verdicts(results, f):
     """Each question, its computed answer and the comparisons it rests on: ``[(title, answer, lines)]``."""
     out = []
-    m1, m2 = f["M1"].outcome, f["M2"].outcome
-    holds = m1 == "higher"
-    if not holds:
-        mechanism = "**No decay to explain**" if m1 in ("equivalent", "lower") else "**Not resolved**"
-    elif m2 == "higher":
-        mechanism = "**KL erosion**"
-    elif m2 in ("equivalent", "lower"):
-        mechanism = "**Not KL erosion**"
+    o = {key: f[key].outcome for key in f}
+    if o["M2"] == "higher":
+        # A fall at beta = 0 cannot be the KL eroding z's information: nothing charges z for it there.
+        mechanism = "**Not KL erosion**: the probe falls at β = 0, where nothing charges z for information"
+        if o["M5"] == "lower" or o["M6"] == "lower":
+            mechanism += ", while " + " and ".join(
+                what for key, what in (("M5", "the decoder uses z more"), ("M6", "z carries more information (`mi`)"))
+                if o[key] == "lower"
+            ) + ": z is repurposed"  # fmt: skip
+        if o["M4"] == "higher":
+            mechanism += ", and only where the contexts reveal the strategy"
+    elif o["M1"] == "higher" and o["M3"] == "lower":
+        mechanism = "**KL erosion**: the standard VAE's probe falls, and less as β → 0"
+    elif o["M1"] in ("equivalent", "lower") and o["M2"] in ("equivalent", "lower"):
+        mechanism = "**No decay to explain**"
     else:
         mechanism = "**Not resolved**"
     clauses = {
-        "M1": ("the standard VAE's probe decays where the contexts reveal the strategy",
-               "the standard VAE's probe does not decay (within the margin)", "no decay of the standard VAE's probe is resolved"),
-        "M2": ("the decay shrinks as β → 0, so the KL drives it", "the decay is as large at β = 0, where nothing charges z "
-               "for information, so the KL does not drive it", "whether the decay shrinks as β → 0 is not resolved"),
-        "M3": ("it needs contexts that reveal the strategy (none at shift 0)", "it is as large where the contexts reveal "
-               "nothing (shift 0)", "whether it needs contexts that reveal the strategy is not resolved"),
-        "M4": ("z still carries strategy information beyond x at the end", "z carries no strategy information beyond x "
-               "at the end (within the margin)", "whether z carries strategy information beyond x at the end is not resolved"),
-        "M5": ("that information beyond x falls over training", "that information beyond x does not fall over training "
-               "(within the margin)", "whether that information beyond x falls over training is not resolved"),
-        "M6": ("the decoder's use of z falls over training", "the decoder's use of z does not fall over training (within "
-               "the margin)", "whether the decoder's use of z falls over training is not resolved"),
-        "M7": ("the decoder still uses z at the end", "the decoder no longer uses z at the end (within the margin)",
-               "whether the decoder uses z at the end is not resolved"),
+        "M1": ("the standard VAE's probe falls where the contexts reveal the strategy",
+               "the standard VAE's probe does not fall (within the margin)", "no fall of the standard VAE's probe is resolved"),
+        "M2": ("the probe falls at β = 0, where nothing charges z for information", "the probe does not fall at β = 0 "
+               "(within the margin)", "no fall at β = 0 is resolved"),
+        "M3": ("the fall is larger at β = 0 than at β = 1, so the KL does not drive it", "the fall is as large at β = 0 "
+               "as at β = 1 (within the margin)", "whether the fall changes with β is not resolved"),
+        "M4": ("the fall at β = 0 needs contexts that reveal the strategy (it is larger at shift 2 than at shift 0)",
+               "the fall at β = 0 is as large where the contexts reveal nothing (shift 0)",
+               "whether the fall at β = 0 needs contexts that reveal the strategy is not resolved"),
+        "M5": ("the decoder's use of z falls at β = 0", "the decoder's use of z does not change at β = 0 (within the "
+               "margin)", "whether the decoder's use of z changes at β = 0 is not resolved"),
+        "M6": ("`mi` falls at β = 0", "`mi` does not change at β = 0 (within the margin)",
+               "whether `mi` changes at β = 0 is not resolved"),
+    }  # fmt: skip
+    opposite = {
+        "M1": "the standard VAE's probe rises", "M2": "the probe rises at β = 0",
+        "M3": "the fall is larger at β = 1 than at β = 0, as KL erosion would make it",
+        "M4": "the fall at β = 0 is larger where the contexts reveal nothing",
+        "M5": "the decoder's use of z rises at β = 0", "M6": "`mi` rises at β = 0",
     }  # fmt: skip
     pick = {"higher": 0, "equivalent": 1, "not resolved": 2}
-    reading = "; ".join(
-        f"{f[k].label.replace('`', '')} is below 0 ({k})"
-        if f[k].outcome == "lower"
-        else f"{clauses[k][pick[f[k].outcome]]} ({k})"
-        for k in clauses
-    )
-    decays = "; ".join(f"β = {b:g}: {mean_of(results, 'control', control(2.0, b), 'decay')}" for b in BETAS)
-    shifts = "; ".join(f"shift {s:g}: {mean_of(results, 'control', control(s, 1.0), 'decay')}" for s in SHIFTS)
+    reading = "; ".join(f"{opposite[k] if o[k] == 'lower' else clauses[k][pick[o[k]]]} ({k})" for k in clauses)
+    falls = "; ".join(f"β = {b:g}: {mean_of(results, 'control', control(2.0, b), 'fall')}" for b in BETAS)
+    shifts = "; ".join(f"shift {s:g}: {mean_of(results, 'control', control(s, 1.0), 'fall')}" for s in SHIFTS)
+    shift0 = mean_of(results, "control", control(0.0, 0.0), "fall")
     gains = "; ".join(
         f"β = {b:g}: {fmt(*t_interval(list(gain(results, 'control', control(2.0, b)).values()))[:3])}" for b in BETAS
     )
-    uses = "; ".join(f"β = {b:g}: {mean_of(results, 'control', control(2.0, b), 'recon_z_gain')}" for b in BETAS)
+    changes = "; ".join(
+        f"β = {b:g}: use of z {mean_of(results, 'control', control(2.0, b), 'use_fall')}, `mi` "
+        f"{mean_of(results, 'control', control(2.0, b), 'mi_fall')}"
+        for b in BETAS
+    )
     out.append(
         (
             "What is the decay that the positive control shows?",
             mechanism,
             [
-                "Validation probe decay (the fall of the least-squares line over the second half of training, "
-                f"`decay_test`) of the standard setting at shift 2, by β: {decays}. At β = 1, by shift: {shifts}.",
-                f"Strategy information z carries beyond x (test probe from (x, z) less from x alone), shift 2, by β: {gains}. "
-                f"The probe from x alone: {mean_of(results, 'control', STANDARD, 'probe_x_accuracy')} at shift 2, "
-                f"{mean_of(results, 'control', control(1.0, 1.0), 'probe_x_accuracy')} at shift 1, "
+                f"Validation probe fall (its mean over {WINDOWS}) at shift 2, by β: {falls}. At β = 1, by shift: {shifts}; "
+                f"at β = 0, shift 0: {shift0}.",
+                f"Over the same windows, the fall of the decoder's use of z (nats) and of `mi` (nats), shift 2 (negative: "
+                f"they rise): {changes}.",
+                f"Strategy information z carries beyond x at the end (test probe from (x, z) less from x alone), shift 2, by "
+                f"β: {gains}. The probe from x alone: {mean_of(results, 'control', STANDARD, 'probe_x_accuracy')} at "
+                f"shift 2, {mean_of(results, 'control', control(1.0, 1.0), 'probe_x_accuracy')} at shift 1, "
                 f"{mean_of(results, 'control', control(0.0, 1.0), 'probe_x_accuracy')} at shift 0.",
-                f"The decoder's use of z (test reconstruction with z from q less z from the prior, nats), shift 2, by β: {uses}.",
-                *("- " + said(f[k]) for k in ("M1", "M2", "M3", "M4", "M5", "M6", "M7")),
+                *("- " + said(f[k]) for k in clauses),
                 "In words, from the outcomes: " + reading + ".",
-                "How to read it: a decay that is the KL eroding z's strategy information must shrink as β → 0 (M2: at "
-                "β = 0 nothing charges z for information) and needs contexts that reveal the strategy (M3: the decoder can "
-                "then take it from x instead of z). A decay that stays at β = 0 is something else: the latent repurposed "
-                "as the decoder learns to read the strategy from x.",
+                "How to read it: a fall that is the KL eroding z's strategy information shows at β = 1 and shrinks as "
+                "β → 0 (M1 above 0, M3 below 0). A fall at β = 0 (M2), where nothing charges z for information, is "
+                "something else: the latent repurposed, its capacity turned from the strategy to what x does not "
+                "reveal as the decoder learns to read the strategy from x; then it needs contexts that reveal the "
+                "strategy (M4 above 0), and z is used and informative as much as before or more (M5, M6 not above 0).",
             ],
         )
     )
-    a1 = f["A1"].outcome
+    if o["M1"] == "higher":
+        a_answer = answer(o["A2"], "higher", what="InfoVAE's probe falls as much as the standard VAE's")
+    elif o["M2"] == "higher":
+        stops = {"higher": "**Yes, for the fall the control shows**: at β = 0, γ = 10 stops the probe's fall",
+                 "equivalent": "**No**: at β = 0 the probe falls as much with γ = 10 (within the margin)",
+                 "lower": "**No: the opposite**: at β = 0 the probe falls more with γ = 10",
+                 "not resolved": "**Not resolved**: whether γ = 10 stops the fall at β = 0"}  # fmt: skip
+        a_answer = stops[o["A1"]] + "; the standard VAE's probe does not resolvably fall"
+    else:
+        a_answer = "**Not testable here**: the control's probe does not resolvably fall"
     out.append(
         (
             "(a) Does β ≈ 0 with strong γ stop the probe decay?",
-            "**Not testable here**: the standard VAE's probe does not resolvably decay"
-            if not holds
-            else answer(a1, "higher", what="InfoVAE decays as much as the standard VAE"),
+            a_answer,
             [
-                "Positive control, shift 2: decay of the standard VAE "
-                f"{mean_of(results, 'control', STANDARD, 'decay')}, InfoVAE {mean_of(results, 'control', INFO, 'decay')}, "
-                f"InfoVAE + JSD {mean_of(results, 'control', INFO_JSD, 'decay')}, the learned prior "
-                f"{mean_of(results, 'control', LEARNED, 'decay')}. Test probe: standard VAE "
+                "Positive control, shift 2, probe fall: β = 0, γ = 0 "
+                f"{mean_of(results, 'control', control(2.0, 0.0), 'fall')}; InfoVAE (β = 0, γ = 10) "
+                f"{mean_of(results, 'control', INFO, 'fall')}; InfoVAE + JSD {mean_of(results, 'control', INFO_JSD, 'fall')}; "
+                f"the standard VAE {mean_of(results, 'control', STANDARD, 'fall')}; the learned prior "
+                f"{mean_of(results, 'control', LEARNED, 'fall')}. Test probe: standard VAE "
                 f"{mean_of(results, 'control', STANDARD, 'probe_accuracy')}, InfoVAE "
                 f"{mean_of(results, 'control', INFO, 'probe_accuracy')}.",
                 *("- " + said(f[k]) for k in ("A1", "A2", "A3", "A4")),
-                "Yes needs A1 resolved above 0 (InfoVAE decays less); No needs A1 equivalent to 0.",
+                "Yes needs the fall the control shows stopped: A2 above 0 where the standard VAE's probe falls (M1), "
+                "otherwise A1 above 0 where the probe falls at β = 0 (M2); No needs it equivalent to 0.",
             ],
         )
     )
@@ -514,18 +521,18 @@ def verdicts(results, f):
 
 
 TABLE_METRICS = {
-    "control": (("probe_accuracy", "probe"), ("probe_peak", "peak"), ("decay", "decay"), ("probe_x_accuracy", "probe from x"),
+    "control": (("probe_accuracy", "probe"), ("fall", "fall"), ("decay", "late decay"), ("probe_x_accuracy", "probe from x"),
                 ("probe_xz_accuracy", "probe from (x, z)"), ("recon_z_gain", "use of z"), ("mi", "`mi`")),
-    "discrete": (("probe_accuracy", "probe"), ("decay", "decay"), ("mi", "`mi`"), ("marginal_mmd", "`marginal_mmd`"),
+    "discrete": (("probe_accuracy", "probe"), ("fall", "fall"), ("mi", "`mi`"), ("marginal_mmd", "`marginal_mmd`"),
                  ("coverage_tv", "coverage TV"), ("nll", "NLL"), ("latent_perplexity", "perplexity")),
-    "continuous": (("probe_accuracy", "probe"), ("decay", "decay"), ("mi", "`mi`"), ("marginal_mmd", "`marginal_mmd`"),
+    "continuous": (("probe_accuracy", "probe"), ("fall", "fall"), ("mi", "`mi`"), ("marginal_mmd", "`marginal_mmd`"),
                    ("marginal_kl", "`marginal_kl`"), ("active_units", "active units"), ("nll", "NLL")),
 }  # fmt: skip
 
 
 def table(results, arm):
     """Markdown: per setting, ``mean [95% t-interval]`` over seeds of the arm's metrics (test split; the
-    decay and the peak from the validation curves)."""
+    fall and the late decay from the validation curves)."""
     metrics = TABLE_METRICS[arm]
     lines = ["| setting | seeds | " + " | ".join(name for _, name in metrics) + " |", "|---|---|" + "---|" * len(metrics)]
     for setting in settings_of(arm):
@@ -603,6 +610,7 @@ def doc_text(results, f, figures):
         continuous_table=table(results, "continuous"),
         convergence=convergence(results),
         figures=figures,
+        windows=WINDOWS,
     )
 
 
@@ -631,7 +639,9 @@ arm: {minutes}), with the code at commit `{commit}`.{full}
 
 **Exploratory and confirmatory.** Earlier runs of this study (the sweep files `control.yaml`, `discrete*.yaml`,
 `continuous*.yaml` beside `run.py`, seeds 0–4 on one data set) were exploratory: they chose the settings, the
-lengths and the questions, with settings extended after their curves were seen. They are not reported here.
+lengths and the questions, with settings extended after their curves were seen. A pilot of the confirmatory
+design (the same sweep files on seeds 100–103) then fixed the number of seeds and the windows of the probe's
+fall (where its curves peaked and ended). Neither is reported here.
 This page reports the confirmatory runs only (`confirm_*.yaml`), on fresh seeds never used before, each seed
 drawing its own data set (`seed_keys: [train.seed, data.seed]`) as well as its initialisation, so that
 intervals include the data's variability: {design}.
@@ -643,24 +653,25 @@ have the same shape, the initial weights, for every setting). Intervals are
 of {family} comparisons ({keys}), corrected together with Holm's method: a difference is resolved when its
 Holm-adjusted two-sided p-value is below 0.05. "No" is said only as equivalence: the two one-sided tests
 within the margin (the paired 90% interval inside ±margin), Holm-adjusted apart across the family, below
-0.05; otherwise the answer is "not resolved". Margins: ±{probe_margin} for accuracies, decays and coverage
+0.05; otherwise the answer is "not resolved". Margins: ±{probe_margin} for accuracies, falls and coverage
 TV, ±{mi_margin} nats for `mi`, ±{use_margin} nats for the decoder's use of z, ±{mmd_margin} for `marginal_mmd`.
 Resolved: {resolved} of the {family} comparisons; equivalent within their margins: {equivalent}; not
 resolved: {unresolved}.
 
 **Measures.** "Probe": a logistic regression trained on latents *sampled* from q(z|x,y) for training examples
 and scored on held-out ones. "Probe from x" and "probe from (x, z)": the same probe on the contexts x alone,
-or on x and a sampled z side by side; their difference is the strategy information z carries beyond x.
-"Use of z": the test reconstruction log-likelihood with z drawn from q(z|x,y) less that with z drawn from
-the prior p(z|x), in nats per example. "Decay": the fall of the least-squares line of the validation probe
-over the second half of training (`infovae.diagnostics.decay_test`: unbiased, negative where the curve
-still rises; not a best evaluation less the last, which is biased upward by noise); "peak" (the highest
-evaluation) is descriptive only. `mi` is the information in z over the evaluation examples (at most
-log n); `marginal_mmd` is the squared MMD between draws of the aggregate posterior and of the prior (0 on
-average where they match), the yardstick for marginal matching; `marginal_kl`, the KL between the
-n-component mixtures over the evaluation examples, grows as the posteriors narrow even where the population
-matches, and is shown, not used. Coverage TV: the total variation between the true strategy mix and that of
-episodes generated from the prior.
+or on x and a sampled z side by side; their difference is the strategy information z carries beyond x. "Use of
+z": the test reconstruction log-likelihood with z drawn from q(z|x,y) less that with z drawn from the prior
+p(z|x), in nats per example. "Fall": a validation curve's mean over {windows}, windows fixed before these
+runs; it is 0 on average on a flat curve whatever the noise (not a best evaluation less the last, which is
+biased upward by noise) and negative where the curve rose. "Late decay": the fall of the least-squares line of
+the validation probe over the second half of training (`infovae.diagnostics.decay_test`), which says whether a
+setting was still moving at the end. `mi` is the information in z over the evaluation examples (at most log
+n); `marginal_mmd` is the squared MMD between draws of the aggregate posterior and of the prior (0 on average
+where they match), the yardstick for marginal matching; `marginal_kl`, the KL between the n-component mixtures
+over the evaluation examples, grows as the posteriors narrow even where the population matches, and is shown,
+not used. Coverage TV: the total variation between the true strategy mix and that of episodes generated from
+the prior.
 
 ## Verdicts
 
@@ -674,7 +685,7 @@ episodes generated from the prior.
 
 ![validation probe curves of the positive control]({figures}/control_curves.png)
 
-![the control's decay, the information beyond x and the decoder's use of z, by beta]({figures}/control_mechanism.png)
+![the fall of the control's probe, of the decoder's use of z and of mi, by beta]({figures}/control_mechanism.png)
 
 ## The discrete arm
 
@@ -691,7 +702,7 @@ episodes generated from the prior.
 ## Convergence
 
 A setting is still moving at the end when the mean over seeds of its probe's late-part decay has a 95%
-interval that excludes 0; a setting without a resolved change may still be moving too slowly for four seeds to
+interval that excludes 0; a setting without a resolved change may still be moving too slowly for its seeds to
 show (its interval is in the tables). The budgets are matched, not long: comparisons are between settings
 trained equally long, and settings still rising may change with longer runs (`--full`).
 
@@ -757,9 +768,9 @@ def write_figures(results, figures_dir, f):
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
     panels = (
-        ("decay", "probe decay over the late part (validation)", lambda s: results.values("control", s, "decay")),
-        ("gain", "probe from (x, z) less from x (test)", lambda s: gain(results, "control", s)),
-        ("recon_z_gain", "decoder's use of z, nats (test)", lambda s: results.values("control", s, "recon_z_gain")),
+        ("fall", "probe fall (validation)", lambda s: results.values("control", s, "fall")),
+        ("use_fall", "fall of the decoder's use of z, nats (validation)", lambda s: results.values("control", s, "use_fall")),
+        ("mi_fall", "fall of mi, nats (validation)", lambda s: results.values("control", s, "mi_fall")),
     )
     for ax, (_, title, values) in zip(axes, panels):
         for offset, (shift, colour) in enumerate(((2.0, "C3"), (0.0, "C0"))):
@@ -774,7 +785,10 @@ def write_figures(results, figures_dir, f):
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False)
-    fig.suptitle("The mechanism: the standard setting by β (means over seeds, 95% t-intervals)")
+    fig.suptitle(
+        f"The mechanism, by β: each curve's mean over {WINDOWS} (means over seeds, 95% t-intervals; below 0: it rose)",
+        fontsize=10,
+    )
     save(fig, "control_mechanism.png")
 
     comparisons = list(f.values())
@@ -833,6 +847,8 @@ def readme_block(results, f):
 
 
 def update_readme(path, block):
+    if not Path(path).is_file():
+        raise UserInputError(f"{path}: no such README to put the study's block in")
     text = Path(path).read_text()
     if README_BEGIN not in text or README_END not in text:
         raise UserInputError(f"{path} has no regime-study block (the lines {README_BEGIN!r} ... {README_END!r})")

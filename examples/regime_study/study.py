@@ -1,6 +1,6 @@
 """The regime study's numbers: per-trial results written once from finished sweeps and read back, each
-validation curve's decay test, and paired comparisons over seeds with Holm's correction and equivalence
-within stated margins.
+validation curve's fall between fixed windows and its decay test, and paired comparisons over seeds with
+Holm's correction and equivalence within stated margins.
 
 Everything here is a pure function of the results folder (``trials.csv.gz``, ``curves.csv.gz``,
 ``meta.json``), so that :mod:`run` rebuilds the write-up and its figures from committed results,
@@ -126,26 +126,50 @@ class Results:
         return frame["step"].to_numpy(float), frame[key].to_numpy(float)
 
 
+# The windows of a curve's fall, fixed before the confirmatory runs from the pilot's curves (seeds 100-103):
+# the evaluations after 5% and up to 20% of the training steps (where the control's probe peaked) and those
+# after 75% (its end).
+EARLY_WINDOW = (0.05, 0.20)
+LATE_WINDOW = 0.75
+
+
+def window_fall(steps, values):
+    """A curve's mean over the early window (:data:`EARLY_WINDOW`, fractions of the last step) less its mean
+    over the late one (after :data:`LATE_WINDOW`): positive where it fell, negative where it rose. The
+    windows are fixed in advance, not chosen from the curve (a best evaluation less the last is biased
+    upward by the noise), so the fall is 0 on average on a flat curve whatever its noise; the noise of
+    one curve is carried into the comparisons by the spread of the falls over seeds. NaN where a window
+    holds no finite evaluation."""
+    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    last = steps.max()
+    early = (steps > EARLY_WINDOW[0] * last) & (steps <= EARLY_WINDOW[1] * last) & np.isfinite(values)
+    late = (steps > LATE_WINDOW * last) & np.isfinite(values)
+    if not early.any() or not late.any():
+        return np.nan
+    return float(values[early].mean() - values[late].mean())
+
+
 def curve_tests(frame):
-    """Per trial, from its validation curves: the decay test of the probe, of the probe from (x, z) less
-    the probe from x (the strategy information z carries beyond x), and of the decoder's use of z
-    (``recon_z_gain``); ``probe_peak`` the curve's highest evaluation (descriptive: biased upward)."""
+    """Per trial, from its validation curves: the fall between fixed windows (:func:`window_fall`) of the
+    probe, of the probe from (x, z) less the probe from x (the strategy information z carries beyond x), of
+    the decoder's use of z (``recon_z_gain``) and of ``mi``; the decay test of the probe over the late part
+    (is it still moving at the end?); ``probe_peak`` the curve's highest evaluation (descriptive: biased
+    upward)."""
     steps = frame["step"].to_numpy(float)
     out = {"probe_peak": float(np.nanmax(frame["probe_accuracy"])) if frame["probe_accuracy"].notna().any() else np.nan}
     gain = frame["probe_xz_accuracy"] - frame["probe_x_accuracy"]
-    for name, values in (("decay", frame["probe_accuracy"]), ("gain_decay", gain), ("use_decay", frame["recon_z_gain"])):
-        values = values.to_numpy(float)
-        try:
-            result = decay_test(values, steps)
-        except UserInputError:  # no such curve (unlabelled data, say), or too short
-            result = dict.fromkeys(("decay", "low", "high", "p_value"), np.nan)
-        out |= {
-            name: result["decay"],
-            f"{name}_low": result["low"],
-            f"{name}_high": result["high"],
-            f"{name}_p": result["p_value"],
-        }
-    return out
+    curves = {"fall": frame["probe_accuracy"], "gain_fall": gain, "use_fall": frame["recon_z_gain"], "mi_fall": frame["mi"]}
+    out |= {name: window_fall(steps, values.to_numpy(float)) for name, values in curves.items()}
+    try:
+        result = decay_test(frame["probe_accuracy"].to_numpy(float), steps)
+    except UserInputError:  # no such curve (unlabelled data, say), or too short
+        result = dict.fromkeys(("decay", "low", "high", "p_value"), np.nan)
+    return out | {
+        "decay": result["decay"],
+        "decay_low": result["low"],
+        "decay_high": result["high"],
+        "decay_p": result["p_value"],
+    }
 
 
 # The values a test quantity can take: an interval of its mean is cut to them (an interval intersected with

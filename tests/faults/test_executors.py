@@ -218,7 +218,9 @@ def test_trial_names_never_collide(tmp_path):
 
 # -- kill -9 at random moments, reruns with other groupings ---------------------------------------------------
 
-CYCLES = int(os.environ.get("INFOVAE_FAULT_CYCLES", "1"))
+CYCLES = int(os.environ.get("INFOVAE_FAULT_CYCLES", "3"))
+# Files whose growth is a trial's progress: a kill lands just after one of them changes.
+PROGRESS_FILES = ("metrics.jsonl", "checkpoint.npz", "summary.json", "outcome.json")
 
 
 def _progress(out):
@@ -240,6 +242,42 @@ def _progress(out):
     return reach
 
 
+def _signature(out):
+    """What the sweep has written so far: the size and time of every file that records progress."""
+    found = set()
+    for path in out.rglob("*"):
+        if path.name in PROGRESS_FILES:
+            try:
+                info = path.stat()
+            except OSError:  # replaced between the listing and the stat
+                continue
+            found.add((str(path), info.st_size, info.st_mtime_ns))
+    return found
+
+
+def _kill_moment(process, out, rng):
+    """Wait for the moment to kill ``process``: a quarter of the time at random within its first seconds
+    (start-up, planning, compilation), otherwise a random delay after its 1st to 4th write of progress (an
+    evaluation's metrics line, a checkpoint, a summary or an outcome), so that kills land among the writes
+    that matter rather than mostly before them. Returns False when the process ended first."""
+    deadline = time.monotonic() + 120.0
+    if rng.random() < 0.25:
+        deadline = time.monotonic() + rng.uniform(0.2, 6.0)
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return process.poll() is None
+    events, seen = rng.randint(1, 4), _signature(out)
+    while process.poll() is None and events and time.monotonic() < deadline:
+        time.sleep(0.01)
+        now = _signature(out)
+        events -= now != seen
+        seen = now
+    end = time.monotonic() + rng.uniform(0.0, 0.3)
+    while process.poll() is None and time.monotonic() < end:
+        time.sleep(0.005)
+    return process.poll() is None
+
+
 def _sweep_command(out, sweep_file, rng):
     executor = rng.choice(["vectorized", "vectorized", "local"])
     argv = [sys.executable, "-m", "infovae", "sweep", str(sweep_file), "--out", str(out), "--executor", executor, "--no-progress"]
@@ -250,48 +288,57 @@ def _sweep_command(out, sweep_file, rng):
     return argv
 
 
+def _matches_reference(out, reference, names):
+    """Every trial of ``names`` ended with the numbers, and the metrics lines, of the uninterrupted sweep."""
+    for name in names:
+        mine, theirs = out / "trials" / name / "run", reference / "trials" / name / "run"
+        _same_numbers(_summary(mine), _summary(theirs))
+        ours = [json.loads(line) for line in (mine / "metrics.jsonl").read_text().splitlines()]
+        expected = [json.loads(line) for line in (theirs / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in ours] == [r["step"] for r in expected], name
+        for a, b in zip(ours, expected):
+            _same_numbers({k: v for k, v in a.items() if k not in TIMING}, {k: v for k, v in b.items() if k not in TIMING})
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(300 + 150 * CYCLES)  # a cycle is at most 90 s before its kill, then the workers' ends
+@pytest.mark.timeout(300 + 150 * CYCLES)  # a cycle waits at most 120 s for its kill, then for the workers' ends
 def test_kill_9_and_reruns_with_other_groupings_lose_nothing(reference, tmp_path):
     """Kill -9 a vectorised sweep (and its workers) at a random moment, rerun it with another chunk size,
-    fewer or more seeds, or the local executor, ``INFOVAE_FAULT_CYCLES`` times: no finished trial and no
-    checkpointed step is ever lost, and every trial ends with the numbers of the uninterrupted sweep."""
+    fewer or more seeds, or the local executor, ``INFOVAE_FAULT_CYCLES`` times (``INFOVAE_FAULT_SEED``
+    picks the moments and the options): no finished trial and no checkpointed step is ever lost, and every
+    trial ends with the numbers of the uninterrupted sweep. A sweep that finishes is checked against the
+    uninterrupted one and the cycles go on in a new folder, so that every cycle has work to interrupt."""
     rng = random.Random(int(os.environ.get("INFOVAE_FAULT_SEED", "0")))
-    out = tmp_path / "sweep"
     for n in (1, 2):  # a rerun may add seeds, or run a subset of them
         (tmp_path / f"seeds{n}.yaml").write_text(yaml.safe_dump({**SPEC, "seeds": list(range(n))}))
-    before, killed, advanced = {}, 0, 0
+    folders, before, killed, advanced = 0, {}, 0, 0
+    out = tmp_path / "sweep0"
     for cycle in range(CYCLES):
-        argv = _sweep_command(out, tmp_path / f"seeds{rng.choice([1, 2])}.yaml", rng)
+        seeds = rng.choice([1, 2])
+        argv = _sweep_command(out, tmp_path / f"seeds{seeds}.yaml", rng)
         process = subprocess.Popen(argv, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    text=True, start_new_session=True)  # fmt: skip
-        # Start-up and compilation take 15 - 40 s on two shared cores: a kill lands before, during or after training.
-        deadline = time.monotonic() + rng.uniform(1.0, 90.0)
-        while process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if process.poll() is None:  # the sweep, then each of its workers (each in a session of its own)
+        if _kill_moment(process, out, rng):  # the sweep, then each of its workers (each in a session of its own)
             killed += 1
             os.killpg(process.pid, signal.SIGKILL)
             for pid in _trial_processes(out):
                 os.kill(pid, signal.SIGKILL)
         _, stderr = process.communicate()
         while _trial_processes(out):  # they release their locks as they die
-            time.sleep(0.1)
+            time.sleep(0.05)
         assert "Traceback" not in stderr, f"cycle {cycle}: {' '.join(argv[2:])}\n{stderr[-3000:]}"
         after = _progress(out)
         lost = {name: (step, after.get(name, 0)) for name, step in before.items() if after.get(name, 0) < step}
         assert not lost, f"cycle {cycle} ({' '.join(argv[3:])}) lost progress: {lost}"
         advanced += after != before
         before = after
-    print(f"{CYCLES} cycles: {killed} killed, {advanced} advanced some trial's checkpoints or summaries")
+        if process.returncode == 0 and seeds == 2:  # finished whole: checked, and the next cycles start over
+            _matches_reference(out, reference, [t.name for t in (reference / "trials").iterdir()])
+            folders += 1
+            out, before = tmp_path / f"sweep{folders}", {}
+    print(f"{CYCLES} cycles: {killed} killed, {advanced} advanced some trial's checkpoints or summaries, "
+          f"{folders} sweeps finished whole along the way")  # fmt: skip
     final = subprocess.run(_sweep_command(out, tmp_path / "seeds2.yaml", rng), cwd=tmp_path, env=ENV, capture_output=True,
                            text=True, timeout=900)  # fmt: skip
     assert final.returncode == 0, final.stderr[-3000:]
-    for trial in sorted((reference / "trials").iterdir()):
-        mine = out / "trials" / trial.name / "run"
-        _same_numbers(_summary(mine), _summary(trial / "run"))
-        ours = [json.loads(line) for line in (mine / "metrics.jsonl").read_text().splitlines()]
-        theirs = [json.loads(line) for line in (trial / "run" / "metrics.jsonl").read_text().splitlines()]
-        assert [r["step"] for r in ours] == [r["step"] for r in theirs], trial.name
-        for a, b in zip(ours, theirs):
-            _same_numbers({k: v for k, v in a.items() if k not in TIMING}, {k: v for k, v in b.items() if k not in TIMING})
+    _matches_reference(out, reference, [t.name for t in (reference / "trials").iterdir()])
