@@ -9,7 +9,6 @@ holds those pixels and ``y`` the others, each in image order (the completion tas
 """
 
 import math
-import os
 import zipfile
 from pathlib import Path
 from typing import Literal
@@ -22,6 +21,7 @@ from infovae.data.base import Dataset
 from infovae.data.images import ImageLayout
 from infovae.data.registry import DataKind, DataSection, register_data
 from infovae.errors import DataError
+from infovae.machine import physical_memory
 
 __all__ = ["MAX_CLASSES", "MAX_NPZ_BYTES", "MIN_EXAMPLES", "NpzData", "load_npz", "max_data_bytes"]
 
@@ -139,11 +139,8 @@ def _float32(path, name, array):
 def max_data_bytes() -> int:
     """The most bytes the arrays of an ``.npz`` file may hold once loaded: :data:`MAX_NPZ_BYTES`, and at
     most half of this machine's memory."""
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # a system that does not say
-        return MAX_NPZ_BYTES
-    return min(MAX_NPZ_BYTES, memory // 2)
+    memory = physical_memory()
+    return MAX_NPZ_BYTES if memory is None else min(MAX_NPZ_BYTES, memory // 2)
 
 
 def _check_sizes(path):

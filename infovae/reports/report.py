@@ -16,6 +16,7 @@ from infovae.core.latents import CategoricalLatent
 from infovae.diagnostics.metrics import latent_codes
 from infovae.diagnostics.quantities import QUANTITIES
 from infovae.errors import RunDirError, UserInputError
+from infovae.machine import available_memory
 from infovae.reports import plots, verdicts
 from infovae.reports.arviz import DEFAULT_DRAWS, DEFAULT_EXAMPLES, run_datatree, write_datatree
 from infovae.reports.images import image_figures, missing_image_figures
@@ -358,13 +359,17 @@ def _check_writable(folder):
 
 
 def _check_draws(run, draws, examples):
-    """That the ArviZ data of ``draws`` per example for ``examples`` examples fits in memory."""
+    """That the ArviZ data of ``draws`` per example for ``examples`` examples fits in memory: at most
+    :data:`MAX_INFERENCE_VALUES` values, and float64 values with a copy for writing within the memory
+    available now."""
     test = run.splits.test
     values = draws * min(examples, len(test)) * (test.y_dim + run.config.model.latent_size + 1)
-    if values > MAX_INFERENCE_VALUES:
+    memory = available_memory()
+    limit = MAX_INFERENCE_VALUES if memory is None else min(MAX_INFERENCE_VALUES, memory // 16)
+    if values > limit:
         raise UserInputError(
             f"--draws {draws} x --examples {min(examples, len(test))} make {values:,} values in inference.nc; "
-            f"at most {MAX_INFERENCE_VALUES:,} are supported (lower --draws or --examples)"
+            f"at most {limit:,} fit in this machine's memory (lower --draws or --examples)"
         )
 
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from infovae.core.architecture import CVAEConfig
 from infovae.data.base import Dataset
 from infovae.errors import ConfigError, UserInputError
+from infovae.machine import available_memory
 from infovae.training.config_sections import RunConfig
 
 __all__ = ["MAX_ACTIVATIONS", "MAX_PARAMETERS", "architecture", "fit_batch_size"]
@@ -16,6 +17,9 @@ __all__ = ["MAX_ACTIVATIONS", "MAX_PARAMETERS", "architecture", "fit_batch_size"
 # example of the batch: 8 GB of float32).
 MAX_PARAMETERS = 1_000_000_000
 MAX_ACTIVATIONS = 2_000_000_000
+# Bytes a step holds per parameter (float32 weights, gradients and Adam's two moments) and per value of the
+# largest activation (kept for the backward pass, its gradient, and a temporary of the same shape).
+BYTES_PER_PARAMETER, BYTES_PER_ACTIVATION = 16, 12
 
 
 def architecture(config: RunConfig, train: Dataset) -> CVAEConfig:
@@ -49,6 +53,13 @@ def architecture(config: RunConfig, train: Dataset) -> CVAEConfig:
             f"train.batch_size={batch} with {values} latent values (or draws) of a "
             f"{max(arch.hidden, arch.decoder_output_dim)}-wide "
             f"decoder makes activations of {activations:,} values per step; at most {MAX_ACTIVATIONS:,} are supported"
+        )
+    needed, memory = arch.num_parameters * BYTES_PER_PARAMETER + activations * BYTES_PER_ACTIVATION, available_memory()
+    if memory is not None and needed > memory:
+        raise ConfigError(
+            f"a CVAE of {arch.num_parameters:,} parameters (model.hidden={m.hidden} on data of {train.x_dim} + "
+            f"{train.y_dim} columns) at train.batch_size={batch} needs about {needed / 2**30:.1f} GiB to train; "
+            f"this machine has {memory / 2**30:.1f} GiB available"
         )
     return arch
 

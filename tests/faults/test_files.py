@@ -114,3 +114,23 @@ def test_the_python_api_refuses_an_out_that_is_a_file(tmp_path):
     (tmp_path / "file").write_text("a file")
     with pytest.raises(RunDirError, match="is a file"):
         start_run(parse_config(TINY), tmp_path / "file", progress=False)
+
+
+def test_a_model_larger_than_the_memory_available_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    """A y of 10^6 columns makes a CVAE of 2.6 * 10^8 weights (the encoder reads y, the decoder writes it),
+    about 5 GiB to train: on a machine with 1 GiB available it is refused in one line naming the sizes,
+    before the run folder exists, instead of failing in an allocation after it was made."""
+    import numpy as np
+
+    from infovae.cli import main
+    from infovae.training import config_limits
+
+    np.savez(tmp_path / "data.npz", x=np.zeros((20, 2), np.float32), y=np.zeros((20, 10**6), np.float32))
+    (tmp_path / "c.yaml").write_text(f"data: {{kind: npz, path: {tmp_path / 'data.npz'}}}\nmodel: {{likelihood: gaussian}}\n")
+    monkeypatch.setattr(config_limits, "available_memory", lambda: 2**30)
+    with pytest.raises(SystemExit) as done:
+        main(["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert done.value.code == 2 and len(lines) == 1, lines
+    assert "258,035,848 parameters" in lines[0] and "GiB to train" in lines[0] and "1.0 GiB available" in lines[0]
+    assert not (tmp_path / "out").exists()
