@@ -37,11 +37,24 @@ def test_a_full_disk_at_a_runs_start_leaves_no_folder(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="as root, permissions do not stop a write")
-def test_a_report_in_a_read_only_folder_is_one_line(runs, tmp_path):
+def test_a_report_in_a_read_only_folder_is_one_line(runs, tmp_path, monkeypatch):
+    """A folder the user may not write (as root, where permissions stop nothing, every write into it
+    fails as the kernel would fail it)."""
+    import errno
+    from pathlib import Path
+
     from infovae.reports import write_report
 
     run = copy_run(runs, tmp_path / "run")
+    if os.geteuid() == 0:
+        write_bytes = Path.write_bytes
+
+        def refused(path, data):
+            if run in Path(path).parents:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return write_bytes(path, data)
+
+        monkeypatch.setattr(Path, "write_bytes", refused)
     run.chmod(0o500)
     try:
         with pytest.raises(RunDirError, match="cannot write the report"):
