@@ -35,8 +35,8 @@ an unexpected pass as a failure once the code is fixed, the signal to delete the
 Each case runs twice: ``forked`` (the default run) runs it through the command line's entry point
 (``infovae.cli.main``, what ``python -m infovae`` calls) in a process of its own, forked from one that
 imported the library once, all cases at once, so that the whole table costs about one start of the
-library; ``python-m`` (marked slow) runs it as ``[sys.executable, "-m", "infovae", ...]``, exactly as
-a user would.
+library; ``python-m`` (marked slow) runs every fourth case as ``[sys.executable, "-m", "infovae", ...]``,
+exactly as a user would (every case with ``INFOVAE_FAULT_ALL=1``).
 
 **Anything else** (a race, a signal, a damaged file read by the library) is a plain test in the module of
 its concern; mark it ``@pytest.mark.slow`` if it takes more than about five seconds. Numerics belong
