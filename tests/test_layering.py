@@ -18,7 +18,7 @@ ROOT = Path(__file__).parents[1] / "infovae"
 
 # Lowest first. A module may import its own layer and those below it, never one above.
 LAYERS = [
-    ("infovae.errors", "infovae.registry", "infovae.files", "infovae.core"),
+    ("infovae.errors", "infovae.registry", "infovae.files", "infovae.machine", "infovae.core"),
     ("infovae.data",),
     ("infovae.models", "infovae.guides", "infovae.objectives", "infovae.numpyro"),
     ("infovae.diagnostics",),
