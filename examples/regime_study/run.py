@@ -353,9 +353,13 @@ def verdicts(results, f):
     elif o["M1"] == "higher" and o["M3"] == "lower":
         mechanism = "**KL erosion**: the standard VAE's probe falls, and less as β → 0"
     elif o["M1"] in ("equivalent", "lower") and o["M2"] in ("equivalent", "lower"):
-        mechanism = "**No decay to explain**"
+        mechanism = "**No decay to explain**: the probe falls neither at β = 1 nor at β = 0"
     else:
-        mechanism = "**Not resolved**"
+        mechanism = "**Not resolved**" + (
+            ": the standard VAE's probe does not fall (M1, within the margin); whether it falls at β = 0 is not resolved (M2)"
+            if o["M1"] == "equivalent"
+            else ""
+        )
     clauses = {
         "M1": ("the standard VAE's probe falls where the contexts reveal the strategy",
                "the standard VAE's probe does not fall (within the margin)", "no fall of the standard VAE's probe is resolved"),
@@ -421,6 +425,10 @@ def verdicts(results, f):
                  "lower": "**No: the opposite**: at β = 0 the probe falls more with γ = 10",
                  "not resolved": "**Not resolved**: whether γ = 10 stops the fall at β = 0"}  # fmt: skip
         a_answer = stops[o["A1"]] + "; the standard VAE's probe does not resolvably fall"
+    elif o["M1"] == "equivalent":
+        a_answer = (
+            "**Not testable here**: the standard VAE's probe does not fall (M1, within the margin), so there is no decay to stop"
+        )
     else:
         a_answer = "**Not testable here**: the control's probe does not resolvably fall"
     out.append(
@@ -812,7 +820,7 @@ def write_figures(results, figures_dir, f):
     ax.set_xlabel("paired difference in units of its margin (symmetric log scale; 95% t-interval over seeds)", fontsize=8)
     for outcome, colour in colours.items():
         ax.plot([], [], "o", color=colour, label=outcome)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, axis="x")
     fig.suptitle("The family of comparisons (colour: outcome after Holm's correction)")
     save(fig, "family.png")
