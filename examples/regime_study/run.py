@@ -648,8 +648,9 @@ arm: {minutes}), with the code at commit `{commit}`.{full}
 **Exploratory and confirmatory.** Earlier runs of this study (the sweep files `control.yaml`, `discrete*.yaml`,
 `continuous*.yaml` beside `run.py`, seeds 0–4 on one data set) were exploratory: they chose the settings, the
 lengths and the questions, with settings extended after their curves were seen. A pilot of the confirmatory
-design (the same sweep files on seeds 100–103) then fixed the number of seeds and the windows of the probe's
-fall (where its curves peaked and ended). Neither is reported here.
+design (the same sweep files on seeds 100–103; its results are `docs/regime_study/results` at commit 3d5f803)
+then fixed the number of seeds and the windows of the probe's fall (where its curves peaked and ended).
+Neither is reported here.
 This page reports the confirmatory runs only (`confirm_*.yaml`), on fresh seeds never used before, each seed
 drawing its own data set (`seed_keys: [train.seed, data.seed]`) as well as its initialisation, so that
 intervals include the data's variability: {design}.
