@@ -90,7 +90,7 @@ def export_results(arms, out_dir, meta):
 
 @dataclass
 class Results:
-    """The study's results read back: ``trials`` (one row per trial, with its curves' decay tests
+    """The study's results read back: ``trials`` (one row per trial, with its curves' falls and decay
     added), ``curves`` (one row per validation evaluation) and ``meta``."""
 
     trials: pd.DataFrame
@@ -151,25 +151,16 @@ def window_fall(steps, values):
 
 def curve_tests(frame):
     """Per trial, from its validation curves: the fall between fixed windows (:func:`window_fall`) of the
-    probe, of the probe from (x, z) less the probe from x (the strategy information z carries beyond x), of
-    the decoder's use of z (``recon_z_gain``) and of ``mi``; the decay test of the probe over the late part
-    (is it still moving at the end?); ``probe_peak`` the curve's highest evaluation (descriptive: biased
-    upward)."""
+    probe, of the decoder's use of z (``recon_z_gain``) and of ``mi``; and the decay of the probe over the
+    late part (``decay_test``: was it still moving at the end?)."""
     steps = frame["step"].to_numpy(float)
-    out = {"probe_peak": float(np.nanmax(frame["probe_accuracy"])) if frame["probe_accuracy"].notna().any() else np.nan}
-    gain = frame["probe_xz_accuracy"] - frame["probe_x_accuracy"]
-    curves = {"fall": frame["probe_accuracy"], "gain_fall": gain, "use_fall": frame["recon_z_gain"], "mi_fall": frame["mi"]}
-    out |= {name: window_fall(steps, values.to_numpy(float)) for name, values in curves.items()}
+    curves = {"fall": "probe_accuracy", "use_fall": "recon_z_gain", "mi_fall": "mi"}
+    out = {name: window_fall(steps, frame[key].to_numpy(float)) for name, key in curves.items()}
     try:
-        result = decay_test(frame["probe_accuracy"].to_numpy(float), steps)
+        decay = decay_test(frame["probe_accuracy"].to_numpy(float), steps)["decay"]
     except UserInputError:  # no such curve (unlabelled data, say), or too short
-        result = dict.fromkeys(("decay", "low", "high", "p_value"), np.nan)
-    return out | {
-        "decay": result["decay"],
-        "decay_low": result["low"],
-        "decay_high": result["high"],
-        "decay_p": result["p_value"],
-    }
+        decay = np.nan
+    return out | {"decay": decay}
 
 
 # The values a test quantity can take: an interval of its mean is cut to them (an interval intersected with
