@@ -147,9 +147,18 @@ def test_mmd_identical_and_separated_samples():
     assert far > 1.0
 
 
-def test_mmd_single_identical_point_with_median_bandwidth_is_finite():
+@pytest.mark.parametrize("flush_denormal", [False, True])
+def test_mmd_single_identical_point_with_median_bandwidth_is_finite(flush_denormal):
+    """Identical points: zero, also with kernel scales below 1 where subnormals are flushed to 0 (as they
+    are once the Pyro backend has run in the process)."""
     x = torch.ones(3, 2)
-    assert mmd(x, x, bandwidth="median").item() == pytest.approx(0.0, abs=1e-12)
+    torch.set_flush_denormal(flush_denormal)
+    try:
+        for scales in (None, (0.1, 0.2, 0.5, 1.0)):
+            kwargs = {} if scales is None else {"scales": scales}
+            assert mmd(x, x, bandwidth="median", **kwargs).item() == pytest.approx(0.0, abs=1e-12)
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def test_mmd_errors():

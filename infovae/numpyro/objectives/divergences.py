@@ -142,8 +142,11 @@ def _median_squared_distance(d_xx, d_yy, d_xy):
     iu_x, iu_y = jnp.triu_indices(n, k=1), jnp.triu_indices(m, k=1)
     pooled = jnp.concatenate([d_xx[iu_x], d_yy[iu_y], d_xy.reshape(-1)])
     median = jax.lax.stop_gradient(jnp.median(pooled))
-    # All points identical: any width gives the same (zero) discrepancy; avoid 0/0.
-    return jnp.maximum(median, jnp.finfo(median.dtype).tiny)
+    # All points identical: any width gives the same (zero) discrepancy; avoid 0/0. The floor stays a
+    # normal number once multiplied by any kernel scale above the float's epsilon: subnormal widths are
+    # flushed to 0 where denormals are flushed (XLA on CPUs, torch once the Pyro backend has run).
+    info = jnp.finfo(median.dtype)
+    return jnp.maximum(median, info.tiny / info.eps)
 
 
 def mmd(x, y, kernel="imq", scales=DEFAULT_KERNEL_SCALES, bandwidth=None, num_features=None, rng_key=None):
