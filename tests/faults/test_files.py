@@ -126,7 +126,9 @@ def test_a_model_larger_than_the_memory_available_is_refused_before_anything_is_
     from infovae.training import config_limits
 
     np.savez(tmp_path / "data.npz", x=np.zeros((20, 2), np.float32), y=np.zeros((20, 10**6), np.float32))
-    (tmp_path / "c.yaml").write_text(f"data: {{kind: npz, path: {tmp_path / 'data.npz'}}}\nmodel: {{likelihood: gaussian}}\n")
+    (tmp_path / "c.yaml").write_text(
+        f"data: {{kind: npz, path: {tmp_path / 'data.npz'}}}\nmodel: {{likelihood: gaussian}}\ntrain: {{batch_size: 8}}\n"
+    )
     monkeypatch.setattr(config_limits, "available_memory", lambda: 2**30)
     with pytest.raises(SystemExit) as done:
         main(["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")])
