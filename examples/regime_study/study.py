@@ -18,8 +18,9 @@ import pandas as pd
 from scipy import stats
 
 import infovae
-from infovae.diagnostics import decay_test
+from infovae.diagnostics import decay_test, intervals
 from infovae.errors import UserInputError
+from infovae.reports.plots import RANGES
 
 TRIALS, CURVES, META = "trials.csv.gz", "curves.csv.gz", "meta.json"
 # The validation quantities kept per evaluation (every test quantity is kept per trial).
@@ -163,26 +164,23 @@ def curve_tests(frame):
     return out | {"decay": decay}
 
 
-# The values a test quantity can take: an interval of its mean is cut to them (an interval intersected with
-# the values the mean can take keeps its coverage), so that no accuracy is printed above 1.
+# The values a test quantity can take (the reports' ranges, and the probes from x and from (x, z)): an
+# interval of its mean is cut to them, so that no accuracy is printed above 1.
 BOUNDS = {
-    **{name: (0.0, 1.0) for name in ("probe_accuracy", "probe_x_accuracy", "probe_xz_accuracy", "bayes_accuracy")},
-    **{name: (0.0, 1.0) for name in ("nmi", "coverage_tv")},
-    **{name: (0.0, math.inf) for name in ("mi", "marginal_kl", "active_units")},
+    **RANGES,
+    **{name: (0.0, 1.0) for name in ("probe_x_accuracy", "probe_xz_accuracy")},
+    "active_units": (0.0, math.inf),
 }
 
 
 def t_interval(values, level=1 - ALPHA, metric=None):
-    """``(mean, low, high, n)`` of the mean over seeds: Student's t, cut to the values ``metric`` can take
+    """``(mean, low, high, n)`` of the mean over seeds: Student's t
+    (:func:`infovae.diagnostics.intervals.t_interval`), cut to the values ``metric`` can take
     (:data:`BOUNDS`)."""
-    values = np.asarray([v for v in values if np.isfinite(v)], float)
-    if len(values) < 2:
-        mean = float(values.mean()) if len(values) else math.nan
-        return mean, math.nan, math.nan, len(values)
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    n = int(np.isfinite(np.asarray(values, float)).sum())
+    mean, half = intervals.t_interval(values, level)
     floor, ceiling = BOUNDS.get(metric, (-math.inf, math.inf))
-    mean = float(values.mean())
-    return mean, max(mean - half, floor), min(mean + half, ceiling), len(values)
+    return mean, max(mean - half, floor), min(mean + half, ceiling), n
 
 
 @dataclass
