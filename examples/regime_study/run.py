@@ -9,8 +9,9 @@ control shows?
     python examples/regime_study/run.py --full ...              # longer runs and ten seeds, for one GPU
     python examples/regime_study/run.py --smoke --out /tmp/study --results /tmp/study/results   # tiny sizes
 
-Trains three confirmatory arms with the vectorised executor (``confirm_control.yaml``,
-``confirm_discrete.yaml``, ``confirm_continuous.yaml``), writes their per-trial results (every test
+Trains the confirmatory arms with the vectorised executor (``confirm_control.yaml``,
+``confirm_discrete.yaml``, ``confirm_continuous.yaml``, and the mechanism follow-up
+``confirm_mechanism.yaml``), writes their per-trial results (every test
 quantity and every validation curve, compressed) to ``--results``, and builds the write-up, its figures
 and the README's study block from those results alone: every number and every verdict is computed
 there, so ``--from-results`` gives the same write-up byte for byte. The older sweep files in this
@@ -32,8 +33,8 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from study import (  # noqa: E402
     ALPHA,
-    EARLY_WINDOW,
-    LATE_WINDOW,
+    DEFAULT_WINDOWS,
+    WINDOWS,
     Comparison,
     Results,
     correct,
@@ -46,10 +47,15 @@ import infovae  # noqa: E402
 from infovae.errors import UserInputError  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ARMS = ("control", "discrete", "continuous")
-# --full: the same settings trained longer with ten seeds (one GPU); --smoke: tiny sizes.
-FULL = {"train.steps": 15000, "train.eval_every": 250}
-FULL_CONTROL = {"train.steps": 9000, "train.eval_every": 50}
+ARMS = ("control", "discrete", "continuous", "mechanism")
+# --full: the same settings trained longer with ten seeds (one GPU; the mechanism follow-up keeps its
+# length, set by where the fall it measures happens); --smoke: tiny sizes.
+FULL = {
+    "control": {"train.steps": 9000, "train.eval_every": 50},
+    "discrete": {"train.steps": 15000, "train.eval_every": 250},
+    "continuous": {"train.steps": 15000, "train.eval_every": 250},
+    "mechanism": {},
+}
 FULL_SEEDS = list(range(300, 310))
 SMOKE = {"data.num_examples": 400, "model.hidden": 16, "train.steps": 40, "train.eval_every": 4, "train.eval_examples": 50}
 # (--smoke also keeps two seeds of each setting.)
@@ -58,7 +64,14 @@ PROBE_MARGIN = 0.02  # accuracy
 MI_MARGIN = 0.1  # nats
 USE_MARGIN = 0.1  # nats of reconstruction per example
 MMD_MARGIN = 0.002  # squared MMD (kernel units)
-FIGURES = ("control_curves.png", "control_mechanism.png", "family.png", "discrete_curves.png", "continuous_curves.png")
+FIGURES = (
+    "control_curves.png",
+    "control_mechanism.png",
+    "mechanism_curves.png",
+    "family.png",
+    "discrete_curves.png",
+    "continuous_curves.png",
+)
 COMMAND = (
     "python examples/regime_study/run.py --from-results docs/regime_study/results --doc docs/regime_study.md "
     "--figures docs/regime_study --readme README.md"
@@ -101,11 +114,8 @@ INFO = control(2.0, 0.0, gamma=10.0)
 INFO_JSD = control(2.0, 0.0, gamma=10.0, delta=0.1)
 LEARNED = control(2.0, 1.0, prior="learned")
 BETAS = (1.0, 0.5, 0.1, 0.0)
-# The fall's windows, in words.
-WINDOWS = (
-    f"the evaluations after {EARLY_WINDOW[0]:.0%} and up to {EARLY_WINDOW[1]:.0%} of the training steps less its mean over "
-    f"those after {LATE_WINDOW:.0%}"
-)
+# The falls' windows, in words: the three confirmatory arms', and the mechanism follow-up's.
+FALL_WORDS, MECHANISM_WORDS = str(DEFAULT_WINDOWS), str(WINDOWS["mechanism"])
 SHIFTS = (0.0, 1.0, 2.0)
 EARLIER = discrete(1.0, 1.0)
 
@@ -150,10 +160,11 @@ def sweep_spec(arm, args):
 
 
 def run_arms(args):
-    """Run (or resume) each arm's sweep; returns each arm's wall time in seconds."""
-    seconds = {}
+    """Run (or resume) each arm's sweep; returns each arm's wall time in seconds and its code's commit."""
+    seconds, commits = {}, {}
     for arm in args.arm or ARMS:
-        overrides = SMOKE if args.smoke else (FULL_CONTROL if arm == "control" else FULL) if args.full else None
+        commits[arm] = arm_commit(args.out, arm)
+        overrides = SMOKE if args.smoke else FULL[arm] if args.full else None
         sweep = infovae.sweep(
             sweep_spec(arm, args), out=args.out / arm, executor=args.executor, trials_per_program=args.trials_per_program,
             address=args.address, workers=args.workers, overrides=overrides, progress=False,
@@ -161,7 +172,7 @@ def run_arms(args):
         # From the times of the files the sweep wrote: a resumed or separately run arm is timed too.
         seconds[arm] = sweep.wall_seconds
         print(f"{arm}: {len(sweep.results)} trials, {seconds[arm] / 60:.1f} min", flush=True)
-    return seconds
+    return seconds, commits
 
 
 def this_machine():
@@ -178,6 +189,15 @@ def git_commit():
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def arm_commit(out, arm):
+    """The commit of the code that trains an arm: recorded when its sweep first starts, kept when it
+    resumes (arms may run at different times, from different commits)."""
+    path = out / f"{arm}.commit"
+    if not path.exists():
+        path.write_text(git_commit() + "\n")
+    return path.read_text().strip()
 
 
 # -- the numbers ---------------------------------------------------------------------------------------
@@ -203,6 +223,27 @@ def gain(results, arm, setting):
     return {seed: xz[seed] - x[seed] for seed in xz}
 
 
+FREE = control(2.0, 0.0)  # the standard setting without the KL: nothing charges z for information
+# The mechanism's comparisons and (a)'s, read on the control (keys M1-M6, A1, A2) and on the mechanism
+# follow-up (F1-F8): (number, label, metric, unit, setting a, setting b or None for "against 0", the fall
+# compared, margin).
+MECHANISM_ROWS = (
+    ("1", "probe fall of the standard VAE (β = 1, shift 2), against 0", "fall", "accuracy", STANDARD, None, "fall", PROBE_MARGIN),
+    ("2", "probe fall at β = 0 (shift 2), against 0", "fall", "accuracy", FREE, None, "fall", PROBE_MARGIN),
+    ("3", "probe fall at β = 0 less at β = 1 (shift 2)", "fall", "accuracy", FREE, STANDARD, "fall", PROBE_MARGIN),
+    ("4", "probe fall at β = 0: shift 2 less shift 0", "fall", "accuracy", FREE, control(0.0, 0.0), "fall", PROBE_MARGIN),
+    ("5", "fall of the decoder's use of z at β = 0 (shift 2)", "use fall", "nats", FREE, None, "use_fall", USE_MARGIN),
+    ("6", "fall of `mi` at β = 0 (shift 2)", "mi fall", "nats", FREE, None, "mi_fall", MI_MARGIN),
+    ("A1", "probe fall: β = 0, γ = 0 less γ = 10 (shift 2)", "fall", "accuracy", FREE, INFO, "fall", PROBE_MARGIN),
+    ("A2", "probe fall: standard VAE less InfoVAE (β = 0, γ = 10)", "fall", "accuracy", STANDARD, INFO, "fall", PROBE_MARGIN),
+)  # fmt: skip
+# Each row's key on each arm.
+MECHANISM_KEYS = {
+    "control": {"A1": "A1", "A2": "A2", **{str(i): f"M{i}" for i in range(1, 7)}},
+    "mechanism": {"A1": "F7", "A2": "F8", **{str(i): f"F{i}" for i in range(1, 7)}},
+}
+
+
 def family(results):
     """Every comparison the verdicts rest on, Holm-corrected together: ``{key: Comparison}``."""
     v = results.values
@@ -212,26 +253,13 @@ def family(results):
     def add(key, text, metric, unit, a, b, margin):
         c.append(Comparison(key, text, metric, unit, paired(a, b, margin)))
 
+    def mechanism(arm, prefix=""):
+        for number, text, metric, unit, a, b, fall, margin in MECHANISM_ROWS:
+            compared = None if b is None else v(arm, b, fall)
+            add(MECHANISM_KEYS[arm][number], prefix + text, metric, unit, v(arm, a, fall), compared, margin)
+
     fall = lambda s, key="fall": v(control_arm, s, key)  # noqa: E731
-    free = control(2.0, 0.0)  # the standard setting without the KL: nothing charges z for information
-    add(
-        "M1", "probe fall of the standard VAE (β = 1, shift 2), against 0", "fall", "accuracy", fall(STANDARD), None, PROBE_MARGIN
-    )
-    add("M2", "probe fall at β = 0 (shift 2), against 0", "fall", "accuracy", fall(free), None, PROBE_MARGIN)
-    add("M3", "probe fall at β = 0 less at β = 1 (shift 2)", "fall", "accuracy", fall(free), fall(STANDARD), PROBE_MARGIN)
-    add("M4", "probe fall at β = 0: shift 2 less shift 0", "fall", "accuracy", fall(free), fall(control(0.0, 0.0)), PROBE_MARGIN)
-    add("M5", "fall of the decoder's use of z at β = 0 (shift 2)", "use fall", "nats", fall(free, "use_fall"), None, USE_MARGIN)
-    add("M6", "fall of `mi` at β = 0 (shift 2)", "mi fall", "nats", fall(free, "mi_fall"), None, MI_MARGIN)
-    add("A1", "probe fall: β = 0, γ = 0 less γ = 10 (shift 2)", "fall", "accuracy", fall(free), fall(INFO), PROBE_MARGIN)
-    add(
-        "A2",
-        "probe fall: standard VAE less InfoVAE (β = 0, γ = 10)",
-        "fall",
-        "accuracy",
-        fall(STANDARD),
-        fall(INFO),
-        PROBE_MARGIN,
-    )
+    mechanism("control")
     add("A3", "probe fall: standard VAE less the learned prior", "fall", "accuracy", fall(STANDARD), fall(LEARNED), PROBE_MARGIN)
     add(
         "A4",
@@ -300,6 +328,7 @@ def family(results):
         v(continuous_arm, mmd, "probe_accuracy"),
         PROBE_MARGIN,
     )
+    mechanism("mechanism", "follow-up: ")
     return {comparison.key: comparison for comparison in correct(c)}
 
 
@@ -336,53 +365,88 @@ def answer(outcome, yes, no="equivalent", what=""):
 # -- the write-up --------------------------------------------------------------------------------------
 
 
+# Per comparison of the mechanism (MECHANISM_ROWS' numbers): what its outcome says, when above 0, equivalent,
+# not resolved, and below 0.
+READINGS = {
+    "1": ("the standard VAE's probe falls where the contexts reveal the strategy",
+          "the standard VAE's probe does not fall (within the margin)", "no fall of the standard VAE's probe is resolved",
+          "the standard VAE's probe rises"),
+    "2": ("the probe falls at β = 0, where nothing charges z for information",
+          "the probe does not fall at β = 0 (within the margin)", "no fall at β = 0 is resolved", "the probe rises at β = 0"),
+    "3": ("the fall is larger at β = 0 than at β = 1, so the KL does not drive it",
+          "the fall is as large at β = 0 as at β = 1 (within the margin)", "whether the fall changes with β is not resolved",
+          "the fall is larger at β = 1 than at β = 0, as KL erosion would make it"),
+    "4": ("the fall at β = 0 needs contexts that reveal the strategy (it is larger at shift 2 than at shift 0)",
+          "the fall at β = 0 is as large where the contexts reveal nothing (shift 0)",
+          "whether the fall at β = 0 needs contexts that reveal the strategy is not resolved",
+          "the fall at β = 0 is larger where the contexts reveal nothing"),
+    "5": ("the decoder's use of z falls at β = 0", "the decoder's use of z does not change at β = 0 (within the margin)",
+          "whether the decoder's use of z changes at β = 0 is not resolved", "the decoder's use of z rises at β = 0"),
+    "6": ("`mi` falls at β = 0", "`mi` does not change at β = 0 (within the margin)",
+          "whether `mi` changes at β = 0 is not resolved", "`mi` rises at β = 0"),
+}  # fmt: skip
+OUTCOME_INDEX = {"higher": 0, "equivalent": 1, "not resolved": 2, "lower": 3}
+
+
+def mechanism_answer(o, keys):
+    """The answer to "what is the control's decay?" from the outcomes ``o`` of one arm's mechanism
+    comparisons (``keys``: that arm's, :data:`MECHANISM_KEYS`)."""
+    kl, free, beta, shift, use, mi = (o[keys[str(i)]] for i in range(1, 7))
+    if free == "higher" and kl != "higher":
+        # A fall at beta = 0 cannot be the KL eroding z's information: nothing charges z for it there.
+        answer = "**Not KL erosion**: the probe falls at β = 0, where nothing charges z for information"
+        rising = [what for what, outcome in (("the decoder uses z more", use), ("z carries more information (`mi`)", mi))
+                  if outcome == "lower"]  # fmt: skip
+        if rising:
+            answer += ", while " + " and ".join(rising) + ": z is repurposed"
+        if shift == "higher":
+            answer += ", and only where the contexts reveal the strategy"
+        return answer
+    if kl == "higher" and free == "higher":
+        more = {"higher": ", more at β = 0 (the KL does not drive it)", "lower": ", more at β = 1 (the KL adds to it)"}
+        return "**Both**: the probe falls at β = 1 and at β = 0" + more.get(beta, "")
+    if kl == "higher" and free in ("equivalent", "lower"):
+        return "**KL erosion**: the standard VAE's probe falls, and not at β = 0"
+    if kl == "higher" and beta == "lower":
+        return "**KL erosion**: the standard VAE's probe falls, and less at β = 0"
+    if kl in ("equivalent", "lower") and free in ("equivalent", "lower"):
+        return "**No decay to explain**: the probe falls neither at β = 1 nor at β = 0"
+    why = ""
+    if kl == "equivalent":
+        why = (f": the standard VAE's probe does not fall ({keys['1']}, within the margin); whether it falls at β = 0 is "
+               f"not resolved ({keys['2']})")  # fmt: skip
+    return "**Not resolved**" + why
+
+
+def reading(o, keys):
+    """One arm's mechanism comparisons in words."""
+    return "; ".join(f"{READINGS[n][OUTCOME_INDEX[o[keys[n]]]]} ({keys[n]})" for n in READINGS)
+
+
+def a_answer(o, keys):
+    """(a)'s answer: whether gamma = 10 stops the fall that the arm ``keys`` shows."""
+    if o[keys["1"]] == "higher":
+        return answer(o[keys["A2"]], "higher", what="InfoVAE's probe falls as much as the standard VAE's")
+    if o[keys["2"]] == "higher":
+        stops = {"higher": "**Yes, for the fall the control shows**: at β = 0, γ = 10 stops the probe's fall",
+                 "equivalent": "**No**: at β = 0 the probe falls as much with γ = 10 (within the margin)",
+                 "lower": "**No: the opposite**: at β = 0 the probe falls more with γ = 10",
+                 "not resolved": "**Not resolved**: whether γ = 10 stops the fall at β = 0"}  # fmt: skip
+        return stops[o[keys["A1"]]] + "; the standard VAE's probe does not resolvably fall"
+    if o[keys["1"]] == "equivalent":
+        return (
+            f"**Not testable here**: the standard VAE's probe does not fall ({keys['1']}, within the margin), so there is "
+            "no decay to stop"
+        )
+    return "**Not testable here**: the control's probe does not resolvably fall"
+
+
 def verdicts(results, f):
     """Each question, its computed answer and the comparisons it rests on: ``[(title, answer, lines)]``."""
     out = []
     o = {key: f[key].outcome for key in f}
-    if o["M2"] == "higher":
-        # A fall at beta = 0 cannot be the KL eroding z's information: nothing charges z for it there.
-        mechanism = "**Not KL erosion**: the probe falls at β = 0, where nothing charges z for information"
-        if o["M5"] == "lower" or o["M6"] == "lower":
-            mechanism += ", while " + " and ".join(
-                what for key, what in (("M5", "the decoder uses z more"), ("M6", "z carries more information (`mi`)"))
-                if o[key] == "lower"
-            ) + ": z is repurposed"  # fmt: skip
-        if o["M4"] == "higher":
-            mechanism += ", and only where the contexts reveal the strategy"
-    elif o["M1"] == "higher" and o["M3"] == "lower":
-        mechanism = "**KL erosion**: the standard VAE's probe falls, and less as β → 0"
-    elif o["M1"] in ("equivalent", "lower") and o["M2"] in ("equivalent", "lower"):
-        mechanism = "**No decay to explain**: the probe falls neither at β = 1 nor at β = 0"
-    else:
-        mechanism = "**Not resolved**" + (
-            ": the standard VAE's probe does not fall (M1, within the margin); whether it falls at β = 0 is not resolved (M2)"
-            if o["M1"] == "equivalent"
-            else ""
-        )
-    clauses = {
-        "M1": ("the standard VAE's probe falls where the contexts reveal the strategy",
-               "the standard VAE's probe does not fall (within the margin)", "no fall of the standard VAE's probe is resolved"),
-        "M2": ("the probe falls at β = 0, where nothing charges z for information", "the probe does not fall at β = 0 "
-               "(within the margin)", "no fall at β = 0 is resolved"),
-        "M3": ("the fall is larger at β = 0 than at β = 1, so the KL does not drive it", "the fall is as large at β = 0 "
-               "as at β = 1 (within the margin)", "whether the fall changes with β is not resolved"),
-        "M4": ("the fall at β = 0 needs contexts that reveal the strategy (it is larger at shift 2 than at shift 0)",
-               "the fall at β = 0 is as large where the contexts reveal nothing (shift 0)",
-               "whether the fall at β = 0 needs contexts that reveal the strategy is not resolved"),
-        "M5": ("the decoder's use of z falls at β = 0", "the decoder's use of z does not change at β = 0 (within the "
-               "margin)", "whether the decoder's use of z changes at β = 0 is not resolved"),
-        "M6": ("`mi` falls at β = 0", "`mi` does not change at β = 0 (within the margin)",
-               "whether `mi` changes at β = 0 is not resolved"),
-    }  # fmt: skip
-    opposite = {
-        "M1": "the standard VAE's probe rises", "M2": "the probe rises at β = 0",
-        "M3": "the fall is larger at β = 1 than at β = 0, as KL erosion would make it",
-        "M4": "the fall at β = 0 is larger where the contexts reveal nothing",
-        "M5": "the decoder's use of z rises at β = 0", "M6": "`mi` rises at β = 0",
-    }  # fmt: skip
-    pick = {"higher": 0, "equivalent": 1, "not resolved": 2}
-    reading = "; ".join(f"{opposite[k] if o[k] == 'lower' else clauses[k][pick[o[k]]]} ({k})" for k in clauses)
+    follow, first = MECHANISM_KEYS["mechanism"], MECHANISM_KEYS["control"]
+    m = lambda setting, key="fall": mean_of(results, "mechanism", setting, key)  # noqa: E731
     falls = "; ".join(f"β = {b:g}: {mean_of(results, 'control', control(2.0, b), 'fall')}" for b in BETAS)
     shifts = "; ".join(f"shift {s:g}: {mean_of(results, 'control', control(s, 1.0), 'fall')}" for s in SHIFTS)
     shift0 = mean_of(results, "control", control(0.0, 0.0), "fall")
@@ -397,55 +461,54 @@ def verdicts(results, f):
     out.append(
         (
             "What is the decay that the positive control shows?",
-            mechanism,
+            mechanism_answer(o, follow),
             [
-                f"Validation probe fall (its mean over {WINDOWS}) at shift 2, by β: {falls}. At β = 1, by shift: {shifts}; "
-                f"at β = 0, shift 0: {shift0}.",
-                f"Over the same windows, the fall of the decoder's use of z (nats) and of `mi` (nats), shift 2 (negative: "
-                f"they rise): {changes}.",
-                f"Strategy information z carries beyond x at the end (test probe from (x, z) less from x alone), shift 2, by "
-                f"β: {gains}. The probe from x alone: {mean_of(results, 'control', STANDARD, 'probe_x_accuracy')} at "
-                f"shift 2, {mean_of(results, 'control', control(1.0, 1.0), 'probe_x_accuracy')} at shift 1, "
+                f"The mechanism follow-up (its fall: a validation curve's mean over {MECHANISM_WORDS}), shift 2: the "
+                f"standard VAE {m(STANDARD)}; β = 0 {m(FREE)}; InfoVAE (β = 0, γ = 10) {m(INFO)}; at β = 0, shift 0: "
+                f"{m(control(0.0, 0.0))}. Over the same windows, the fall of the decoder's use of z and of `mi` (nats; "
+                f"negative: they rise): β = 1: use of z {m(STANDARD, 'use_fall')}, `mi` {m(STANDARD, 'mi_fall')}; β = 0: "
+                f"use of z {m(FREE, 'use_fall')}, `mi` {m(FREE, 'mi_fall')}.",
+                *("- " + said(f[follow[n]]) for n in READINGS),
+                "In words, from the outcomes: " + reading(o, follow) + ".",
+                f"The control (its fall: the mean over {FALL_WORDS}, windows that begin after the fall the follow-up "
+                f"looks at), shift 2, by β: {falls}. At β = 1, by shift: {shifts}; at β = 0, shift 0: {shift0}. The fall "
+                f"of the decoder's use of z and of `mi` over the same windows, shift 2: {changes}.",
+                f"Strategy information z carries beyond x at the end of the control (test probe from (x, z) less from x "
+                f"alone), shift 2, by β: {gains}. The probe from x alone: "
+                f"{mean_of(results, 'control', STANDARD, 'probe_x_accuracy')} at shift 2, "
+                f"{mean_of(results, 'control', control(1.0, 1.0), 'probe_x_accuracy')} at shift 1, "
                 f"{mean_of(results, 'control', control(0.0, 1.0), 'probe_x_accuracy')} at shift 0.",
-                *("- " + said(f[k]) for k in clauses),
-                "In words, from the outcomes: " + reading + ".",
+                *("- " + said(f[first[n]]) for n in READINGS),
+                "The control, in words: " + reading(o, first) + ".",
                 "How to read it: a fall that is the KL eroding z's strategy information shows at β = 1 and shrinks as "
-                "β → 0 (M1 above 0, M3 below 0). A fall at β = 0 (M2), where nothing charges z for information, is "
+                "β → 0 (1 above 0, 3 below 0). A fall at β = 0 (2), where nothing charges z for information, is "
                 "something else: the latent repurposed, its capacity turned from the strategy to what x does not "
                 "reveal as the decoder learns to read the strategy from x; then it needs contexts that reveal the "
-                "strategy (M4 above 0), and z is used and informative as much as before or more (M5, M6 not above 0).",
+                "strategy (4 above 0), and z is used and informative as much as before or more (5, 6 not above 0). "
+                "The answer is read from the follow-up (F), which measures the fall where it happens; the control's "
+                "own comparisons (M) are reported as they came out.",
             ],
         )
     )
-    if o["M1"] == "higher":
-        a_answer = answer(o["A2"], "higher", what="InfoVAE's probe falls as much as the standard VAE's")
-    elif o["M2"] == "higher":
-        stops = {"higher": "**Yes, for the fall the control shows**: at β = 0, γ = 10 stops the probe's fall",
-                 "equivalent": "**No**: at β = 0 the probe falls as much with γ = 10 (within the margin)",
-                 "lower": "**No: the opposite**: at β = 0 the probe falls more with γ = 10",
-                 "not resolved": "**Not resolved**: whether γ = 10 stops the fall at β = 0"}  # fmt: skip
-        a_answer = stops[o["A1"]] + "; the standard VAE's probe does not resolvably fall"
-    elif o["M1"] == "equivalent":
-        a_answer = (
-            "**Not testable here**: the standard VAE's probe does not fall (M1, within the margin), so there is no decay to stop"
-        )
-    else:
-        a_answer = "**Not testable here**: the control's probe does not resolvably fall"
     out.append(
         (
             "(a) Does β ≈ 0 with strong γ stop the probe decay?",
-            a_answer,
+            a_answer(o, follow),
             [
-                "Positive control, shift 2, probe fall: β = 0, γ = 0 "
-                f"{mean_of(results, 'control', control(2.0, 0.0), 'fall')}; InfoVAE (β = 0, γ = 10) "
+                f"The mechanism follow-up, shift 2, probe fall: β = 0, γ = 0 {m(FREE)}; InfoVAE (β = 0, γ = 10) "
+                f"{m(INFO)}; the standard VAE {m(STANDARD)}.",
+                *("- " + said(f[follow[n]]) for n in ("A1", "A2")),
+                "The control, shift 2, probe fall: β = 0, γ = 0 "
+                f"{mean_of(results, 'control', FREE, 'fall')}; InfoVAE (β = 0, γ = 10) "
                 f"{mean_of(results, 'control', INFO, 'fall')}; InfoVAE + JSD {mean_of(results, 'control', INFO_JSD, 'fall')}; "
                 f"the standard VAE {mean_of(results, 'control', STANDARD, 'fall')}; the learned prior "
                 f"{mean_of(results, 'control', LEARNED, 'fall')}. Test probe: standard VAE "
                 f"{mean_of(results, 'control', STANDARD, 'probe_accuracy')}, InfoVAE "
                 f"{mean_of(results, 'control', INFO, 'probe_accuracy')}.",
                 *("- " + said(f[k]) for k in ("A1", "A2", "A3", "A4")),
-                "Yes needs the fall the control shows stopped: A2 above 0 where the standard VAE's probe falls (M1), "
-                "otherwise A1 above 0 where the probe falls at β = 0 (M2); No needs it equivalent to 0.",
+                f"Yes needs the fall the control shows stopped: {follow['A2']} above 0 where the standard VAE's probe falls "
+                f"({follow['1']}), otherwise {follow['A1']} above 0 where the probe falls at β = 0 ({follow['2']}); No needs "
+                "it equivalent to 0. Read from the follow-up.",
             ],
         )
     )
@@ -533,6 +596,8 @@ TABLE_METRICS = {
                 ("probe_xz_accuracy", "probe from (x, z)"), ("recon_z_gain", "use of z"), ("mi", "`mi`")),
     "discrete": (("probe_accuracy", "probe"), ("fall", "fall"), ("mi", "`mi`"), ("marginal_mmd", "`marginal_mmd`"),
                  ("coverage_tv", "coverage TV"), ("nll", "NLL"), ("latent_perplexity", "perplexity")),
+    "mechanism": (("probe_accuracy", "probe"), ("fall", "fall"), ("probe_x_accuracy", "probe from x"),
+                  ("probe_xz_accuracy", "probe from (x, z)"), ("recon_z_gain", "use of z"), ("mi", "`mi`")),
     "continuous": (("probe_accuracy", "probe"), ("fall", "fall"), ("mi", "`mi`"), ("marginal_mmd", "`marginal_mmd`"),
                    ("marginal_kl", "`marginal_kl`"), ("active_units", "active units"), ("nll", "NLL")),
 }  # fmt: skip
@@ -598,7 +663,7 @@ def doc_text(results, f, figures):
     outcomes = {o: sum(c.outcome == o for c in f.values()) for o in ("higher", "lower", "equivalent", "not resolved")}
     return DOC.format(
         command=COMMAND,
-        commit=meta.get("commit", "unknown"),
+        commits=_commits(meta),
         machine=meta.get("machine", "unknown"),
         minutes=", ".join(f"{arm} {s / 60:.0f} min" for arm, s in meta.get("seconds", {}).items()),
         full="" if meta.get("full") else FULL_NOTE,
@@ -616,10 +681,20 @@ def doc_text(results, f, figures):
         control_table=table(results, "control"),
         discrete_table=table(results, "discrete"),
         continuous_table=table(results, "continuous"),
+        mechanism_table=table(results, "mechanism"),
+        mechanism_windows=MECHANISM_WORDS,
         convergence=convergence(results),
         figures=figures,
         windows=WINDOWS,
     )
+
+
+def _commits(meta):
+    """The code's commit per arm, in words: arms that ran from one commit are named together."""
+    by_commit = {}
+    for arm, commit in meta.get("commits", {}).items():
+        by_commit.setdefault(commit, []).append(arm)
+    return "; ".join(f"{', '.join(arms)} at commit `{commit}`" for commit, arms in by_commit.items()) or "unknown"
 
 
 def _group_bullets(lines):
@@ -642,8 +717,8 @@ DOC = """# The regime study
 Every number on this page is computed from the per-trial results committed in
 [`regime_study/results/`](regime_study/results/) (each trial's config keys and seeds, every test quantity, every
 validation curve) by `{command}`; `--from-results` rebuilds this page and its figures from them without
-training, byte for byte. The three arms ran side by side on {machine} shared with other work (wall time per
-arm: {minutes}), with the code at commit `{commit}`.{full}
+training, byte for byte. The arms ran on {machine} shared with other work (wall time per arm: {minutes}), with
+the code of {commits}.{full}
 
 **Exploratory and confirmatory.** Earlier runs of this study (the sweep files `control.yaml`, `discrete*.yaml`,
 `continuous*.yaml` beside `run.py`, seeds 0–4 on one data set) were exploratory: they chose the settings, the
@@ -654,6 +729,12 @@ Neither is reported here.
 This page reports the confirmatory runs only (`confirm_*.yaml`), on fresh seeds never used before, each seed
 drawing its own data set (`seed_keys: [train.seed, data.seed]`) as well as its initialisation, so that
 intervals include the data's variability: {design}.
+The fourth arm, the mechanism follow-up (`confirm_mechanism.yaml`), was designed after the other three had
+run: their control's curves showed the probe at β = 0 falling from its first evaluation to about step 300,
+before the control's early window began, so the control's fall could not see it. The follow-up looks there
+(shorter runs, evaluated more often; its fall is the mean over {mechanism_windows}), with its settings,
+windows and the rule that turns its outcomes into the mechanism's answer committed before it ran, on seeds of
+its own. The control's curves are exploratory for that question; the follow-up is confirmatory.
 
 **Design.** Within each arm every setting trains equally long (matched budgets) with Adam at 1e-3, and every
 comparison is paired by seed (a seed fixes the data generator's draws, the data order and, where the networks
@@ -695,6 +776,12 @@ the prior.
 ![validation probe curves of the positive control]({figures}/control_curves.png)
 
 ![the fall of the control's probe, of the decoder's use of z and of mi, by beta]({figures}/control_mechanism.png)
+
+## The mechanism follow-up
+
+{mechanism_table}
+
+![the mechanism follow-up: the probe, the decoder's use of z and mi over training]({figures}/mechanism_curves.png)
 
 ## The discrete arm
 
@@ -795,10 +882,24 @@ def write_figures(results, figures_dir, f):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False)
     fig.suptitle(
-        f"The mechanism, by β: each curve's mean over {WINDOWS} (means over seeds, 95% t-intervals; below 0: it rose)",
+        f"The mechanism, by β: each curve's mean over {FALL_WORDS} (means over seeds, 95% t-intervals; below 0: it rose)",
         fontsize=10,
     )
     save(fig, "control_mechanism.png")
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharex=True, layout="constrained")
+    windows = WINDOWS["mechanism"]
+    for ax, (key, title) in zip(axes, (("probe_accuracy", "validation probe accuracy"),
+                                       ("recon_z_gain", "decoder's use of z, nats"), ("mi", "mi, nats"))):  # fmt: skip
+        _curves_panel(ax, results, "mechanism", settings_of("mechanism"), title, key=key)
+        last = results.curves[results.curves["arm"] == "mechanism"]["step"].max()
+        ax.axvspan(windows.early[0] * last, windows.early[1] * last, color="C2", alpha=0.12, label="early window")
+        ax.axvspan(windows.late * last, last, color="0.5", alpha=0.12, label="late window")
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.suptitle(
+        "The mechanism follow-up over training (means over seeds); its fall: the early window's mean less the late one's"
+    )
+    save(fig, "mechanism_curves.png")
 
     comparisons = list(f.values())
     fig, ax = plt.subplots(figsize=(11, 1.2 + 0.34 * len(comparisons)), layout="constrained")
@@ -907,16 +1008,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.from_results is None:
-            # The code that trains: recorded when the runs start, kept when they resume or run arm by arm.
             args.out.mkdir(parents=True, exist_ok=True)
-            if not (args.out / "COMMIT").exists():
-                (args.out / "COMMIT").write_text(git_commit() + "\n")
-            commit = (args.out / "COMMIT").read_text().strip()
-            seconds = run_arms(args)
+            seconds, commits = run_arms(args)
             if args.arm:
                 return 0
             results_dir = args.results or args.out / "results"
-            meta = {"commit": commit, "machine": args.machine or this_machine(), "seconds": seconds, "full": args.full}
+            meta = {"commits": commits, "machine": args.machine or this_machine(), "seconds": seconds, "full": args.full}
             export_results({arm: [args.out / arm] for arm in ARMS}, results_dir, meta)
             print(f"wrote {results_dir}")
         else:

@@ -106,8 +106,11 @@ class Results:
             raise UserInputError(f"{folder} holds no study results (missing {', '.join(missing)})")
         trials = pd.read_csv(folder / TRIALS)
         curves = pd.read_csv(folder / CURVES)
-        derived = {trial: curve_tests(group) for trial, group in curves.groupby("trial", sort=False)}
-        extra = pd.DataFrame([derived[t] for t in trials["trial"]], index=trials.index)
+        derived = {
+            (arm, trial): curve_tests(group, WINDOWS.get(arm, DEFAULT_WINDOWS))
+            for (arm, trial), group in curves.groupby(["arm", "trial"], sort=False)
+        }
+        extra = pd.DataFrame([derived[key] for key in zip(trials["arm"], trials["trial"])], index=trials.index)
         return cls(pd.concat([trials, extra], axis=1), curves, json.loads((folder / META).read_text()))
 
     def rows(self, arm, overrides):
@@ -127,36 +130,49 @@ class Results:
         return frame["step"].to_numpy(float), frame[key].to_numpy(float)
 
 
-# The windows of a curve's fall, fixed before the confirmatory runs from the pilot's curves (seeds 100-103):
-# the evaluations after 5% and up to 20% of the training steps (where the control's probe peaked) and those
-# after 75% (its end).
-EARLY_WINDOW = (0.05, 0.20)
-LATE_WINDOW = 0.75
+@dataclass(frozen=True)
+class Windows:
+    """The windows of a curve's fall, as fractions of its last step: the evaluations after ``early[0]`` and
+    up to ``early[1]`` of the training steps, and those after ``late``."""
+
+    early: tuple
+    late: float
+
+    def __str__(self):
+        start = f"after {self.early[0]:.0%} and up to" if self.early[0] > 0 else "up to"
+        return f"the evaluations {start} {self.early[1]:.0%} of the training steps less its mean over those after {self.late:.0%}"
 
 
-def window_fall(steps, values):
-    """A curve's mean over the early window (:data:`EARLY_WINDOW`, fractions of the last step) less its mean
-    over the late one (after :data:`LATE_WINDOW`): positive where it fell, negative where it rose. The
-    windows are fixed in advance, not chosen from the curve (a best evaluation less the last is biased
-    upward by the noise), so the fall is 0 on average on a flat curve whatever its noise; the noise of
-    one curve is carried into the comparisons by the spread of the falls over seeds. NaN where a window
-    holds no finite evaluation."""
+# Fixed before the runs they measure. The three confirmatory arms: from the pilot's curves (seeds 100-103),
+# where the control's probe peaked (after 5% and up to 20% of training) and ended (after 75%). The mechanism
+# follow-up: from the confirmatory control's curves, where its probe at beta = 0 fell (from the first
+# evaluation until 20% of its 1500 steps) and had levelled off (after 50%).
+WINDOWS = {"mechanism": Windows(early=(0.0, 0.10), late=0.50)}
+DEFAULT_WINDOWS = Windows(early=(0.05, 0.20), late=0.75)
+
+
+def window_fall(steps, values, windows=DEFAULT_WINDOWS):
+    """A curve's mean over the early window less its mean over the late one (:class:`Windows`): positive
+    where it fell, negative where it rose. The windows are fixed in advance, not chosen from the curve (a
+    best evaluation less the last is biased upward by the noise), so the fall is 0 on average on a flat
+    curve whatever its noise; the noise of one curve is carried into the comparisons by the spread of the
+    falls over seeds. NaN where a window holds no finite evaluation."""
     steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
     last = steps.max()
-    early = (steps > EARLY_WINDOW[0] * last) & (steps <= EARLY_WINDOW[1] * last) & np.isfinite(values)
-    late = (steps > LATE_WINDOW * last) & np.isfinite(values)
+    early = (steps > windows.early[0] * last) & (steps <= windows.early[1] * last) & np.isfinite(values)
+    late = (steps > windows.late * last) & np.isfinite(values)
     if not early.any() or not late.any():
         return np.nan
     return float(values[early].mean() - values[late].mean())
 
 
-def curve_tests(frame):
+def curve_tests(frame, windows=DEFAULT_WINDOWS):
     """Per trial, from its validation curves: the fall between fixed windows (:func:`window_fall`) of the
     probe, of the decoder's use of z (``recon_z_gain``) and of ``mi``; and the decay of the probe over the
     late part (``decay_test``: was it still moving at the end?)."""
     steps = frame["step"].to_numpy(float)
     curves = {"fall": "probe_accuracy", "use_fall": "recon_z_gain", "mi_fall": "mi"}
-    out = {name: window_fall(steps, frame[key].to_numpy(float)) for name, key in curves.items()}
+    out = {name: window_fall(steps, frame[key].to_numpy(float), windows) for name, key in curves.items()}
     try:
         decay = decay_test(frame["probe_accuracy"].to_numpy(float), steps)["decay"]
     except UserInputError:  # no such curve (unlabelled data, say), or too short
