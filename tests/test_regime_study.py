@@ -69,6 +69,32 @@ def test_the_fall_between_fixed_windows_is_unbiased_on_flat_curves_and_finds_a_p
     assert np.isnan(study.window_fall(steps[steps > 400], curve[steps > 400]))
 
 
+def test_each_arm_reads_its_fall_over_its_own_windows():
+    # A probe that falls from 0.6 to 0.45 by step 60 of 600 and stays there: the follow-up's windows (the first
+    # 10% against after 50%) see the whole fall; the confirmatory arms' (after 5% and up to 20% against after
+    # 75%) see only what is left of it in their early window.
+    steps = np.arange(20, 601, 20, dtype=float)
+    probe = np.where(steps <= 60, 0.6, 0.45)
+    assert study.window_fall(steps, probe, study.WINDOWS["mechanism"]) == pytest.approx(0.15)
+    assert study.window_fall(steps, probe) == pytest.approx(np.mean(probe[(steps > 30) & (steps <= 120)]) - 0.45)
+
+
+@pytest.mark.parametrize(
+    "kl, free, beta, expected",
+    [
+        ("equivalent", "higher", "higher", "**Not KL erosion**"),
+        ("higher", "equivalent", "lower", "**KL erosion**"),
+        ("higher", "higher", "lower", "**Both**"),
+        ("equivalent", "equivalent", "equivalent", "**No decay to explain**"),
+        ("equivalent", "not resolved", "not resolved", "**Not resolved**"),
+    ],
+)
+def test_the_mechanism_answer_is_read_from_the_outcomes_by_its_rule(kl, free, beta, expected):
+    keys = run.MECHANISM_KEYS["mechanism"]
+    outcomes = {keys["1"]: kl, keys["2"]: free, keys["3"]: beta} | {keys[n]: "not resolved" for n in "456"}
+    assert run.mechanism_answer(outcomes, keys).startswith(expected)
+
+
 @pytest.mark.skipif(not (RESULTS / study.TRIALS).exists(), reason="no committed study results")
 def test_the_write_up_and_readme_block_are_rebuilt_from_the_committed_results():
     results = study.Results.read(RESULTS)

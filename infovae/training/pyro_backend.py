@@ -9,6 +9,7 @@ store, so that two runs in one process do not share or clear each other's weight
 
 import copy
 import math
+from contextlib import contextmanager
 
 import numpy as np
 import pyro
@@ -95,6 +96,25 @@ def _arrays(tree):
     return tree
 
 
+def flushing_subnormals():
+    """Whether torch reads numbers below float32's normal range as zero (it has no getter for its switch)."""
+    return (torch.tensor([1e-40], dtype=torch.float32, device="cpu") * 1.0).item() == 0.0
+
+
+@contextmanager
+def subnormals_flushed():
+    """Numbers below float32's normal range (Adam's second moments of tiny gradients, weights that decay
+    towards zero) read as zero while training steps run, as XLA does on a CPU: arithmetic on subnormals
+    runs several times slower on x86 CPUs. The switch is torch's and process-wide, so the caller's
+    setting is restored afterwards (no effect where the CPU has no such mode)."""
+    before = flushing_subnormals()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(before)
+
+
 class PyroBackend(Backend):
     name = "pyro"
     # One step at a time: Pyro runs eagerly, so chunks would only delay the progress bar.
@@ -104,11 +124,6 @@ class PyroBackend(Backend):
     def __init__(self, configs, arch, train_data):
         super().__init__(configs, arch, train_data)
         (config,) = self.configs
-        # Numbers below float32's normal range (Adam's second moments of tiny gradients, weights that
-        # decay towards zero) are read as zero, as XLA does on a CPU: arithmetic on subnormals runs
-        # several times slower on x86 CPUs. It is torch's process-wide switch (no effect where the
-        # CPU has none).
-        torch.set_flush_denormal(True)
         self.device = torch.device(config.train.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise UserInputError("train.device=cuda, but torch finds no CUDA device (the Pyro backend runs where torch runs)")
@@ -145,11 +160,12 @@ class PyroBackend(Backend):
         if not active[0]:
             return {}
         steps = []
-        for index in indices[0]:
-            terms = self._step(self.train_x[index], self.train_y[index])
-            steps.append(terms)
-            if not all(math.isfinite(v) for v in terms.values()):
-                break
+        with subnormals_flushed():
+            for index in indices[0]:
+                terms = self._step(self.train_x[index], self.train_y[index])
+                steps.append(terms)
+                if not all(math.isfinite(v) for v in terms.values()):
+                    break
         return {name: np.array([[s[name] for s in steps]]) for name in steps[0]}
 
     def _step(self, x, y):
