@@ -217,6 +217,11 @@ def mean_of(results, arm, setting, metric, digits=3):
     return fmt(mean, low, high, digits)
 
 
+def per_seed(results, arm, setting, metric):
+    """``seed: value`` of one setting, seed by seed, in words."""
+    return ", ".join(f"{seed}: {value:.3f}" for seed, value in results.values(arm, setting, metric).items())
+
+
 def gain(results, arm, setting):
     """``{seed: probe from (x, z) less probe from x}`` on the test split."""
     xz, x = results.values(arm, setting, "probe_xz_accuracy"), results.values(arm, setting, "probe_x_accuracy")
@@ -411,11 +416,12 @@ def mechanism_answer(o, keys):
         return "**KL erosion**: the standard VAE's probe falls, and less at β = 0"
     if kl in ("equivalent", "lower") and free in ("equivalent", "lower"):
         return "**No decay to explain**: the probe falls neither at β = 1 nor at β = 0"
-    why = ""
-    if kl == "equivalent":
-        why = (f": the standard VAE's probe does not fall ({keys['1']}, within the margin); whether it falls at β = 0 is "
-               f"not resolved ({keys['2']})")  # fmt: skip
-    return "**Not resolved**" + why
+    at_one = {
+        "equivalent": f"the standard VAE's probe does not fall ({keys['1']}, within the margin)",
+        "not resolved": f"neither a fall of the standard VAE's probe nor its absence is resolved ({keys['1']})",
+    }
+    at_zero = f"whether the probe falls at β = 0 is not resolved ({keys['2']})"
+    return "**Not resolved**" + (f": {at_one[kl]}; {at_zero}" if kl in at_one and free == "not resolved" else "")
 
 
 def reading(o, keys):
@@ -467,7 +473,8 @@ def verdicts(results, f):
                 f"standard VAE {m(STANDARD)}; β = 0 {m(FREE)}; InfoVAE (β = 0, γ = 10) {m(INFO)}; at β = 0, shift 0: "
                 f"{m(control(0.0, 0.0))}. Over the same windows, the fall of the decoder's use of z and of `mi` (nats; "
                 f"negative: they rise): β = 1: use of z {m(STANDARD, 'use_fall')}, `mi` {m(STANDARD, 'mi_fall')}; β = 0: "
-                f"use of z {m(FREE, 'use_fall')}, `mi` {m(FREE, 'mi_fall')}.",
+                f"use of z {m(FREE, 'use_fall')}, `mi` {m(FREE, 'mi_fall')}. The probe's fall at β = 0, shift 2, seed by "
+                f"seed: {per_seed(results, 'mechanism', FREE, 'fall')}.",
                 *("- " + said(f[follow[n]]) for n in READINGS),
                 "In words, from the outcomes: " + reading(o, follow) + ".",
                 f"The control (its fall: the mean over {FALL_WORDS}, windows that begin after the fall the follow-up "
@@ -709,7 +716,8 @@ def _group_bullets(lines):
 
 
 FULL_NOTE = (
-    " `--full` (the same settings at 15000 steps, the control at 9000, ten seeds, for one GPU) was not run: no GPU was at hand."
+    " `--full` (the same settings at 15000 steps, the control at 9000, the mechanism follow-up at its 600, ten seeds, for one"
+    " GPU) was not run: no GPU was at hand."
 )
 
 DOC = """# The regime study
@@ -895,7 +903,7 @@ def write_figures(results, figures_dir, f):
         last = results.curves[results.curves["arm"] == "mechanism"]["step"].max()
         ax.axvspan(windows.early[0] * last, windows.early[1] * last, color="C2", alpha=0.12, label="early window")
         ax.axvspan(windows.late * last, last, color="0.5", alpha=0.12, label="late window")
-    axes[0].legend(fontsize=7, frameon=False)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=6, fontsize=8, frameon=False)
     fig.suptitle(
         "The mechanism follow-up over training (means over seeds); its fall: the early window's mean less the late one's"
     )
