@@ -37,6 +37,7 @@ from infovae.numpyro.models import CVAEModel
 from infovae.numpyro.objectives import InfoVAE_ELBO
 from infovae.numpyro.weights import state_dicts_to_numpyro
 from infovae.training.backends import Backend, Hyper, learning_rate, scheduled_weights
+from infovae.training.stored_programs import StoredProgram
 
 __all__ = ["CACHE_ENV", "EVAL_BLOCK", "NumPyroBackend", "use_compilation_cache"]
 
@@ -50,16 +51,19 @@ CACHE_ENV = "INFOVAE_JAX_CACHE"
 def use_compilation_cache():
     """Keep XLA's compiled programs on disk, so that a run or sweep trial whose shapes were compiled
     before (by any process on this machine) starts in seconds rather than after a fresh compilation.
-    A cache folder the user set for JAX is left as it is."""
-    if jax.config.jax_compilation_cache_dir:
-        return
-    folder = os.environ.get(CACHE_ENV) or str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "infovae" / "jax")
-    if folder.lower() == "off":
-        return
-    jax.config.update("jax_compilation_cache_dir", folder)
-    # Every program, however quickly it compiles: a run compiles about 60 (most of them small host-side
-    # operations), and caching them all took a warm 100-step run on digits from 26 to 20 CPU seconds.
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    A cache folder the user set for JAX is kept. Returns the folder for traced programs
+    (:mod:`~infovae.training.stored_programs`), inside the compilation cache's; None when it is off."""
+    if not jax.config.jax_compilation_cache_dir:
+        folder = os.environ.get(CACHE_ENV) or str(
+            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "infovae" / "jax"
+        )
+        if folder.lower() == "off":
+            return None
+        jax.config.update("jax_compilation_cache_dir", folder)
+        # Every program, however quickly it compiles: a run compiles about 60 (most of them small host-side
+        # operations), and caching them all took a warm 100-step run on digits from 26 to 20 CPU seconds.
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return Path(jax.config.jax_compilation_cache_dir) / "programs"
 
 
 def _stack(trees):
@@ -79,7 +83,7 @@ class NumPyroBackend(Backend):
 
     def __init__(self, configs, arch, train_data):
         super().__init__(configs, arch, train_data)
-        use_compilation_cache()
+        programs = use_compilation_cache()
         first = self.configs[0]
         self.steps = first.train.steps
         self.model, self.guide = CVAEModel(arch), CVAEGuide(arch)
@@ -102,9 +106,23 @@ class NumPyroBackend(Backend):
         self.opt_state = jax.vmap(optax.scale_by_adam().init)(self.params)
         self.keys = jnp.stack([jax.random.PRNGKey(c.train.seed) for c in self.configs])
         self.step_count = jnp.zeros(self.num_trials, jnp.int32)
-        self._train = jax.jit(self._train_impl)
-        self._evaluate = jax.jit(self._evaluate_impl, static_argnames=("num_labels",))
+        closure = self._closure()
+        self._train = StoredProgram(self._train_impl, "train", closure, programs)
+        self._evaluate = StoredProgram(self._evaluate_impl, "evaluate", closure, programs, static_argnames=("num_labels",))
         self._eval_sets = {}
+
+    def _closure(self):
+        """What the compiled programs read besides their arguments, as text (the key of a stored program):
+        the architecture, the training set's size and the group's configs. The seeds are left out: they
+        enter as arguments (initial weights, random keys, evaluation subsets), so trials that differ only
+        in their seeds share programs (tests/training/test_stored_programs.py checks it)."""
+        configs = []
+        for config in self.configs:
+            raw = config.model_dump(mode="json")
+            raw["train"].pop("seed")
+            raw["data"].pop("seed", None)
+            configs.append(raw)
+        return repr((self.arch, self.num_data, configs))
 
     # -- arrays in -------------------------------------------------------------------------------
 
