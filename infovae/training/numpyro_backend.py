@@ -27,6 +27,7 @@ import optax
 
 from infovae.core.initial_weights import cvae_initial_weights
 from infovae.core.latents import CategoricalLatent, GaussianLatent
+from infovae.core.marginals import MARGINALS
 from infovae.core.objective import assemble_loss
 from infovae.data.base import evaluation_subset
 from infovae.diagnostics import jax_metrics, metrics
@@ -37,7 +38,7 @@ from infovae.numpyro.models import CVAEModel
 from infovae.numpyro.objectives import InfoVAE_ELBO
 from infovae.numpyro.weights import state_dicts_to_numpyro
 from infovae.training.backends import Backend, Hyper, learning_rate, scheduled_weights
-from infovae.training.stored_programs import StoredProgram
+from infovae.training.stored_programs import StoredProgram, code_digest
 
 __all__ = ["CACHE_ENV", "EVAL_BLOCK", "NumPyroBackend", "use_compilation_cache"]
 
@@ -113,16 +114,26 @@ class NumPyroBackend(Backend):
 
     def _closure(self):
         """What the compiled programs read besides their arguments, as text (the key of a stored program):
-        the architecture, the training set's size and the group's configs. The seeds are left out: they
+        the architecture, the training set's size, the group's configs and any plug-in divergence's file;
+        None where that cannot be told. The seeds are left out: they
         enter as arguments (initial weights, random keys, evaluation subsets), so trials that differ only
         in their seeds share programs (tests/training/test_stored_programs.py checks it)."""
-        configs = []
+        configs, plugins = [], set()
         for config in self.configs:
             raw = config.model_dump(mode="json")
             raw["train"].pop("seed")
             raw["data"].pop("seed", None)
             configs.append(raw)
-        return repr((self.arch, self.num_data, configs))
+            name = config.objective.marginal
+            function = None if name is None else MARGINALS[name].function(self.name)
+            if function is not None and not function.__module__.startswith("infovae."):
+                # A plug-in divergence is traced into the programs: its file is part of the key, and a
+                # divergence without a file (defined in a notebook) keeps them from being stored.
+                digest = code_digest(function)
+                if digest is None:
+                    return None
+                plugins.add(digest)
+        return repr((self.arch, self.num_data, configs, sorted(plugins)))
 
     # -- arrays in -------------------------------------------------------------------------------
 

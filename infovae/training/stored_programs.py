@@ -8,7 +8,8 @@ reads it back and calls it under :func:`jax.jit`, whose lowering only embeds it,
 then a hit in the persistent cache. The numbers are those of the traced function: it is the same program.
 
 A stored program is found by a key that covers everything it may hold: the package's source (every
-``.py`` file of ``infovae``), the versions of the libraries that trace it, what the function closes over
+``.py`` file of ``infovae``, read when this module is imported) and that of any plug-in it traces, the
+platform, the versions of the libraries that trace it, what the function closes over
 as its caller describes it (the configs, the architecture, the training set's size), its name, JAX's
 settings that change tracing (64-bit mode, the random-number implementation, ...), its static arguments
 and its arguments' tree structure, shapes and dtypes. A file that cannot be read back (from an
@@ -16,9 +17,10 @@ older JAX, or cut short) is traced again and rewritten; a folder that cannot be 
 next process the tracing.
 """
 
-import functools
 import hashlib
 import importlib.metadata
+import inspect
+from functools import cache, partial
 from pathlib import Path
 
 import jax
@@ -29,7 +31,7 @@ from infovae.errors import RunDirError
 from infovae.files import atomic_write_bytes
 from infovae.training.backends import Hyper
 
-__all__ = ["StoredProgram", "source_fingerprint"]
+__all__ = ["SOURCE_FINGERPRINT", "StoredProgram", "code_digest"]
 
 # The libraries whose versions change what tracing gives, and JAX's settings that do.
 TRACERS = ("jax", "jaxlib", "numpyro", "flax", "optax")
@@ -44,7 +46,7 @@ TRACING_FLAGS = (
 SUFFIX = ".jaxexport"
 
 
-@functools.cache
+@cache
 def _register_named_tuples():
     """An exported program records its arguments' tree structure: the NamedTuples among them need names."""
     for cls, name in ((optax.ScaleByAdamState, "optax.ScaleByAdamState"), (Hyper, "infovae.Hyper")):
@@ -54,8 +56,7 @@ def _register_named_tuples():
             pass
 
 
-@functools.cache
-def source_fingerprint():
+def _source_fingerprint():
     """A digest of the package's source and of the tracing libraries' versions."""
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parents[1]
@@ -66,22 +67,39 @@ def source_fingerprint():
     return digest.hexdigest()
 
 
+# Read when the backend is imported, close to when the package's code was: files changed later (a checkout
+# of another branch while a run starts) must not file the running code's programs under the new code.
+SOURCE_FINGERPRINT = _source_fingerprint()
+
+
+def code_digest(fn):
+    """A digest of the file that defines ``fn``, for code outside this package that a program traces (a
+    plug-in divergence); None where it has no file (defined in a notebook or at the prompt)."""
+    try:
+        source = Path(inspect.getsourcefile(fn) or "")
+        return f"{fn.__module__}.{fn.__qualname__}:{hashlib.sha256(source.read_bytes()).hexdigest()}"
+    except (OSError, TypeError):
+        return None
+
+
 def _signature(args, static):
-    """The call as the program sees it: JAX's settings, the arguments' tree, shapes and dtypes, the static ones."""
+    """The call as the program sees it: the platform, JAX's settings, the arguments' tree, shapes and
+    dtypes, the static arguments."""
     leaves, treedef = jax.tree.flatten(args)
     avals = [(tuple(leaf.shape), str(leaf.dtype), bool(getattr(leaf, "weak_type", False))) for leaf in leaves]
     flags = [(name, str(getattr(jax.config, name))) for name in TRACING_FLAGS]
-    return repr((flags, str(treedef), avals, sorted(static.items())))
+    return repr((jax.default_backend(), flags, str(treedef), avals, sorted(static.items())))
 
 
 class StoredProgram:
-    """``fn`` compiled with :func:`jax.jit`, its traced program kept in ``folder`` (None: traced in every
-    process, as plain :func:`jax.jit`). ``closure`` describes, as text, everything ``fn`` reads besides its
-    arguments; two functions with the same ``name`` and ``closure`` must compute the same program."""
+    """``fn`` compiled with :func:`jax.jit`, its traced program kept in ``folder``. ``closure`` describes, as
+    text, everything ``fn`` reads besides its arguments; two functions with the same ``name`` and ``closure``
+    must compute the same program. With ``folder`` or ``closure`` None (no cache; code that cannot be
+    described), it is plain :func:`jax.jit`, traced in every process."""
 
     def __init__(self, fn, name, closure, folder, static_argnames=()):
         self.name, self.closure = name, closure
-        self.folder = None if folder is None else Path(folder)
+        self.folder = None if folder is None or closure is None else Path(folder)
         self.jitted = jax.jit(fn, static_argnames=static_argnames)
         self._calls = {}
 
@@ -91,11 +109,12 @@ class StoredProgram:
         signature = _signature(args, static)
         call = self._calls.get(signature)
         if call is None:
-            call = self._calls[signature] = jax.jit(self._exported(signature, args, static).call)
+            exported = self._exported(signature, args, static)
+            call = self._calls[signature] = partial(self.jitted, **static) if exported is None else jax.jit(exported.call)
         return call(*args)
 
     def path(self, signature):
-        key = hashlib.sha256("\0".join((source_fingerprint(), self.name, self.closure, signature)).encode()).hexdigest()
+        key = hashlib.sha256("\0".join((SOURCE_FINGERPRINT, self.name, self.closure, signature)).encode()).hexdigest()
         return self.folder / f"{self.name}-{key[:40]}{SUFFIX}"
 
     def _exported(self, signature, args, static):
@@ -105,10 +124,14 @@ class StoredProgram:
             return export.deserialize(bytearray(path.read_bytes()))
         except Exception:  # noqa: BLE001 - none stored yet, or from another JAX, or cut short: traced below
             pass
-        exported = export.export(self.jitted)(*args, **static)
+        try:
+            exported = export.export(self.jitted)(*args, **static)
+            data = exported.serialize()
+        except Exception:  # noqa: BLE001 - a program jax.export refuses, or no flatbuffers: plain jit
+            return None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(path, exported.serialize())
+            atomic_write_bytes(path, data)
         except (OSError, RunDirError):  # a read-only or full cache: the next process traces it again
             pass
         return exported

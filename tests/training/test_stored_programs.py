@@ -105,3 +105,36 @@ def test_trials_that_differ_only_in_their_seeds_share_programs():
         evaluate = model._evaluate.jitted.lower(model.params, model.keys, model._hyper, data, num_labels=extra["num_labels"])
         texts.append((model._closure(), train.as_text(), evaluate.as_text()))
     assert texts[0] == texts[1]
+
+
+def test_plugin_code_is_part_of_the_key_and_code_without_a_file_is_never_stored(tmp_path, monkeypatch):
+    from infovae.training.stored_programs import code_digest
+
+    module = tmp_path / "my_divergence.py"
+    module.write_text("def divergence(x):\n    return x * 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_divergence
+
+    before = code_digest(my_divergence.divergence)
+    module.write_text("def divergence(x):\n    return x * 3\n")
+    assert before is not None and code_digest(my_divergence.divergence) != before
+    namespace = {}
+    exec("def typed_at_the_prompt(x):\n    return x\n", namespace)
+    assert code_digest(namespace["typed_at_the_prompt"]) is None
+    counted = Counted()
+    program = StoredProgram(counted, "f", None, tmp_path / "programs", static_argnames=("scale",))
+    program(*arguments(), scale=3)
+    assert counted.traces == 1 and not (tmp_path / "programs").exists()
+
+
+def test_a_program_that_cannot_be_exported_runs_as_plain_jit(tmp_path, monkeypatch):
+    from jax import export
+
+    def refuse(*args, **kwargs):
+        raise ValueError("cannot export this")
+
+    monkeypatch.setattr(export, "export", refuse)
+    expected = jax.jit(Counted(), static_argnames=("scale",))(*arguments(), scale=3)
+    out = StoredProgram(Counted(), "f", "closure", tmp_path, static_argnames=("scale",))(*arguments(), scale=3)
+    np.testing.assert_array_equal(out[0]["w"], expected[0]["w"])
+    assert not list(tmp_path.iterdir())
