@@ -115,9 +115,9 @@ class NumPyroBackend(Backend):
     def _closure(self):
         """What the compiled programs read besides their arguments, as text (the key of a stored program):
         the architecture, the training set's size, the group's configs and any plug-in divergence's file;
-        None where that cannot be told. The seeds are left out: they
-        enter as arguments (initial weights, random keys, evaluation subsets), so trials that differ only
-        in their seeds share programs (tests/training/test_stored_programs.py checks it)."""
+        None where that cannot be told. The seeds are left out: they enter as arguments (initial weights,
+        random keys, evaluation subsets), so trials that differ only in their seeds share programs
+        (tests/training/test_stored_programs.py checks it)."""
         configs, plugins = [], set()
         for config in self.configs:
             raw = config.model_dump(mode="json")

@@ -150,7 +150,7 @@ def test_mmd_identical_and_separated_samples():
 @pytest.mark.parametrize("flush_denormal", [False, True])
 def test_mmd_single_identical_point_with_median_bandwidth_is_finite(flush_denormal):
     """Identical points: zero, also with kernel scales below 1 where subnormals are flushed to 0 (as they
-    are once the Pyro backend has run in the process)."""
+    are while the Pyro backend trains)."""
     x = torch.ones(3, 2)
     torch.set_flush_denormal(flush_denormal)
     try:

@@ -144,7 +144,7 @@ def _median_squared_distance(d_xx, d_yy, d_xy):
     median = jax.lax.stop_gradient(jnp.median(pooled))
     # All points identical: any width gives the same (zero) discrepancy; avoid 0/0. The floor stays a
     # normal number once multiplied by any kernel scale above the float's epsilon: subnormal widths are
-    # flushed to 0 where denormals are flushed (XLA on CPUs, torch once the Pyro backend has run).
+    # flushed to 0 where denormals are flushed (XLA on CPUs, torch while the Pyro backend trains).
     info = jnp.finfo(median.dtype)
     return jnp.maximum(median, info.tiny / info.eps)
 
