@@ -249,97 +249,44 @@ MECHANISM_KEYS = {
 }
 
 
-def family(results):
-    """Every comparison the verdicts rest on, Holm-corrected together: ``{key: Comparison}``."""
-    v = results.values
-    control_arm, discrete_arm, continuous_arm = "control", "discrete", "continuous"
-    c = []
+# The other comparisons: (key, label, metric, unit, arm, setting a, setting b, the quantity compared, margin).
+_FREE_D, _INFO_D = discrete(0.0, 0.0), discrete(0.0, 10.0)
+_MOMENT, _MMD = continuous(0.0, "moment", 10.0), continuous(0.0, "mmd", 10.0, "imq")
+OTHER_ROWS = (
+    ("A3", "probe fall: standard VAE less the learned prior", "fall", "accuracy", "control", STANDARD, LEARNED, "fall",
+     PROBE_MARGIN),
+    ("A4", "test probe: InfoVAE less standard VAE (shift 2)", "probe", "accuracy", "control", INFO, STANDARD,
+     "probe_accuracy", PROBE_MARGIN),
+    *((key, f"coverage TV: β = 0, γ = 0 less γ = {gamma:g}", "coverage TV", "TV", "discrete", _FREE_D,
+       discrete(0.0, gamma), "coverage_tv", PROBE_MARGIN) for key, gamma in (("B1", 10.0), ("B2", 100.0))),
+    ("C1", "`mi`: InfoVAE (β = 0, γ = 10) less the earlier practice (β = 1, γ = 1)", "mi", "nats", "discrete", _INFO_D,
+     EARLIER, "mi", MI_MARGIN),
+    ("C2", "test probe: InfoVAE less the earlier practice", "probe", "accuracy", "discrete", _INFO_D, EARLIER,
+     "probe_accuracy", PROBE_MARGIN),
+    ("D1", "test probe: with the JSD less without (β = 0, γ = 10)", "probe", "accuracy", "discrete",
+     discrete(0.0, 10.0, 0.1), _INFO_D, "probe_accuracy", PROBE_MARGIN),
+    ("E1", "`marginal_mmd`: moment matching less MMD (γ = 10)", "marginal_mmd", "MMD²", "continuous", _MOMENT, _MMD,
+     "marginal_mmd", MMD_MARGIN),
+    ("E2", "test probe: moment matching less MMD (γ = 10)", "probe", "accuracy", "continuous", _MOMENT, _MMD,
+     "probe_accuracy", PROBE_MARGIN),
+)  # fmt: skip
 
-    def add(key, text, metric, unit, a, b, margin):
-        c.append(Comparison(key, text, metric, unit, paired(a, b, margin)))
+
+def family(results):
+    """Every comparison the verdicts rest on, Holm-corrected together: ``{key: Comparison}``. In order: the
+    control's mechanism (M1-M6, A1, A2), :data:`OTHER_ROWS`, the follow-up's mechanism (F1-F8)."""
+    v = results.values
+    c = []
 
     def mechanism(arm, prefix=""):
         for number, text, metric, unit, a, b, fall, margin in MECHANISM_ROWS:
             compared = None if b is None else v(arm, b, fall)
-            add(MECHANISM_KEYS[arm][number], prefix + text, metric, unit, v(arm, a, fall), compared, margin)
+            difference = paired(v(arm, a, fall), compared, margin)
+            c.append(Comparison(MECHANISM_KEYS[arm][number], prefix + text, metric, unit, difference))
 
     mechanism("control")
-    add(
-        "A3",
-        "probe fall: standard VAE less the learned prior",
-        "fall",
-        "accuracy",
-        v(control_arm, STANDARD, "fall"),
-        v(control_arm, LEARNED, "fall"),
-        PROBE_MARGIN,
-    )
-    add(
-        "A4",
-        "test probe: InfoVAE less standard VAE (shift 2)",
-        "probe",
-        "accuracy",
-        v(control_arm, INFO, "probe_accuracy"),
-        v(control_arm, STANDARD, "probe_accuracy"),
-        PROBE_MARGIN,
-    )
-    free = discrete(0.0, 0.0)
-    for key, gamma in (("B1", 10.0), ("B2", 100.0)):
-        add(
-            key,
-            f"coverage TV: β = 0, γ = 0 less γ = {gamma:g}",
-            "coverage TV",
-            "TV",
-            v(discrete_arm, free, "coverage_tv"),
-            v(discrete_arm, discrete(0.0, gamma), "coverage_tv"),
-            PROBE_MARGIN,
-        )
-    info = discrete(0.0, 10.0)
-    add(
-        "C1",
-        "`mi`: InfoVAE (β = 0, γ = 10) less the earlier practice (β = 1, γ = 1)",
-        "mi",
-        "nats",
-        v(discrete_arm, info, "mi"),
-        v(discrete_arm, EARLIER, "mi"),
-        MI_MARGIN,
-    )
-    add(
-        "C2",
-        "test probe: InfoVAE less the earlier practice",
-        "probe",
-        "accuracy",
-        v(discrete_arm, info, "probe_accuracy"),
-        v(discrete_arm, EARLIER, "probe_accuracy"),
-        PROBE_MARGIN,
-    )
-    add(
-        "D1",
-        "test probe: with the JSD less without (β = 0, γ = 10)",
-        "probe",
-        "accuracy",
-        v(discrete_arm, discrete(0.0, 10.0, 0.1), "probe_accuracy"),
-        v(discrete_arm, info, "probe_accuracy"),
-        PROBE_MARGIN,
-    )
-    moment, mmd = continuous(0.0, "moment", 10.0), continuous(0.0, "mmd", 10.0, "imq")
-    add(
-        "E1",
-        "`marginal_mmd`: moment matching less MMD (γ = 10)",
-        "marginal_mmd",
-        "MMD²",
-        v(continuous_arm, moment, "marginal_mmd"),
-        v(continuous_arm, mmd, "marginal_mmd"),
-        MMD_MARGIN,
-    )
-    add(
-        "E2",
-        "test probe: moment matching less MMD (γ = 10)",
-        "probe",
-        "accuracy",
-        v(continuous_arm, moment, "probe_accuracy"),
-        v(continuous_arm, mmd, "probe_accuracy"),
-        PROBE_MARGIN,
-    )
+    for key, text, metric, unit, arm, a, b, quantity, margin in OTHER_ROWS:
+        c.append(Comparison(key, text, metric, unit, paired(v(arm, a, quantity), v(arm, b, quantity), margin)))
     mechanism("mechanism", "follow-up: ")
     return {comparison.key: comparison for comparison in correct(c)}
 
