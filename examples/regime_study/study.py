@@ -147,7 +147,8 @@ class Windows:
 # where the control's probe peaked (after 5% and up to 20% of training) and ended (after 75%). The mechanism
 # follow-up: from the confirmatory control's curves, where its probe at beta = 0 fell (from the first
 # evaluation until 20% of its 1500 steps) and had levelled off (after 50%).
-WINDOWS = {"mechanism": Windows(early=(0.0, 0.10), late=0.50)}
+# The fall count (confirm_fall_count.yaml) keeps the follow-up's windows.
+WINDOWS = {arm: Windows(early=(0.0, 0.10), late=0.50) for arm in ("mechanism", "fall_count")}
 DEFAULT_WINDOWS = Windows(early=(0.05, 0.20), late=0.75)
 
 
