@@ -138,6 +138,15 @@ class CVAEConfig:
         decoder = (self.x_dim + 1) * h + self.latent_size * h + (h + 1) * h + (h + 1) * self.decoder_output_dim
         return decoder + prior + scale + mlp(self.x_dim + self.y_input_dim, self.latent_param_dim)
 
+    @property
+    def widest_layer(self):
+        """Values per example of the networks' widest layer (a memory check before allocating them)."""
+        if self.network == "conv":
+            from infovae.core.conv import conv_widest_layer
+
+            return conv_widest_layer(self)
+        return max(self.hidden, self.decoder_output_dim)
+
     def to_dict(self):
         return asdict(self)
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from infovae.core.architecture import CONV_CHANNELS, CVAEConfig
 
-__all__ = ["KERNEL", "PADDING", "STRIDE", "ConvGeometry", "conv_geometry", "conv_parameters"]
+__all__ = ["KERNEL", "PADDING", "STRIDE", "ConvGeometry", "conv_geometry", "conv_parameters", "conv_widest_layer"]
 
 KERNEL, STRIDE, PADDING = 4, 2, 1
 
@@ -82,6 +82,23 @@ def conv_geometry(config: CVAEConfig) -> ConvGeometry:
         encoder_features=last * (height // 4) * (width // 4),
         decoder_start=(last, -(-height // 4), -(-width // 4)),
         output_channels=2 * channels if config.amortized_scale else channels,
+    )
+
+
+def conv_widest_layer(config: CVAEConfig) -> int:
+    """Values per example of the conv networks' widest layer: the feature maps after the encoder's first
+    convolution, or the decoder's maps (its start, and after each transposed convolution, which doubles the
+    height and width), or the hidden layer."""
+    g = conv_geometry(config)
+    channels, height, width = g.image_shape
+    _, start_height, start_width = g.decoder_start
+    first = CONV_CHANNELS[0]
+    return max(
+        config.hidden,
+        first * (height // 2) * (width // 2),
+        g.decoder_start_size,
+        first * 2 * start_height * 2 * start_width,
+        g.output_channels * 4 * start_height * 4 * start_width,
     )
 
 

@@ -13,7 +13,7 @@ from infovae.training.config_sections import RunConfig
 __all__ = ["MAX_ACTIVATIONS", "MAX_PARAMETERS", "architecture", "fit_batch_size"]
 
 # Parameters a CVAE may have before its size is refused as a mistake (about 4 GB of float32 weights),
-# and the values of one step's largest activation (the decoder at every latent value or draw, for every
+# and the values of one step's largest activation (the widest layer at every latent value or draw, for every
 # example of the batch: 8 GB of float32).
 MAX_PARAMETERS = 1_000_000_000
 MAX_ACTIVATIONS = 2_000_000_000
@@ -47,12 +47,12 @@ def architecture(config: RunConfig, train: Dataset) -> CVAEConfig:
         )
     values = arch.latent_size if arch.latent == "discrete" else config.objective.jsd_samples
     batch = min(config.train.batch_size, len(train))
-    activations = batch * (values + 1) * max(arch.hidden, arch.decoder_output_dim)
+    activations = batch * (values + 1) * arch.widest_layer
     if activations > MAX_ACTIVATIONS:
         raise ConfigError(
-            f"train.batch_size={batch} with {values} latent values (or draws) of a "
-            f"{max(arch.hidden, arch.decoder_output_dim)}-wide "
-            f"decoder makes activations of {activations:,} values per step; at most {MAX_ACTIVATIONS:,} are supported"
+            f"train.batch_size={batch} with {values} latent values (or draws) of a network whose widest layer holds "
+            f"{arch.widest_layer:,} values makes activations of {activations:,} values per step; at most "
+            f"{MAX_ACTIVATIONS:,} are supported"
         )
     needed, memory = arch.num_parameters * BYTES_PER_PARAMETER + activations * BYTES_PER_ACTIVATION, available_memory()
     if memory is not None and needed > memory:

@@ -2,6 +2,7 @@
 same distributions and loss terms and gradients on them, and images put together as the data's layout
 says, in float64."""
 
+import math
 from dataclasses import replace
 
 import jax
@@ -102,6 +103,29 @@ def test_numpyro_creates_the_tree_that_torch_weights_map_to_and_back(layout):
     # The size check counts what the modules hold (the prior network aside: the MLP's).
     held = sum(p.numel() for m in (twins.torch_model, twins.torch_guide) for n, p in m.named_parameters() if "prior" not in n)
     assert conv_parameters(twins.config) == held
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_size_check_counts_the_widest_layer_the_networks_make(layout):
+    twins = conv_twins(conv_config(layout, prior="learned"))
+    widths, ran = [], set()
+
+    def record(module, inputs, output):
+        # Values per example (and latent value): a conv layer's C x H x W, a linear layer's width.
+        convolves = isinstance(module, torch.nn.modules.conv._ConvNd)
+        widths.append(math.prod(output.shape[-3:]) if convolves else output.shape[-1])
+        ran.add(module)
+
+    layers = (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)
+    modules = [m for net in (twins.torch_model, twins.torch_guide) for m in net.modules() if isinstance(m, layers)]
+    hooks = [m.register_forward_hook(record) for m in modules]
+    tx, ty = twins.torch_data
+    twins.torch_guide.posterior(tx, ty)
+    twins.torch_model.decoder(tx, torch.arange(twins.config.latent_size)[:, None])
+    for hook in hooks:
+        hook.remove()
+    assert all(m in ran for m in modules if isinstance(m, torch.nn.modules.conv._ConvNd))
+    assert max(widths) == twins.config.widest_layer > max(twins.config.hidden, twins.config.decoder_output_dim)
 
 
 @pytest.mark.parametrize("latent", ["discrete", "gaussian"])
