@@ -1,6 +1,7 @@
 """The regime study's statistics against independent computations, and its write-up and README block
 rebuilt from the committed results, byte for byte (``run.py --from-results``)."""
 
+import math
 import sys
 from pathlib import Path
 
@@ -93,6 +94,40 @@ def test_the_mechanism_answer_is_read_from_the_outcomes_by_its_rule(kl, free, be
     keys = run.MECHANISM_KEYS["mechanism"]
     outcomes = {keys["1"]: kl, keys["2"]: free, keys["3"]: beta} | {keys[n]: "not resolved" for n in "456"}
     assert run.mechanism_answer(outcomes, keys).startswith(expected)
+
+
+def test_counts_of_seeds_are_the_exact_mcnemar_and_binomial_tests():
+    # Seeds 0-19 fell in a; 10-19 and 39 in b: 10 fell only in a, 1 only in b (seed 99 is only a's: not paired).
+    a = {seed: seed < 20 for seed in range(40)} | {99: True}
+    b = {seed: 10 <= seed < 20 or seed == 39 for seed in range(40)}
+    mcnemar = study.Count("G", "a against b", a, b)
+    assert mcnemar.discordant == (10, 1)
+    assert mcnemar.p == pytest.approx(2 * (1 + 11) / 2**11, rel=1e-12)
+    assert study.Count("G", "b against a", b, a).p == pytest.approx(mcnemar.p, rel=1e-12)
+    assert study.Count("G", "a against itself", a, a).p == 1.0
+    # The share of seeds that fell, below 0.2: 2 of 40 fell, P(X <= 2) under Binomial(40, 0.2).
+    rare = study.Count("R", "b's share below 0.2", {seed: seed < 2 for seed in range(40)}, rate=0.2)
+    assert rare.p == pytest.approx(sum(math.comb(40, i) * 0.2**i * 0.8 ** (40 - i) for i in range(3)), rel=1e-10)
+    # Holm among the counts: 0.0080 * 3 and 0.0117 * 2 resolve; a McNemar test of 6 against 2 (p = 0.29) does not.
+    weak = study.Count("W", "weak", {s: s < 6 for s in range(10)}, {s: s in (6, 7) for s in range(10)})
+    reverse = study.Count("V", "b against a", b, a)
+    study.correct([reverse, rare, weak])
+    assert (reverse.outcome, rare.outcome, weak.outcome) == ("lower", "below", "not resolved")
+    assert study.fell({0: 0.15, 1: 0.05, 2: float("nan")}, 0.1) == {0: True, 1: False}
+
+
+@pytest.mark.parametrize(
+    "g1, g2, expected",
+    [
+        ("higher", "below", "**Not KL erosion**: the probe falls in more seeds at β = 0"),
+        ("lower", "not resolved", "**KL erosion**"),
+        ("not resolved", "below", "**Not resolved**"),
+    ],
+)
+def test_the_fall_count_answers_by_its_rule(g1, g2, expected):
+    answer = run.fall_count_answer({"G1": g1, "G2": g2})
+    assert answer.startswith(expected)
+    assert ("falls rarely (in fewer than 20% of seeds" in answer) == (g2 == "below" and g1 != "lower")
 
 
 @pytest.mark.skipif(not (RESULTS / study.TRIALS).exists(), reason="no committed study results")

@@ -1,6 +1,7 @@
 """The regime study's numbers: per-trial results written once from finished sweeps and read back, each
-validation curve's fall between fixed windows and its decay test, and paired comparisons over seeds with
-Holm's correction and equivalence within stated margins.
+validation curve's fall between fixed windows and its decay test, paired comparisons over seeds with
+Holm's correction and equivalence within stated margins, and exact tests on counts of seeds whose curve
+fell.
 
 Everything here is a pure function of the results folder (``trials.csv.gz``, ``curves.csv.gz``,
 ``meta.json``), so that :mod:`run` rebuilds the write-up and its figures from committed results,
@@ -292,8 +293,12 @@ class Comparison:
 
 
 def correct(comparisons):
-    """Fill in Holm's adjusted p-values across the family, for the differences and, apart, for the
-    equivalences."""
+    """Fill in Holm's adjusted p-values across the family: for :class:`Comparison`, for the differences and,
+    apart, for the equivalences; for :class:`Count`, for its tests."""
+    if all(isinstance(c, Count) for c in comparisons):
+        for count, value in zip(comparisons, holm([c.p for c in comparisons])):
+            count.p_holm = float(value)
+        return comparisons
     for adjusted, attribute in (
         (holm([c.difference.p for c in comparisons]), "p_holm"),
         (holm([c.difference.p_equivalence for c in comparisons]), "p_equivalence_holm"),
@@ -301,3 +306,55 @@ def correct(comparisons):
         for comparison, value in zip(comparisons, adjusted):
             setattr(comparison, attribute, float(value))
     return comparisons
+
+
+def fell(falls, threshold):
+    """``{seed: fall > threshold}`` from ``{seed: fall}`` (a seed whose fall is NaN is left out)."""
+    return {seed: bool(fall > threshold) for seed, fall in falls.items() if np.isfinite(fall)}
+
+
+@dataclass
+class Count:
+    """One test on counts of seeds whose curve fell (``{seed: bool}``). With ``b``: ``a`` against ``b``,
+    paired by seed (the seeds both have), by the exact McNemar test, two-sided: under no difference, the
+    seeds where exactly one of the two fell are as likely to be either's (binomial, 1/2). Without ``b``:
+    whether the share of ``a``'s seeds that fell is below ``rate``, by the exact binomial test, one-sided.
+    ``p_holm`` is filled in across the counts' own family (:func:`correct`)."""
+
+    key: str
+    label: str
+    a: dict
+    b: dict | None = None
+    rate: float = math.nan
+    p_holm: float = math.nan
+
+    @property
+    def seeds(self):
+        return sorted(self.a) if self.b is None else sorted(set(self.a) & set(self.b))
+
+    @property
+    def discordant(self):
+        """``(only a fell, only b fell)`` over the paired seeds."""
+        only_a = sum(self.a[s] and not self.b[s] for s in self.seeds)
+        only_b = sum(self.b[s] and not self.a[s] for s in self.seeds)
+        return only_a, only_b
+
+    @property
+    def p(self):
+        if self.b is None:
+            return float(stats.binomtest(sum(self.a.values()), len(self.a), self.rate, alternative="less").pvalue)
+        only_a, only_b = self.discordant
+        if only_a + only_b == 0:
+            return 1.0
+        return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+    @property
+    def outcome(self):
+        """``"higher"`` or ``"lower"`` (``a``'s seeds fell resolvably more or less often than ``b``'s),
+        ``"below"`` (the share resolvably below ``rate``), or ``"not resolved"``; after Holm."""
+        if not self.p_holm < ALPHA:
+            return "not resolved"
+        if self.b is None:
+            return "below"
+        only_a, only_b = self.discordant
+        return "higher" if only_a > only_b else "lower"
