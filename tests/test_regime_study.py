@@ -77,6 +77,7 @@ def test_each_arm_reads_its_fall_over_its_own_windows():
     steps = np.arange(20, 601, 20, dtype=float)
     probe = np.where(steps <= 60, 0.6, 0.45)
     assert study.window_fall(steps, probe, study.WINDOWS["mechanism"]) == pytest.approx(0.15)
+    assert study.window_means(steps, probe, study.WINDOWS["fall_count"]) == pytest.approx((0.6, 0.45))
     assert study.window_fall(steps, probe) == pytest.approx(np.mean(probe[(steps > 30) & (steps <= 120)]) - 0.45)
 
 
@@ -111,23 +112,53 @@ def test_counts_of_seeds_are_the_exact_mcnemar_and_binomial_tests():
     # Holm among the counts: 0.0080 * 3 and 0.0117 * 2 resolve; a McNemar test of 6 against 2 (p = 0.29) does not.
     weak = study.Count("W", "weak", {s: s < 6 for s in range(10)}, {s: s in (6, 7) for s in range(10)})
     reverse = study.Count("V", "b against a", b, a)
-    study.correct([reverse, rare, weak])
+    study.correct_counts([reverse, rare, weak])
     assert (reverse.outcome, rare.outcome, weak.outcome) == ("lower", "below", "not resolved")
     assert study.fell({0: 0.15, 1: 0.05, 2: float("nan")}, 0.1) == {0: True, 1: False}
 
 
+LOWER = study.paired({seed: -0.3 + 0.01 * seed for seed in range(5)}, None, 0.02)  # resolved below 0
+LEVEL = study.paired({seed: 0.01 * (seed - 2) for seed in range(5)}, None, 0.02)  # not resolved
+
+
 @pytest.mark.parametrize(
-    "g1, g2, expected",
+    "g1, g2, start, expected, rare",
     [
-        ("higher", "below", "**Not KL erosion**: the probe falls in more seeds at β = 0"),
-        ("lower", "not resolved", "**KL erosion**"),
-        ("not resolved", "below", "**Not resolved**"),
+        ("higher", "below", LEVEL, "**Not KL erosion**: the probe fell in more seeds at β = 0", True),
+        ("higher", "not resolved", LEVEL, "**Not KL erosion**", False),
+        ("lower", "below", LEVEL, "**KL erosion**", False),
+        ("not resolved", "below", LEVEL, "**Not resolved**", True),
     ],
 )
-def test_the_fall_count_answers_by_its_rule(g1, g2, expected):
-    answer = run.fall_count_answer({"G1": g1, "G2": g2})
+def test_the_fall_count_answers_by_its_rule(g1, g2, start, expected, rare):
+    answer = run.fall_count_answer({"G1": g1, "G2": g2}, start)
     assert answer.startswith(expected)
-    assert ("falls rarely (in fewer than 20% of seeds" in answer) == (g2 == "below" and g1 != "lower")
+    assert ("standard VAE's probe fell in fewer than 20% of its seeds" in answer) == rare
+    assert "started lower" not in answer
+
+
+def test_the_fall_count_says_where_the_standard_vae_started():
+    answer = run.fall_count_answer({"G1": "higher", "G2": "below"}, LOWER)
+    assert answer.startswith("**Not KL erosion**") and "the standard VAE's probe started lower" in answer
+
+
+@pytest.mark.parametrize(
+    "g3, start, end, expected, said",
+    [
+        ("higher", LEVEL, LEVEL, "**Yes, by the rule committed before the run**", None),
+        ("higher", LOWER, LOWER, "**Yes", "started lower (-0.280 [-0.300, -0.260]) and ended lower"),
+        ("not resolved", LEVEL, LOWER, "**Not resolved**", "the probe ended lower"),
+        ("lower", LEVEL, LEVEL, "**No: the opposite**", None),
+    ],
+)
+def test_the_fall_count_answers_a_by_its_rule_and_says_where_the_probes_started_and_ended(g3, start, end, expected, said):
+    answer = run.fall_count_a_answer({"G3": g3}, start, end)
+    assert answer.startswith(expected)
+    assert ("added after the run" in answer) == (said is not None)
+    if said:
+        assert said in answer
+    # "kept less throughout" only where gamma = 10 stopped the fall and started and ended lower.
+    assert ("kept less of the strategy in z throughout" in answer) == (g3 == "higher" and start is LOWER and end is LOWER)
 
 
 @pytest.mark.skipif(not (RESULTS / study.TRIALS).exists(), reason="no committed study results")

@@ -153,28 +153,35 @@ WINDOWS = {arm: Windows(early=(0.0, 0.10), late=0.50) for arm in ("mechanism", "
 DEFAULT_WINDOWS = Windows(early=(0.05, 0.20), late=0.75)
 
 
-def window_fall(steps, values, windows=DEFAULT_WINDOWS):
-    """A curve's mean over the early window less its mean over the late one (:class:`Windows`): positive
-    where it fell, negative where it rose. The windows are fixed in advance, not chosen from the curve (a
-    best evaluation less the last is biased upward by the noise), so the fall is 0 on average on a flat
-    curve whatever its noise; the noise of one curve is carried into the comparisons by the spread of the
-    falls over seeds. NaN where a window holds no finite evaluation."""
+def window_means(steps, values, windows=DEFAULT_WINDOWS):
+    """``(early, late)``: a curve's means over the early and the late window (:class:`Windows`); NaN where a
+    window holds no finite evaluation."""
     steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
     last = steps.max()
     early = (steps > windows.early[0] * last) & (steps <= windows.early[1] * last) & np.isfinite(values)
     late = (steps > windows.late * last) & np.isfinite(values)
-    if not early.any() or not late.any():
-        return np.nan
-    return float(values[early].mean() - values[late].mean())
+    return tuple(float(values[window].mean()) if window.any() else np.nan for window in (early, late))
+
+
+def window_fall(steps, values, windows=DEFAULT_WINDOWS):
+    """A curve's mean over the early window less its mean over the late one (:func:`window_means`): positive
+    where it fell, negative where it rose. The windows are fixed in advance, not chosen from the curve (a
+    best evaluation less the last is biased upward by the noise), so the fall is 0 on average on a flat
+    curve whatever its noise; the noise of one curve is carried into the comparisons by the spread of the
+    falls over seeds. NaN where a window holds no finite evaluation."""
+    early, late = window_means(steps, values, windows)
+    return early - late
 
 
 def curve_tests(frame, windows=DEFAULT_WINDOWS):
     """Per trial, from its validation curves: the fall between fixed windows (:func:`window_fall`) of the
-    probe, of the decoder's use of z (``recon_z_gain``) and of ``mi``; and the decay of the probe over the
-    late part (``decay_test``: was it still moving at the end?)."""
+    probe, of the decoder's use of z (``recon_z_gain``) and of ``mi``; the probe over the early window
+    (``early_probe``: where it started from); and the decay of the probe over the late part (``decay_test``:
+    was it still moving at the end?)."""
     steps = frame["step"].to_numpy(float)
     curves = {"fall": "probe_accuracy", "use_fall": "recon_z_gain", "mi_fall": "mi"}
     out = {name: window_fall(steps, frame[key].to_numpy(float), windows) for name, key in curves.items()}
+    out["early_probe"] = window_means(steps, frame["probe_accuracy"].to_numpy(float), windows)[0]
     try:
         decay = decay_test(frame["probe_accuracy"].to_numpy(float), steps)["decay"]
     except UserInputError:  # no such curve (unlabelled data, say), or too short
@@ -293,12 +300,8 @@ class Comparison:
 
 
 def correct(comparisons):
-    """Fill in Holm's adjusted p-values across the family: for :class:`Comparison`, for the differences and,
-    apart, for the equivalences; for :class:`Count`, for its tests."""
-    if all(isinstance(c, Count) for c in comparisons):
-        for count, value in zip(comparisons, holm([c.p for c in comparisons])):
-            count.p_holm = float(value)
-        return comparisons
+    """Fill in Holm's adjusted p-values across the family of :class:`Comparison`, for the differences and,
+    apart, for the equivalences."""
     for adjusted, attribute in (
         (holm([c.difference.p for c in comparisons]), "p_holm"),
         (holm([c.difference.p_equivalence for c in comparisons]), "p_equivalence_holm"),
@@ -319,7 +322,7 @@ class Count:
     paired by seed (the seeds both have), by the exact McNemar test, two-sided: under no difference, the
     seeds where exactly one of the two fell are as likely to be either's (binomial, 1/2). Without ``b``:
     whether the share of ``a``'s seeds that fell is below ``rate``, by the exact binomial test, one-sided.
-    ``p_holm`` is filled in across the counts' own family (:func:`correct`)."""
+    ``p_holm`` is filled in across the counts' own family (:func:`correct_counts`)."""
 
     key: str
     label: str
@@ -358,3 +361,10 @@ class Count:
             return "below"
         only_a, only_b = self.discordant
         return "higher" if only_a > only_b else "lower"
+
+
+def correct_counts(counts):
+    """Fill in Holm's adjusted p-values across a family of :class:`Count`."""
+    for count, value in zip(counts, holm([c.p for c in counts])):
+        count.p_holm = float(value)
+    return counts
