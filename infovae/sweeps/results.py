@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 
 from infovae.diagnostics.quantities import SUMMARY_KEYS
-from infovae.sweeps.spec import SweepSpec
-from infovae.sweeps.trial import Outcome
+from infovae.errors import UserInputError
+from infovae.sweeps.spec import SweepSpec, SweepTrial
+from infovae.sweeps.trial import Outcome, trial_config
+from infovae.training.config import parse_config
 
-__all__ = ["TABLE_METRICS", "aggregate", "markdown_table", "trial_table", "write_results"]
+__all__ = ["TABLE_METRICS", "aggregate", "markdown_table", "swept_values", "trial_table", "write_results"]
 
 # The summary numbers a sweep's tables carry, in this order.
 METRICS = SUMMARY_KEYS + ("seconds_per_step",)
@@ -20,18 +22,39 @@ METRICS = SUMMARY_KEYS + ("seconds_per_step",)
 TABLE_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "test_jsd", "nll", "seconds_per_step")
 
 
-def trial_table(spec: SweepSpec, outcomes: Mapping[str, Outcome]) -> pd.DataFrame:
-    """One row per trial with an outcome: its swept keys, seed, status, error, trial name and summary."""
+def trial_table(spec: SweepSpec, outcomes: Mapping[str, Outcome], trials_dir: Path | None = None) -> pd.DataFrame:
+    """One row per trial with an outcome: its swept keys, seed, status, error, trial name and summary.
+    ``trials_dir``: the sweep's ``trials/`` folder, where each trial's recorded config gives the value of a
+    swept key that the trial leaves to the base (:func:`swept_values`)."""
     rows = []
     for trial in spec.trials:
         outcome = outcomes.get(trial.name)
         if outcome is None:
             continue
-        row = {key: trial.overrides.get(key) for key in spec.swept_keys}
+        row = swept_values(spec, trial, None if trials_dir is None else Path(trials_dir) / trial.name)
         row.update(seed=trial.seed, status=outcome["status"], error=outcome["error"], trial=trial.name)
         row.update({k: v for k, v in outcome["summary"].items() if k != "backend"})
         rows.append(row)
     return pd.DataFrame.from_records(rows)
+
+
+def swept_values(spec: SweepSpec, trial: SweepTrial, trial_dir: Path | None = None) -> dict:
+    """The values of the swept keys that a trial ran with: its overrides, and for a key it leaves to the base
+    (a ``list:`` entry that does not set it), the value in the config the trial recorded (``trial_dir``'s
+    ``trial.json``; without it, the spec's base), the schema's default where that config does not set it
+    either. ``None`` where that config is missing or does not validate."""
+    values = {key: trial.overrides[key] for key in spec.swept_keys if key in trial.overrides}
+    if len(values) < len(spec.swept_keys):
+        try:
+            raw = trial.raw_config(spec.base) if trial_dir is None else trial_config(trial_dir)
+            config = parse_config(raw).model_dump()
+        except UserInputError:
+            config = {}
+        for key in spec.swept_keys:
+            if key not in values:
+                section, _, name = key.partition(".")
+                values[key] = config.get(section, {}).get(name)
+    return {key: values[key] for key in spec.swept_keys}
 
 
 def _sort_key(column):

@@ -97,7 +97,7 @@ def open_sweep(sweep_dir: str | Path) -> Sweep:
     sweep_dir = Path(sweep_dir)
     spec = _recorded_spec(sweep_dir)
     outcomes = {t.name: read_outcome(sweep_dir / "trials" / t.name) for t in spec.trials}
-    return Sweep(sweep_dir, spec, trial_table(spec, {k: v for k, v in outcomes.items() if v is not None}))
+    return Sweep(sweep_dir, spec, trial_table(spec, {k: v for k, v in outcomes.items() if v is not None}, sweep_dir / "trials"))
 
 
 def _prepare(spec, out_dir):

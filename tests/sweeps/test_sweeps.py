@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,27 @@ def test_sweep_file_expands_grid_list_random_and_seeds(tmp_path):
     assert all(0.1 <= w <= 10.0 for w in drawn) and len(set(drawn)) == 2
     assert len({t.name for t in spec.trials}) == len(spec.trials)
     assert spec.trials[0].raw_config(spec.base)["train"]["seed"] == 0
+
+
+def test_a_results_table_shows_the_value_a_trial_left_to_its_base(tmp_path):
+    from infovae.sweeps.results import aggregate, markdown_table, trial_table
+
+    # The first entry leaves beta to the base (1.0) and jsd_weight to the schema's default (0); the
+    # second overrides both.
+    entries = [{"objective.marginal_weight": 5.0}, {"objective.beta": 0.0, "objective.jsd_weight": 0.1}]
+    spec = load_sweep(write(tmp_path, {"base": BASE, "list": entries, "seeds": [0]}))
+    outcomes = {trial.name: {"status": "ok", "error": "", "summary": {"probe_accuracy": 0.5}} for trial in spec.trials}
+    # A sweep read back from its folder knows its base only through each trial's recorded config.
+    for trial in spec.trials:
+        (tmp_path / "trials" / trial.name).mkdir(parents=True)
+        (tmp_path / "trials" / trial.name / "trial.json").write_text(json.dumps({"config": trial.raw_config(spec.base)}))
+    keys = ["objective.beta", "objective.jsd_weight", "objective.marginal_weight"]
+    for table in (trial_table(spec, outcomes), trial_table(replace(spec, base={}), outcomes, tmp_path / "trials")):
+        assert table[keys].values.tolist() == [[1.0, 0.0, 5.0], [0.0, 0.1, 0.0]]
+        assert "none" not in markdown_table(spec, aggregate(spec, table))
+    # Without its recorded config, a read-back trial's value is unknown, not the schema's default.
+    (tmp_path / "trials" / spec.trials[0].name / "trial.json").unlink()
+    assert trial_table(replace(spec, base={}), outcomes, tmp_path / "trials")["objective.beta"].isna().tolist() == [True, False]
 
 
 def test_seed_keys_give_each_replicate_its_own_data_and_initialisation(tmp_path):
