@@ -140,6 +140,9 @@ def test_the_fall_count_answers_by_its_rule(g1, g2, start, expected, rare):
 def test_the_fall_count_says_where_the_standard_vae_started():
     answer = run.fall_count_answer({"G1": "higher", "G2": "below"}, LOWER)
     assert answer.startswith("**Not KL erosion**") and "the standard VAE's probe started lower" in answer
+    repurposed = run.fall_count_answer({"G1": "higher", "G2": "below"}, LEVEL, ["z carries more information (`mi`)"])
+    assert repurposed.endswith("at β = 0, z carries more information (`mi`) (the follow-up): z is repurposed")
+    assert "repurposed" not in run.fall_count_answer({"G1": "not resolved", "G2": "below"}, LEVEL, ["the decoder uses z more"])
 
 
 @pytest.mark.parametrize(

@@ -408,6 +408,13 @@ READINGS = {
 OUTCOME_INDEX = {"higher": 0, "equivalent": 1, "not resolved": 2, "lower": 3}
 
 
+def rises(o, keys):
+    """What one arm's mechanism comparisons (``keys``) resolve as rising at β = 0, in words: the decoder's
+    use of z, z's information (``mi``)."""
+    return [what for what, n in (("the decoder uses z more", "5"), ("z carries more information (`mi`)", "6"))
+            if o[keys[n]] == "lower"]  # fmt: skip
+
+
 def mechanism_answer(o, keys):
     """The answer to "what is the control's decay?" from the outcomes ``o`` of one arm's mechanism
     comparisons (``keys``: that arm's, :data:`MECHANISM_KEYS`)."""
@@ -415,8 +422,7 @@ def mechanism_answer(o, keys):
     if free == "higher" and kl != "higher":
         # A fall at beta = 0 cannot be the KL eroding z's information: nothing charges z for it there.
         answer = "**Not KL erosion**: the probe falls at β = 0, where nothing charges z for information"
-        rising = [what for what, outcome in (("the decoder uses z more", use), ("z carries more information (`mi`)", mi))
-                  if outcome == "lower"]  # fmt: skip
+        rising = rises(o, keys)
         if rising:
             answer += ", while " + " and ".join(rising) + ": z is repurposed"
         if shift == "higher":
@@ -480,14 +486,17 @@ COUNT_READINGS = {
 }  # fmt: skip
 
 
-def fall_count_answer(o, start):
+def fall_count_answer(o, start, rising=()):
     """The answer to "what is the control's decay?" from the fall count's outcomes ``o``, by its rule (committed
     before it ran). ``start``: the probe over the early window, the standard VAE's less β = 0's
     (:class:`Paired`); where it is resolved below 0 (a comparison added after the run), the answer says that
-    the standard VAE's z started with less of the strategy to lose."""
+    the standard VAE's z started with less of the strategy to lose. ``rising``: what the follow-up resolves
+    as rising at β = 0 (:func:`rises`), said with a fall that is not KL erosion: z is repurposed."""
     g1, g2 = (f"{COUNT_READINGS[key][o[key]]} ({key})" for key in ("G1", "G2"))
     if o["G1"] == "higher":
         answer = f"**Not KL erosion**: {g1}; {g2}"
+        if rising:
+            answer += f"; over the same windows, at β = 0, {' and '.join(rising)} (the follow-up): z is repurposed"
     elif o["G1"] == "lower":
         return f"**KL erosion**: {g1}"
     else:
@@ -532,9 +541,10 @@ def by_fell(results, setting, metric, fell_or_not):
     return fmt(*t_interval(chosen, metric=metric)[:3]) + f" ({len(chosen)} seeds)"
 
 
-def fall_count_verdicts(results):
+def fall_count_verdicts(results, family_outcomes):
     """The fall count's answers to the mechanism question and to (a), and the lines each rests on:
-    ``((answer, lines), (answer, lines))``."""
+    ``((answer, lines), (answer, lines))``; ``family_outcomes``: the family's (for what the follow-up resolves
+    as rising at β = 0)."""
     counts = fall_counts(results)
     o = {key: count.outcome for key, count in counts.items()}
     mean = lambda setting, metric: mean_of(results, "fall_count", setting, metric)  # noqa: E731
@@ -574,7 +584,7 @@ def fall_count_verdicts(results):
         "construction."
     )
     mechanism = (
-        fall_count_answer(o, difference(STANDARD, FREE, "early_probe")),
+        fall_count_answer(o, difference(STANDARD, FREE, "early_probe"), rises(family_outcomes, MECHANISM_KEYS["mechanism"])),
         [numbers, *("- " + said_count(counts[key]) for key in ("G1", "G2")), reading, added],
     )
     a = (
@@ -593,7 +603,7 @@ def verdicts(results, f):
     """Each question, its computed answer and the comparisons it rests on: ``[(title, answer, lines)]``."""
     out = []
     o = {key: f[key].outcome for key in f}
-    (mechanism, mechanism_lines), (a, a_lines) = fall_count_verdicts(results)
+    (mechanism, mechanism_lines), (a, a_lines) = fall_count_verdicts(results, o)
     follow, first = MECHANISM_KEYS["mechanism"], MECHANISM_KEYS["control"]
     m = lambda setting, key="fall": mean_of(results, "mechanism", setting, key)  # noqa: E731
     falls = "; ".join(f"β = {b:g}: {mean_of(results, 'control', control(2.0, b), 'fall')}" for b in BETAS)
