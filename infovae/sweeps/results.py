@@ -19,7 +19,17 @@ __all__ = ["TABLE_METRICS", "aggregate", "markdown_table", "swept_values", "tria
 # The summary numbers a sweep's tables carry, in this order.
 METRICS = SUMMARY_KEYS + ("seconds_per_step",)
 # Those the markdown table shows.
-TABLE_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "test_jsd", "nll", "seconds_per_step")
+TABLE_METRICS = (
+    "probe_accuracy",
+    "nmi",
+    "coverage_tv",
+    "mi",
+    "marginal_kl",
+    "marginal_mmd",
+    "test_jsd",
+    "nll",
+    "seconds_per_step",
+)
 
 
 def trial_table(spec: SweepSpec, outcomes: Mapping[str, Outcome], trials_dir: Path | None = None) -> pd.DataFrame:

@@ -87,7 +87,9 @@ def _recorded_spec(sweep_dir):
         raise RunDirError(f"{sweep_dir} holds no sweep (no {SWEEP})") from None
     except (KeyError, TypeError, AttributeError):
         raise RunDirError(f"{path} is damaged") from None
-    swept = tuple(dict.fromkeys(k for t in trials for k in t.overrides))
+    derived = tuple(dict.fromkeys(k for t in trials for k in t.overrides))
+    recorded = tuple(record["swept_keys"]) if isinstance(record.get("swept_keys"), list) else ()
+    swept = recorded if sorted(recorded) == sorted(derived) else derived  # a folder from before they were recorded
     spec_path = Path(record["spec"]) if record.get("spec") else None  # None: a sweep given as a mapping
     return SweepSpec(base={}, trials=trials, swept_keys=swept, path=spec_path, shared=shared, seed_keys=seed_keys)
 
@@ -117,6 +119,9 @@ def _prepare(spec, out_dir):
         "spec": str(spec.path.resolve()) if spec.path else None,
         "set": spec.shared,
         "seed_keys": list(spec.seed_keys),
+        # The swept keys in the sweep file's order (the trials' overrides are stored with sorted keys), so
+        # that a sweep read back shows its columns as the file and the written tables do.
+        "swept_keys": list(spec.swept_keys),
         "trials": [{"name": t.name, "overrides": t.overrides, "seed": t.seed} for t in spec.trials],
     })  # fmt: skip
     for name, trial_spec in specs.items():

@@ -79,6 +79,18 @@ def test_a_results_table_shows_the_value_a_trial_left_to_its_base(tmp_path):
     assert trial_table(replace(spec, base={}), outcomes, tmp_path / "trials")["objective.beta"].isna().tolist() == [True, False]
 
 
+def test_a_sweep_read_back_keeps_its_files_column_order(tmp_path):
+    from infovae.sweeps.sweep import _prepare
+
+    sweep = {"base": BASE, "grid": {"objective.marginal_weight": [0.0], "objective.beta": [1.0]}}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
+    spec = load_sweep(tmp_path / "sweep.yaml")
+    assert spec.swept_keys == ("objective.marginal_weight", "objective.beta")
+    (tmp_path / "sweep").mkdir()
+    _prepare(spec, tmp_path / "sweep")
+    assert open_sweep(tmp_path / "sweep").spec.swept_keys == spec.swept_keys
+
+
 def test_seed_keys_give_each_replicate_its_own_data_and_initialisation(tmp_path):
     spec = load_sweep(write(tmp_path, {"base": BASE, "seeds": [3, 4], "seed_keys": ["train.seed", "data.seed"]}))
     configs = [t.raw_config(spec.base) for t in spec.trials]
