@@ -347,6 +347,21 @@ def _decay_sentence(runs):
     )
 
 
+def _coverage_sentence(values):
+    """Whether the prior covers the strategies, from the coverage TV of each seed: against
+    :data:`COVERAGE_THRESHOLD` with the 95% t-interval over seeds, not resolved where it spans the threshold
+    or one seed gives no interval."""
+    mean, low, high = plots.mean_interval(values, plots.RANGES["coverage_tv"])
+    if not np.isfinite(low):
+        return f"whether the prior covers the strategies is not resolved (test TV {mean:.3f}, one seed: no interval)"
+    numbers = f"test TV {mean:.3f}, 95% interval {low:.3f}–{high:.3f}, threshold {COVERAGE_THRESHOLD}"
+    if high < COVERAGE_THRESHOLD:
+        return f"the prior covers the strategies ({numbers})"
+    if low > COVERAGE_THRESHOLD:
+        return f"the prior **does not cover the strategies evenly** ({numbers})"
+    return f"whether the prior covers the strategies is **not resolved** ({numbers})"
+
+
 def _setting_sentences(s):
     """One line per setting: is the test probe above chance, did the validation probe decay, how did
     the test KL split, does the prior cover the data."""
@@ -370,15 +385,20 @@ def _setting_sentences(s):
             parts.append(
                 f"test KL to the aggregate prior over the evaluation examples = {e['mi_mean']:.4g} nats of information "
                 f"(at most log n) + {e['marginal_kl_mean']:.4g} of `marginal_kl` (between the n-component mixtures: it "
-                "grows as posteriors narrow; `marginal_mmd` measures the population's mismatch)"
+                "grows as posteriors narrow)"
             )
-        if e.get("coverage_tv_mean") is not None:
-            verdict = (
-                "covers the strategies"
-                if e["coverage_tv_mean"] < COVERAGE_THRESHOLD
-                else "**does not cover the strategies evenly**"
+        mmd = [v for v in _per_seed(s, "marginal_mmd").get(name, []) if v is not None]
+        if mmd:
+            p_values = [v for v in _per_seed(s, "marginal_mmd_p").get(name, []) if v is not None]
+            found = sum(p < 0.05 for p in p_values)
+            apart = f"; its permutation test finds a mismatch (p < 0.05) in {found} of {len(p_values)} seeds"
+            parts.append(
+                f"the aggregate posterior's squared MMD to the prior {np.mean(mmd):.3g} (0 on average where they match)"
+                + (apart if p_values else "")
             )
-            parts.append(f"the prior {verdict} (test TV {e['coverage_tv_mean']:.3f})")
+        coverage = [v for v in _per_seed(s, "coverage_tv").get(name, []) if v is not None]
+        if coverage:
+            parts.append(_coverage_sentence(coverage))
         if e.get("failed"):
             parts.append(f"{e['failed']} of {e['runs']} trials failed")
         if parts:

@@ -142,3 +142,18 @@ def test_setting_names_order_the_weights_and_spell_values_as_the_tables_do():
     overrides = {"objective.jsd_weight": 0.1, "objective.marginal": None, "objective.beta": 1.0, "train.lr": 0.01}
     assert _setting_name(overrides) == "β=1 δ=0.1 marginal=none lr=0.01"
     assert _setting_name({}) == "base"
+
+
+@pytest.mark.parametrize(
+    "values, verdict",
+    [
+        ([0.02, 0.03, 0.025], "the prior covers the strategies"),
+        ([0.30, 0.32, 0.31], "the prior **does not cover the strategies evenly**"),
+        ([0.06, 0.14, 0.10], "whether the prior covers the strategies is **not resolved**"),
+        ([0.02], "whether the prior covers the strategies is not resolved (test TV 0.020, one seed"),
+    ],
+)
+def test_a_sweeps_coverage_verdict_rests_on_the_interval_over_seeds(values, verdict):
+    from infovae.reports.sweep_report import _coverage_sentence
+
+    assert _coverage_sentence(values).startswith(verdict)
