@@ -325,10 +325,15 @@ def fall_counts(results):
     return {count.key: count for count in correct_counts(counts)}
 
 
+def tally(results, setting):
+    """``(k, n)``: of one fall-count setting's ``n`` seeds, ``k`` whose probe fell."""
+    falls = fell_in(results, setting)
+    return sum(falls.values()), len(falls)
+
+
 def share(results, setting):
     """``k of n seeds (95% Clopper-Pearson interval)`` whose probe fell, in one setting of the fall count."""
-    falls = fell_in(results, setting)
-    k, n = sum(falls.values()), len(falls)
+    k, n = tally(results, setting)
     ci = stats.binomtest(k, n).proportion_ci(1 - ALPHA, method="exact")
     return f"{k} of {n} seeds ({ci.low:.2f}–{ci.high:.2f})"
 
@@ -419,7 +424,7 @@ def rises(o, keys):
 def mechanism_answer(o, keys):
     """The answer to "what is the control's decay?" from the outcomes ``o`` of one arm's mechanism
     comparisons (``keys``: that arm's, :data:`MECHANISM_KEYS`)."""
-    kl, free, beta, shift, use, mi = (o[keys[str(i)]] for i in range(1, 7))
+    kl, free, beta, shift = (o[keys[str(i)]] for i in range(1, 5))
     if free == "higher" and kl != "higher":
         # A fall at beta = 0 cannot be the KL eroding z's information: nothing charges z for it there.
         answer = "**Not KL erosion**: the probe falls at β = 0, where nothing charges z for information"
@@ -560,11 +565,9 @@ def fall_count_verdicts(results, family_outcomes):
         f"{by_fell(results, FREE, 'probe_accuracy', flag)}"
         for what, flag in (("the seeds whose probe fell", True), ("those whose probe did not", False))
     )
-    starts = "; ".join(
-        f"{name} {mean(s, 'early_probe')}" for name, s in (("the standard VAE", STANDARD), ("β = 0", FREE), ("InfoVAE", INFO))
-    )
-    ends = "; ".join(
-        f"{name} {mean(s, 'probe_accuracy')}" for name, s in (("the standard VAE", STANDARD), ("β = 0", FREE), ("InfoVAE", INFO))
+    settings = (("the standard VAE", STANDARD), ("β = 0", FREE), ("InfoVAE", INFO))
+    starts, ends = (
+        "; ".join(f"{name} {mean(s, metric)}" for name, s in settings) for metric in ("early_probe", "probe_accuracy")
     )
     numbers = (
         f"The fall count (a seed's probe fell when its fall over {MECHANISM_WORDS} is above {FALL_THRESHOLD:g}), shift 2, "
@@ -574,10 +577,9 @@ def fall_count_verdicts(results, family_outcomes):
         f'over its seeds ("fell" is a threshold on that spread); InfoVAE {mean(INFO, "fall")}. The validation probe over '
         f"the early window (where it started from): {starts}; the test probe at the end: {ends}."
     )
-    tally = lambda setting: "{} of {}".format(*(f(fell_in(results, setting).values()) for f in (sum, len)))  # noqa: E731
+    of = lambda setting: "{} of {}".format(*tally(results, setting))  # noqa: E731
     reading = (
-        f"{SUMMARY_LINE}seeds whose probe fell: {tally(FREE)} at β = 0, {tally(STANDARD)} of the standard VAE, "
-        f"{tally(INFO)} with γ = 10."
+        f"{SUMMARY_LINE}seeds whose probe fell: {of(FREE)} at β = 0, {of(STANDARD)} of the standard VAE, {of(INFO)} with γ = 10."
     )
     added = (
         f"Added after the run (exploratory, not among the tests): at β = 0, {split} (falls of `mi` and of the use of z in "

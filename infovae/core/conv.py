@@ -90,7 +90,7 @@ def conv_widest_layer(config: CVAEConfig) -> int:
     convolution, or the decoder's maps (its start, and after each transposed convolution, which doubles the
     height and width), or the hidden layer."""
     g = conv_geometry(config)
-    channels, height, width = g.image_shape
+    _, height, width = g.image_shape
     _, start_height, start_width = g.decoder_start
     first = CONV_CHANNELS[0]
     return max(

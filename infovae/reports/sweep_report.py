@@ -16,7 +16,7 @@ from infovae.diagnostics.decay import decay_test
 from infovae.diagnostics.quantities import QUANTITIES
 from infovae.errors import UserInputError
 from infovae.reports import images, plots
-from infovae.reports.verdicts import COLLAPSE_MI, decay_phrase, probe_vs_chance
+from infovae.reports.verdicts import COLLAPSE_MI, SIGNIFICANCE, decay_phrase, probe_vs_chance
 from infovae.sweeps.sweep import open_sweep
 from infovae.sweeps.trial import read_outcome
 from infovae.training.run_folder import RunFolder
@@ -390,8 +390,8 @@ def _setting_sentences(s):
         mmd = [v for v in _per_seed(s, "marginal_mmd").get(name, []) if v is not None]
         if mmd:
             p_values = [v for v in _per_seed(s, "marginal_mmd_p").get(name, []) if v is not None]
-            found = sum(p < 0.05 for p in p_values)
-            apart = f"; its permutation test finds a mismatch (p < 0.05) in {found} of {len(p_values)} seeds"
+            found = sum(p < SIGNIFICANCE for p in p_values)
+            apart = f"; its permutation test finds a mismatch (p < {SIGNIFICANCE}) in {found} of {len(p_values)} seeds"
             parts.append(
                 f"the aggregate posterior's squared MMD to the prior {np.mean(mmd):.3g} (0 on average where they match)"
                 + (apart if p_values else "")
