@@ -60,14 +60,22 @@ def test_a_rejected_config_imports_no_framework(tmp_path):
     assert code == 2 and loaded == set()
 
 
+DIGITS = {**TINY, "data": {"kind": "digits"}, "model": {**TINY["model"], "latent": "gaussian"}}
+
+
 @pytest.mark.parametrize(
-    "backend, framework, others",
-    # The NumPyro backend's diagnostics run on the device: scikit-learn is the Pyro backend's.
-    [("pyro", "torch", {"jax", "numpyro", "flax"}), ("numpyro", "jax", {"torch", "pyro", "sklearn"})],
+    "backend, framework, others, config",
+    # The NumPyro backend's diagnostics run on the device: scikit-learn is the Pyro backend's. The
+    # digits are read from scikit-learn's bundled file without importing scikit-learn.
+    [
+        ("pyro", "torch", {"jax", "numpyro", "flax"}, TINY),
+        ("numpyro", "jax", {"torch", "pyro", "sklearn"}, TINY),
+        ("numpyro", "jax", {"torch", "pyro", "sklearn"}, DIGITS),
+    ],
 )
-def test_a_backend_trains_without_the_other_framework(backend, framework, others, tmp_path):
+def test_a_backend_trains_without_the_other_framework(backend, framework, others, config, tmp_path):
     pytest.importorskip(framework)
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "backend": backend}))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**config, "backend": backend}))
     code, loaded = imported("train", tmp_path / "tiny.yaml", "--out", tmp_path / "run", "--no-progress", cwd=tmp_path)
     assert code == 0 and framework in loaded
     assert not loaded & others

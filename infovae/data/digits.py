@@ -8,6 +8,8 @@ The latent should carry what the visible quadrants leave open, which is mostly t
 identity. The data has no randomness; the splits are drawn by :func:`~infovae.data.split_dataset`.
 """
 
+import importlib.util
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -34,22 +36,36 @@ def make_digits(quadrants=1, greyscale=False):
         digits as labels; ``info["image"]`` is its :class:`~infovae.data.images.ImageLayout` (a ``[1, 8, 8]``
         image), for :func:`to_images` and reports.
     """
-    # Here, not at the top: scikit-learn takes seconds to import, and the command line reads configs without it.
-    from sklearn.datasets import load_digits
-
     layout, names = quadrant_layout(SIDE, quadrants)
-    bunch = load_digits()
-    # [1797, 64]; intensities run 0..16.
-    pixels = (bunch.data / 16.0 if greyscale else bunch.data >= INK_THRESHOLD).astype(np.float32)
+    intensities, digits = _bundled_digits()
+    pixels = (intensities / 16.0 if greyscale else intensities >= INK_THRESHOLD).astype(np.float32)
     return Dataset(
         x=pixels[:, layout.x_pixels],
         y=pixels[:, layout.y_pixels],
-        labels=bunch.target.astype(np.int64),
+        labels=digits,
         likelihood="bernoulli",
         num_classes=2,
         name="digits",
         info={"image": layout, "quadrants": names, "label_name": "digit"},
     )
+
+
+def _bundled_digits():
+    """scikit-learn's digits, ``(intensities [1797, 64] in 0..16, digits [1797] int64)``, as its
+    ``load_digits`` returns them, read from the file scikit-learn bundles without importing
+    scikit-learn (about a second, more than the rest of a short NumPyro run's data and set-up, which
+    needs nothing else from it). Where that file is not where scikit-learn has kept it, ``load_digits``
+    reads it."""
+    spec = importlib.util.find_spec("sklearn")
+    bundled = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+    if bundled is not None and bundled.is_file():
+        # One row per image: 64 intensities, then the digit.
+        table = np.loadtxt(bundled, delimiter=",")
+        return table[:, :-1], table[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return bunch.data, bunch.target.astype(np.int64)
 
 
 def to_images(x, y, info):

@@ -110,6 +110,14 @@ class NumPyroBackend(Backend):
         closure = self._closure()
         self._train = StoredProgram(self._train_impl, "train", closure, programs)
         self._evaluate = StoredProgram(self._evaluate_impl, "evaluate", closure, programs, static_argnames=("num_labels",))
+        # Programs that read nothing but their arguments: stored too, so that a warm run traces none of them.
+        self._where = StoredProgram(_where, "where", "", programs)
+        self._relabellings = StoredProgram(
+            jax_metrics.relabellings, "relabellings", "", programs, static_argnames=("num_first", "num_second")
+        )
+        self._context_probe = StoredProgram(
+            jax_metrics.probe_accuracy, "context_probe", "", programs, static_argnames=("num_classes",)
+        )
         self._eval_sets = {}
 
     def _closure(self):
@@ -202,7 +210,7 @@ class NumPyroBackend(Backend):
         return terms
 
     def keep_best(self, mask):
-        self.best = _where(jnp.asarray(mask), self.params, self.best)
+        self.best = self._where(jnp.asarray(mask), self.params, self.best)
 
     # -- evaluation --------------------------------------------------------------------------------
 
@@ -217,7 +225,7 @@ class NumPyroBackend(Backend):
             arrays = {"x": self._x(held.x), "y": self._y(held.y), "fit_x": self._x(fitting.x), "fit_y": self._y(fitting.y)}
             # The two-sample test's relabellings, drawn once for the run: any drawn apart from the latents serve.
             relabelling_key = jax.random.PRNGKey(seed)
-            arrays["relabellings"] = jax_metrics.relabellings(relabelling_key, len(held), len(held))
+            arrays["relabellings"] = self._relabellings(relabelling_key, num_first=len(held), num_second=len(held))
             extra = {"num_labels": None, "bayes_accuracy": None, "probe_x_accuracy": None}
             if held.labels is not None and fitting.labels is not None:
                 arrays.update(labels=jnp.asarray(held.labels, jnp.int32), fit_labels=jnp.asarray(fitting.labels, jnp.int32))
@@ -225,8 +233,8 @@ class NumPyroBackend(Backend):
                 if 0 < held.x.shape[1] <= metrics.CONTEXT_PROBE_FEATURES:  # the same for every trial and step: once, here
                     # The device's probe, as probe_xz_accuracy's, so that their difference compares like with like.
                     extra["probe_x_accuracy"] = float(
-                        jax_metrics.probe_accuracy(
-                            arrays["fit_x"], arrays["fit_labels"], arrays["x"], arrays["labels"], extra["num_labels"]
+                        self._context_probe(
+                            arrays["fit_x"], arrays["fit_labels"], arrays["x"], arrays["labels"], num_classes=extra["num_labels"]
                         )
                     )
             if generator is not None:
@@ -343,7 +351,7 @@ class NumPyroBackend(Backend):
     def evaluate(self, held_out, fit, generator, seeds, selected=False):
         data, extra = self._eval_set(held_out, fit, generator, self.configs[0].train.eval_examples)
         keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
-        params = self.params if selected is False else _where(jnp.asarray(selected), self.best, self.params)
+        params = self.params if selected is False else self._where(jnp.asarray(selected), self.best, self.params)
         out = self._evaluate(params, keys, self._hyper, data, num_labels=extra["num_labels"])
         record = {name: np.asarray(values, dtype=np.float64).tolist() for name, values in out.items()}
         if "active_units" in record:
@@ -392,7 +400,7 @@ class NumPyroBackend(Backend):
     # -- the selected model of trial 0, for reports ------------------------------------------
 
     def use_selected(self):
-        self.params = _where(jnp.asarray([c.train.select == "best" for c in self.configs]), self.best, self.params)
+        self.params = self._where(jnp.asarray([c.train.select == "best" for c in self.configs]), self.best, self.params)
 
     @property
     def _trial_params(self):

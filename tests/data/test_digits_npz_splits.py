@@ -26,6 +26,21 @@ def test_digits_completion_task():
     np.testing.assert_array_equal(images, load_digits().images >= 8)
 
 
+@pytest.mark.parametrize("sklearn_found", [True, False])
+def test_digits_are_scikit_learns(sklearn_found, monkeypatch):
+    """Read from scikit-learn's bundled file without importing it, or, where that file is not found,
+    through load_digits: the same intensities and digits either way."""
+    from infovae.data import digits as digits_module
+
+    if not sklearn_found:
+        monkeypatch.setattr(digits_module.importlib.util, "find_spec", lambda name: None)
+    intensities, digits = digits_module._bundled_digits()
+    bunch = load_digits()
+    np.testing.assert_array_equal(intensities, bunch.data)
+    np.testing.assert_array_equal(digits, bunch.target)
+    assert digits.dtype == np.int64
+
+
 @pytest.mark.parametrize(
     "quadrants, given",
     [
