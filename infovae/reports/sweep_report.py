@@ -16,7 +16,14 @@ from infovae.diagnostics.decay import decay_test
 from infovae.diagnostics.quantities import QUANTITIES
 from infovae.errors import UserInputError
 from infovae.reports import images, plots
-from infovae.reports.verdicts import COLLAPSE_MI, SIGNIFICANCE, decay_phrase, probe_vs_chance
+from infovae.reports.verdicts import (
+    COLLAPSE_MI,
+    COVERAGE_THRESHOLD,
+    SIGNIFICANCE,
+    coverage_phrase,
+    decay_phrase,
+    probe_vs_chance,
+)
 from infovae.sweeps.sweep import open_sweep
 from infovae.sweeps.trial import read_outcome
 from infovae.training.run_folder import RunFolder
@@ -25,9 +32,6 @@ from infovae.training.runs import open_run
 __all__ = ["SWEEP_CAPTIONS", "sweep_figures", "write_sweep_report"]
 
 REPORT_DIR, REPORT = "report", "report.md"
-# Total variation between the true and the generated strategy mix below which the prior "covers" them
-# (the run report's verdict too).
-COVERAGE_THRESHOLD = 0.1
 MAX_LINES = 6
 MAX_IMAGE_SETTINGS = MAX_HEATMAP_PANELS = 8
 HEATMAP_METRICS = ("probe_accuracy", "nmi", "coverage_tv", "mi", "marginal_kl", "nll")
@@ -348,18 +352,13 @@ def _decay_sentence(runs):
 
 
 def _coverage_sentence(values):
-    """Whether the prior covers the strategies, from the coverage TV of each seed: against
-    :data:`COVERAGE_THRESHOLD` with the 95% t-interval over seeds, not resolved where it spans the threshold
-    or one seed gives no interval."""
+    """Whether the prior covers the strategies, from the coverage TV of each seed: the 95% t-interval over
+    seeds against the threshold (:func:`~infovae.reports.verdicts.coverage_phrase`), not resolved where it
+    spans it or one seed gives no interval."""
     mean, low, high = plots.mean_interval(values, plots.RANGES["coverage_tv"])
     if not np.isfinite(low):
-        return f"whether the prior covers the strategies is not resolved (test TV {mean:.3f}, one seed: no interval)"
-    numbers = f"test TV {mean:.3f}, 95% interval {low:.3f}–{high:.3f}, threshold {COVERAGE_THRESHOLD}"
-    if high < COVERAGE_THRESHOLD:
-        return f"the prior covers the strategies ({numbers})"
-    if low > COVERAGE_THRESHOLD:
-        return f"the prior **does not cover the strategies evenly** ({numbers})"
-    return f"whether the prior covers the strategies is **not resolved** ({numbers})"
+        return coverage_phrase(low, high, f"test TV {mean:.3f}, one seed: no interval")
+    return coverage_phrase(low, high, f"test TV {mean:.3f}, 95% interval {low:.3f}–{high:.3f}, threshold {COVERAGE_THRESHOLD}")
 
 
 def _setting_sentences(s):

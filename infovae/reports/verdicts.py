@@ -20,6 +20,7 @@ from infovae.errors import UserInputError
 __all__ = [
     "CHANCE_MARGIN",
     "COLLAPSE_MI",
+    "COVERAGE_THRESHOLD",
     "DECAY_THRESHOLD",
     "LAST_EVALUATIONS",
     "MIN_SEEDS",
@@ -29,6 +30,7 @@ __all__ = [
     "binomial_se",
     "chance_verdict",
     "collapse_warning",
+    "coverage_phrase",
     "decay_phrase",
     "monitor_verdict",
     "overfitting_warning",
@@ -48,6 +50,8 @@ CHANCE_MARGIN = 0.02
 SIGNIFICANCE = 0.05
 # Below this many seeds the spread over seeds is too poorly known to show that a setting is at chance.
 MIN_SEEDS = 3
+# The prior covers the labels when the generated mix is within this total variation of the true one.
+COVERAGE_THRESHOLD = 0.1
 # Latent collapse: information below this many nats, or a perplexity this close to one.
 COLLAPSE_MI = 0.01
 PERPLEXITY_COLLAPSE = 1.1
@@ -127,6 +131,18 @@ def probe_vs_chance(accuracies, n_examples, chance, margin=CHANCE_MARGIN):
             f"{margin} of it{reason}"
         )
     return {"mean": mean, "low": low, "high": high, "p_value": p_value, "seeds": seeds, "verdict": verdict, "text": text}
+
+
+def coverage_phrase(low, high, numbers):
+    """Whether data generated from the prior covers the labels, from bounds on the coverage TV (an interval
+    over seeds, or :func:`~infovae.diagnostics.coverage.coverage_bounds` of one run) against
+    :data:`COVERAGE_THRESHOLD`: not resolved where they span it or are not known. ``numbers`` (the
+    estimate and its bounds, as text) go in parentheses."""
+    if np.isfinite(high) and high < COVERAGE_THRESHOLD:
+        return f"the prior covers the strategies ({numbers})"
+    if np.isfinite(low) and low > COVERAGE_THRESHOLD:
+        return f"the prior **does not cover the strategies evenly** ({numbers})"
+    return f"whether the prior covers the strategies is **not resolved** ({numbers})"
 
 
 def chance_verdict(accuracy, num_labels, num_examples, ceiling=None, split="test"):

@@ -1,0 +1,64 @@
+"""The coverage TV's bounds: exact on known mixes, and calibrated on simulated posteriors (a true TV at the
+threshold is rarely put on the wrong side of it; one far from it is found)."""
+
+import numpy as np
+import pytest
+
+from infovae.diagnostics.coverage import coverage_bounds
+
+THRESHOLD = 0.1
+
+
+def simulated(mix, shift, n, rng, soft=0.3):
+    """``n`` posteriors whose mean's expectation is ``mix + shift``: ``1 - soft`` of a one-hot label drawn
+    from ``mix + shift / (1 - soft)``, ``soft`` of Dirichlet noise re-centred on the mix."""
+    k = len(mix)
+    labels = rng.choice(k, n, p=mix + shift / (1 - soft))
+    noise = rng.dirichlet(np.ones(k), n)
+    return (1 - soft) * np.eye(k)[labels] + soft * (noise - 1.0 / k + mix)
+
+
+def test_the_tv_is_half_the_l1_distance_of_the_mean():
+    rng = np.random.default_rng(0)
+    posteriors, mix = rng.dirichlet(np.ones(5), 40), np.array([0.1, 0.2, 0.3, 0.25, 0.15])
+    result = coverage_bounds(posteriors, mix)
+    assert result["tv"] == pytest.approx(0.5 * np.abs(posteriors.mean(0) - mix).sum(), abs=1e-15)
+    assert result["low"] <= result["tv"] <= result["high"] and result["examples"] == 40
+
+
+def test_generated_data_with_the_true_mix_in_every_example_has_no_distance():
+    mix = np.array([0.5, 0.3, 0.2])
+    result = coverage_bounds(np.tile(mix, (10, 1)), mix)
+    assert result["tv"] == result["low"] == result["high"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "mix, direction, n",
+    [
+        # Two labels off, two right: where the plain TV is biased upwards.
+        (np.array([0.2, 0.4, 0.2, 0.2]), np.array([1.0, -1.0, 0.0, 0.0]), 200),
+        (np.full(8, 0.125), np.array([1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0]) / 4, 300),
+    ],
+)
+def test_the_bounds_are_calibrated_on_simulated_posteriors(mix, direction, n):
+    rng = np.random.default_rng(1)
+    repeats = 400
+
+    def rates(tv):
+        shift = direction * tv / (0.5 * np.abs(direction).sum())
+        results = [coverage_bounds(simulated(mix, shift, n, rng), mix, seed=r) for r in range(repeats)]
+        below = np.mean([r["high"] < THRESHOLD for r in results])
+        above = np.mean([r["low"] > THRESHOLD for r in results])
+        return below, above
+
+    below, above = rates(THRESHOLD)  # exactly at the threshold: either claim is an error
+    assert below <= 0.07 and above <= 0.07
+    below, _ = rates(0.0)
+    assert below >= 0.8
+    _, above = rates(2 * THRESHOLD)
+    assert above >= 0.9
+
+
+def test_too_few_examples_are_refused():
+    with pytest.raises(ValueError, match="n >= 4"):
+        coverage_bounds(np.ones((3, 2)) / 2, [0.5, 0.5])
