@@ -184,8 +184,8 @@ def _coverage_sentence(run):
     bounds = coverage_bounds(posteriors, generator.label_mix)
     numbers = (
         f"total variation **{bounds['tv']:.3f}** from the true mix over {bounds['examples']} generated episodes, "
-        f"95% bounds {bounds['low']:.3f}–{bounds['high']:.3f}, threshold {verdicts.COVERAGE_THRESHOLD}; the evaluation's "
-        f"test TV on its own draws {tv:.3f}"
+        f"95% bounds {max(bounds['low'], 0.0):.3f}–{bounds['high']:.3f}, threshold {verdicts.COVERAGE_THRESHOLD}; "
+        f"the evaluation's test TV on its own draws {tv:.3f}"
     )
     rows = "\n".join(f"| {s} | {true:.3f} | {gen:.3f} |" for s, (true, gen) in enumerate(zip(generator.label_mix, generated)))
     missing = [s for s, (t, g) in enumerate(zip(generator.label_mix, generated)) if g < 0.5 * t]

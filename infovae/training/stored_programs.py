@@ -101,9 +101,14 @@ class StoredProgram:
         self.name, self.closure = name, closure
         self.folder = None if folder is None or closure is None else Path(folder)
         self.jitted = jax.jit(fn, static_argnames=static_argnames)
+        self.static_argnames = tuple(static_argnames)
         self._calls = {}
 
     def __call__(self, *args, **static):
+        # Keywords are the static arguments: they key the program and are not passed to a stored one.
+        unknown = sorted(set(static) - set(self.static_argnames))
+        if unknown:
+            raise TypeError(f"{self.name}: keyword arguments must be static arguments; got {unknown} (pass arrays positionally)")
         if self.folder is None:
             return self.jitted(*args, **static)
         signature = _signature(args, static)

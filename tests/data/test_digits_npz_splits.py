@@ -30,12 +30,16 @@ def test_digits_completion_task():
 def test_digits_are_scikit_learns(sklearn_found, monkeypatch):
     """Read from scikit-learn's bundled file without importing it, or, where that file is not found,
     through load_digits: the same intensities and digits either way."""
+    import sklearn.datasets
+
     from infovae.data import digits as digits_module
 
-    if not sklearn_found:
+    bunch = load_digits()
+    if sklearn_found:  # the bundled file is read: load_digits is not called
+        monkeypatch.setattr(sklearn.datasets, "load_digits", lambda: pytest.fail("load_digits was called"))
+    else:
         monkeypatch.setattr(digits_module.importlib.util, "find_spec", lambda name: None)
     intensities, digits = digits_module._bundled_digits()
-    bunch = load_digits()
     np.testing.assert_array_equal(intensities, bunch.data)
     np.testing.assert_array_equal(digits, bunch.target)
     assert digits.dtype == np.int64

@@ -32,17 +32,27 @@ def test_generated_data_with_the_true_mix_in_every_example_has_no_distance():
     assert result["tv"] == result["low"] == result["high"] == 0.0
 
 
+def _mix(labels, first_two):
+    mix = np.full(labels, (1 - 2 * first_two) / (labels - 2))
+    mix[:2] = first_two
+    return mix
+
+
 @pytest.mark.parametrize(
-    "mix, direction, n",
+    "mix, direction, n, power_at_zero",
     [
-        # Two labels off, two right: where the plain TV is biased upwards.
-        (np.array([0.2, 0.4, 0.2, 0.2]), np.array([1.0, -1.0, 0.0, 0.0]), 200),
-        (np.full(8, 0.125), np.array([1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0]) / 4, 300),
+        # Two labels off and the others at their true share: where the plain TV is biased upwards, and
+        # where a lower bound that ignores how its signs were fitted is too high.
+        (_mix(4, 0.3), np.array([1.0, -1.0, 0.0, 0.0]), 200, 0.8),
+        # Ten labels at 200 examples: the plain TV's noise alone is near the threshold, so a TV of 0 is
+        # shown below it only about half the time (the rest: not resolved).
+        (_mix(10, 0.3), np.array([1.0, -1.0] + [0.0] * 8), 200, 0.45),
+        (np.full(8, 0.125), np.array([1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0]) / 4, 300, 0.8),
     ],
 )
-def test_the_bounds_are_calibrated_on_simulated_posteriors(mix, direction, n):
+def test_the_bounds_are_calibrated_on_simulated_posteriors(mix, direction, n, power_at_zero):
     rng = np.random.default_rng(1)
-    repeats = 400
+    repeats = 300
 
     def rates(tv):
         shift = direction * tv / (0.5 * np.abs(direction).sum())
@@ -51,12 +61,14 @@ def test_the_bounds_are_calibrated_on_simulated_posteriors(mix, direction, n):
         above = np.mean([r["low"] > THRESHOLD for r in results])
         return below, above
 
-    below, above = rates(THRESHOLD)  # exactly at the threshold: either claim is an error
-    assert below <= 0.07 and above <= 0.07
+    # Exactly at the threshold either claim is an error: each bound errs at most its nominal 2.5%, with
+    # room for the simulation's noise (a plain interval around the plain TV errs 8 - 9% here).
+    below, above = rates(THRESHOLD)
+    assert below <= 0.045 and above <= 0.045
     below, _ = rates(0.0)
-    assert below >= 0.8
+    assert below >= power_at_zero
     _, above = rates(2 * THRESHOLD)
-    assert above >= 0.9
+    assert above >= 0.95
 
 
 def test_too_few_examples_are_refused():

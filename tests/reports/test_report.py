@@ -156,7 +156,7 @@ def test_setting_names_order_the_weights_and_spell_values_as_the_tables_do():
         ([0.02, 0.03, 0.025], "the prior covers the strategies"),
         ([0.30, 0.32, 0.31], "the prior **does not cover the strategies evenly**"),
         ([0.06, 0.14, 0.10], "whether the prior covers the strategies is **not resolved**"),
-        ([0.02], "whether the prior covers the strategies is **not resolved** (test TV 0.020, one seed"),
+        ([0.02], "whether the prior covers the strategies is **not resolved** (plain test TV 0.020, one seed"),
     ],
 )
 def test_a_sweeps_coverage_verdict_rests_on_the_interval_over_seeds(values, verdict):

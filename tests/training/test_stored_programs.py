@@ -138,3 +138,11 @@ def test_a_program_that_cannot_be_exported_runs_as_plain_jit(tmp_path, monkeypat
     out = StoredProgram(Counted(), "f", "closure", tmp_path, static_argnames=("scale",))(*arguments(), scale=3)
     np.testing.assert_array_equal(out[0]["w"], expected[0]["w"])
     assert not list(tmp_path.iterdir())
+
+
+def test_a_keyword_that_is_not_a_static_argument_is_refused(tmp_path):
+    """Keywords key the stored program and are not passed to it: an array passed by keyword would be
+    traced into the program and then left out of the call."""
+    program = StoredProgram(lambda x, y: x * y, "f", "closure", tmp_path)
+    with pytest.raises(TypeError, match=r"keyword arguments must be static arguments; got \['y'\]"):
+        program(jnp.ones(2), y=jnp.ones(2))
