@@ -190,6 +190,11 @@ def _per_seed(s, metric):
     return values
 
 
+def _recorded(s, metric, name):
+    """One setting's recorded values of the metric over its finished seeds (seeds without one left out)."""
+    return [v for v in _per_seed(s, metric).get(name, []) if v is not None]
+
+
 def _forest_figure(s):
     names = [s.name(e) for e in s.table]
     metrics = [m for m in FOREST_METRICS if any(e.get(f"{m}_mean") is not None for e in s.table)]
@@ -392,16 +397,16 @@ def _setting_sentences(s):
                 f"(at most log n) + {e['marginal_kl_mean']:.4g} of `marginal_kl` (between the n-component mixtures: it "
                 "grows as posteriors narrow)"
             )
-        mmd = [v for v in _per_seed(s, "marginal_mmd").get(name, []) if v is not None]
+        mmd = _recorded(s, "marginal_mmd", name)
         if mmd:
-            p_values = [v for v in _per_seed(s, "marginal_mmd_p").get(name, []) if v is not None]
+            p_values = _recorded(s, "marginal_mmd_p", name)
             found = sum(p < SIGNIFICANCE for p in p_values)
             apart = f"; its permutation test finds a mismatch (p < {SIGNIFICANCE}) in {found} of {len(p_values)} seeds"
             parts.append(
                 f"the aggregate posterior's squared MMD to the prior {np.mean(mmd):.3g} (0 on average where they match)"
                 + (apart if p_values else "")
             )
-        coverage = [v for v in _per_seed(s, "coverage_tv").get(name, []) if v is not None]
+        coverage = _recorded(s, "coverage_tv", name)
         if coverage:
             parts.append(_coverage_sentence(coverage))
         if e.get("failed"):
