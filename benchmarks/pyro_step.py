@@ -3,6 +3,7 @@
     python benchmarks/pyro_step.py                                   # MNIST standard VAE, 600 steps
     python benchmarks/pyro_step.py --steps 3000 --config examples/mnist/infovae_mmd.yaml
     python benchmarks/pyro_step.py --profile                         # where a Pyro step's time goes
+    python benchmarks/pyro_step.py --backends pyro pyro-eager numpyro   # also the Pyro step unrecorded
 
 Each backend runs in a fresh process (so that neither one's threads nor its memory slow the other),
 through the backend's own ``train_steps`` as the training loop calls it, on the minibatches the loop
@@ -10,7 +11,10 @@ would draw. The NumPyro backend's first chunk, which compiles the program, is ti
 timed in blocks of ``--block`` steps; the report gives the mean over the run (what a user waits for)
 and the median block (less sensitive to other jobs on a shared machine), and the ratio of the two
 backends' means. The processes run one after the other, ``--rounds`` times alternating, and the ratio
-of each round is reported: on a loaded machine compare those, not the absolute times.
+of each round is reported: on a loaded machine compare those, not the absolute times. ``pyro-eager`` is
+the Pyro backend with its objective's terms computed in Python at every step
+(``TracedTerms.eager``) instead of replayed from their recording: the same numbers, the step before
+the recording.
 """
 
 import argparse
@@ -33,9 +37,11 @@ def _measure(config_path, backend, steps, block, profile):
     from infovae.training.config import load_config
     from infovae.training.loop import MinibatchSampler, build_backend
 
-    config = load_config(config_path, {"backend": backend, "train.steps": steps})
+    config = load_config(config_path, {"backend": backend.removesuffix("-eager"), "train.steps": steps})
     splits = load_splits(config.data, config.likelihood)
     model = build_backend([config], splits)
+    if backend == "pyro-eager":
+        model.terms = model.terms.eager
     sampler = MinibatchSampler(len(splits.train), config.train.batch_size, config.train.seed)
     chunk = min(model.chunk_size, block)
     active = np.ones(1, bool)
@@ -48,7 +54,7 @@ def _measure(config_path, backend, steps, block, profile):
             done += size
 
     start = time.perf_counter()
-    run(chunk)  # the NumPyro backend compiles here; the Pyro backend warms its allocator
+    run(chunk)  # the NumPyro backend compiles here; the Pyro backend records its objective's terms
     first = time.perf_counter() - start
     if profile:
         import cProfile
@@ -94,7 +100,7 @@ def main():
     parser.add_argument("--steps", type=int, default=600, help="steps per run (the issue's target: 3000)")
     parser.add_argument("--block", type=int, default=100, help="steps per timed block")
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds of the two backends")
-    parser.add_argument("--backends", nargs="+", default=["pyro", "numpyro"])
+    parser.add_argument("--backends", nargs="+", default=["pyro", "numpyro"], choices=["pyro", "pyro-eager", "numpyro"])
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one block of each backend")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -111,9 +117,10 @@ def main():
         for backend, r in result.items():
             mean, median = statistics.fmean(r["blocks"]), statistics.median(r["blocks"])
             print(f"| {i + 1} | {backend} | {r['first_chunk']:.2f} | {mean:.4f} | {median:.4f} |")
-    if {"pyro", "numpyro"} <= set(args.backends):
-        ratios = [statistics.fmean(r["pyro"]["blocks"]) / statistics.fmean(r["numpyro"]["blocks"]) for r in rounds]
-        print("pyro / numpyro mean step, per round: " + ", ".join(f"{x:.2f}" for x in ratios))
+    for pyro in ("pyro", "pyro-eager"):
+        if {pyro, "numpyro"} <= set(args.backends):
+            ratios = [statistics.fmean(r[pyro]["blocks"]) / statistics.fmean(r["numpyro"]["blocks"]) for r in rounds]
+            print(f"{pyro} / numpyro mean step, per round: " + ", ".join(f"{x:.2f}" for x in ratios))
     if args.json:
         args.json.write_text(json.dumps({"config": str(args.config), "steps": args.steps, "rounds": rounds}, indent=1))
 

@@ -202,7 +202,9 @@ MEDIAN_POINTS = 512
 
 def _base_width(x, y, bandwidth):
     if bandwidth is None:
-        return 2.0 * x.shape[-1]
+        # A number, also while torch.jit.trace reads sizes as tensors: the kernel then divides by a
+        # number, as it does eagerly (torch's number / tensor is another operation than tensor / tensor).
+        return 2.0 * int(x.shape[-1])
     if bandwidth == "median":
         return _median_squared_distance(_squared_distances(x, x), _squared_distances(y, y), _squared_distances(x, y))
     return float(bandwidth)
@@ -246,21 +248,22 @@ def random_feature_mmd(x, y, frequencies):
 
 
 def _median_squared_distance(d_xx, d_yy, d_xy):
-    with torch.no_grad():
-        n, m = d_xx.shape[0], d_yy.shape[0]
-        iu_x = torch.triu_indices(n, n, offset=1, device=d_xx.device)
-        iu_y = torch.triu_indices(m, m, offset=1, device=d_yy.device)
-        pooled = torch.cat([d_xx[iu_x[0], iu_x[1]], d_yy[iu_y[0], iu_y[1]], d_xy.reshape(-1)])
-        # The usual median (the mean of the two middle values for an even count), as numpy's.
-        k = (pooled.numel() + 1) // 2
-        median = pooled.kthvalue(k).values
-        if pooled.numel() % 2 == 0:
-            median = 0.5 * (median + pooled.kthvalue(k + 1).values)
-        # All points identical: any width gives the same (zero) discrepancy; avoid 0/0. The floor stays a
-        # normal number once multiplied by any kernel scale above the float's epsilon: subnormal widths are
-        # flushed to 0 where denormals are flushed (XLA on CPUs, torch while the Pyro backend trains).
-        info = torch.finfo(median.dtype)
-        return median.clamp_min(info.tiny / info.eps)
+    # Detached rather than computed under no_grad: torch.jit.trace records a detach, not a grad mode.
+    d_xx, d_yy, d_xy = d_xx.detach(), d_yy.detach(), d_xy.detach()
+    n, m = d_xx.shape[0], d_yy.shape[0]
+    iu_x = torch.triu_indices(n, n, offset=1, device=d_xx.device)
+    iu_y = torch.triu_indices(m, m, offset=1, device=d_yy.device)
+    pooled = torch.cat([d_xx[iu_x[0], iu_x[1]], d_yy[iu_y[0], iu_y[1]], d_xy.reshape(-1)])
+    # The usual median (the mean of the two middle values for an even count), as numpy's.
+    k = (pooled.numel() + 1) // 2
+    median = pooled.kthvalue(k).values
+    if pooled.numel() % 2 == 0:
+        median = 0.5 * (median + pooled.kthvalue(k + 1).values)
+    # All points identical: any width gives the same (zero) discrepancy; avoid 0/0. The floor stays a
+    # normal number once multiplied by any kernel scale above the float's epsilon: subnormal widths are
+    # flushed to 0 where denormals are flushed (XLA on CPUs, torch while the Pyro backend trains).
+    info = torch.finfo(median.dtype)
+    return median.clamp_min(info.tiny / info.eps)
 
 
 def _plogp(probs):

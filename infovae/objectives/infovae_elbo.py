@@ -99,8 +99,10 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
         only ``recon``, ``kl`` and the terms with a non-zero weight are present.
         """
         terms = self._terms(model, guide, args, kwargs, every_term=False)
-        # Detached, so that no gradient hook is left on the graph.
-        warn_if_nan(terms["loss"].detach(), "loss")
+        # Detached, so that no gradient hook is left on the graph. Not while torch.jit.trace records the
+        # terms (the Pyro backend's step): the check is a value-dependent branch a trace cannot hold.
+        if not torch.jit.is_tracing():
+            warn_if_nan(terms["loss"].detach(), "loss")
         return terms
 
     def loss_terms(self, model, guide, *args, **kwargs):

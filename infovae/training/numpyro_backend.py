@@ -102,11 +102,14 @@ class NumPyroBackend(Backend):
                 initial[config.train.seed] = state_dicts_to_numpyro(
                     *cvae_initial_weights(arch, config.train.seed), dtype=jnp.float32
                 )
-        self.params = _stack([initial[c.train.seed] for c in self.configs])
-        self.best = self.params
-        self.opt_state = jax.vmap(optax.scale_by_adam().init)(self.params)
-        self.keys = jnp.stack([jax.random.PRNGKey(c.train.seed) for c in self.configs])
-        self.step_count = jnp.zeros(self.num_trials, jnp.int32)
+        params = _stack([initial[c.train.seed] for c in self.configs])
+        self._set_state(
+            params,
+            params,
+            jax.vmap(optax.scale_by_adam().init)(params),
+            jnp.stack([jax.random.PRNGKey(c.train.seed) for c in self.configs]),
+            jnp.zeros(self.num_trials, jnp.int32),
+        )
         closure = self._closure()
         self._train = StoredProgram(self._train_impl, "train", closure, programs)
         self._evaluate = StoredProgram(self._evaluate_impl, "evaluate", closure, programs, static_argnames=("num_labels",))
@@ -390,9 +393,14 @@ class NumPyroBackend(Backend):
                 raise ValueError("it holds another number of trials")
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"the checkpoint does not fit this run's model ({error})") from None
-        self.params, self.best = params, best
-        self.opt_state = jax.tree.unflatten(treedef, leaves)
-        self.keys, self.step_count = keys, step_count
+        self._set_state(params, best, jax.tree.unflatten(treedef, leaves), keys, step_count)
+
+    def _set_state(self, params, best, opt_state, keys, step_count):
+        # Committed to the device, as the training program's outputs are: JAX compiles a program again
+        # for inputs placed otherwise, so uncommitted first inputs cost every run a second compilation
+        # (or a second executable read from the cache) of its largest program.
+        state = jax.device_put((params, best, opt_state, keys, step_count), jax.devices()[0])
+        self.params, self.best, self.opt_state, self.keys, self.step_count = state
 
     def trial_state(self, index):
         return jax.tree.map(lambda a: np.asarray(a)[index : index + 1], self.state_dict())

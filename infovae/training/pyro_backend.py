@@ -9,6 +9,7 @@ store, so that two runs in one process do not share or clear each other's weight
 
 import copy
 import math
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -75,6 +76,114 @@ class Adam:
         self.nu = [torch.as_tensor(v, dtype=p.dtype, device=p.device).clone() for v, p in zip(state["nu"], self.params)]
 
 
+class _Terms(torch.nn.Module):
+    """The objective's terms of the backend's model and guide on a minibatch, as a module whose
+    parameters are the networks' (so that a trace of it reads them as parameters, and gradients reach
+    them)."""
+
+    def __init__(self, elbo, model, guide, num_data):
+        super().__init__()
+        self.elbo, self.model, self.guide, self.num_data = elbo, model, guide, num_data
+        self.names = None
+
+    def forward(self, x, y):
+        # pyro.module registers the networks in Pyro's global param store: a scope of its own keeps
+        # runs in one process apart.
+        with pyro.get_param_store().scope():
+            terms = self.elbo.differentiable_terms(self.model, self.guide, x, y, num_data=self.num_data)
+        self.names = tuple(terms)
+        return tuple(terms.values())
+
+
+class TracedTerms:
+    """The objective's terms of a minibatch, recorded once per minibatch shape with
+    :func:`torch.jit.trace` and replayed by TorchScript's interpreter.
+
+    Why: an eager step runs Pyro's effect handlers, param store and distribution objects in Python,
+    about a fifth of a step on the MNIST model on two CPU cores (docs/performance.md); the replay runs
+    the same tensor operations without them, and autograd differentiates them as it does eager ones,
+    so a replayed step computes exactly the eager step's numbers.
+
+    The replay runs unoptimised (``torch.jit.optimized_execution(False)``): TorchScript's optimising
+    executor would replace autograd's derivatives with its own (other numbers in the last bits) and
+    was slower here; it also fails on a linear layer without inputs (an unconditional model's).
+
+    Recording runs the objective in Python twice, once eagerly (which also settles what a first pass
+    decides once, such as the ELBO's guess of ``max_plate_nesting``, whose pass restores the random
+    state in Python, where a trace cannot see it) and once traced, on a copy of torch's random state
+    (``fork_rng``), so that the run's stream of random numbers is an eager run's. A trace holds no
+    Python branch on a tensor's value, and Python numbers computed from sizes become tensors in it
+    (other operations, other rounding). So the replay is checked against the eager pass, on the
+    minibatch reversed and other draws than the recording's: terms and gradients equal to the bit.
+    Where they are not (a model whose control flow depends on its data or draws), or the replay
+    fails, the steps run eagerly, with a warning.
+    """
+
+    def __init__(self, elbo, model, guide, num_data, params):
+        self.module = _Terms(elbo, model, guide, num_data)
+        self.params = params
+        self.replays = {}
+
+    def __call__(self, x, y):
+        """The terms by name, as tensors that autograd differentiates."""
+        key = (tuple(x.shape), x.dtype, tuple(y.shape), y.dtype)
+        if key not in self.replays:
+            self.replays[key] = self._record(x, y)
+        with torch.jit.optimized_execution(False):
+            return dict(zip(self.module.names, self.replays[key](x, y)))
+
+    def eager(self, x, y):
+        """The terms computed in Python, Pyro's handlers and all: what a replay reproduces."""
+        values = self.module(x, y)
+        return dict(zip(self.module.names, values))
+
+    def _record(self, x, y):
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), warnings.catch_warnings(), torch.jit.optimized_execution(False):
+            # torch.jit.trace is deprecated in favour of torch.compile and torch.export (FutureWarning),
+            # which do not pay here (docs/performance.md); the TracerWarnings are the batch size read as
+            # a number, fixed by the key a replay is stored under.
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            # The check runs on the minibatch reversed and on other draws than the recording, so that
+            # a branch on the data or the draws taken otherwise shows as other numbers.
+            check_seed, trace_seed = (int(seed) for seed in torch.randint(2**62, (2,)))
+            reversed_x, reversed_y = x.flip(0), y.flip(0)
+            torch.manual_seed(check_seed)
+            eager = self.module(reversed_x, reversed_y)
+            eager_grads = self._gradients(eager)
+            torch.manual_seed(trace_seed)
+            with pyro.validation_enabled(False):
+                replay = torch.jit.trace(self.module, (x, y), check_trace=False)
+            torch.manual_seed(check_seed)
+            try:
+                replayed = replay(reversed_x, reversed_y)
+                replayed_grads = self._gradients(replayed)
+            except RuntimeError as error:
+                why = str(error).strip().splitlines()[-1]
+            else:
+                if all(torch.equal(a, b) for a, b in zip((*eager, *eager_grads), (*replayed, *replayed_grads))):
+                    return replay
+                why = "other numbers"
+        warnings.warn(
+            f"the Pyro backend's recorded training step did not reproduce the eager one ({why}); its steps run eagerly (slower)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return self.module
+
+    def _gradients(self, terms):
+        """The gradient of the terms' sum by parameter (zeros where it does not reach one), and each
+        ``.grad`` left empty."""
+        for p in self.params:
+            p.grad = None
+        sum(terms).backward()
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in self.params]
+        for p in self.params:
+            p.grad = None
+        return grads
+
+
 def _tensors(tree, device):
     """NumPy arrays in a checkpoint tree as torch tensors."""
     if isinstance(tree, dict):
@@ -138,6 +247,7 @@ class PyroBackend(Backend):
         pyro.set_rng_seed(config.train.seed)
         self.elbo = InfoVAE_ELBO(**config.objective.elbo_kwargs())
         self.params = list(self.model.parameters()) + list(self.guide.parameters())
+        self.terms = TracedTerms(self.elbo, self.model, self.guide, self.num_data, self.params)
         self.optim = Adam(self.params)
         self.best = self._weights()
 
@@ -162,7 +272,9 @@ class PyroBackend(Backend):
         steps = []
         with subnormals_flushed():
             for index in indices[0]:
-                terms = self._step(self.train_x[index], self.train_y[index])
+                # index_select with a tensor: a fifth of the time of indexing with a NumPy array.
+                index = torch.from_numpy(index).to(self.device)
+                terms = self._step(self.train_x.index_select(0, index), self.train_y.index_select(0, index))
                 steps.append(terms)
                 if not all(math.isfinite(v) for v in terms.values()):
                     break
@@ -173,10 +285,7 @@ class PyroBackend(Backend):
         h = self.hyper
         t = self.optim.count
         weights = [float(w[0]) for w in scheduled_weights(np, t, h)]
-        # pyro.module registers the networks in Pyro's global param store: a scope of its own keeps
-        # runs in one process apart.
-        with pyro.get_param_store().scope():
-            terms = self.elbo.differentiable_terms(self.model, self.guide, x, y, num_data=self.num_data)
+        terms = self.terms(x, y)
         loss = assemble_loss(terms, self.num_data, *weights)
         for p in self.params:
             p.grad = None
@@ -184,13 +293,15 @@ class PyroBackend(Backend):
         for p in self.params:
             if p.grad is None:  # a parameter this objective does not reach
                 p.grad = torch.zeros_like(p)
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in self.params]))
-        out = {name: value.item() for name, value in terms.items()}
-        out["loss"] = loss.item() / self.num_data
-        if not (math.isfinite(out["loss"]) and torch.isfinite(norm)):
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in self.params])))
+        # One copy to the host for all the numbers logged or branched on.
+        values = torch.stack([v.detach().reshape(()) for v in (*terms.values(), loss, norm)]).tolist()
+        out = dict(zip(terms, values))
+        out["loss"] = values[-2] / self.num_data
+        if not (math.isfinite(out["loss"]) and math.isfinite(values[-1])):
             out["loss"] = out["loss"] if not math.isfinite(out["loss"]) else math.nan
             return out
-        clip = float(h.grad_clip[0]) / norm if norm > h.grad_clip[0] else 1.0
+        clip = float(h.grad_clip[0]) / norm if values[-1] > h.grad_clip[0] else 1.0
         self.optim.step(float(learning_rate(np, t, h.lr[0], h.cosine[0], self.steps)), clip)
         return out
 
