@@ -115,8 +115,8 @@ class TracedTerms:
     Python branch on a tensor's value, and Python numbers computed from sizes become tensors in it
     (other operations, other rounding). So the replay is checked against the eager pass, on the
     minibatch reversed and other draws than the recording's: terms and gradients equal to the bit.
-    Where they are not (a model whose control flow depends on its data or draws), or the replay
-    fails, the steps run eagerly, with a warning.
+    Where they are not (a model whose control flow depends on its data or draws), or the recording
+    or the replay fails, the steps run eagerly, with a warning.
     """
 
     def __init__(self, elbo, model, guide, num_data, params):
@@ -152,11 +152,11 @@ class TracedTerms:
             torch.manual_seed(check_seed)
             eager = self.module(reversed_x, reversed_y)
             eager_grads = self._gradients(eager)
-            torch.manual_seed(trace_seed)
-            with pyro.validation_enabled(False):
-                replay = torch.jit.trace(self.module, (x, y), check_trace=False)
-            torch.manual_seed(check_seed)
             try:
+                torch.manual_seed(trace_seed)
+                with pyro.validation_enabled(False):
+                    replay = torch.jit.trace(self.module, (x, y), check_trace=False)
+                torch.manual_seed(check_seed)
                 replayed = replay(reversed_x, reversed_y)
                 replayed_grads = self._gradients(replayed)
             except RuntimeError as error:
