@@ -219,7 +219,8 @@ def kernel_frequencies(kernel, widths, dim, num_features, generator=None, dtype=
     :math:`w/(w+|\delta|^2) = \int_0^\infty e^{-t} \exp(-t|\delta|^2/w)\,dt`, so its frequencies are
     :math:`\omega \sim \mathcal N(0, (2t/w) I)` with :math:`t \sim \mathrm{Exp}(1)`.
     """
-    widths = torch.as_tensor(widths, dtype=dtype, device=device).reshape(-1, 1, 1)
+    # Stacked: the median width is a tensor, and as_tensor of a list would be a constant in a trace.
+    widths = torch.stack([torch.as_tensor(w, dtype=dtype, device=device) for w in widths]).reshape(-1, 1, 1)
     eps = torch.randn((widths.shape[0], dim, num_features), generator=generator, dtype=dtype, device=device)
     if kernel == "imq":
         u = torch.rand((widths.shape[0], 1, num_features), generator=generator, dtype=dtype, device=device)

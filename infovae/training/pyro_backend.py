@@ -102,7 +102,7 @@ class TracedTerms:
     Why: an eager step runs Pyro's effect handlers, param store and distribution objects in Python,
     about a fifth of a step on the MNIST model on two CPU cores (docs/performance.md); the replay runs
     the same tensor operations without them, and autograd differentiates them as it does eager ones,
-    so a replayed step computes exactly the eager step's numbers.
+    so a replayed step computes the eager step's numbers and draws the same random numbers.
 
     The replay runs unoptimised (``torch.jit.optimized_execution(False)``): TorchScript's optimising
     executor would replace autograd's derivatives with its own (other numbers in the last bits) and
@@ -112,11 +112,15 @@ class TracedTerms:
     decides once, such as the ELBO's guess of ``max_plate_nesting``, whose pass restores the random
     state in Python, where a trace cannot see it) and once traced, on a copy of torch's random state
     (``fork_rng``), so that the run's stream of random numbers is an eager run's. A trace holds no
-    Python branch on a tensor's value, and Python numbers computed from sizes become tensors in it
-    (other operations, other rounding). So the replay is checked against the eager pass, on the
-    minibatch reversed and other draws than the recording's: terms and gradients equal to the bit.
-    Where they are not (a model whose control flow depends on its data or draws), or the recording
-    or the replay fails, the steps run eagerly, with a warning.
+    Python branch on a tensor's value, freezes values made into Python numbers or lists, and drops
+    draws whose values go unused. So the replay is checked against the eager pass, on the minibatch
+    reversed and other draws than the recording's: terms, gradients and the random state after them
+    equal to the bit. Where they are not (a model whose control flow depends on its data or draws, say),
+    or recording fails, the steps run eagerly, with a warning.
+
+    What the replay leaves out: Pyro's and torch's checks of distribution arguments (the recording is
+    made with validation off) and the ELBO's NaN warning. A step whose loss or gradient is not finite
+    still changes nothing (:meth:`PyroBackend._step`).
     """
 
     def __init__(self, elbo, model, guide, num_data, params):
@@ -138,31 +142,35 @@ class TracedTerms:
         return dict(zip(self.module.names, values))
 
     def _record(self, x, y):
+        generator = torch.default_generator if x.device.type == "cpu" else torch.cuda.default_generators[x.device.index or 0]
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), warnings.catch_warnings(), torch.jit.optimized_execution(False):
             # torch.jit.trace is deprecated in favour of torch.compile and torch.export (FutureWarning),
-            # which do not pay here (docs/performance.md); the TracerWarnings are the batch size read as
-            # a number, fixed by the key a replay is stored under.
+            # which do not pay here (docs/performance.md). TracerWarnings name what a trace freezes: in
+            # this library's models the batch size read as a number (fixed by the key a replay is stored
+            # under); anything else shows in the check below.
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             # The check runs on the minibatch reversed and on other draws than the recording, so that
             # a branch on the data or the draws taken otherwise shows as other numbers.
-            check_seed, trace_seed = (int(seed) for seed in torch.randint(2**62, (2,)))
+            seeds = torch.randint(2**62, (2,), generator=generator, device=x.device)
+            check_seed, trace_seed = (int(seed) for seed in seeds)
             reversed_x, reversed_y = x.flip(0), y.flip(0)
-            torch.manual_seed(check_seed)
-            eager = self.module(reversed_x, reversed_y)
-            eager_grads = self._gradients(eager)
+            generator.manual_seed(check_seed)
+            terms = self.module(reversed_x, reversed_y)
+            eager = (*terms, *self._gradients(terms))
+            eager_state = generator.get_state()
             try:
-                torch.manual_seed(trace_seed)
+                generator.manual_seed(trace_seed)
                 with pyro.validation_enabled(False):
                     replay = torch.jit.trace(self.module, (x, y), check_trace=False)
-                torch.manual_seed(check_seed)
-                replayed = replay(reversed_x, reversed_y)
-                replayed_grads = self._gradients(replayed)
+                generator.manual_seed(check_seed)
+                terms = replay(reversed_x, reversed_y)
+                replayed = (*terms, *self._gradients(terms))
             except RuntimeError as error:
-                why = str(error).strip().splitlines()[-1]
+                why = (str(error).strip().splitlines() or [type(error).__name__])[-1]
             else:
-                if all(torch.equal(a, b) for a, b in zip((*eager, *eager_grads), (*replayed, *replayed_grads))):
+                if torch.equal(generator.get_state(), eager_state) and all(map(torch.equal, eager, replayed)):
                     return replay
                 why = "other numbers"
         warnings.warn(
@@ -173,8 +181,8 @@ class TracedTerms:
         return self.module
 
     def _gradients(self, terms):
-        """The gradient of the terms' sum by parameter (zeros where it does not reach one), and each
-        ``.grad`` left empty."""
+        """The gradient of the terms' sum by parameter (zeros where it does not reach one), leaving
+        each ``.grad`` empty."""
         for p in self.params:
             p.grad = None
         sum(terms).backward()
@@ -295,13 +303,15 @@ class PyroBackend(Backend):
                 p.grad = torch.zeros_like(p)
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in self.params])))
         # One copy to the host for all the numbers logged or branched on.
-        values = torch.stack([v.detach().reshape(()) for v in (*terms.values(), loss, norm)]).tolist()
-        out = dict(zip(terms, values))
-        out["loss"] = values[-2] / self.num_data
-        if not (math.isfinite(out["loss"]) and math.isfinite(values[-1])):
+        *term_values, loss_value, norm_value = torch.stack(
+            [v.detach().reshape(()) for v in (*terms.values(), loss, norm)]
+        ).tolist()
+        out = dict(zip(terms, term_values))
+        out["loss"] = loss_value / self.num_data
+        if not (math.isfinite(out["loss"]) and math.isfinite(norm_value)):
             out["loss"] = out["loss"] if not math.isfinite(out["loss"]) else math.nan
             return out
-        clip = float(h.grad_clip[0]) / norm if values[-1] > h.grad_clip[0] else 1.0
+        clip = float(h.grad_clip[0]) / norm if norm_value > h.grad_clip[0] else 1.0
         self.optim.step(float(learning_rate(np, t, h.lr[0], h.cosine[0], self.steps)), clip)
         return out
 

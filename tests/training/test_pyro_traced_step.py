@@ -1,6 +1,9 @@
 """The Pyro backend's training step replays a recording of the objective's terms (``TracedTerms``): on
-every kind of model and objective the library builds, it takes exactly the eager step's numbers, and a
-model whose control flow depends on its data is caught and stepped eagerly."""
+each kind of model and objective the library builds, it takes exactly the eager step's numbers, and a
+model that a trace cannot hold (a branch on its data, a draw it does not use) is caught and stepped
+eagerly."""
+
+import warnings
 
 import numpy as np
 import pyro
@@ -42,7 +45,19 @@ CONFIGS = {
     "gaussian-mmd-features-posterior-jsd": {
         "data": STRATEGIES,
         "model": {"latent": "gaussian", "latent_size": 2, "hidden": 8},
-        "objective": {"marginal": "mmd", "mmd_features": 16, "jsd_weight": 0.1, "jsd_mixture": "posterior"},
+        "objective": {
+            "marginal": "mmd",
+            "marginal_weight": 5.0,
+            "mmd_features": 16,
+            "jsd_weight": 0.1,
+            "jsd_mixture": "posterior",
+        },
+    },
+    # The median width is a tensor: the random features' widths must be stacked, not made a constant.
+    "gaussian-mmd-features-median": {
+        "data": STRATEGIES,
+        "model": {"latent": "gaussian", "latent_size": 2, "hidden": 8},
+        "objective": {"marginal": "mmd", "marginal_weight": 5.0, "mmd_features": 16, "bandwidth": "median", "kernel": "rbf"},
     },
     "digits-bernoulli-mmd": {
         "data": DIGITS,
@@ -52,17 +67,17 @@ CONFIGS = {
     "digits-greyscale-conv": {
         "data": {**DIGITS, "greyscale": True},
         "model": {"latent": "gaussian", "latent_size": 2, "hidden": 8, "network": "conv"},
-        "objective": {"marginal": "moment"},
+        "objective": {"marginal": "moment", "marginal_weight": 2.0},
     },
     "npz-gaussian-amortized-scale": {
         "data": {"kind": "npz"},
         "model": {"latent": "gaussian", "latent_size": 2, "hidden": 8, "likelihood": "gaussian", "decoder_scale": "amortized"},
-        "objective": {"beta": 0.5, "marginal": "mmd", "bandwidth": 3.0, "jsd_weight": 0.2},
+        "objective": {"beta": 0.5, "marginal": "mmd", "marginal_weight": 5.0, "bandwidth": 3.0, "jsd_weight": 0.2},
     },
     "digits-three-quadrants-discrete": {
         "data": {**DIGITS, "quadrants": 3},
         "model": {"latent": "discrete", "latent_size": 4, "hidden": 8},
-        "objective": {"marginal": "kl", "jsd_weight": 0.1},
+        "objective": {"marginal": "kl", "marginal_weight": 1.0, "jsd_weight": 0.1},
     },
     # x of width 0: a linear layer without inputs, on which TorchScript's optimising executor fails.
     "mnist-unconditional-mmd": {
@@ -111,44 +126,67 @@ def test_replayed_steps_are_the_eager_steps_to_the_bit(name, tmp_path):
         assert torch.equal(a, b)
 
 
-class _BranchingModel(torch.nn.Module):
-    """y ~ N(w ± z, 1), the sign chosen by the first example's first feature: a branch on the data."""
+class _Model(torch.nn.Module):
+    """y ~ N(w + z, 1); with ``branch``, N(w - z, 1) unless the first example's first feature is positive:
+    a branch on the data."""
 
-    def __init__(self):
+    def __init__(self, branch=False):
         super().__init__()
         self.w = torch.nn.Parameter(torch.tensor([0.5, -0.5]))
+        self.branch = branch
 
     def forward(self, x, y, num_data=None):
-        pyro.module("branching_model", self)
+        pyro.module("model", self)
         with pyro.plate("data", x.shape[0]):
             z = pyro.sample("z", dist.Normal(torch.zeros(2), 1.0).to_event(1))
-            loc = self.w + z if x[0, 0] > 0 else self.w - z
+            loc = self.w - z if self.branch and not x[0, 0] > 0 else self.w + z
             pyro.sample("y", dist.Normal(loc, 1.0).to_event(1), obs=y)
 
 
 class _Guide(torch.nn.Module):
-    def __init__(self):
+    """q(z | x, y) from a linear layer; with ``unused_draw``, also a random number it does not use (which a
+    trace leaves out, so that the replay draws fewer than the eager pass)."""
+
+    def __init__(self, unused_draw=False):
         super().__init__()
         self.layer = torch.nn.Linear(4, 4)
+        self.unused_draw = unused_draw
 
     def forward(self, x, y, num_data=None):
         pyro.module("guide", self)
         out = self.layer(torch.cat([x, y], -1))
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", dist.Normal(out[:, :2], out[:, 2:].exp()).to_event(1))
+        if self.unused_draw:
+            torch.rand(3)
 
 
-def test_a_branch_on_the_data_is_caught_and_stepped_eagerly():
-    model, guide = _BranchingModel(), _Guide()
+X = torch.tensor([[1.0, 0.0]] * 4 + [[-1.0, 0.0]] * 4)  # reversed, the first feature changes sign
+
+
+@pytest.mark.parametrize(
+    "model, guide, recorded",
+    [(_Model(), _Guide(), True), (_Model(branch=True), _Guide(), False), (_Model(), _Guide(unused_draw=True), False)],
+    ids=["plain", "branch-on-the-data", "unused-draw"],
+)
+def test_a_model_that_a_trace_cannot_hold_is_caught_and_stepped_eagerly(model, guide, recorded):
     params = [*model.parameters(), *guide.parameters()]
     terms = TracedTerms(InfoVAE_ELBO(), model, guide, 8, params)
-    x = torch.tensor([[1.0, 0.0]] * 4 + [[-1.0, 0.0]] * 4)  # reversed, the first feature changes sign
     y = torch.randn(8, 2)
     state = torch.get_rng_state()
-    with pytest.warns(RuntimeWarning, match="did not reproduce the eager one .other numbers.; its steps run eagerly"):
-        recorded = terms(x, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = terms(x=X, y=y)
     (replay,) = terms.replays.values()
-    assert replay is terms.module
-    torch.set_rng_state(state)  # the recording drew on a copy of the random state: the step draws as an eager one
-    eager = terms.eager(x, y)
-    assert all(torch.equal(recorded[k], eager[k]) for k in eager)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    if recorded:
+        assert isinstance(replay, torch.jit.ScriptModule) and not messages
+    else:
+        assert replay is terms.module
+        assert messages and "did not reproduce the eager one (other numbers); its steps run eagerly" in messages[0]
+    # The recording drew on a copy of the random state: the first step draws as an eager one.
+    after = torch.get_rng_state()
+    torch.set_rng_state(state)
+    eager = terms.eager(X, y)
+    assert all(torch.equal(first[k], eager[k]) for k in eager)
+    assert torch.equal(torch.get_rng_state(), after)
