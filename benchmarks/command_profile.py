@@ -142,16 +142,18 @@ def profile(argv, env, cwd, phases):
     return _parse(done.stderr, spawned, finished)
 
 
-def _commands(folder, long):
+def _commands(folder, long, default):
     commands = [("infovae --help", ["--help"], False), ("infovae schema", ["schema"], False)]
-    for steps in (100, 3000) if long else (100,):
+    runs = [(f"{steps} steps (digits)", {**CONFIG, "train": {**CONFIG["train"], "steps": steps}}) for steps in (100, 3000)]
+    # Every setting at its default: what a new user's first run pays for its evaluations.
+    runs = runs[: 2 if long else 1] + ([("default config", {})] if default else [])
+    for what, base in runs:
         for backend in ("pyro", "numpyro"):
             # The default eval_every: what a user's run pays for its evaluations.
-            config = {**CONFIG, "backend": backend, "train": {**CONFIG["train"], "steps": steps}}
-            path = folder / f"{backend}-{steps}.yaml"
-            path.write_text(json.dumps(config))  # JSON is YAML
-            argv = ["train", path, "--out", folder / f"run-{backend}-{steps}", "--no-progress"]
-            commands.append((f"train, {backend}, {steps} steps (digits)", argv, True))
+            path = folder / f"{backend}-{len(commands)}.yaml"
+            path.write_text(json.dumps({**base, "backend": backend}))  # JSON is YAML
+            argv = ["train", path, "--out", folder / f"run-{backend}-{len(commands)}", "--no-progress"]
+            commands.append((f"train, {backend}, {what}", argv, True))
     return commands
 
 
@@ -169,6 +171,7 @@ def markdown(rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--long", action="store_true", help="also profile 3000-step runs")
+    parser.add_argument("--default", action="store_true", help="also profile runs of the default config (2000 steps, strategies)")
     parser.add_argument("--cold", action="store_true", help="an empty JAX compilation cache for the NumPyro runs")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each command; the median of each column is shown")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
@@ -180,7 +183,7 @@ def main():
         if args.cold:
             env["INFOVAE_JAX_CACHE"] = str(folder / "jax-cache")
         rows = {}
-        for name, argv, phases in _commands(folder, args.long):
+        for name, argv, phases in _commands(folder, args.long, args.default):
             runs = []
             for repeat in range(args.repeats):
                 if phases:  # a fresh run folder each time

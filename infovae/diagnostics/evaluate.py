@@ -11,7 +11,7 @@ from infovae.data.base import evaluation_subset
 from infovae.diagnostics import metrics
 from infovae.diagnostics.two_sample import marginal_fit
 
-__all__ = ["evaluate", "log_marginal_likelihood", "recon_z_gain", "reports_marginal"]
+__all__ = ["evaluate", "log_marginal_likelihood", "recon_z_gain", "reports_marginal", "values_log_likelihood"]
 
 
 def reports_marginal(objective) -> bool:
@@ -24,12 +24,17 @@ def _normal_log_density(z, loc, scale):
     return (-0.5 * ((z - loc) / scale) ** 2 - np.log(scale) - 0.5 * np.log(2 * np.pi)).sum(-1)
 
 
-def log_marginal_likelihood(model, x, y, q, p, num_samples, rng):
-    """``log p(y|x)`` per example: exact for a discrete latent (the sum over its values), the
-    importance-weighted bound with ``num_samples`` draws from q for a Gaussian one."""
+def values_log_likelihood(model, x, y, q):
+    """``log p(y_i | x_i, z = k)`` of each value k of a discrete latent, ``[K, n]``."""
+    return model.log_likelihood(x, y, np.arange(q.probs.shape[-1])[:, None])
+
+
+def log_marginal_likelihood(model, x, y, q, p, num_samples, rng, log_lik=None):
+    """``log p(y|x)`` per example: exact for a discrete latent (the sum over its values; pass
+    ``log_lik``, :func:`values_log_likelihood`, where it is at hand), the importance-weighted bound with
+    ``num_samples`` draws from q for a Gaussian one."""
     if metrics.is_discrete(q):
-        K = q.probs.shape[-1]
-        log_lik = model.log_likelihood(x, y, np.arange(K)[:, None])  # [K, n]
+        log_lik = values_log_likelihood(model, x, y, q) if log_lik is None else log_lik
         with np.errstate(divide="ignore"):
             return logsumexp(log_lik + np.log(p.probs).T, axis=0)
     z = metrics.sample_latents(q, rng, num_samples)  # [S, n, d]
@@ -37,13 +42,13 @@ def log_marginal_likelihood(model, x, y, q, p, num_samples, rng):
     return logsumexp(log_w, axis=0) - np.log(num_samples)
 
 
-def recon_z_gain(model, x, y, q, p, num_samples, rng):
+def recon_z_gain(model, x, y, q, p, num_samples, rng, log_lik=None):
     """How much the decoder uses z: the reconstruction log-likelihood with z drawn from the posterior
     less that with z drawn from the prior, ``mean_i [E_q - E_p] log p(y_i | x_i, z)`` in nats per example:
     exact for a discrete latent (:func:`~infovae.diagnostics.metrics.discrete_recon_z_gain`), from
     ``num_samples`` draws of each for a Gaussian one."""
     if metrics.is_discrete(q):
-        log_lik = model.log_likelihood(x, y, np.arange(q.probs.shape[-1])[:, None])  # [K, n]
+        log_lik = values_log_likelihood(model, x, y, q) if log_lik is None else log_lik
         return metrics.discrete_recon_z_gain(q.probs, p.probs, log_lik)
     posterior = model.log_likelihood(x, y, metrics.sample_latents(q, rng, num_samples))
     prior = model.log_likelihood(x, y, metrics.sample_latents(p, rng, num_samples))
@@ -77,9 +82,11 @@ def evaluate(model, fit, held_out, generator, config, seed):
     out.update(mi=surgery["mi"], marginal_kl=surgery["marginal_kl"])
     matching = marginal_fit(metrics.sample_latents(q, rng), metrics.sample_latents(p, rng), rng)
     out.update(marginal_mmd=matching["statistic"], marginal_mmd_p=matching["p_value"])
-    out["nll"] = float(-np.mean(log_marginal_likelihood(model, x, y, q, p, train.importance_samples, rng)))
-    out["recon_z_gain"] = recon_z_gain(model, x, y, q, p, train.importance_samples, rng)
     discrete = metrics.is_discrete(q)
+    # The decoder on every latent value, once for both (a discrete latent's are exact sums over them).
+    log_lik = values_log_likelihood(model, x, y, q) if discrete else None
+    out["nll"] = float(-np.mean(log_marginal_likelihood(model, x, y, q, p, train.importance_samples, rng, log_lik)))
+    out["recon_z_gain"] = recon_z_gain(model, x, y, q, p, train.importance_samples, rng, log_lik)
     out["latent_perplexity"] = metrics.latent_perplexity(q) if discrete else None
     out["active_units"] = None if discrete else metrics.active_units(q)
     out["probe_accuracy"] = out["nmi"] = out["ami"] = out["probe_x_accuracy"] = out["probe_xz_accuracy"] = None
