@@ -76,6 +76,17 @@ class Adam:
         self.nu = [torch.as_tensor(v, dtype=p.dtype, device=p.device).clone() for v, p in zip(state["nu"], self.params)]
 
 
+def _backward(loss, params):
+    """The gradient of ``loss`` into each parameter's ``.grad``, replacing what was there; zeros for a
+    parameter the loss does not reach."""
+    for p in params:
+        p.grad = None
+    loss.backward()
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+
+
 class _Terms(torch.nn.Module):
     """The objective's terms of the backend's model and guide on a minibatch, as a module whose
     parameters are the networks' (so that a trace of it reads them as parameters, and gradients reach
@@ -181,12 +192,9 @@ class TracedTerms:
         return self.module
 
     def _gradients(self, terms):
-        """The gradient of the terms' sum by parameter (zeros where it does not reach one), leaving
-        each ``.grad`` empty."""
-        for p in self.params:
-            p.grad = None
-        sum(terms).backward()
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in self.params]
+        """The gradient of the terms' sum by parameter, leaving each ``.grad`` empty."""
+        _backward(sum(terms), self.params)
+        grads = [p.grad for p in self.params]
         for p in self.params:
             p.grad = None
         return grads
@@ -295,12 +303,7 @@ class PyroBackend(Backend):
         weights = [float(w[0]) for w in scheduled_weights(np, t, h)]
         terms = self.terms(x, y)
         loss = assemble_loss(terms, self.num_data, *weights)
-        for p in self.params:
-            p.grad = None
-        loss.backward()
-        for p in self.params:
-            if p.grad is None:  # a parameter this objective does not reach
-                p.grad = torch.zeros_like(p)
+        _backward(loss, self.params)
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in self.params])))
         # One copy to the host for all the numbers logged or branched on.
         *term_values, loss_value, norm_value = torch.stack(
