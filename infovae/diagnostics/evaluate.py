@@ -4,14 +4,24 @@ objective's terms and every diagnostic of the latent, named as in
 computes the same quantities on the device (:mod:`infovae.diagnostics.jax_metrics`).
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import logsumexp
 
-from infovae.data.base import evaluation_subset
+from infovae.data.base import Dataset, evaluation_subset
 from infovae.diagnostics import metrics
 from infovae.diagnostics.two_sample import marginal_fit
 
-__all__ = ["evaluate", "log_marginal_likelihood", "recon_z_gain", "reports_marginal", "values_log_likelihood"]
+__all__ = [
+    "HeldOutSet",
+    "evaluate",
+    "held_out_set",
+    "log_marginal_likelihood",
+    "recon_z_gain",
+    "reports_marginal",
+    "values_log_likelihood",
+]
 
 
 def reports_marginal(objective) -> bool:
@@ -55,24 +65,58 @@ def recon_z_gain(model, x, y, q, p, num_samples, rng, log_lik=None):
     return float(np.mean(posterior) - np.mean(prior))
 
 
-def evaluate(model, fit, held_out, generator, config, seed):
-    """Every quantity on ``held_out``: on at most ``train.eval_examples`` of its examples, and with the
-    probe fitted on as many of ``fit``'s, both drawn at random (stratified by label) from the data's
-    seed (:func:`~infovae.data.base.evaluation_subset`).
+@dataclass(frozen=True)
+class HeldOutSet:
+    """What every evaluation on one held-out split reads that depends on the data alone, computed once
+    (:func:`held_out_set`) and kept by the backend between evaluations.
+
+    :ivar held: the examples evaluated on; ``fit``: those the probes are fitted on.
+    :ivar probe_x_accuracy: the label probe's accuracy from the condition x alone
+        (:func:`~infovae.diagnostics.metrics.context_probe_accuracy`), ``None`` without labels or with
+        no condition (or one too wide to probe).
+    :ivar bayes_accuracy: the data generator's Bayes-optimal label accuracy on ``held``, ``None`` without
+        a generator.
+    """
+
+    held: Dataset
+    fit: Dataset
+    probe_x_accuracy: float | None
+    bayes_accuracy: float | None
+
+
+def held_out_set(held_out, fit, generator, config) -> HeldOutSet:
+    """The :class:`HeldOutSet` of ``held_out``: at most ``train.eval_examples`` of its examples, and as
+    many of ``fit``'s for the probes, both drawn at random (stratified by label) from the data's seed
+    (:func:`~infovae.data.base.evaluation_subset`).
+
+    :param fit: the examples the probes are trained on (the training split).
+    :param generator: the data's own generator, or ``None``.
+    :param config: the run config.
+    """
+    examples, seed = config.train.eval_examples, config.data.seed
+    held, fit = evaluation_subset(held_out, examples, seed), evaluation_subset(fit, examples, seed)
+    probe_x = None
+    if held.labels is not None and 0 < held.x.shape[1] <= metrics.CONTEXT_PROBE_FEATURES:
+        probe_x = metrics.context_probe_accuracy(fit.x, fit.labels, held.x, held.labels)
+    bayes = None if generator is None else float(generator.expected_bayes_accuracy(held.x, held.y))
+    return HeldOutSet(held, fit, probe_x, bayes)
+
+
+def evaluate(model, data, generator, config, seed):
+    """Every quantity on a held-out set.
 
     :param model: one trained model: ``loss_terms``, ``posterior``, ``prior``, ``log_likelihood`` and
         ``generate`` as a backend has them.
-    :param fit: the examples the probe is trained on (latents sampled for the training split).
+    :param data: the :class:`HeldOutSet` evaluated on (:func:`held_out_set`).
     :param generator: the data's own generator, when known: adds the coverage of data generated from
-        the prior and the Bayes-optimal label accuracy.
+        the prior.
     :param config: the run config.
     :param seed: fixes every draw.
     :returns: a flat dict of floats (``None`` where a quantity does not apply).
     """
     train = config.train
     rng = np.random.default_rng(seed)
-    held = evaluation_subset(held_out, train.eval_examples, config.data.seed)
-    fit = evaluation_subset(fit, train.eval_examples, config.data.seed)
+    held, fit = data.held, data.fit
     x, y = held.x, held.y
     out = model.loss_terms(x, y, seed)
     if not reports_marginal(config.objective):
@@ -89,23 +133,22 @@ def evaluate(model, fit, held_out, generator, config, seed):
     out["recon_z_gain"] = recon_z_gain(model, x, y, q, p, train.importance_samples, rng, log_lik)
     out["latent_perplexity"] = metrics.latent_perplexity(q) if discrete else None
     out["active_units"] = None if discrete else metrics.active_units(q)
-    out["probe_accuracy"] = out["nmi"] = out["ami"] = out["probe_x_accuracy"] = out["probe_xz_accuracy"] = None
+    out["probe_accuracy"] = out["nmi"] = out["ami"] = out["probe_xz_accuracy"] = None
+    out["probe_x_accuracy"] = data.probe_x_accuracy
     if held.labels is not None:
         num_values = q.probs.shape[-1] if discrete else None
         q_fit = model.posterior(fit.x, fit.y)
         z_fit, z_held = metrics.sample_latents(q_fit, rng), metrics.sample_latents(q, rng)
         out["probe_accuracy"] = metrics.probe_accuracy(z_fit, fit.labels, z_held, held.labels, num_values)
-        if 0 < x.shape[1] <= metrics.CONTEXT_PROBE_FEATURES:
-            out["probe_x_accuracy"] = metrics.context_probe_accuracy(fit.x, fit.labels, x, held.labels)
+        if data.probe_x_accuracy is not None:
             out["probe_xz_accuracy"] = metrics.context_probe_accuracy(
                 fit.x, fit.labels, x, held.labels, z_fit, z_held, num_values
             )
         codes = metrics.latent_codes(q, max(fit.num_labels, held.num_labels), seed)
         out["nmi"] = metrics.normalised_mutual_information(held.labels, codes)
         out["ami"] = metrics.adjusted_mutual_information(held.labels, codes)
-    out["coverage_tv"] = out["bayes_accuracy"] = None
+    out["coverage_tv"], out["bayes_accuracy"] = None, data.bayes_accuracy
     if generator is not None:
         _, y_generated = model.generate(x, seed)
         out["coverage_tv"] = float(generator.coverage_tv(x, y_generated))
-        out["bayes_accuracy"] = float(generator.expected_bayes_accuracy(x, y))
     return out

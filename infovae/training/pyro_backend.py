@@ -19,7 +19,7 @@ import torch
 from infovae.core.initial_weights import cvae_initial_weights
 from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.core.objective import assemble_loss
-from infovae.diagnostics.evaluate import evaluate
+from infovae.diagnostics.evaluate import evaluate, held_out_set
 from infovae.errors import CheckpointError, UserInputError
 from infovae.guides import CVAEGuide
 from infovae.models import CVAEModel
@@ -266,6 +266,7 @@ class PyroBackend(Backend):
         self.terms = TracedTerms(self.elbo, self.model, self.guide, self.num_data, self.params)
         self.optim = Adam(self.params)
         self.best = self._weights()
+        self._held_out_sets = {}
 
     # -- arrays in ---------------------------------------------------------------------------------
 
@@ -326,8 +327,11 @@ class PyroBackend(Backend):
         return {"model": copy.deepcopy(self.model.state_dict()), "guide": copy.deepcopy(self.guide.state_dict())}
 
     def evaluate(self, held_out, fit, generator, seeds, selected=False):
+        key = (id(held_out), id(fit))  # what depends on the data alone, once per data set
+        if key not in self._held_out_sets:
+            self._held_out_sets[key] = held_out_set(held_out, fit, generator, self.configs[0])
         with self._selected(selected is not False and bool(np.asarray(selected).reshape(-1)[0])):
-            record = evaluate(self, fit, held_out, generator, self.configs[0], int(seeds[0]))
+            record = evaluate(self, self._held_out_sets[key], generator, self.configs[0], int(seeds[0]))
         return {name: [value] for name, value in record.items()}
 
     def loss_terms(self, x, y, seed):

@@ -1,0 +1,67 @@
+"""What an evaluation reads from the data alone (the probe from x, the Bayes accuracy) is computed once
+per held-out set and is the number a direct computation on the evaluated examples gives."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from infovae.data.base import evaluation_subset
+from infovae.data.registry import load_splits
+from infovae.diagnostics import metrics
+from infovae.diagnostics.evaluate import held_out_set
+from infovae.training.config import parse_config
+
+CONFIG = {
+    "data": {"kind": "strategies", "num_examples": 3000, "context_shift": 1.0},
+    "model": {"latent": "discrete", "latent_size": 4, "hidden": 16},
+    "train": {"steps": 10, "batch_size": 32, "eval_examples": 200},
+    "backend": "pyro",
+}
+
+
+class CountingGenerator:
+    """The data's generator, counting the calls of its Bayes accuracy."""
+
+    def __init__(self, generator):
+        self.generator, self.bayes_calls = generator, 0
+
+    def expected_bayes_accuracy(self, x, y):
+        self.bayes_calls += 1
+        return self.generator.expected_bayes_accuracy(x, y)
+
+    def __getattr__(self, name):
+        return getattr(self.generator, name)
+
+
+def test_held_out_set_holds_the_probe_from_x_and_the_bayes_accuracy_of_the_evaluated_examples():
+    config = parse_config(CONFIG)
+    splits = load_splits(config.data, config.likelihood)
+    data = held_out_set(splits.val, splits.train, splits.generator, config)
+    held = evaluation_subset(splits.val, 200, config.data.seed)
+    fit = evaluation_subset(splits.train, 200, config.data.seed)
+    assert len(data.held) == 200 < len(splits.val)
+    np.testing.assert_array_equal(data.held.x, held.x)
+    np.testing.assert_array_equal(data.fit.labels, fit.labels)
+    assert data.bayes_accuracy == splits.generator.expected_bayes_accuracy(held.x, held.y)
+    assert data.probe_x_accuracy == metrics.context_probe_accuracy(fit.x, fit.labels, held.x, held.labels)
+    # Without labels there is no probe; without a generator no Bayes accuracy.
+    unlabelled = held_out_set(replace(splits.val, labels=None), splits.train, None, config)
+    assert unlabelled.probe_x_accuracy is None and unlabelled.bayes_accuracy is None
+
+
+def test_the_pyro_backend_computes_what_depends_on_the_data_once_per_held_out_set():
+    pytest.importorskip("pyro")
+    from infovae.training.loop import build_backend
+
+    config = parse_config(CONFIG)
+    splits = load_splits(config.data, config.likelihood)
+    backend = build_backend([config], splits)
+    generator = CountingGenerator(splits.generator)
+    first = backend.evaluate(splits.val, splits.train, generator, np.array([0]))
+    second = backend.evaluate(splits.val, splits.train, generator, np.array([1]))
+    assert generator.bayes_calls == 1
+    assert first["bayes_accuracy"] == second["bayes_accuracy"]
+    assert first["probe_x_accuracy"] == second["probe_x_accuracy"] is not None
+    backend.evaluate(splits.test, splits.train, generator, np.array([0]))
+    assert generator.bayes_calls == 2  # another split, its own set
