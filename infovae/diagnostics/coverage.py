@@ -9,7 +9,9 @@ the generated mix is their mean, :math:`\bar r`. Its total variation from the tr
 Noise and bias. :math:`\widehat{TV}` is biased upwards: a label whose share is right contributes
 :math:`|\text{noise}|`, about :math:`0.4\,\mathrm{sd}(\bar r_k)`, not 0 (for four labels of which two are right,
 200 examples of soft posteriors: about 0.02), so "above a threshold" cannot be read from it, nor from an
-interval around it. The two bounds are built so that each errs in its own direction:
+interval around it, unless the interval's lower end is lowered by a bound on that bias
+(:func:`tv_noise_bias_bound`, as the sweep report's interval over seeds is). The two bounds of one run are
+built so that each errs in its own direction:
 
 - **Upper** (:math:`\widehat{TV} + z\,\widehat{se}`): :math:`\widehat{TV}` is at least the true signs'
   sum :math:`\tfrac12\sum_k s^*_k(\bar r_k-\pi_k)`, an unbiased mean of the examples' scores
@@ -32,7 +34,7 @@ and a TV of twice the threshold is found above it at least 98% of the time.
 import numpy as np
 from scipy.special import ndtri
 
-__all__ = ["coverage_bounds"]
+__all__ = ["coverage_bounds", "tv_noise_bias_bound"]
 
 
 def _signs(centred):
@@ -76,3 +78,20 @@ def coverage_bounds(posteriors, mix, level=0.95, seed=0, resamples=200):
     replicates = _cross_fitted(centred[rng.integers(0, n, (resamples, n))], rng)
     low = estimate - z * float(replicates.std(ddof=1))
     return {"tv": tv, "low": low, "high": float(high), "examples": int(n)}
+
+
+def tv_noise_bias_bound(num_labels, num_examples):
+    r"""A bound on the upward bias of the plain :math:`\widehat{TV}` of ``num_examples`` generated examples
+    and ``num_labels`` labels, whatever the mixes: :math:`\tfrac12 \sqrt{(K - 1) / n}`.
+
+    Why it holds: with :math:`m_k = E\,\bar r_k`, the triangle inequality gives
+    :math:`\widehat{TV} \le TV + \tfrac12 \sum_k |\bar r_k - m_k|`; each posterior lies in ``[0, 1]``, so
+    :math:`\mathrm{var}(\bar r_k) \le m_k (1 - m_k) / n` (the examples independent), and by Cauchy–Schwarz
+    :math:`\sum_k E|\bar r_k - m_k| \le \sqrt{K \sum_k m_k (1 - m_k) / n} \le \sqrt{(K - 1) / n}`.
+    So a mean of plain TVs over seeds, less this bound, is at most the true TV on average: what a
+    conclusion that the TV is *above* a threshold may rest on (one-hot posteriors of a uniform mix come
+    nearest to it, at about 0.8 of it).
+    """
+    if num_labels < 2 or num_examples < 1:
+        raise ValueError(f"the bias bound needs at least 2 labels and 1 example, got {num_labels} and {num_examples}")
+    return 0.5 * float(np.sqrt((num_labels - 1) / num_examples))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infovae.diagnostics.coverage import tv_noise_bias_bound
 from infovae.diagnostics.decay import decay_test
 from infovae.diagnostics.quantities import QUANTITIES
 from infovae.errors import UserInputError
@@ -356,20 +357,27 @@ def _decay_sentence(runs):
     )
 
 
-def _coverage_sentence(values):
-    """Whether the prior covers the strategies, from the coverage TV of each seed: the 95% t-interval over
-    seeds against the threshold (:func:`~infovae.reports.verdicts.coverage_phrase`), not resolved where it
-    spans it or one seed gives no interval. Each seed's TV is the plain estimate, biased upwards by its
-    noise, and the bias does not average out over seeds: the sentence says so."""
+def _coverage_sentence(values, num_labels, num_examples):
+    """Whether the prior covers the strategies, from the test coverage TV of each seed (on
+    ``num_examples`` generated examples, ``num_labels`` labels) against the threshold
+    (:func:`~infovae.reports.verdicts.coverage_phrase`): covered where the 95% t-interval over seeds ends
+    below it; not covered where the interval's lower end, less the bound on each plain TV's upward bias
+    (:func:`~infovae.diagnostics.coverage.tv_noise_bias_bound`; the bias does not average out over seeds),
+    is above it; otherwise, or with one seed, not resolved."""
     mean, low, high = plots.mean_interval(values, plots.RANGES["coverage_tv"])
     if not np.isfinite(low):
         return coverage_phrase(low, high, f"plain test TV {mean:.3f}, one seed: no interval")
-    return coverage_phrase(
-        low,
-        high,
-        f"plain test TV {mean:.3f}, biased upwards by its noise, 95% interval {low:.3f}–{high:.3f} over seeds, "
-        f"threshold {COVERAGE_THRESHOLD}",
-    )
+    numbers = f"plain test TV {mean:.3f}, 95% interval {low:.3f}–{high:.3f} over seeds"
+    if num_labels and num_examples:
+        bias = tv_noise_bias_bound(num_labels, num_examples)
+        numbers += (
+            f", whose low end less the plain TV's upward bias (at most {bias:.3f} at n = {num_examples}) is {low - bias:.3f}"
+        )
+        low -= bias
+    else:  # the bias is not bounded without the numbers of labels and examples: no "not covered"
+        numbers += ", biased upwards by its noise by an unknown amount"
+        low = -np.inf
+    return coverage_phrase(low, high, f"{numbers}; threshold {COVERAGE_THRESHOLD}")
 
 
 def _setting_sentences(s):
@@ -408,7 +416,7 @@ def _setting_sentences(s):
             )
         coverage = _recorded(s, "coverage_tv", name)
         if coverage:
-            parts.append(_coverage_sentence(coverage))
+            parts.append(_coverage_sentence(coverage, num_labels, num_test))
         if e.get("failed"):
             parts.append(f"{e['failed']} of {e['runs']} trials failed")
         if parts:

@@ -4,7 +4,7 @@ threshold is rarely put on the wrong side of it; one far from it is found)."""
 import numpy as np
 import pytest
 
-from infovae.diagnostics.coverage import coverage_bounds
+from infovae.diagnostics.coverage import coverage_bounds, tv_noise_bias_bound
 
 THRESHOLD = 0.1
 
@@ -74,3 +74,30 @@ def test_the_bounds_are_calibrated_on_simulated_posteriors(mix, direction, n, po
 def test_too_few_examples_are_refused():
     with pytest.raises(ValueError, match="n >= 4"):
         coverage_bounds(np.ones((3, 2)) / 2, [0.5, 0.5])
+
+
+def _plain_tv_bias(mix, shift, n, rng, soft, repeats=4000):
+    """The mean plain TV of simulated posteriors less the true TV, by simulation."""
+    tv = 0.5 * np.abs(shift).sum()
+    plain = [0.5 * np.abs(simulated(mix, shift, n, rng, soft).mean(0) - mix).sum() for _ in range(repeats)]
+    return np.mean(plain) - tv
+
+
+@pytest.mark.parametrize(
+    "mix, shift, n, soft",
+    [
+        (np.full(4, 0.25), np.zeros(4), 200, 0.0),  # one-hot posteriors of a uniform mix: the worst case
+        (np.full(4, 0.25), np.zeros(4), 2000, 0.0),
+        (_mix(4, 0.3), np.array([0.05, -0.05, 0.0, 0.0]), 200, 0.3),  # two labels off, two at their share
+        (_mix(10, 0.3), np.zeros(10), 300, 0.3),
+    ],
+)
+def test_the_plain_tv_s_upward_bias_is_within_its_bound_and_the_bound_is_near_the_worst_case(mix, shift, n, soft):
+    bias = _plain_tv_bias(mix, shift, n, np.random.default_rng(2), soft)
+    bound = tv_noise_bias_bound(len(mix), n)
+    assert 0.0 < bias <= bound
+    if soft == 0.0 and not shift.any():
+        # One-hot draws of a uniform mix: E|noise| = sqrt(2 / pi) sd, about 0.8 of the bound.
+        assert bias == pytest.approx(np.sqrt(2 / np.pi) * bound, rel=0.05)
+    with pytest.raises(ValueError, match="at least 2 labels"):
+        tv_noise_bias_bound(1, n)
