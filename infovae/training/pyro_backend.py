@@ -127,7 +127,11 @@ class TracedTerms:
     draws whose values go unused. So the replay is checked against the eager pass, on the minibatch
     reversed and other draws than the recording's: terms, gradients and the random state after them
     equal to the bit. Where they are not (a model whose control flow depends on its data or draws, say),
-    or recording fails, the steps run eagerly, with a warning.
+    or recording fails (a ``RuntimeError``, or an ``AttributeError`` from a torch without
+    ``torch.jit.trace``), the steps run eagerly, with a warning. A branch on the draws shows only where the
+    check's draws take another branch than the recording's (a branch on a fair coin: half the time); one
+    they take alike goes unseen, and every replay then follows the recorded branch. Such a choice written
+    with tensor operations (``torch.where``) is what a trace holds.
 
     What the replay leaves out: Pyro's and torch's checks of distribution arguments (the recording is
     made with validation off) and the ELBO's NaN warning. A step whose loss or gradient is not finite
@@ -178,7 +182,7 @@ class TracedTerms:
                 generator.manual_seed(check_seed)
                 terms = replay(reversed_x, reversed_y)
                 replayed = (*terms, *self._gradients(terms))
-            except RuntimeError as error:
+            except (RuntimeError, AttributeError) as error:
                 why = (str(error).strip().splitlines() or [type(error).__name__])[-1]
             else:
                 if torch.equal(generator.get_state(), eager_state) and all(map(torch.equal, eager, replayed)):
