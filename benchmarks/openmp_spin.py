@@ -1,0 +1,68 @@
+"""The Pyro step under libgomp's spin counts, on a quiet machine and beside busy processes.
+
+    python benchmarks/openmp_spin.py                         # spin counts 0, 1000, 10000; 3 rounds
+    python benchmarks/openmp_spin.py --counts 0 1000 --rounds 4 --steps 600
+
+torch's OpenMP threads wait for work between parallel operations; ``import infovae`` makes them sleep
+at once (``OMP_WAIT_POLICY=PASSIVE``, spin count 0), and ``GOMP_SPINCOUNT=N`` lets them spin about N
+iterations first (libgomp counts about 100,000 a millisecond). Each case runs
+``benchmarks/pyro_step.py``'s Pyro backend in a fresh process (MNIST standard VAE), once with nothing
+else running ("quiet") and once beside one busy-looping process per core ("loaded"), the cases
+interleaved round by round so that a drift of the machine's speed spreads over all of them. The table
+gives each case's mean milliseconds per step in each round and their median.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STEP_BENCHMARK = ROOT / "benchmarks" / "pyro_step.py"
+CONFIG = ROOT / "examples" / "mnist" / "standard_vae.yaml"
+
+
+def _mean_step_ms(count, steps, loaded):
+    env = dict(os.environ)
+    env.pop("OMP_WAIT_POLICY", None)  # as a user who set nothing: infovae sets PASSIVE
+    env.pop("GOMP_SPINCOUNT", None)
+    if count:
+        env["GOMP_SPINCOUNT"] = str(count)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)] if loaded else []
+    try:
+        command = [sys.executable, str(STEP_BENCHMARK), "--child", "pyro", "--config", str(CONFIG), "--steps", str(steps)]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, check=True)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    return 1000 * statistics.fmean(json.loads(done.stdout.strip().splitlines()[-1])["blocks"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--counts", type=int, nargs="+", default=[0, 1000, 10000], help="GOMP_SPINCOUNT values (0: sleep at once)"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=600, help="steps per run")
+    args = parser.parse_args()
+    results = {(count, loaded): [] for count in args.counts for loaded in (False, True)}
+    for _ in range(args.rounds):
+        for count, loaded in results:
+            results[count, loaded].append(_mean_step_ms(count, args.steps, loaded))
+    print(f"mean ms per Pyro step, {args.steps} steps, {args.rounds} rounds; loaded: beside {os.cpu_count()} busy processes")
+    print("| spin count | quiet, per round | quiet, median | loaded, per round | loaded, median |")
+    print("|---|---|---|---|---|")
+    for count in args.counts:
+        quiet, loaded = results[count, False], results[count, True]
+        cells = [", ".join(f"{x:.1f}" for x in quiet), f"{statistics.median(quiet):.1f}"]
+        cells += [", ".join(f"{x:.1f}" for x in loaded), f"{statistics.median(loaded):.1f}"]
+        print(f"| {count or '0 (the default)'} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
