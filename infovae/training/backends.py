@@ -175,6 +175,7 @@ class Backend(ABC):
             raise ValueError(f"the {self.name} backend trains at most {self.max_trials} trial(s) together, got {len(configs)}")
         self.configs, self.arch, self.num_data = list(configs), arch, len(train_data)
         self.hyper = Hyper.of(configs)
+        self._per_data: dict[tuple[int, ...], tuple[tuple, object]] = {}
 
     @property
     def num_trials(self) -> int:
@@ -193,6 +194,16 @@ class Backend(ABC):
     @abstractmethod
     def keep_best(self, mask):
         """Remember the current weights of the trials where ``mask [T]`` is true as their selected ones."""
+
+    def once_per_data(self, make, *data):
+        """``make()``, computed once for each combination of the objects ``data`` (the held-out split,
+        the probe's split, the generator: what an evaluation reads from the data alone) and kept. They
+        are told apart by identity, and held with the result, so that a freed object's id, reused by
+        another, cannot find its result."""
+        key = tuple(map(id, data))
+        if key not in self._per_data:
+            self._per_data[key] = (data, make())
+        return self._per_data[key][1]
 
     @abstractmethod
     def evaluate(self, held_out, fit, generator, seeds, selected=False):

@@ -121,7 +121,6 @@ class NumPyroBackend(Backend):
         self._context_probe = StoredProgram(
             jax_metrics.probe_accuracy, "context_probe", "", programs, static_argnames=("num_classes",)
         )
-        self._eval_sets = {}
 
     def _closure(self):
         """What the compiled programs read besides their arguments, as text (the key of a stored program):
@@ -218,38 +217,36 @@ class NumPyroBackend(Backend):
     # -- evaluation --------------------------------------------------------------------------------
 
     def _eval_set(self, held_out, fit, generator, examples):
-        """The arrays an evaluation on ``held_out`` needs, on the device once per data set: at most
-        ``examples`` of its examples and of ``fit``'s (for the probe), drawn as the host's evaluation
-        draws them (:func:`~infovae.data.base.evaluation_subset`, from the data's seed)."""
-        key = (id(held_out), id(fit), examples)
-        if key not in self._eval_sets:
-            seed = self.configs[0].data.seed
-            held, fitting = evaluation_subset(held_out, examples, seed), evaluation_subset(fit, examples, seed)
-            arrays = {"x": self._x(held.x), "y": self._y(held.y), "fit_x": self._x(fitting.x), "fit_y": self._y(fitting.y)}
-            # The two-sample test's relabellings, drawn once for the run: any drawn apart from the latents serve.
-            relabelling_key = jax.random.PRNGKey(seed)
-            arrays["relabellings"] = self._relabellings(relabelling_key, num_first=len(held), num_second=len(held))
-            extra = {"num_labels": None, "bayes_accuracy": None, "probe_x_accuracy": None}
-            if held.labels is not None and fitting.labels is not None:
-                arrays.update(labels=jnp.asarray(held.labels, jnp.int32), fit_labels=jnp.asarray(fitting.labels, jnp.int32))
-                extra["num_labels"] = max(held.num_labels, fitting.num_labels, 2)
-                if 0 < held.x.shape[1] <= metrics.CONTEXT_PROBE_FEATURES:  # the same for every trial and step: once, here
-                    # The device's probe, as probe_xz_accuracy's, so that their difference compares like with like.
-                    extra["probe_x_accuracy"] = float(
-                        self._context_probe(
-                            arrays["fit_x"], arrays["fit_labels"], arrays["x"], arrays["labels"], num_classes=extra["num_labels"]
-                        )
+        """The arrays an evaluation on ``held_out`` needs, on the device (made once per data set,
+        :meth:`~infovae.training.backends.Backend.once_per_data`): at most ``examples`` of its examples and
+        of ``fit``'s (for the probe), drawn as the host's evaluation draws them
+        (:func:`~infovae.data.base.evaluation_subset`, from the data's seed)."""
+        seed = self.configs[0].data.seed
+        held, fitting = evaluation_subset(held_out, examples, seed), evaluation_subset(fit, examples, seed)
+        arrays = {"x": self._x(held.x), "y": self._y(held.y), "fit_x": self._x(fitting.x), "fit_y": self._y(fitting.y)}
+        # The two-sample test's relabellings, drawn once for the run: any drawn apart from the latents serve.
+        relabelling_key = jax.random.PRNGKey(seed)
+        arrays["relabellings"] = self._relabellings(relabelling_key, num_first=len(held), num_second=len(held))
+        extra = {"num_labels": None, "bayes_accuracy": None, "probe_x_accuracy": None}
+        if held.labels is not None and fitting.labels is not None:
+            arrays.update(labels=jnp.asarray(held.labels, jnp.int32), fit_labels=jnp.asarray(fitting.labels, jnp.int32))
+            extra["num_labels"] = max(held.num_labels, fitting.num_labels, 2)
+            if 0 < held.x.shape[1] <= metrics.CONTEXT_PROBE_FEATURES:  # the same for every trial and step: once, here
+                # The device's probe, as probe_xz_accuracy's, so that their difference compares like with like.
+                extra["probe_x_accuracy"] = float(
+                    self._context_probe(
+                        arrays["fit_x"], arrays["fit_labels"], arrays["x"], arrays["labels"], num_classes=extra["num_labels"]
                     )
-            if generator is not None:
-                arrays.update(
-                    tables=jnp.asarray(generator.label_log_prob_tables(held.x), jnp.float32),
-                    mix=jnp.asarray(generator.label_mix, jnp.float32),
                 )
-                if hasattr(generator, "label_log_prior"):  # x informative about the label: p(l | x) replaces the mix
-                    arrays["log_prior"] = jnp.asarray(generator.label_log_prior(held.x), jnp.float32)
-                extra["bayes_accuracy"] = float(generator.expected_bayes_accuracy(held.x, held.y))
-            self._eval_sets[key] = (arrays, extra)
-        return self._eval_sets[key]
+        if generator is not None:
+            arrays.update(
+                tables=jnp.asarray(generator.label_log_prob_tables(held.x), jnp.float32),
+                mix=jnp.asarray(generator.label_mix, jnp.float32),
+            )
+            if hasattr(generator, "label_log_prior"):  # x informative about the label: p(l | x) replaces the mix
+                arrays["log_prior"] = jnp.asarray(generator.label_log_prior(held.x), jnp.float32)
+            extra["bayes_accuracy"] = float(generator.expected_bayes_accuracy(held.x, held.y))
+        return arrays, extra
 
     def _evaluate_trial(self, params, key, hyper, data, num_labels):
         """Every quantity for one trial (its weights ``params``), on the device."""
@@ -352,7 +349,8 @@ class NumPyroBackend(Backend):
         return jax.lax.map(trial, (params, keys, hyper), batch_size=min(EVAL_BLOCK, self.num_trials))
 
     def evaluate(self, held_out, fit, generator, seeds, selected=False):
-        data, extra = self._eval_set(held_out, fit, generator, self.configs[0].train.eval_examples)
+        examples = self.configs[0].train.eval_examples
+        data, extra = self.once_per_data(lambda: self._eval_set(held_out, fit, generator, examples), held_out, fit, generator)
         keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
         params = self.params if selected is False else self._where(jnp.asarray(selected), self.best, self.params)
         out = self._evaluate(params, keys, self._hyper, data, num_labels=extra["num_labels"])

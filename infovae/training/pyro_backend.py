@@ -127,8 +127,8 @@ class TracedTerms:
     draws whose values go unused. So the replay is checked against the eager pass, on the minibatch
     reversed and other draws than the recording's: terms, gradients and the random state after them
     equal to the bit. Where they are not (a model whose control flow depends on its data or draws, say),
-    or recording fails (a ``RuntimeError``, or an ``AttributeError`` from a torch without
-    ``torch.jit.trace``), the steps run eagerly, with a warning. A branch on the draws shows only where the
+    or recording fails (a ``RuntimeError``, or a torch without ``torch.jit.trace``, which is deprecated),
+    the steps run eagerly, with a warning. A branch on the draws shows only where the
     check's draws take another branch than the recording's (a branch on a fair coin: half the time); one
     they take alike goes unseen, and every replay then follows the recorded branch. Such a choice written
     with tensor operations (``torch.where``) is what a trace holds.
@@ -148,6 +148,8 @@ class TracedTerms:
         key = (tuple(x.shape), x.dtype, tuple(y.shape), y.dtype)
         if key not in self.replays:
             self.replays[key] = self._record(x, y)
+        if self.replays[key] is self.module:
+            return self.eager(x, y)
         with torch.jit.optimized_execution(False):
             return dict(zip(self.module.names, self.replays[key](x, y)))
 
@@ -157,6 +159,8 @@ class TracedTerms:
         return dict(zip(self.module.names, values))
 
     def _record(self, x, y):
+        if not all(hasattr(torch.jit, name) for name in ("trace", "optimized_execution", "TracerWarning")):
+            return self._eager_instead("cannot be made (this torch has no torch.jit.trace)")
         generator = torch.default_generator if x.device.type == "cpu" else torch.cuda.default_generators[x.device.index or 0]
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), warnings.catch_warnings(), torch.jit.optimized_execution(False):
@@ -182,16 +186,19 @@ class TracedTerms:
                 generator.manual_seed(check_seed)
                 terms = replay(reversed_x, reversed_y)
                 replayed = (*terms, *self._gradients(terms))
-            except (RuntimeError, AttributeError) as error:
+            except RuntimeError as error:
                 why = (str(error).strip().splitlines() or [type(error).__name__])[-1]
             else:
                 if torch.equal(generator.get_state(), eager_state) and all(map(torch.equal, eager, replayed)):
                     return replay
                 why = "other numbers"
+        return self._eager_instead(f"did not reproduce the eager one ({why})")
+
+    def _eager_instead(self, reason):
         warnings.warn(
-            f"the Pyro backend's recorded training step did not reproduce the eager one ({why}); its steps run eagerly (slower)",
+            f"the Pyro backend's recorded training step {reason}; its steps run eagerly (slower)",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         return self.module
 
@@ -270,7 +277,6 @@ class PyroBackend(Backend):
         self.terms = TracedTerms(self.elbo, self.model, self.guide, self.num_data, self.params)
         self.optim = Adam(self.params)
         self.best = self._weights()
-        self._held_out_sets = {}
 
     # -- arrays in ---------------------------------------------------------------------------------
 
@@ -331,11 +337,9 @@ class PyroBackend(Backend):
         return {"model": copy.deepcopy(self.model.state_dict()), "guide": copy.deepcopy(self.guide.state_dict())}
 
     def evaluate(self, held_out, fit, generator, seeds, selected=False):
-        key = (id(held_out), id(fit))  # what depends on the data alone, once per data set
-        if key not in self._held_out_sets:
-            self._held_out_sets[key] = held_out_set(held_out, fit, generator, self.configs[0])
+        data = self.once_per_data(lambda: held_out_set(held_out, fit, generator, self.configs[0]), held_out, fit, generator)
         with self._selected(selected is not False and bool(np.asarray(selected).reshape(-1)[0])):
-            record = evaluate(self, self._held_out_sets[key], generator, self.configs[0], int(seeds[0]))
+            record = evaluate(self, data, generator, self.configs[0], int(seeds[0]))
         return {name: [value] for name, value in record.items()}
 
     def loss_terms(self, x, y, seed):

@@ -65,3 +65,22 @@ def test_the_pyro_backend_computes_what_depends_on_the_data_once_per_held_out_se
     assert first["probe_x_accuracy"] == second["probe_x_accuracy"] is not None
     backend.evaluate(splits.test, splits.train, generator, np.array([0]))
     assert generator.bayes_calls == 2  # another split, its own set
+
+
+def test_a_held_out_set_is_found_by_the_objects_themselves_not_by_a_reused_id():
+    pytest.importorskip("pyro")
+    from infovae.training.loop import build_backend
+
+    config = parse_config(CONFIG)
+    splits = load_splits(config.data, config.likelihood)
+    backend = build_backend([config], splits)
+    # Splits made and dropped one after another: a freed one's id is often the next one's.
+    for start in range(0, 240, 40):
+        held = splits.val.subset(np.arange(start, start + 40))
+        record = backend.evaluate(held, splits.train, splits.generator, np.array([0]))
+        assert record["bayes_accuracy"] == [splits.generator.expected_bayes_accuracy(held.x, held.y)]
+    # The generator is part of what the set is made from.
+    assert backend.evaluate(splits.val, splits.train, None, np.array([0]))["bayes_accuracy"] == [None]
+    assert backend.evaluate(splits.val, splits.train, splits.generator, np.array([0]))["bayes_accuracy"][0] is not None
+    made = [backend.once_per_data(lambda k=k: k, [k]) for k in range(50)]
+    assert made == list(range(50))
