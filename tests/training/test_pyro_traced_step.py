@@ -196,3 +196,17 @@ def test_a_model_that_a_trace_cannot_hold_is_caught_and_stepped_eagerly(model_op
     eager = terms.eager(X, y)
     assert all(torch.equal(first[k], eager[k]) for k in eager)
     assert torch.equal(torch.get_rng_state(), after)
+
+
+def test_a_torch_without_jit_trace_steps_eagerly_with_a_warning(monkeypatch):
+    monkeypatch.delattr(torch.jit, "trace")
+    torch.manual_seed(0)
+    model, guide = _Model(), _Guide()
+    terms = TracedTerms(InfoVAE_ELBO(), model, guide, 8, [*model.parameters(), *guide.parameters()])
+    y = torch.randn(8, 2)
+    state = torch.get_rng_state()
+    with pytest.warns(RuntimeWarning, match=r"cannot be made \(this torch has no torch.jit.trace\); its steps run eagerly"):
+        first = terms(x=X, y=y)
+    torch.set_rng_state(state)
+    eager = terms.eager(X, y)
+    assert all(torch.equal(first[k], eager[k]) for k in eager)
