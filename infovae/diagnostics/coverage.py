@@ -84,13 +84,17 @@ def tv_noise_bias_bound(num_labels, num_examples):
     r"""A bound on the upward bias of the plain :math:`\widehat{TV}` of ``num_examples`` generated examples
     and ``num_labels`` labels, whatever the mixes: :math:`\tfrac12 \sqrt{(K - 1) / n}`.
 
-    Why it holds: with :math:`m_k = E\,\bar r_k`, the triangle inequality gives
-    :math:`\widehat{TV} \le TV + \tfrac12 \sum_k |\bar r_k - m_k|`; each posterior lies in ``[0, 1]``, so
-    :math:`\mathrm{var}(\bar r_k) \le m_k (1 - m_k) / n` (the examples independent), and by Cauchy–Schwarz
+    Why it holds: the examples are generated independently given their contexts (fixed: the evaluated
+    ones), example i's posterior has expectation :math:`m_{ik}`, and :math:`m_k` is their mean, of which
+    :math:`TV = \tfrac12 \sum_k |m_k - \pi_k|` is the distance (the TV of the data generated *for these
+    contexts*). The triangle inequality gives :math:`\widehat{TV} \le TV + \tfrac12 \sum_k |\bar r_k - m_k|`;
+    each posterior lies in ``[0, 1]``, so :math:`\mathrm{var}(r_{ik}) \le m_{ik}(1 - m_{ik})` and, as
+    :math:`m (1 - m)` is concave, :math:`\mathrm{var}(\bar r_k) \le m_k (1 - m_k) / n`; by Cauchy–Schwarz
     :math:`\sum_k E|\bar r_k - m_k| \le \sqrt{K \sum_k m_k (1 - m_k) / n} \le \sqrt{(K - 1) / n}`.
-    So a mean of plain TVs over seeds, less this bound, is at most the true TV on average: what a
-    conclusion that the TV is *above* a threshold may rest on (one-hot posteriors of a uniform mix come
-    nearest to it, at about 0.8 of it).
+    So a mean of plain TVs over seeds, less this bound, is at most the TV on average: what a conclusion
+    that the TV is *above* a threshold may rest on (one-hot posteriors of a uniform mix come nearest to
+    it, at about 0.8 of it). Where every seed evaluates the same contexts, that TV is the one of those
+    contexts; how far it is from the TV over all contexts the bound does not say.
     """
     if num_labels < 2 or num_examples < 1:
         raise ValueError(f"the bias bound needs at least 2 labels and 1 example, got {num_labels} and {num_examples}")

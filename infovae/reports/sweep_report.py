@@ -117,11 +117,11 @@ class _Sweep:
             out.setdefault(self.name(trial.overrides), {k: trial.overrides.get(k) for k in self.varying})
         return out
 
-    def labels(self):
+    def labels(self, name=None):
         """Number of labels, and the numbers of validation and test examples an evaluation used, from
-        the first finished trial's run."""
+        the first finished trial's run (of the setting ``name``, where given: a sweep may vary them)."""
         for row in self.rows:
-            if row.get("status") != "ok":
+            if row.get("status") != "ok" or (name is not None and self.name(row) != name):
                 continue
             try:
                 run = open_run(self.sweep.run_dir(row["trial"]))
@@ -363,7 +363,8 @@ def _coverage_sentence(values, num_labels, num_examples):
     (:func:`~infovae.reports.verdicts.coverage_phrase`): covered where the 95% t-interval over seeds ends
     below it; not covered where the interval's lower end, less the bound on each plain TV's upward bias
     (:func:`~infovae.diagnostics.coverage.tv_noise_bias_bound`; the bias does not average out over seeds),
-    is above it; otherwise, or with one seed, not resolved."""
+    is above it; otherwise, or with one seed, not resolved. The TV is that of data generated for the
+    test split's evaluated contexts."""
     mean, low, high = plots.mean_interval(values, plots.RANGES["coverage_tv"])
     if not np.isfinite(low):
         return coverage_phrase(low, high, f"plain test TV {mean:.3f}, one seed: no interval")
@@ -384,11 +385,11 @@ def _setting_sentences(s):
     """One line per setting: is the test probe above chance, did the validation probe decay, how did
     the test KL split, does the prior cover the data."""
     curves = s.probe_runs()
-    num_labels, _, num_test = s.labels()
-    chance = 1.0 / num_labels if num_labels else None
     lines = []
     for e in s.table:
         name = s.name(e)
+        num_labels, _, num_test = s.labels(name)
+        chance = 1.0 / num_labels if num_labels else None
         parts = []
         # Above chance against the binomial noise of the test examples; at chance only within a margin.
         probe = probe_vs_chance(_per_seed(s, "probe_accuracy").get(name, []), num_test, chance) if chance else None
