@@ -36,6 +36,29 @@ def test_paired_difference_is_the_paired_t_test():
         assert (study.paired(a, b, margin).p_equivalence < 0.05) == inside
 
 
+def test_a_bias_allowance_widens_the_intervals_and_tests_beyond_it():
+    rng = np.random.default_rng(3)
+    a = {seed: 0.10 + 0.01 * rng.standard_normal() for seed in range(8)}
+    b = {seed: 0.05 + 0.01 * rng.standard_normal() for seed in range(8)}
+    plain, allowed = study.paired(a, b, margin=0.1), study.paired(a, b, margin=0.1, bias=0.03)
+    for level in (0.95, 0.90):
+        assert np.allclose(allowed.interval(level), np.add(plain.interval(level), (-0.03, 0.03)), rtol=0, atol=1e-15)
+    assert allowed.p == pytest.approx(2 * stats.t.sf((plain.mean - 0.03) / plain.se, 7), rel=1e-12)
+    assert allowed.p > plain.p and study.paired(a, b, margin=0.1, bias=0.06).p == 1.0  # the mean is within 0.06
+    outcomes = set()
+    for bias in (0.0, 0.01, 0.02, 0.03, 0.04, 0.08):
+        d = study.paired(a, b, 0.1, bias)
+        # No difference is rejected exactly when the widened 95% interval leaves out 0; equivalence shown
+        # exactly when the widened 90% interval is inside the margin.
+        low, high = d.interval(0.95)
+        low90, high90 = d.interval(0.90)
+        assert (d.p < 0.05) == (low > 0 or high < 0)
+        assert (d.p_equivalence < 0.05) == (-0.1 < low90 and high90 < 0.1)
+        outcomes.add((d.p < 0.05, d.p_equivalence < 0.05))
+    assert len(outcomes) >= 2  # the allowances above reach both sides of both tests' thresholds
+    assert study.paired(a, b, margin=0.02, bias=0.03).p_equivalence == 1.0  # nothing is within a negative margin
+
+
 def test_holm_adjusts_step_down_and_keeps_order():
     p = [0.01, 0.04, 0.03, 0.005, np.nan]
     # Sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> running maximum 0.02, 0.03, 0.06, 0.06.

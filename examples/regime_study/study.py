@@ -213,10 +213,18 @@ class Paired:
     """A difference of means over seeds, paired by seed: the seeds' differences ``d``; ``mean``, its 95%
     interval ``low``–``high``, the 90% interval ``low90``–``high90`` (that of equivalence), the two-sided
     p-value of no difference and the p-value of the two one-sided tests of equivalence within
-    ``±margin``."""
+    ``±margin``.
+
+    ``bias``: how far the expected difference may be from the difference of the quantities compared,
+    either way, when each side is a plain estimate with a bias of its own (the coverage TV's, at most
+    :func:`~infovae.diagnostics.coverage.tv_noise_bias_bound`). The intervals are widened by it; no
+    difference is rejected only where ``|mean| - bias`` is (the p-value of the nearer end of
+    ``±bias``), and equivalence is shown within ``±(margin - bias)``: each conclusion holds for the
+    quantities themselves, whatever their biases within the bound."""
 
     d: np.ndarray
     margin: float
+    bias: float = 0.0
 
     @property
     def n(self):
@@ -233,34 +241,38 @@ class Paired:
     def interval(self, level):
         if self.n < 2:
             return math.nan, math.nan
-        half = stats.t.ppf(0.5 + level / 2, self.n - 1) * self.se
+        half = stats.t.ppf(0.5 + level / 2, self.n - 1) * self.se + self.bias
         return self.mean - half, self.mean + half
 
     @property
     def p(self):
         if self.n < 2:
             return math.nan
+        excess = max(abs(self.mean) - self.bias, 0.0)
         if self.se == 0:
-            return 0.0 if self.mean != 0 else 1.0
-        return float(2 * stats.t.sf(abs(self.mean) / self.se, self.n - 1))
+            return 0.0 if excess > 0 else 1.0
+        return float(min(1.0, 2 * stats.t.sf(excess / self.se, self.n - 1)))
 
     @property
     def p_equivalence(self):
         if self.n < 2:
             return math.nan
+        margin = self.margin - self.bias
+        if margin <= 0:
+            return 1.0
         if self.se == 0:
-            return 0.0 if abs(self.mean) < self.margin else 1.0
-        below = stats.t.sf((self.mean + self.margin) / self.se, self.n - 1)  # H0: d <= -margin
-        above = stats.t.cdf((self.mean - self.margin) / self.se, self.n - 1)  # H0: d >= margin
+            return 0.0 if abs(self.mean) < margin else 1.0
+        below = stats.t.sf((self.mean + margin) / self.se, self.n - 1)  # H0: d <= -margin
+        above = stats.t.cdf((self.mean - margin) / self.se, self.n - 1)  # H0: d >= margin
         return float(max(below, above))
 
 
-def paired(a, b, margin):
+def paired(a, b, margin, bias=0.0):
     """:class:`Paired` of ``a - b`` over the seeds both have (``a``, ``b``: ``{seed: value}``; ``b`` None:
-    ``a`` against 0)."""
+    ``a`` against 0), allowing ``bias`` (:class:`Paired`)."""
     seeds = sorted(set(a) if b is None else set(a) & set(b))
     d = np.array([a[s] - (0.0 if b is None else b[s]) for s in seeds], float)
-    return Paired(d[np.isfinite(d)], margin)
+    return Paired(d[np.isfinite(d)], margin, bias)
 
 
 def holm(p_values):
