@@ -52,7 +52,8 @@ import infovae  # noqa: E402
 from infovae.data.registry import load_splits  # noqa: E402
 from infovae.diagnostics.coverage import tv_noise_bias_bound  # noqa: E402
 from infovae.errors import UserInputError  # noqa: E402
-from infovae.training.config import load_config  # noqa: E402
+from infovae.sweeps.spec import load_sweep  # noqa: E402
+from infovae.training.config import parse_config  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ARMS = ("control", "discrete", "continuous", "mechanism", "fall_count")
@@ -174,12 +175,17 @@ def sweep_spec(arm, args):
     return spec
 
 
+def mode_overrides(arm, smoke, full):
+    """What ``--smoke`` or ``--full`` sets on every trial of ``arm`` (``None``: nothing)."""
+    return SMOKE if smoke else FULL[arm] if full else None
+
+
 def run_arms(args):
     """Run (or resume) each arm's sweep; returns each arm's wall time in seconds and its code's commit."""
     seconds, commits = {}, {}
     for arm in args.arm or ARMS:
         commits[arm] = arm_commit(args.out, arm)
-        overrides = SMOKE if args.smoke else FULL[arm] if args.full else None
+        overrides = mode_overrides(arm, args.smoke, args.full)
         sweep = infovae.sweep(
             sweep_spec(arm, args), out=args.out / arm, executor=args.executor, trials_per_program=args.trials_per_program,
             address=args.address, workers=args.workers, overrides=overrides, progress=False,
@@ -296,9 +302,9 @@ def coverage_bias(arm, meta):
 
 @functools.cache
 def _coverage_bias(arm, smoke, full):
-    spec = yaml.safe_load((HERE / f"confirm_{arm}.yaml").read_text())
-    overrides = {**spec.get("set", {}), **(SMOKE if smoke else FULL[arm] if full else {})}
-    config = load_config(HERE / spec["base"], overrides)
+    # A trial's config as the sweep makes it (every trial of an arm has the same data sizes).
+    sweep = load_sweep(HERE / f"confirm_{arm}.yaml", mode_overrides(arm, smoke, full))
+    config = parse_config(sweep.trials[0].raw_config(sweep.base))
     splits = load_splits(config.data, config.likelihood)
     examples = min(len(splits.test), config.train.eval_examples)
     return tv_noise_bias_bound(len(splits.generator.label_mix), examples)
