@@ -13,16 +13,12 @@ gives each case's mean milliseconds per step in each round and their median.
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-STEP_BENCHMARK = ROOT / "benchmarks" / "pyro_step.py"
-CONFIG = ROOT / "examples" / "mnist" / "standard_vae.yaml"
+from pyro_step import DEFAULT_CONFIG, run_child  # beside this script, so on its path
 
 
 def _mean_step_ms(count, steps, loaded):
@@ -33,13 +29,12 @@ def _mean_step_ms(count, steps, loaded):
         env["GOMP_SPINCOUNT"] = str(count)
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)] if loaded else []
     try:
-        command = [sys.executable, str(STEP_BENCHMARK), "--child", "pyro", "--config", str(CONFIG), "--steps", str(steps)]
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, check=True)
+        result = run_child(DEFAULT_CONFIG, "pyro", steps, block=100, profile=False, env=env)
     finally:
         for process in busy:
             process.kill()
             process.wait()
-    return 1000 * statistics.fmean(json.loads(done.stdout.strip().splitlines()[-1])["blocks"])
+    return 1000 * statistics.fmean(result["blocks"])
 
 
 def main():

@@ -73,7 +73,9 @@ def _measure(config_path, backend, steps, block, profile):
     print(json.dumps({"backend": backend, "first_chunk": first, "steps": chunk + block * len(blocks), "blocks": blocks}))
 
 
-def _child(config, backend, steps, block, profile):
+def run_child(config, backend, steps, block, profile, env=None):
+    """One backend's timings, measured in a fresh process (``env``: its environment, default this
+    one's)."""
     command = [
         sys.executable,
         __file__,
@@ -86,7 +88,7 @@ def _child(config, backend, steps, block, profile):
         "--block",
         str(block),
     ]
-    done = subprocess.run(command + (["--profile"] if profile else []), capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(command + (["--profile"] if profile else []), capture_output=True, text=True, cwd=ROOT, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{backend}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
     if profile:
@@ -109,7 +111,7 @@ def main():
         return _measure(args.config, args.child, args.steps, args.block, args.profile)
     rounds = []
     for _ in range(args.rounds):
-        rounds.append({b: _child(args.config, b, args.steps, args.block, args.profile) for b in args.backends})
+        rounds.append({b: run_child(args.config, b, args.steps, args.block, args.profile) for b in args.backends})
     print(f"config: {args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config}, {args.steps} steps")
     print("| round | backend | first chunk (s) | mean s/step | median block s/step |")
     print("|---|---|---|---|---|")
