@@ -3,8 +3,9 @@ r"""The latent diagnostics in JAX: the on-device twins of :mod:`infovae.diagnost
 Every function is pure, takes JAX arrays of static shapes and works under :func:`jax.jit` and
 :func:`jax.vmap`, so that an evaluation can compute the diagnostics of many trials at once, on the
 device, with a leading trial axis. There is no data-dependent shape, no host callback and no
-scikit-learn: counts are sums of one-hot vectors, k-means and the logistic-regression probe run a
-fixed number of iterations, and a value or class that does not occur simply has a zero count.
+scikit-learn: counts are sums of one-hot vectors, k-means runs a fixed number of iterations and the
+logistic-regression probe at most a fixed number, and a value or class that does not occur simply has
+a zero count.
 Randomness comes only from explicit :mod:`jax.random` keys. The arithmetic follows the input dtype
 (float32 by default, float64 with ``jax_enable_x64``).
 
@@ -49,7 +50,8 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 # (gradient ~1e-8 in float32, ~1e-17 in float64) within 3 to 10 iterations on every problem of the sizes
 # it is meant for that was tried (up to 64 features, 16 classes and 4000 examples: one-hot and Gaussian
 # latents, separable classes, classes of 1 to 3 examples, pure noise): a few damped steps, then quadratic
-# convergence. 16 leaves a margin; a step at the optimum changes nothing.
+# convergence. The fit stops there (fit_probe's tolerance: 3 to 11 iterations on the 216 problems of
+# benchmarks/probe_convergence.py, a quarter of the time of 16 fixed ones); 16 is a cap that leaves a margin.
 PROBE_ITERATIONS = 16
 # Step sizes 8 * 2^-k, k = 0..15 (8 down to 2^-12), are tried at once and the best is taken. That
 # decreases the objective at least as much as backtracking from 1 by halving would (its steps are in the
@@ -59,7 +61,7 @@ PROBE_ITERATIONS = 16
 # 1e-8, took 74 and 107 ms a fit where this one takes 30 and 56 (2000 examples, 4 classes, 8 one-hot
 # features and 44 features). With this grid all 216 problems of benchmarks/probe_convergence.py (up to
 # 64 features, 16 classes and 4000 examples; clusters, one-hot codes, noise, a class of 2%) reach the
-# objective of 100 iterations to 2e-15 in float64.
+# objective of 100 iterations to 5e-15 in float64.
 _LINE_SEARCH_STEPS = 16
 # On recent GPUs float32 products default to TensorFloat-32 (10-bit mantissas), which would stall Newton's
 # method and move the k-means centres; the probe and k-means ask for full precision.
@@ -222,7 +224,7 @@ def _log_mean_exp(log_p, p, v):
 
 
 @partial(jax.jit, static_argnames=("num_classes", "iterations"))
-def fit_probe(features, labels, num_classes, l2=1.0, iterations=PROBE_ITERATIONS):
+def fit_probe(features, labels, num_classes, l2=1.0, iterations=PROBE_ITERATIONS, tolerance=None):
     r"""Multinomial logistic regression as scikit-learn's ``LogisticRegression(C=1/l2)`` fits it (lbfgs).
 
     Minimises, over ``W [F, K]`` and an unpenalised intercept ``b [K]``,
@@ -235,9 +237,14 @@ def fit_probe(features, labels, num_classes, l2=1.0, iterations=PROBE_ITERATIONS
     the two-class softmax with ``W = [-w/2, w/2]``, i.e. with ``lambda = 2 l2``, which is used then.
     With one class the probe predicts it. The features are used as given (no standardisation).
 
-    Solved by ``iterations`` damped Newton steps from zero on all ``(F+1) K`` parameters: the
+    Solved by at most ``iterations`` damped Newton steps from zero on all ``(F+1) K`` parameters: the
     direction solves ``H d = -g`` with the exact Hessian, and the step size is the best of a fixed grid
-    of sizes, all evaluated at once (a line search without data-dependent control flow). The loss is
+    of sizes, all evaluated at once. The fit stops after a step that decreases the objective ``f`` by
+    less than ``tolerance * |f|``: by default the dtype's machine epsilon, the resolution of ``f``'s
+    value, below which a step only moves the weights by rounding noise (in float32 they would go on
+    moving by about 1e-5 at every further step). With ``tolerance=0`` it stops only at a step that
+    decreases nothing, which leaves the weights unchanged, so the fit is that of ``iterations`` steps.
+    The loss is
     flat along u, the direction that adds one constant to every present class's intercept, so
     ``u u^T`` is added to the Hessian to make it invertible; the gradient is orthogonal to u, so the
     step is unchanged and the intercepts keep summing to zero, as sklearn's do.
@@ -245,9 +252,12 @@ def fit_probe(features, labels, num_classes, l2=1.0, iterations=PROBE_ITERATIONS
     :param features: ``[n, F]``; ``labels``: int ``[n]`` in ``0..num_classes-1``.
     :param num_classes: K (static).
     :param l2: the penalty, ``1/C`` in sklearn's terms.
-    :param iterations: Newton steps (static).
-    :returns: ``{"weights": [F, K], "bias": [K], "seen": bool [K]}``; ``weights`` and ``bias`` of an
-        absent class are 0 and the caller masks its logits with ``seen``.
+    :param iterations: the most Newton steps (static).
+    :param tolerance: the relative decrease of the objective below which the fit stops (``None``: the
+        dtype's machine epsilon).
+    :returns: ``{"weights": [F, K], "bias": [K], "seen": bool [K], "iterations": int}`` (the Newton
+        steps taken); ``weights`` and ``bias`` of an absent class are 0 and the caller masks its logits
+        with ``seen``.
     """
     dtype = _float_dtype(features)
     n, num_features = features.shape
@@ -265,10 +275,14 @@ def fit_probe(features, labels, num_classes, l2=1.0, iterations=PROBE_ITERATIONS
     fixed_curvature = jnp.diag(penalised.reshape(size) + absent) + shift[:, None] * shift[None, :]
     steps = 2.0 ** (3 - jnp.arange(_LINE_SEARCH_STEPS, dtype=dtype))
 
-    def newton_step(_, theta):
+    tolerance = jnp.finfo(dtype).eps if tolerance is None else tolerance
+
+    def newton_step(state):
+        count, theta, _ = state
         logits = jnp.where(seen, jnp.matmul(x1, theta, precision=_EXACT), -jnp.inf)
         log_p = jax.nn.log_softmax(logits, axis=-1)
         p = jnp.exp(log_p)
+        objective = -jnp.mean(jnp.take_along_axis(log_p, labels[:, None], axis=1)) + 0.5 * jnp.sum(penalised * theta**2)
         grad = jnp.matmul(x1.T, p - targets, precision=_EXACT) / n + penalised * theta
         # Hessian of the mean cross-entropy: (1/n) sum_i x_i x_i^T kron (diag p_i - p_i p_i^T).
         per_class = jnp.einsum("nf,ng,nk->fkg", x1, x1, p, precision=_EXACT) / n
@@ -287,10 +301,16 @@ def fit_probe(features, labels, num_classes, l2=1.0, iterations=PROBE_ITERATIONS
         best = jnp.argmin(jnp.where(jnp.isnan(decrease), jnp.inf, decrease))
         # No decrease (only at the optimum, to rounding) leaves theta where it is.
         step = jnp.where(decrease[best] < 0, steps[best], 0.0)
-        return theta + step * direction
+        converged = decrease[best] >= -tolerance * jnp.abs(objective)
+        return count + 1, theta + step * direction, converged
 
-    theta = jax.lax.fori_loop(0, iterations, newton_step, jnp.zeros((num_features + 1, num_classes), dtype))
-    return {"weights": theta[:-1], "bias": theta[-1], "seen": seen}
+    def unfinished(state):
+        count, _, converged = state
+        return (count < iterations) & ~converged
+
+    start = (0, jnp.zeros((num_features + 1, num_classes), dtype), jnp.array(False))
+    count, theta, _ = jax.lax.while_loop(unfinished, newton_step, start)
+    return {"weights": theta[:-1], "bias": theta[-1], "seen": seen, "iterations": count}
 
 
 @partial(jax.jit, static_argnames=("num_classes", "iterations"))
