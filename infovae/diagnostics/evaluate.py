@@ -76,12 +76,18 @@ class HeldOutSet:
         no condition (or one too wide to probe).
     :ivar bayes_accuracy: the data generator's Bayes-optimal label accuracy on ``held``, ``None`` without
         a generator.
+    :ivar label_tables: the generator's ``label_log_prob_tables`` of ``held``'s conditions, and
+        ``label_log_prior`` its ``label_log_prior`` of them where it has one (the coverage's
+        :func:`~infovae.diagnostics.metrics.label_posterior_coverage_tv` reads both); ``None`` without
+        a generator.
     """
 
     held: Dataset
     fit: Dataset
     probe_x_accuracy: float | None
     bayes_accuracy: float | None
+    label_tables: np.ndarray | None
+    label_log_prior: np.ndarray | None
 
 
 def held_out_set(held_out, fit, generator, config) -> HeldOutSet:
@@ -98,8 +104,11 @@ def held_out_set(held_out, fit, generator, config) -> HeldOutSet:
     probe_x = None
     if held.labels is not None and 0 < held.x.shape[1] <= metrics.CONTEXT_PROBE_FEATURES:
         probe_x = metrics.context_probe_accuracy(fit.x, fit.labels, held.x, held.labels)
-    bayes = None if generator is None else float(generator.expected_bayes_accuracy(held.x, held.y))
-    return HeldOutSet(held, fit, probe_x, bayes)
+    if generator is None:
+        return HeldOutSet(held, fit, probe_x, None, None, None)
+    log_prior = generator.label_log_prior(held.x) if hasattr(generator, "label_log_prior") else None
+    bayes = float(generator.expected_bayes_accuracy(held.x, held.y))
+    return HeldOutSet(held, fit, probe_x, bayes, generator.label_log_prob_tables(held.x), log_prior)
 
 
 def evaluate(model, data, generator, config, seed):
@@ -150,5 +159,7 @@ def evaluate(model, data, generator, config, seed):
     out["coverage_tv"], out["bayes_accuracy"] = None, data.bayes_accuracy
     if generator is not None:
         _, y_generated = model.generate(x, seed)
-        out["coverage_tv"] = float(generator.coverage_tv(x, y_generated))
+        out["coverage_tv"] = metrics.label_posterior_coverage_tv(
+            data.label_tables, generator.label_mix, y_generated, data.label_log_prior
+        )
     return out

@@ -17,6 +17,7 @@ __all__ = [
     "discrete_recon_z_gain",
     "elbo_surgery",
     "is_discrete",
+    "label_posterior_coverage_tv",
     "latent_codes",
     "latent_features",
     "latent_perplexity",
@@ -107,6 +108,30 @@ def discrete_recon_z_gain(q_probs, p_probs, log_lik):
     :param q_probs: ``[n, K]``; ``p_probs``: ``[n, K]``; ``log_lik``: ``[K, n]``, ``log p(y_i | x_i, z = k)``.
     """
     return float(np.mean(np.sum((q_probs - p_probs) * log_lik.T, axis=-1)))
+
+
+def label_posterior_coverage_tv(label_log_prob_tables, label_mix, y_generated, label_log_prior=None):
+    """Total variation between the true label mix and the label mix of generated data, from the
+    generator's tables (computed once per held-out set): ``generator.coverage_tv(x, y_generated)``
+    without recomputing the tables of ``x``. Each generated example counts by its posterior over labels,
+    ``p(l | x_n, y_n) = softmax_l(sum_f T[n, l, f, y_nf] + log p(l | x_n))``, and the result is
+    ``0.5 sum_l |mean_n p(l | x_n, y_n) - mix_l|``.
+
+    :param label_log_prob_tables: ``T [n, L, F, C]``, ``log p(y_f = c | x_n, label = l)`` (the
+        generator's ``label_log_prob_tables(x)``).
+    :param label_mix: ``[L]``, the true label probabilities.
+    :param y_generated: int ``[n, F]`` in ``0..C-1``, generated for the same x.
+    :param label_log_prior: ``[n, L]``, ``log p(l | x_n)`` (the generator's ``label_log_prior(x)``, where
+        it has one); ``None``: ``log mix_l`` for every example.
+    """
+    from scipy.special import softmax
+
+    picked = np.take_along_axis(label_log_prob_tables, np.asarray(y_generated)[:, None, :, None], axis=-1)[..., 0]
+    if label_log_prior is None:
+        with np.errstate(divide="ignore"):  # a label of zero mix gets log 0 = -inf, which softmax handles
+            label_log_prior = np.log(label_mix)
+    posterior = softmax(picked.sum(-1) + label_log_prior, axis=-1)
+    return float(0.5 * np.abs(posterior.mean(0) - label_mix).sum())
 
 
 def latent_codes(params, num_labels, seed=0):

@@ -21,14 +21,18 @@ CONFIG = {
 
 
 class CountingGenerator:
-    """The data's generator, counting the calls of its Bayes accuracy."""
+    """The data's generator, counting the calls of its Bayes accuracy and of its label tables."""
 
     def __init__(self, generator):
-        self.generator, self.bayes_calls = generator, 0
+        self.generator, self.bayes_calls, self.table_calls = generator, 0, 0
 
     def expected_bayes_accuracy(self, x, y):
         self.bayes_calls += 1
         return self.generator.expected_bayes_accuracy(x, y)
+
+    def label_log_prob_tables(self, x):
+        self.table_calls += 1
+        return self.generator.label_log_prob_tables(x)
 
     def __getattr__(self, name):
         return getattr(self.generator, name)
@@ -45,9 +49,12 @@ def test_held_out_set_holds_the_probe_from_x_and_the_bayes_accuracy_of_the_evalu
     np.testing.assert_array_equal(data.fit.labels, fit.labels)
     assert data.bayes_accuracy == splits.generator.expected_bayes_accuracy(held.x, held.y)
     assert data.probe_x_accuracy == metrics.context_probe_accuracy(fit.x, fit.labels, held.x, held.labels)
-    # Without labels there is no probe; without a generator no Bayes accuracy.
+    np.testing.assert_array_equal(data.label_tables, splits.generator.label_log_prob_tables(held.x))
+    np.testing.assert_array_equal(data.label_log_prior, splits.generator.label_log_prior(held.x))
+    # Without labels there is no probe; without a generator no Bayes accuracy and no tables.
     unlabelled = held_out_set(replace(splits.val, labels=None), splits.train, None, config)
     assert unlabelled.probe_x_accuracy is None and unlabelled.bayes_accuracy is None
+    assert unlabelled.label_tables is None and unlabelled.label_log_prior is None
 
 
 def test_the_pyro_backend_computes_what_depends_on_the_data_once_per_held_out_set():
@@ -60,11 +67,15 @@ def test_the_pyro_backend_computes_what_depends_on_the_data_once_per_held_out_se
     generator = CountingGenerator(splits.generator)
     first = backend.evaluate(splits.val, splits.train, generator, np.array([0]))
     second = backend.evaluate(splits.val, splits.train, generator, np.array([1]))
-    assert generator.bayes_calls == 1
+    assert generator.bayes_calls == generator.table_calls == 1
     assert first["bayes_accuracy"] == second["bayes_accuracy"]
     assert first["probe_x_accuracy"] == second["probe_x_accuracy"] is not None
+    # The coverage from the kept tables is the generator's own, computed afresh, of the same generated data.
+    held = evaluation_subset(splits.val, 200, config.data.seed)
+    for record, seed in ((first, 0), (second, 1)):
+        assert record["coverage_tv"] == [splits.generator.coverage_tv(held.x, backend.generate(held.x, seed)[1])]
     backend.evaluate(splits.test, splits.train, generator, np.array([0]))
-    assert generator.bayes_calls == 2  # another split, its own set
+    assert generator.bayes_calls == generator.table_calls == 2  # another split, its own set
 
 
 def test_a_held_out_set_is_found_by_the_objects_themselves_not_by_a_reused_id():
