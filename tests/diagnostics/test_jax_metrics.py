@@ -181,6 +181,30 @@ def test_probe_of_two_seen_classes_is_sklearns_binary_model(x64):
     assert float(probe["bias"][3] - probe["bias"][1]) == pytest.approx(sk.intercept_[0], abs=1e-6)
 
 
+def probe_objective(probe, features, labels):
+    """The probe's penalised mean cross-entropy (l2 = 1, more than two classes), computed directly."""
+    logits = features @ probe["weights"] + probe["bias"]
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    return -np.mean(log_p[np.arange(len(labels)), labels]) + 0.5 / len(labels) * np.sum(probe["weights"] ** 2)
+
+
+def test_probe_stops_once_converged_at_the_optimum_of_a_long_fit(x64):
+    """The fit stops well before its cap, at the objective of 100 iterations to float64's resolution; a
+    cap that stops it early leaves it measurably above; with tolerance 0 it runs until a step decreases
+    nothing."""
+    rng = np.random.default_rng(24)
+    labels = rng.integers(0, 4, 2000)
+    features = StandardScaler().fit_transform(rng.normal(size=(4, 6))[labels] + rng.normal(size=(2000, 6)))
+    f, y = jnp.asarray(features), jnp.asarray(labels)
+    probe, long = jm.fit_probe(f, y, 4), jm.fit_probe(f, y, 4, iterations=100, tolerance=0.0)
+    optimum = probe_objective(long, features, labels)
+    assert 2 < int(probe["iterations"]) < jm.PROBE_ITERATIONS
+    assert int(probe["iterations"]) < int(long["iterations"]) <= 100
+    assert 0 <= probe_objective(probe, features, labels) - optimum <= 1e-14 * optimum
+    capped = jm.fit_probe(f, y, 4, iterations=2)
+    assert int(capped["iterations"]) == 2 and probe_objective(capped, features, labels) - optimum > 1e-6
+
+
 def test_probe_never_predicts_a_class_it_did_not_see():
     rng = np.random.default_rng(22)
     labels = rng.integers(0, 4, 3000)
