@@ -92,6 +92,7 @@ class _Sweep:
         self.constant = {k: spec.trials[0].overrides.get(k) for k in spec.swept_keys if k not in self.varying}
         self.shared = {**spec.shared, **self.constant}
         self.seeds = sorted({t.seed for t in spec.trials})
+        self._labels = {}
 
     def name(self, overrides):
         return _setting_name({k: overrides.get(k) for k in self.varying})
@@ -119,7 +120,13 @@ class _Sweep:
 
     def labels(self, name=None):
         """Number of labels, and the numbers of validation and test examples an evaluation used, from
-        the first finished trial's run (of the setting ``name``, where given: a sweep may vary them)."""
+        the first finished trial's run (of the setting ``name``, where given: a sweep may vary them);
+        read once per ``name`` (a run's splits are its data, loaded or generated again)."""
+        if name not in self._labels:
+            self._labels[name] = self._read_labels(name)
+        return self._labels[name]
+
+    def _read_labels(self, name):
         for row in self.rows:
             if row.get("status") != "ok" or (name is not None and self.name(row) != name):
                 continue

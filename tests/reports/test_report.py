@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 import infovae
+from infovae.reports import sweep_report
 from infovae.reports.arviz import read_datatree
 from infovae.reports.report import RUN_CAPTIONS, write_report
+from infovae.training.runs import open_run
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +83,7 @@ def test_a_second_report_replaces_the_first(runs):
     assert not (folder / "stale.png").exists() and {p.stem for p in out["figures"]} == FIGURES["strategies"]
 
 
-def test_sweep_report(tmp_path):
+def test_sweep_report(tmp_path, monkeypatch):
     base = {
         "data": {"kind": "strategies", "num_examples": 300, "horizon": 4, "num_strategies": 3},
         "model": {"latent": "discrete", "latent_size": 4, "hidden": 16},
@@ -104,7 +106,13 @@ def test_sweep_report(tmp_path):
         "set": {"train.lr": 0.003},
     }
     infovae.sweep(spec, out=tmp_path / "out", progress=False, workers=2)
-    out = write_report(tmp_path / "out")
+    opened = []
+    with monkeypatch.context() as patch:
+        patch.setattr(sweep_report, "open_run", lambda path: opened.append(path) or open_run(path))
+        out = write_report(tmp_path / "out")
+    # A run's splits are its data, generated again: read once for the figures and once per setting's
+    # coverage sentence (5 settings), and once more for the figure of the first setting's latent.
+    assert len(opened) <= 1 + 5 + 1, len(opened)
     text = out["report"].read_text()
     expected = {
         "heatmap_probe_accuracy",
