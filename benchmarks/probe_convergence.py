@@ -3,7 +3,7 @@ does a fit cost? Its damped Newton iterations try a fixed grid of step sizes at 
 step's decrease of the objective is below the arithmetic's resolution; the line search is most of an
 iteration's time, so the grid is kept as small as convergence allows.
 
-    python benchmarks/probe_convergence.py               # about 13 minutes on two cores
+    python benchmarks/probe_convergence.py               # about 7 minutes on two cores
     python benchmarks/probe_convergence.py --time-only   # the timings alone
 
 For each of 216 problems (examples 60 / 500 / 4000; features 2 / 8 / 64; classes 2 / 4 / 16; Gaussian

@@ -20,10 +20,11 @@ the recording.
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+import child  # beside this script, so on its path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "examples" / "mnist" / "standard_vae.yaml"
@@ -76,24 +77,7 @@ def _measure(config_path, backend, steps, block, profile):
 def run_child(config, backend, steps, block, profile, env=None):
     """One backend's timings, measured in a fresh process (``env``: its environment, default this
     one's)."""
-    command = [
-        sys.executable,
-        __file__,
-        "--child",
-        backend,
-        "--config",
-        str(config),
-        "--steps",
-        str(steps),
-        "--block",
-        str(block),
-    ]
-    done = subprocess.run(command + (["--profile"] if profile else []), capture_output=True, text=True, cwd=ROOT, env=env)
-    if done.returncode != 0:
-        raise SystemExit(f"{backend}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
-    if profile:
-        print(done.stderr, file=sys.stderr)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child.run_child(__file__, [backend, "--config", config, "--steps", steps, "--block", block], profile, env)
 
 
 def main():
