@@ -10,7 +10,7 @@ For each of 216 problems (examples 60 / 500 / 4000; features 2 / 8 / 64; classes
 clusters 0.5, 3 and 10 apart, one-hot codes, pure noise, and a class of 2% of the examples; features
 standardised, as the probe does) it fits the probe with the library's settings and with 100 iterations,
 in float64, and reports the worst relative excess of the objective (penalised mean cross-entropy) over
-the long fit's (100 iterations that stop only where a step decreases nothing: ``tolerance=0``) and the
+the long fit's (100 iterations at ``tolerance=0``, where only a step that decreases nothing stops it) and the
 most iterations the default fit took; then the float32 fit's excess over the float64 optimum (float32's
 rounding). Then the
 time of one jitted fit at 2000 examples with 8 one-hot features, and with 36 more (the probe from x and

@@ -8,6 +8,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from infovae.core.latents import CategoricalLatent
+from infovae.errors import UserInputError
 
 __all__ = [
     "CONTEXT_PROBE_FEATURES",
@@ -120,13 +121,21 @@ def label_posterior_coverage_tv(label_log_prob_tables, label_mix, y_generated, l
     :param label_log_prob_tables: ``T [n, L, F, C]``, ``log p(y_f = c | x_n, label = l)`` (the
         generator's ``label_log_prob_tables(x)``).
     :param label_mix: ``[L]``, the true label probabilities.
-    :param y_generated: int ``[n, F]`` in ``0..C-1``, generated for the same x.
+    :param y_generated: int ``[n, F]`` in ``0..C-1``, generated for the same x (anything else is a
+        :class:`~infovae.errors.UserInputError`).
     :param label_log_prior: ``[n, L]``, ``log p(l | x_n)`` (the generator's ``label_log_prior(x)``, where
         it has one); ``None``: ``log mix_l`` for every example.
     """
     from scipy.special import softmax
 
-    picked = np.take_along_axis(label_log_prob_tables, np.asarray(y_generated)[:, None, :, None], axis=-1)[..., 0]
+    n, _, num_factors, num_classes = label_log_prob_tables.shape
+    y = np.asarray(y_generated)
+    if y.shape != (n, num_factors) or (not np.issubdtype(y.dtype, np.integer) and (y != np.round(y)).any()):
+        raise UserInputError(f"y_generated must hold {n} x {num_factors} integer classes, got shape {y.shape} of {y.dtype}")
+    y = y.astype(np.int64)
+    if (y < 0).any() or (y >= num_classes).any():
+        raise UserInputError(f"y_generated must hold classes in 0..{num_classes - 1}")
+    picked = np.take_along_axis(label_log_prob_tables, y[:, None, :, None], axis=-1)[..., 0]
     if label_log_prior is None:
         with np.errstate(divide="ignore"):  # a label of zero mix gets log 0 = -inf, which softmax handles
             label_log_prior = np.log(label_mix)

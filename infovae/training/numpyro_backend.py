@@ -29,9 +29,8 @@ from infovae.core.initial_weights import cvae_initial_weights
 from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.core.marginals import MARGINALS
 from infovae.core.objective import assemble_loss
-from infovae.data.base import evaluation_subset
 from infovae.diagnostics import jax_metrics, metrics
-from infovae.diagnostics.evaluate import reports_marginal
+from infovae.diagnostics.evaluate import held_out_set, reports_marginal
 from infovae.errors import CheckpointError
 from infovae.numpyro.guides import CVAEGuide
 from infovae.numpyro.models import CVAEModel
@@ -69,6 +68,11 @@ def use_compilation_cache():
 
 def _stack(trees):
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def _num_classes(fit, held):
+    """The probes' number of classes (static in the programs): every label either subset holds, and at least two."""
+    return max(held.num_labels, fit.num_labels, 2)
 
 
 def _where(mask, new, old):
@@ -216,37 +220,31 @@ class NumPyroBackend(Backend):
 
     # -- evaluation --------------------------------------------------------------------------------
 
-    def _eval_set(self, held_out, fit, generator, examples):
-        """The arrays an evaluation on ``held_out`` needs, on the device (made once per data set,
-        :meth:`~infovae.training.backends.Backend.once_per_data`): at most ``examples`` of its examples and
-        of ``fit``'s (for the probe), drawn as the host's evaluation draws them
-        (:func:`~infovae.data.base.evaluation_subset`, from the data's seed)."""
-        seed = self.configs[0].data.seed
-        held, fitting = evaluation_subset(held_out, examples, seed), evaluation_subset(fit, examples, seed)
+    def _eval_set(self, held_out, fit, generator):
+        """The arrays an evaluation on ``held_out`` needs, on the device, and the numbers it reads from the
+        data alone: :func:`~infovae.diagnostics.evaluate.held_out_set`'s, as the Pyro backend's (made
+        once per data set, :meth:`~infovae.training.backends.Backend.once_per_data`)."""
+        data = held_out_set(held_out, fit, generator, self.configs[0], context_probe=self._probe_from_x)
+        held, fitting = data.held, data.fit
         arrays = {"x": self._x(held.x), "y": self._y(held.y), "fit_x": self._x(fitting.x), "fit_y": self._y(fitting.y)}
         # The two-sample test's relabellings, drawn once for the run: any drawn apart from the latents serve.
-        relabelling_key = jax.random.PRNGKey(seed)
+        relabelling_key = jax.random.PRNGKey(self.configs[0].data.seed)
         arrays["relabellings"] = self._relabellings(relabelling_key, num_first=len(held), num_second=len(held))
-        extra = {"num_labels": None, "bayes_accuracy": None, "probe_x_accuracy": None}
+        extra = {"num_labels": None, "bayes_accuracy": data.bayes_accuracy, "probe_x_accuracy": data.probe_x_accuracy}
         if held.labels is not None and fitting.labels is not None:
             arrays.update(labels=jnp.asarray(held.labels, jnp.int32), fit_labels=jnp.asarray(fitting.labels, jnp.int32))
-            extra["num_labels"] = max(held.num_labels, fitting.num_labels, 2)
-            if 0 < held.x.shape[1] <= metrics.CONTEXT_PROBE_FEATURES:  # the same for every trial and step: once, here
-                # The device's probe, as probe_xz_accuracy's, so that their difference compares like with like.
-                extra["probe_x_accuracy"] = float(
-                    self._context_probe(
-                        arrays["fit_x"], arrays["fit_labels"], arrays["x"], arrays["labels"], num_classes=extra["num_labels"]
-                    )
-                )
+            extra["num_labels"] = _num_classes(fitting, held)
         if generator is not None:
-            arrays.update(
-                tables=jnp.asarray(generator.label_log_prob_tables(held.x), jnp.float32),
-                mix=jnp.asarray(generator.label_mix, jnp.float32),
-            )
-            if hasattr(generator, "label_log_prior"):  # x informative about the label: p(l | x) replaces the mix
-                arrays["log_prior"] = jnp.asarray(generator.label_log_prior(held.x), jnp.float32)
-            extra["bayes_accuracy"] = float(generator.expected_bayes_accuracy(held.x, held.y))
+            arrays.update(tables=jnp.asarray(data.label_tables, jnp.float32), mix=jnp.asarray(generator.label_mix, jnp.float32))
+            if data.label_log_prior is not None:  # x informative about the label: p(l | x) replaces the mix
+                arrays["log_prior"] = jnp.asarray(data.label_log_prior, jnp.float32)
         return arrays, extra
+
+    def _probe_from_x(self, fit, held):
+        """The device's probe of the label from x alone, as probe_xz_accuracy's from x and z."""
+        fit_labels, labels = jnp.asarray(fit.labels, jnp.int32), jnp.asarray(held.labels, jnp.int32)
+        probe = self._context_probe(self._x(fit.x), fit_labels, self._x(held.x), labels, num_classes=_num_classes(fit, held))
+        return float(probe)
 
     def _evaluate_trial(self, params, key, hyper, data, num_labels):
         """Every quantity for one trial (its weights ``params``), on the device."""
@@ -349,8 +347,7 @@ class NumPyroBackend(Backend):
         return jax.lax.map(trial, (params, keys, hyper), batch_size=min(EVAL_BLOCK, self.num_trials))
 
     def evaluate(self, held_out, fit, generator, seeds, selected=False):
-        examples = self.configs[0].train.eval_examples
-        data, extra = self.once_per_data(lambda: self._eval_set(held_out, fit, generator, examples), held_out, fit, generator)
+        data, extra = self.once_per_data(lambda: self._eval_set(held_out, fit, generator), held_out, fit, generator)
         keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
         params = self.params if selected is False else self._where(jnp.asarray(selected), self.best, self.params)
         out = self._evaluate(params, keys, self._hyper, data, num_labels=extra["num_labels"])
