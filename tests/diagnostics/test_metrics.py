@@ -9,6 +9,7 @@ from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.data.strategies import StrategyGenerator
 from infovae.diagnostics import metrics
 from infovae.diagnostics.evaluate import log_marginal_likelihood
+from infovae.errors import UserInputError
 
 
 def kl(q, p):
@@ -229,3 +230,11 @@ def test_coverage_of_labels_that_the_generated_data_tell_apart_exactly():
     assert metrics.label_posterior_coverage_tv(tables, mix, np.array([[0], [0], [0], [0]])) == 0.5
     assert metrics.label_posterior_coverage_tv(tables, mix, np.array([[0], [1], [0], [1]])) == 0.0
     assert metrics.label_posterior_coverage_tv(tables, mix, np.array([[0], [0], [0], [1]])) == 0.25
+
+
+@pytest.mark.parametrize("y_generated", [[[0], [2]], [[0], [-1]], [[0.5], [1.0]], [[0, 1], [1, 0]]])
+def test_coverage_refuses_generated_classes_the_tables_do_not_have(y_generated):
+    tables = np.log(np.full((2, 2, 1, 2), 0.5))  # [n=2, L=2, F=1, C=2]
+    with pytest.raises(UserInputError, match="y_generated"):
+        metrics.label_posterior_coverage_tv(tables, np.array([0.5, 0.5]), np.array(y_generated))
+    assert metrics.label_posterior_coverage_tv(tables, np.array([0.5, 0.5]), np.array([[0], [1.0]])) == 0.0
