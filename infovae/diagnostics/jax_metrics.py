@@ -245,9 +245,9 @@ def fit_probe(features, labels, num_classes, l2=1.0, iterations=PROBE_ITERATIONS
     value, below which a step only moves the weights by rounding noise (in float32 they would go on
     moving by about 1e-5 at every further step). With ``tolerance=0`` it stops only at a step that
     decreases nothing, which leaves the weights unchanged, so the fit is that of ``iterations`` steps.
-    The loss is
-    flat along u, the direction that adds one constant to every present class's intercept, so
-    ``u u^T`` is added to the Hessian to make it invertible; the gradient is orthogonal to u, so the
+
+    The loss is flat along u, the direction that adds one constant to every present class's intercept,
+    so ``u u^T`` is added to the Hessian to make it invertible; the gradient is orthogonal to u, so the
     step is unchanged and the intercepts keep summing to zero, as sklearn's do.
 
     :param features: ``[n, F]``; ``labels``: int ``[n]`` in ``0..num_classes-1``.
