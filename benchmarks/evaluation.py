@@ -29,19 +29,12 @@ def _measure(config_path, backend, repeats, profile):
 
     from infovae.data.registry import load_splits
     from infovae.training.config import load_config, parse_config
-    from infovae.training.loop import MinibatchSampler, build_backend
+    from infovae.training.loop import build_backend
 
     config = load_config(config_path, {"backend": backend}) if config_path else parse_config({"backend": backend})
     splits = load_splits(config.data, config.likelihood)
     model = build_backend([config], splits)
-    sampler = MinibatchSampler(len(splits.train), config.train.batch_size, config.train.seed)
-    active = np.ones(1, bool)
-
-    def train(steps):
-        while steps > 0:
-            size = min(model.chunk_size, steps)
-            model.train_steps(np.stack([sampler.next() for _ in range(size)])[None], active)
-            steps -= size
+    train = child.stepper(model, splits.train, config)
 
     def evaluate(seed):
         start = time.perf_counter()

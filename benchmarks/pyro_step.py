@@ -32,30 +32,20 @@ DEFAULT_CONFIG = ROOT / "examples" / "mnist" / "standard_vae.yaml"
 
 def _measure(config_path, backend, steps, block, profile):
     """Runs in the child process: prints one JSON line of timings."""
-    import numpy as np
-
     from infovae.data.registry import load_splits
     from infovae.training.config import load_config
-    from infovae.training.loop import MinibatchSampler, build_backend
+    from infovae.training.loop import build_backend
 
     config = load_config(config_path, {"backend": backend.removesuffix("-eager"), "train.steps": steps})
     splits = load_splits(config.data, config.likelihood)
     model = build_backend([config], splits)
     if backend == "pyro-eager":
         model.terms = model.terms.eager
-    sampler = MinibatchSampler(len(splits.train), config.train.batch_size, config.train.seed)
+    take = child.stepper(model, splits.train, config)
     chunk = min(model.chunk_size, block)
-    active = np.ones(1, bool)
-
-    def run(n):
-        done = 0
-        while done < n:
-            size = min(chunk, n - done)
-            model.train_steps(np.stack([sampler.next() for _ in range(size)])[None], active)
-            done += size
 
     start = time.perf_counter()
-    run(chunk)  # the NumPyro backend compiles here; the Pyro backend records its objective's terms
+    take(chunk, chunk)  # the NumPyro backend compiles here; the Pyro backend records its objective's terms
     first = time.perf_counter() - start
     if profile:
         import cProfile
@@ -63,13 +53,13 @@ def _measure(config_path, backend, steps, block, profile):
 
         profiler = cProfile.Profile()
         profiler.enable()
-        run(block)
+        take(block, chunk)
         profiler.disable()
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
     blocks = []
     for _ in range(max(1, (steps - chunk) // block)):
         start = time.perf_counter()
-        run(block)
+        take(block, chunk)
         blocks.append((time.perf_counter() - start) / block)
     print(json.dumps({"backend": backend, "first_chunk": first, "steps": chunk + block * len(blocks), "blocks": blocks}))
 
