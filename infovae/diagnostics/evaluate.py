@@ -71,9 +71,9 @@ class HeldOutSet:
     (:func:`held_out_set`) and kept by the backend between evaluations.
 
     :ivar held: the examples evaluated on; ``fit``: those the probes are fitted on.
-    :ivar probe_x_accuracy: the label probe's accuracy from the condition x alone
-        (:func:`~infovae.diagnostics.metrics.context_probe_accuracy`), ``None`` without labels or with
-        no condition (or one too wide to probe).
+    :ivar probe_x_accuracy: the label probe's accuracy from the condition x alone (the backend's probe:
+        :func:`held_out_set`'s ``context_probe``), ``None`` without labels or with no condition (or one
+        too wide to probe).
     :ivar bayes_accuracy: the data generator's Bayes-optimal label accuracy on ``held``, ``None`` without
         a generator.
     :ivar label_tables: the generator's ``label_log_prob_tables`` of ``held``'s conditions, and
