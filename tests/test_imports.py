@@ -1,6 +1,6 @@
 """Each command imports only what it runs: the help, the schema and a rejected config need neither
 torch, JAX nor scikit-learn; the NumPyro backend trains without torch (and scikit-learn), the Pyro
-backend without JAX.
+backend without JAX; a NumPyro run whose programs an earlier run stored needs neither NumPyro nor flax.
 
 Each case runs in a fresh interpreter (a test process has imported everything already) and reports
 the heavy packages in ``sys.modules`` when the command is done.
@@ -35,12 +35,13 @@ print(json.dumps({"code": code, "loaded": [m for m in json.loads(sys.argv[1]) if
 """
 
 
-def imported(*argv, cwd):
-    """The exit code of ``infovae ARGV`` in a fresh interpreter, and the heavy packages it imported."""
+def imported(*argv, cwd, env=None):
+    """The exit code of ``infovae ARGV`` in a fresh interpreter (``env``: variables to set), and the
+    heavy packages it imported."""
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(HEAVY), *map(str, argv)],
         capture_output=True, text=True, cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -79,3 +80,20 @@ def test_a_backend_trains_without_the_other_framework(backend, framework, others
     code, loaded = imported("train", tmp_path / "tiny.yaml", "--out", tmp_path / "run", "--no-progress", cwd=tmp_path)
     assert code == 0 and framework in loaded
     assert not loaded & others
+
+
+def test_a_numpyro_run_of_stored_programs_imports_neither_numpyro_nor_flax(tmp_path):
+    """The second run of a config finds every program stored by the first (its compilation cache), so it
+    traces nothing and needs neither the NumPyro model, guide and ELBO nor the libraries they import."""
+    pytest.importorskip("jax")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**DIGITS, "backend": "numpyro"}))
+    env = {"INFOVAE_JAX_CACHE": str(tmp_path / "cache")}
+    runs = [
+        imported("train", tmp_path / "tiny.yaml", "--out", tmp_path / f"run{i}", "--no-progress", cwd=tmp_path, env=env)
+        for i in range(2)
+    ]
+    assert [code for code, _ in runs] == [0, 0]
+    assert {"numpyro", "flax"} <= runs[0][1]
+    assert not runs[1][1] & {"numpyro", "flax", "torch", "sklearn"}
+    first, second = (json.loads((tmp_path / f"run{i}" / "summary.json").read_text()) for i in range(2))
+    assert {k: v for k, v in first.items() if "second" not in k} == {k: v for k, v in second.items() if "second" not in k}

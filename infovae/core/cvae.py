@@ -9,12 +9,19 @@ import math
 from infovae.core.architecture import CVAEConfig
 
 __all__ = [
+    "GUIDE_NAME",
     "INITIAL_DECODER_SCALE",
+    "MODEL_NAME",
     "fixed_prior",
     "initial_raw_decoder_scale",
     "latent_distribution",
     "likelihood_distribution",
 ]
+
+# The names the model's and the guide's networks are registered under, in both backends (pyro.module,
+# NumPyro's flax_module): a checkpoint's weights move between them by these names.
+MODEL_NAME = "cvae_model"
+GUIDE_NAME = "cvae_guide"
 
 # A learned decoder scale starts at one: the natural unit of standardised targets.
 INITIAL_DECODER_SCALE = 1.0

@@ -2,10 +2,12 @@
 
 Latent distributions are given by their parameters, ``CategoricalLatent([n, K])`` (discrete) or
 ``GaussianLatent([n, d], [n, d])`` (Gaussian), as the backends return them.
+
+SciPy is imported by the functions that use it, not here: the NumPyro backend's runs read a few of these
+functions and would otherwise pay SciPy's import (about half a second) for nothing.
 """
 
 import numpy as np
-from scipy.special import logsumexp
 
 from infovae.core.latents import CategoricalLatent
 from infovae.errors import UserInputError
@@ -214,6 +216,8 @@ def elbo_surgery(q, p, rng):
         mi = float(_kl_rows(qs, q_mean).mean())
         marginal_kl = float(_kl_rows(q_mean, p_mean))
     else:
+        from scipy.special import logsumexp
+
         z = sample_latents(q, rng)
         n = len(z)
         log_q_cross = _gaussian_log_density(z, q.loc, q.scale)

@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 from infovae.core.architecture import CVAEConfig
 from infovae.core.conv import conv_geometry
-from infovae.core.cvae import latent_distribution
+from infovae.core.cvae import GUIDE_NAME, latent_distribution
 from infovae.models.cvae import data_plate
 from infovae.models.layers import conv_features, image_convs, mlp, split_loc_scale
 
@@ -49,6 +49,6 @@ class CVAEGuide(nn.Module):
         return latent_distribution(dist, self.config, self.encoder(h), split_loc_scale)
 
     def forward(self, x, y, num_data=None):
-        pyro.module("cvae_guide", self)
+        pyro.module(GUIDE_NAME, self)
         with data_plate(x.shape[0], num_data, x.device):
             return pyro.sample("z", self.posterior(x, y))

@@ -8,6 +8,7 @@ from torch import nn
 from infovae.core.architecture import CVAEConfig
 from infovae.core.conv import conv_geometry
 from infovae.core.cvae import (
+    MODEL_NAME,
     fixed_prior,
     initial_raw_decoder_scale,
     latent_distribution,
@@ -86,7 +87,7 @@ class CVAEModel(nn.Module):
         return likelihood_distribution(dist, c, out, scale)
 
     def forward(self, x, y=None, num_data=None):
-        pyro.module("cvae_model", self)
+        pyro.module(MODEL_NAME, self)
         with data_plate(x.shape[0], num_data, x.device):
             z = pyro.sample("z", self.prior(x))
             return pyro.sample("y", self.decoder(x, z), obs=y)

@@ -11,16 +11,29 @@ and a transposed convolution's ``(in, out, kh, kw)`` is ``(kh, kw, out, in)``, t
 are the same vectors.
 
 Only :func:`numpyro_to_torch` imports torch: the NumPyro backend draws its initial weights in torch's
-layout with NumPy (:mod:`infovae.core.initial_weights`) and runs without it.
+layout with NumPy (:mod:`infovae.core.initial_weights`) and runs without it. Nothing here imports flax
+or NumPyro.
 """
 
 import jax.numpy as jnp
 import numpy as np
 
-from infovae.numpyro.guides.cvae import PARAMS as GUIDE_PARAMS
-from infovae.numpyro.models.cvae import PARAMS as MODEL_PARAMS
+from infovae.core.cvae import GUIDE_NAME, MODEL_NAME
 
-__all__ = ["numpyro_to_state_dicts", "numpyro_to_torch", "state_dicts_to_numpyro", "torch_to_numpyro"]
+__all__ = [
+    "GUIDE_PARAMS",
+    "MODEL_PARAMS",
+    "numpyro_to_state_dicts",
+    "numpyro_to_torch",
+    "state_dicts_to_numpyro",
+    "torch_to_numpyro",
+]
+
+# The NumPyro params that flax_module makes of the networks' names to hold their weights. Defined here,
+# not by the flax networks, so that the NumPyro backend reads and writes weights without importing flax
+# or NumPyro (a run whose programs are stored calls neither).
+MODEL_PARAMS = MODEL_NAME + "$params"
+GUIDE_PARAMS = GUIDE_NAME + "$params"
 
 # torch leaf -> (flax leaf, whether the array is transposed between the two).
 LEAVES = {"weight": ("kernel", True), "bias": ("bias", False)}

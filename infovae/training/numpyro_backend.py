@@ -17,7 +17,7 @@ alone, up to float32 rounding of the batched arithmetic.
 
 import math
 import os
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 import jax
@@ -32,9 +32,6 @@ from infovae.core.objective import assemble_loss
 from infovae.diagnostics import jax_metrics, metrics
 from infovae.diagnostics.evaluate import held_out_set, reports_marginal
 from infovae.errors import CheckpointError
-from infovae.numpyro.guides import CVAEGuide
-from infovae.numpyro.models import CVAEModel
-from infovae.numpyro.objectives import InfoVAE_ELBO
 from infovae.numpyro.weights import state_dicts_to_numpyro
 from infovae.training.backends import Backend, Hyper, learning_rate, scheduled_weights
 from infovae.training.stored_programs import StoredProgram, code_digest
@@ -91,13 +88,6 @@ class NumPyroBackend(Backend):
         programs = use_compilation_cache()
         first = self.configs[0]
         self.steps = first.train.steps
-        self.model, self.guide = CVAEModel(arch), CVAEGuide(arch)
-        # The group's trials share the marginal's kind; the ELBO computes every term some trial weighs,
-        # and each trial's own weights enter as values (self.hyper).
-        weighs = lambda name: float(any(getattr(c.objective, name) > 0 for c in self.configs))  # noqa: E731
-        self.elbo = InfoVAE_ELBO(
-            **{**first.objective.elbo_kwargs(), "marginal_weight": weighs("marginal_weight"), "jsd_weight": weighs("jsd_weight")}
-        )
         self.train_x, self.train_y = self._x(train_data.x), self._y(train_data.y)
         self._hyper = Hyper(*(jnp.asarray(values, jnp.float32) for values in self.hyper))
         initial = {}
@@ -125,6 +115,32 @@ class NumPyroBackend(Backend):
         self._context_probe = StoredProgram(
             jax_metrics.probe_accuracy, "context_probe", "", programs, static_argnames=("num_classes",)
         )
+
+    # The model, the guide and the ELBO are made when first used: tracing a program, or a report's call.
+    # A run whose programs were all stored before (stored_programs) uses none of them, and so imports
+    # neither NumPyro nor flax: half a second of a warm 100-step run on two cores (docs/performance.md).
+
+    @cached_property
+    def model(self):
+        from infovae.numpyro.models import CVAEModel
+
+        return CVAEModel(self.arch)
+
+    @cached_property
+    def guide(self):
+        from infovae.numpyro.guides import CVAEGuide
+
+        return CVAEGuide(self.arch)
+
+    @cached_property
+    def elbo(self):
+        from infovae.numpyro.objectives import InfoVAE_ELBO
+
+        # The group's trials share the marginal's kind; the ELBO computes every term some trial weighs,
+        # and each trial's own weights enter as values (self.hyper).
+        weighs = lambda name: float(any(getattr(c.objective, name) > 0 for c in self.configs))  # noqa: E731
+        kwargs = self.configs[0].objective.elbo_kwargs()
+        return InfoVAE_ELBO(**{**kwargs, "marginal_weight": weighs("marginal_weight"), "jsd_weight": weighs("jsd_weight")})
 
     def _closure(self):
         """What the compiled programs read besides their arguments, as text (the key of a stored program):

@@ -15,16 +15,17 @@ from numpyro.contrib.module import flax_module
 
 from infovae.core.architecture import CVAEConfig
 from infovae.core.conv import conv_geometry
-from infovae.core.cvae import latent_distribution
+from infovae.core.cvae import GUIDE_NAME, latent_distribution
 from infovae.numpyro.models.cvae import data_plate
 from infovae.numpyro.models.layers import conv_features, image_convs, mlp, split_loc_scale
+from infovae.numpyro.weights import GUIDE_PARAMS
 
 __all__ = ["NAME", "PARAMS", "CVAEGuide", "EncoderNetworks", "encode_targets"]
 
 # The name the guide's networks are registered under, as the torch guide's with pyro.module, and the
 # NumPyro param that flax_module makes of it to hold their weights.
-NAME = "cvae_guide"
-PARAMS = NAME + "$params"
+NAME = GUIDE_NAME
+PARAMS = GUIDE_PARAMS
 
 
 def encode_targets(y, config: CVAEConfig):

@@ -19,6 +19,7 @@ from numpyro.contrib.module import flax_module
 from infovae.core.architecture import CVAEConfig
 from infovae.core.conv import conv_geometry
 from infovae.core.cvae import (
+    MODEL_NAME,
     fixed_prior,
     initial_raw_decoder_scale,
     latent_distribution,
@@ -32,13 +33,14 @@ from infovae.numpyro.models.layers import (
     positive_scale,
     split_loc_scale,
 )
+from infovae.numpyro.weights import MODEL_PARAMS
 
 __all__ = ["NAME", "PARAMS", "CVAEModel", "GenerativeNetworks", "data_plate"]
 
 # The name the model's networks are registered under, as the torch model's with pyro.module, and the
 # NumPyro param that flax_module makes of it to hold their weights.
-NAME = "cvae_model"
-PARAMS = NAME + "$params"
+NAME = MODEL_NAME
+PARAMS = MODEL_PARAMS
 
 
 @contextmanager

@@ -1,4 +1,10 @@
-"""Objectives for conditional VAEs in NumPyro: the twin of :mod:`infovae.objectives`."""
+"""Objectives for conditional VAEs in NumPyro: the twin of :mod:`infovae.objectives`.
+
+:class:`InfoVAE_ELBO` loads its module (and NumPyro) when first used: the divergences need JAX alone,
+and a run whose programs were stored before checks its marginal's divergence without tracing anything.
+"""
+
+from typing import TYPE_CHECKING
 
 from infovae.errors import UnsupportedModelError
 from infovae.numpyro.objectives.divergences import (
@@ -13,7 +19,10 @@ from infovae.numpyro.objectives.divergences import (
     monte_carlo_jensen_shannon,
     random_feature_mmd,
 )
-from infovae.numpyro.objectives.infovae_elbo import InfoVAE_ELBO
+from infovae.registry import lazy_exports
+
+if TYPE_CHECKING:
+    from infovae.numpyro.objectives.infovae_elbo import InfoVAE_ELBO
 
 __all__ = [
     "DEFAULT_KERNEL_SCALES",
@@ -29,3 +38,9 @@ __all__ = [
     "monte_carlo_jensen_shannon",
     "random_feature_mmd",
 ]
+
+__getattr__ = lazy_exports({"InfoVAE_ELBO": "infovae.numpyro.objectives.infovae_elbo"})[0]
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
