@@ -87,7 +87,8 @@ def test_a_numpyro_run_of_stored_programs_imports_neither_numpyro_nor_flax(tmp_p
     traces nothing and needs neither the NumPyro model, guide and ELBO nor the libraries they import."""
     pytest.importorskip("jax")
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**DIGITS, "backend": "numpyro"}))
-    env = {"INFOVAE_JAX_CACHE": str(tmp_path / "cache")}
+    # JAX's own variable too: a cache folder the user set for JAX is the one a run uses.
+    env = {"INFOVAE_JAX_CACHE": str(tmp_path / "cache"), "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "cache")}
     runs = [
         imported("train", tmp_path / "tiny.yaml", "--out", tmp_path / f"run{i}", "--no-progress", cwd=tmp_path, env=env)
         for i in range(2)
@@ -97,3 +98,27 @@ def test_a_numpyro_run_of_stored_programs_imports_neither_numpyro_nor_flax(tmp_p
     assert not runs[1][1] & {"numpyro", "flax", "torch", "sklearn"}
     first, second = (json.loads((tmp_path / f"run{i}" / "summary.json").read_text()) for i in range(2))
     assert {k: v for k, v in first.items() if "second" not in k} == {k: v for k, v in second.items() if "second" not in k}
+
+
+HIDING = """
+import importlib.util, json, sys
+find_spec = importlib.util.find_spec
+importlib.util.find_spec = lambda name, package=None: None if name == sys.argv[1] else find_spec(name, package)
+from infovae.cli import main
+main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("library", ["numpyro", "flax"])
+def test_a_missing_numpyro_library_is_named_before_the_run_folder_is_made(library, tmp_path):
+    """The NumPyro backend imports NumPyro and flax only to trace; a missing one is still named when the
+    backend is loaded, with the extra that installs it, and no run folder is left behind."""
+    pytest.importorskip("jax")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**DIGITS, "backend": "numpyro"}))
+    done = subprocess.run(
+        [sys.executable, "-c", HIDING, library, "train", tmp_path / "tiny.yaml", "--out", tmp_path / "run"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"infovae: error: the numpyro backend needs {library}: pip install 'infovae[numpyro]'"
+    assert not (tmp_path / "run").exists()

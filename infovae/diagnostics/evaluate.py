@@ -42,7 +42,7 @@ def log_marginal_likelihood(model, x, y, q, p, num_samples, rng, log_lik=None):
     """``log p(y|x)`` per example: exact for a discrete latent (the sum over its values; pass
     ``log_lik``, :func:`values_log_likelihood`, where it is at hand), the importance-weighted bound with
     ``num_samples`` draws from q for a Gaussian one."""
-    from scipy.special import logsumexp  # here, not at the top: the NumPyro backend's runs need no SciPy
+    from scipy.special import logsumexp  # here, not at the top: the NumPyro backend's runs need no scipy.special
 
     if metrics.is_discrete(q):
         log_lik = values_log_likelihood(model, x, y, q) if log_lik is None else log_lik

@@ -15,6 +15,7 @@ backends can be compared run for run; a trial in a group gets the same numbers a
 alone, up to float32 rounding of the batched arithmetic.
 """
 
+import importlib.util
 import math
 import os
 from functools import cached_property, partial
@@ -37,6 +38,18 @@ from infovae.training.backends import Backend, Hyper, learning_rate, scheduled_w
 from infovae.training.stored_programs import StoredProgram, code_digest
 
 __all__ = ["CACHE_ENV", "EVAL_BLOCK", "NumPyroBackend", "use_compilation_cache"]
+
+
+def _require(*names):
+    """The libraries that the model, the guide and the ELBO import when first used (below), looked for
+    now, without importing them: a missing one is named when the backend is loaded (the registry's
+    one-line error with the extra to install), not at a run's first step, after its folder was made."""
+    for name in names:
+        if importlib.util.find_spec(name) is None:
+            raise ImportError(f"No module named {name!r}", name=name)
+
+
+_require("numpyro", "flax")
 
 # Trials evaluated together: an evaluation holds, per trial, the decoder at every latent value (or
 # importance draw) for every held-out example.
