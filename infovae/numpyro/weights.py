@@ -15,7 +15,7 @@ layout with NumPy (:mod:`infovae.core.initial_weights`) and runs without it. Not
 or NumPyro.
 """
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 
 from infovae.core.cvae import GUIDE_NAME, MODEL_NAME
@@ -75,7 +75,10 @@ def _state_dict_to_flax(state, dtype):
         for module in modules:
             node = node.setdefault(module, {})
         array = _numpy(value)
-        node[leaf] = jnp.asarray(array.transpose(TO_FLAX[array.ndim]) if transposed else array, dtype=dtype)
+        # Cast and copied by NumPy (the same rounding as XLA's), then moved by device_put, which on a CPU
+        # may share the memory of what it is given (a torch tensor's, here): jnp.asarray would trace and
+        # compile a small program per shape to do the same.
+        node[leaf] = jax.device_put(np.array(array.transpose(TO_FLAX[array.ndim]) if transposed else array, dtype=dtype))
     return tree
 
 

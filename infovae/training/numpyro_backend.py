@@ -76,8 +76,20 @@ def use_compilation_cache():
     return Path(jax.config.jax_compilation_cache_dir) / "programs"
 
 
+def _on_device(array, dtype=None):
+    """``array`` (anything :func:`numpy.asarray` takes) as a JAX array on the default device, as
+    ``jnp.asarray`` gives it, without the small program per shape (``stage``, ``convert_element_type``)
+    that ``jnp.asarray`` traces and compiles, or reads from the cache, in every run: NumPy converts and
+    copies, and :func:`jax.device_put` moves the copy (on a CPU it may share a NumPy array's memory, even
+    with ``may_alias=False``, and would then see the caller's later changes to it)."""
+    return jax.device_put(np.array(array, dtype=dtype))
+
+
 def _stack(trees):
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+    """The trees' leaves stacked along a new first axis, on the host (NumPy): the state is put on the
+    device once, whole (:meth:`NumPyroBackend._set_state`), where ``jnp.stack`` would run one small
+    program per leaf shape, each traced and compiled (or read from the cache) in every run."""
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *trees)
 
 
 def _num_classes(fit, held):
@@ -102,31 +114,32 @@ class NumPyroBackend(Backend):
         first = self.configs[0]
         self.steps = first.train.steps
         self.train_x, self.train_y = self._x(train_data.x), self._y(train_data.y)
-        self._hyper = Hyper(*(jnp.asarray(values, jnp.float32) for values in self.hyper))
-        initial = {}
-        for config in self.configs:
-            if config.train.seed not in initial:
-                initial[config.train.seed] = state_dicts_to_numpyro(
-                    *cvae_initial_weights(arch, config.train.seed), dtype=jnp.float32
-                )
-        params = _stack([initial[c.train.seed] for c in self.configs])
-        self._set_state(
-            params,
-            params,
-            jax.vmap(optax.scale_by_adam().init)(params),
-            jnp.stack([jax.random.PRNGKey(c.train.seed) for c in self.configs]),
-            jnp.zeros(self.num_trials, jnp.int32),
-        )
+        self._hyper = Hyper(*(_on_device(values, np.float32) for values in self.hyper))
         closure = self._closure()
         self._train = StoredProgram(self._train_impl, "train", closure, programs)
         self._evaluate = StoredProgram(self._evaluate_impl, "evaluate", closure, programs, static_argnames=("num_labels",))
         # Programs that read nothing but their arguments: stored too, so that a warm run traces none of them.
+        self._adam_init = StoredProgram(jax.vmap(optax.scale_by_adam().init), "adam_init", "", programs)
         self._where = StoredProgram(_where, "where", "", programs)
         self._relabellings = StoredProgram(
             jax_metrics.relabellings, "relabellings", "", programs, static_argnames=("num_first", "num_second")
         )
         self._context_probe = StoredProgram(
             jax_metrics.probe_accuracy, "context_probe", "", programs, static_argnames=("num_classes",)
+        )
+        initial = {}
+        for config in self.configs:
+            if config.train.seed not in initial:
+                initial[config.train.seed] = state_dicts_to_numpyro(
+                    *cvae_initial_weights(arch, config.train.seed), dtype=np.float32
+                )
+        params = _stack([initial[c.train.seed] for c in self.configs])
+        self._set_state(
+            params,
+            params,
+            self._adam_init(params),
+            _stack([jax.random.PRNGKey(c.train.seed) for c in self.configs]),
+            np.zeros(self.num_trials, np.int32),
         )
 
     # The model, the guide and the ELBO are made when first used: tracing a program, or a report's call.
@@ -181,13 +194,13 @@ class NumPyroBackend(Backend):
     # -- arrays in -------------------------------------------------------------------------------
 
     def _x(self, x):
-        return jnp.asarray(np.asarray(x, dtype=np.float32))
+        return _on_device(x, np.float32)
 
     def _y(self, y):
-        return jnp.asarray(np.asarray(y, dtype=np.int32 if self.arch.likelihood == "categorical" else np.float32))
+        return _on_device(y, np.int32 if self.arch.likelihood == "categorical" else np.float32)
 
     def _z(self, z):
-        return jnp.asarray(np.asarray(z, dtype=np.int32 if self.arch.latent == "discrete" else np.float32))
+        return _on_device(z, np.int32 if self.arch.latent == "discrete" else np.float32)
 
     # -- training ----------------------------------------------------------------------------------
 
@@ -232,8 +245,8 @@ class NumPyroBackend(Backend):
             self.opt_state,
             self.keys,
             self.step_count,
-            jnp.asarray(active),
-            jnp.asarray(indices, jnp.int32),
+            _on_device(active),
+            _on_device(indices, np.int32),
             self._hyper,
             (self.train_x, self.train_y),
         )
@@ -245,7 +258,7 @@ class NumPyroBackend(Backend):
         return terms
 
     def keep_best(self, mask):
-        self.best = self._where(jnp.asarray(mask), self.params, self.best)
+        self.best = self._where(_on_device(mask), self.params, self.best)
 
     # -- evaluation --------------------------------------------------------------------------------
 
@@ -261,17 +274,17 @@ class NumPyroBackend(Backend):
         arrays["relabellings"] = self._relabellings(relabelling_key, num_first=len(held), num_second=len(held))
         extra = {"num_labels": None, "bayes_accuracy": data.bayes_accuracy, "probe_x_accuracy": data.probe_x_accuracy}
         if held.labels is not None and fitting.labels is not None:
-            arrays.update(labels=jnp.asarray(held.labels, jnp.int32), fit_labels=jnp.asarray(fitting.labels, jnp.int32))
+            arrays.update(labels=_on_device(held.labels, np.int32), fit_labels=_on_device(fitting.labels, np.int32))
             extra["num_labels"] = _num_classes(fitting, held)
         if generator is not None:
-            arrays.update(tables=jnp.asarray(data.label_tables, jnp.float32), mix=jnp.asarray(generator.label_mix, jnp.float32))
+            arrays.update(tables=_on_device(data.label_tables, np.float32), mix=_on_device(generator.label_mix, np.float32))
             if data.label_log_prior is not None:  # x informative about the label: p(l | x) replaces the mix
-                arrays["log_prior"] = jnp.asarray(data.label_log_prior, jnp.float32)
+                arrays["log_prior"] = _on_device(data.label_log_prior, np.float32)
         return arrays, extra
 
     def _probe_from_x(self, fit, held):
         """The device's probe of the label from x alone, as probe_xz_accuracy's from x and z."""
-        fit_labels, labels = jnp.asarray(fit.labels, jnp.int32), jnp.asarray(held.labels, jnp.int32)
+        fit_labels, labels = _on_device(fit.labels, np.int32), _on_device(held.labels, np.int32)
         probe = self._context_probe(self._x(fit.x), fit_labels, self._x(held.x), labels, num_classes=_num_classes(fit, held))
         return float(probe)
 
@@ -377,8 +390,8 @@ class NumPyroBackend(Backend):
 
     def evaluate(self, held_out, fit, generator, seeds, selected=False):
         data, extra = self.once_per_data(lambda: self._eval_set(held_out, fit, generator), held_out, fit, generator)
-        keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
-        params = self.params if selected is False else self._where(jnp.asarray(selected), self.best, self.params)
+        keys = _on_device(_stack([jax.random.PRNGKey(int(s)) for s in seeds]))
+        params = self.params if selected is False else self._where(_on_device(selected), self.best, self.params)
         out = self._evaluate(params, keys, self._hyper, data, num_labels=extra["num_labels"])
         record = {name: np.asarray(values, dtype=np.float64).tolist() for name, values in out.items()}
         if "active_units" in record:
@@ -402,9 +415,9 @@ class NumPyroBackend(Backend):
 
     def load_state_dict(self, state):
         try:
-            params = jax.tree.map(jnp.asarray, state["params"])
-            best = jax.tree.map(jnp.asarray, state["best"])
-            leaves = [jnp.asarray(a) for a in state["opt_state"]]
+            params = jax.tree.map(_on_device, state["params"])
+            best = jax.tree.map(_on_device, state["best"])
+            leaves = [_on_device(a) for a in state["opt_state"]]
             treedef = jax.tree.structure(self.opt_state)
             expected = [(a.shape, a.dtype) for a in jax.tree.leaves(self.opt_state)]
             if jax.tree.structure(params) != jax.tree.structure(self.params) or [(a.shape, a.dtype) for a in leaves] != expected:
@@ -412,7 +425,7 @@ class NumPyroBackend(Backend):
             for mine, theirs in zip(jax.tree.leaves(self.params), jax.tree.leaves(params)):
                 if mine.shape != theirs.shape:
                     raise ValueError(f"a weight of shape {theirs.shape} where this run has {mine.shape}")
-            keys, step_count = jnp.asarray(state["keys"]), jnp.asarray(state["step_count"], jnp.int32)
+            keys, step_count = _on_device(state["keys"]), _on_device(state["step_count"], np.int32)
             if keys.shape != self.keys.shape or step_count.shape != self.step_count.shape:
                 raise ValueError("it holds another number of trials")
         except (KeyError, TypeError, ValueError) as error:
@@ -432,7 +445,7 @@ class NumPyroBackend(Backend):
     # -- the selected model of trial 0, for reports ------------------------------------------
 
     def use_selected(self):
-        self.params = self._where(jnp.asarray([c.train.select == "best" for c in self.configs]), self.best, self.params)
+        self.params = self._where(_on_device([c.train.select == "best" for c in self.configs]), self.best, self.params)
 
     @property
     def _trial_params(self):

@@ -49,6 +49,18 @@ def test_weights_round_trip_both_ways(latent, prior):
     jax.tree.map(lambda u, v: np.testing.assert_array_equal(np.asarray(u), np.asarray(v)), back, twins.params)
 
 
+def test_weights_from_torch_are_a_copy():
+    """On a CPU the NumPyro params must not share the torch tensors' memory: an optimiser's in-place
+    update of the torch weights leaves them as they were taken."""
+    twins = make_twins("gaussian", "gaussian", "learned")
+    taken = jax.tree.map(np.array, twins.params)
+    with torch.no_grad():
+        for module in (twins.torch_model, twins.torch_guide):
+            for p in module.parameters():
+                p.add_(1.0)
+    jax.tree.map(lambda u, v: np.testing.assert_array_equal(np.asarray(u), v), twins.params, taken)
+
+
 @pytest.mark.parametrize("prior", PRIORS)
 @pytest.mark.parametrize("latent", LATENTS)
 def test_numpyro_creates_the_tree_that_torch_weights_map_to(latent, prior):

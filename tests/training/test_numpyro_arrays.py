@@ -1,0 +1,45 @@
+"""The NumPyro backend's arrays are its own: it copies what it is given (the training data, the initial
+weights) onto the device, so that the caller's later changes to those arrays change nothing in a run."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+pytest.importorskip("numpyro")
+
+from infovae.data.registry import load_splits  # noqa: E402
+from infovae.training.config import parse_config  # noqa: E402
+from infovae.training.loop import build_backend  # noqa: E402
+
+RAW = {
+    "data": {"kind": "strategies", "num_examples": 240, "horizon": 4, "num_strategies": 3},
+    "model": {"latent": "gaussian", "latent_size": 2, "hidden": 16},
+    "train": {"steps": 10, "batch_size": 32, "eval_every": 5, "eval_examples": 60},
+    "backend": "numpyro",
+}
+
+
+def aligned(array, alignment=64):
+    """A copy of ``array`` in memory that starts at a multiple of ``alignment`` bytes: XLA's CPU client
+    shares the memory of such an array instead of copying it, where it may."""
+    buffer = np.empty(array.nbytes + alignment, np.uint8)
+    offset = -buffer.ctypes.data % alignment
+    out = buffer[offset : offset + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
+def test_the_training_data_is_copied_onto_the_device():
+    config = parse_config(RAW)
+    splits = load_splits(config.data, config.likelihood)
+    # Aligned arrays of the dtypes the backend uses: it has nothing to convert, and could share their memory.
+    x, y = aligned(splits.train.x.astype(np.float32)), aligned(splits.train.y.astype(np.int32))
+    splits = dataclasses.replace(splits, train=dataclasses.replace(splits.train, x=x, y=y))
+    model = build_backend([config], splits)
+    before = np.array(model.train_x), np.array(model.train_y)
+    x += 1.0
+    y[:] = 0
+    np.testing.assert_array_equal(np.asarray(model.train_x), before[0])
+    np.testing.assert_array_equal(np.asarray(model.train_y), before[1])
