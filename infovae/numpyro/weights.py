@@ -66,8 +66,9 @@ def _numpy(value):
     return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
 
 
-def _state_dict_to_flax(state, dtype):
-    """A nested flax params tree from a torch-layout state dict (name -> tensor or array)."""
+def _state_dict_to_flax(state, dtype, put):
+    """A nested flax params tree from a torch-layout state dict (name -> tensor or array), each leaf a
+    NumPy copy passed through ``put``."""
     tree = {}
     for name, value in state.items():
         (*modules, leaf), transposed = _flax_path(name)
@@ -75,10 +76,10 @@ def _state_dict_to_flax(state, dtype):
         for module in modules:
             node = node.setdefault(module, {})
         array = _numpy(value)
-        # Cast and copied by NumPy (the same rounding as XLA's), then moved by device_put, which on a CPU
-        # may share the memory of what it is given (a torch tensor's, here): jnp.asarray would trace and
-        # compile a small program per shape to do the same.
-        node[leaf] = jax.device_put(np.array(array.transpose(TO_FLAX[array.ndim]) if transposed else array, dtype=dtype))
+        # Cast and copied by NumPy (the same rounding as XLA's): device_put, on a CPU, may share the memory
+        # of what it is given (a torch tensor's, here), and jnp.asarray would trace and compile a small
+        # program per shape to do the same.
+        node[leaf] = put(np.array(array.transpose(TO_FLAX[array.ndim]) if transposed else array, dtype=dtype))
     return tree
 
 
@@ -96,12 +97,18 @@ def _flax_to_state_dict(tree, prefix=()):
     return state
 
 
-def state_dicts_to_numpyro(model_state, guide_state, dtype=None):
+def state_dicts_to_numpyro(model_state, guide_state, dtype=None, on_device=True):
     """NumPyro params from torch-layout state dicts (name -> tensor or array) of the model and the guide.
 
     :param dtype: dtype of the arrays; ``None`` keeps the state dicts' own.
+    :param on_device: JAX arrays on the default device; ``False``: NumPy arrays, for a caller that
+        stacks several sets of params before putting them on the device once.
     """
-    return {MODEL_PARAMS: _state_dict_to_flax(model_state, dtype), GUIDE_PARAMS: _state_dict_to_flax(guide_state, dtype)}
+    put = jax.device_put if on_device else (lambda array: array)
+    return {
+        MODEL_PARAMS: _state_dict_to_flax(model_state, dtype, put),
+        GUIDE_PARAMS: _state_dict_to_flax(guide_state, dtype, put),
+    }
 
 
 def numpyro_to_state_dicts(params):
