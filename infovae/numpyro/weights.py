@@ -104,6 +104,8 @@ def state_dicts_to_numpyro(model_state, guide_state, dtype=None, on_device=True)
     :param on_device: JAX arrays on the default device; ``False``: NumPy arrays, for a caller that
         stacks several sets of params before putting them on the device once.
     """
+    # Leaf by leaf: device_put of the whole tree would rebuild its dicts with their keys sorted (the guide's
+    # params first), and callers read them in this order.
     put = jax.device_put if on_device else (lambda array: array)
     return {
         MODEL_PARAMS: _state_dict_to_flax(model_state, dtype, put),

@@ -70,9 +70,8 @@ def use_compilation_cache():
         if folder.lower() == "off":
             return None
         jax.config.update("jax_compilation_cache_dir", folder)
-        # Every program, however quickly it compiles: a run compiled about 60 (most of them small host-side
-        # operations, 11 since arrays are put on the device without one), and caching them all took a warm
-        # 100-step run on digits from 26 to 20 CPU seconds.
+        # Every program, however quickly it compiles: when a run compiled about 60, most of them small
+        # host-side operations, caching them all took a warm 100-step run on digits from 26 to 20 CPU seconds.
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return Path(jax.config.jax_compilation_cache_dir) / "programs"
 
