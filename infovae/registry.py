@@ -59,15 +59,15 @@ def import_target(target: str) -> Any:
     return value
 
 
-def lazy_exports(exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """A package's ``__getattr__`` and ``__dir__`` (PEP 562) that import each public name from the
-    module ``exports`` gives it (name -> module) on first use, so that importing the package, or one
-    of its light modules, does not import its heavy ones."""
+def lazy_exports(module: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """The ``__getattr__`` and ``__dir__`` (PEP 562) of the package ``module`` (its ``__name__``) that
+    import each public name from the module ``exports`` gives it (name -> module) on first use, so that
+    importing the package, or one of its light modules, does not import its heavy ones."""
 
     def __getattr__(name: str) -> Any:
         if name in exports:
             return getattr(importlib.import_module(exports[name]), name)
-        raise AttributeError(name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}", name=name)
 
     def __dir__() -> list[str]:
         return sorted(exports)

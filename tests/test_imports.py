@@ -1,6 +1,7 @@
 """Each command imports only what it runs: the help, the schema and a rejected config need neither
 torch, JAX nor scikit-learn; the NumPyro backend trains without torch (and scikit-learn), the Pyro
 backend without JAX; a NumPyro run whose programs an earlier run stored needs neither NumPyro nor flax.
+A package that imports its names when first used says, as a module does, which name it does not have.
 
 Each case runs in a fresh interpreter (a test process has imported everything already) and reports
 the heavy packages in ``sys.modules`` when the command is done.
@@ -122,3 +123,15 @@ def test_a_missing_numpyro_library_is_named_before_the_run_folder_is_made(librar
     assert done.returncode == 2
     assert done.stderr.strip() == f"infovae: error: the numpyro backend needs {library}: pip install 'infovae[numpyro]'"
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("package", ["infovae.training", "infovae.sweeps"])
+def test_a_lazy_package_names_what_it_does_not_have_as_a_module_does(package):
+    import importlib
+
+    module = importlib.import_module(package)
+    assert set(module.__all__) <= set(dir(module))
+    with pytest.raises(AttributeError, match=f"^module '{package}' has no attribute 'no_such_name'$") as raised:
+        module.no_such_name  # noqa: B018
+    assert raised.value.name == "no_such_name"
+    assert not hasattr(module, "no_such_name")

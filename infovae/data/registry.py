@@ -11,11 +11,12 @@ A *generator* is the data's own generative process when it is known, with exact 
 hidden label. It offers ``expected_bayes_accuracy(x, y)`` (the ceiling of a label probe),
 ``coverage_tv(x, y_generated)`` (how far the label mix of generated data is from the true one),
 ``label_log_prob_tables(x)`` (``[n, L, F, C]``: the log-probability of each class of each target
-factor under each label; the evaluations of both backends compute the coverage from these tables, made
-once per held-out set, so ``coverage_tv`` is the reference they are tested against, not what they
-call), ``label_mix`` (the true label probabilities), optionally ``label_log_prior(x)`` (``[n, L]``:
-``log p(label | x)``, where x is informative about the label; without it the prior is ``label_mix``)
-and ``label_factor_distributions(x)`` (``[L, F, C]``, for figures).
+factor under each label; the evaluations of both backends compute the coverage and the Bayes accuracy
+from these tables, made once per held-out set, so ``coverage_tv`` and ``expected_bayes_accuracy`` are
+the references they are tested against, not what they call), ``label_mix`` (the true label
+probabilities), optionally ``label_log_prior(x)`` (``[n, L]``: ``log p(label | x)``, where x is
+informative about the label; without it the prior is ``label_mix``) and
+``label_factor_distributions(x)`` (``[L, F, C]``, for figures).
 """
 
 from collections.abc import Callable

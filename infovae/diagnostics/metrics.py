@@ -19,6 +19,7 @@ __all__ = [
     "context_probe_accuracy",
     "discrete_recon_z_gain",
     "elbo_surgery",
+    "expected_bayes_accuracy",
     "is_discrete",
     "label_posterior_coverage_tv",
     "latent_codes",
@@ -113,6 +114,25 @@ def discrete_recon_z_gain(q_probs, p_probs, log_lik):
     return float(np.mean(np.sum((q_probs - p_probs) * log_lik.T, axis=-1)))
 
 
+def _label_posterior(label_log_prob_tables, label_mix, y, label_log_prior, name):
+    """``p(l | x_n, y_n) = softmax_l(sum_f T[n, l, f, y_nf] + log p(l | x_n))`` of each example, ``[n, L]``
+    (a label of zero mix gets 0), with ``y`` checked: ``[n, F]`` integer classes of the tables."""
+    from scipy.special import softmax
+
+    n, _, num_factors, num_classes = label_log_prob_tables.shape
+    y = np.asarray(y)
+    if y.shape != (n, num_factors) or (not np.issubdtype(y.dtype, np.integer) and (y != np.round(y)).any()):
+        raise UserInputError(f"{name} must hold {n} x {num_factors} integer classes, got shape {y.shape} of {y.dtype}")
+    y = y.astype(np.int64)
+    if (y < 0).any() or (y >= num_classes).any():
+        raise UserInputError(f"{name} must hold classes in 0..{num_classes - 1}")
+    picked = np.take_along_axis(label_log_prob_tables, y[:, None, :, None], axis=-1)[..., 0]
+    if label_log_prior is None:
+        with np.errstate(divide="ignore"):  # a label of zero mix gets log 0 = -inf, which softmax handles
+            label_log_prior = np.log(label_mix)
+    return softmax(picked.sum(-1) + label_log_prior, axis=-1)
+
+
 def label_posterior_coverage_tv(label_log_prob_tables, label_mix, y_generated, label_log_prior=None):
     """Total variation between the true label mix and the label mix of generated data, from the
     generator's tables (computed once per held-out set): ``generator.coverage_tv(x, y_generated)``
@@ -128,21 +148,17 @@ def label_posterior_coverage_tv(label_log_prob_tables, label_mix, y_generated, l
     :param label_log_prior: ``[n, L]``, ``log p(l | x_n)`` (the generator's ``label_log_prior(x)``, where
         it has one); ``None``: ``log mix_l`` for every example.
     """
-    from scipy.special import softmax
-
-    n, _, num_factors, num_classes = label_log_prob_tables.shape
-    y = np.asarray(y_generated)
-    if y.shape != (n, num_factors) or (not np.issubdtype(y.dtype, np.integer) and (y != np.round(y)).any()):
-        raise UserInputError(f"y_generated must hold {n} x {num_factors} integer classes, got shape {y.shape} of {y.dtype}")
-    y = y.astype(np.int64)
-    if (y < 0).any() or (y >= num_classes).any():
-        raise UserInputError(f"y_generated must hold classes in 0..{num_classes - 1}")
-    picked = np.take_along_axis(label_log_prob_tables, y[:, None, :, None], axis=-1)[..., 0]
-    if label_log_prior is None:
-        with np.errstate(divide="ignore"):  # a label of zero mix gets log 0 = -inf, which softmax handles
-            label_log_prior = np.log(label_mix)
-    posterior = softmax(picked.sum(-1) + label_log_prior, axis=-1)
+    posterior = _label_posterior(label_log_prob_tables, label_mix, y_generated, label_log_prior, "y_generated")
     return float(0.5 * np.abs(posterior.mean(0) - label_mix).sum())
+
+
+def expected_bayes_accuracy(label_log_prob_tables, label_mix, y, label_log_prior=None):
+    """The Bayes classifier's expected accuracy on examples ``(x_n, y_n)``, ``mean_n max_l p(l | x_n, y_n)``
+    (the ceiling of any probe of the label), from the generator's tables of the x (computed once per
+    held-out set): ``generator.expected_bayes_accuracy(x, y)`` without computing them again. The
+    posterior and the parameters are :func:`label_posterior_coverage_tv`'s, ``y`` the examples' own
+    targets."""
+    return float(np.mean(_label_posterior(label_log_prob_tables, label_mix, y, label_log_prior, "y").max(-1)))
 
 
 def latent_codes(params, num_labels, seed=0):

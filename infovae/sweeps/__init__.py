@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Sweep", "SweepSpec", "SweepTrial", "aggregate", "load_sweep", "markdown_table", "open_sweep", "run_sweep"]
 
-__getattr__, __dir__ = lazy_exports({
+__getattr__, __dir__ = lazy_exports(__name__, {
     "aggregate": "infovae.sweeps.results",
     "markdown_table": "infovae.sweeps.results",
     "SweepSpec": "infovae.sweeps.spec",

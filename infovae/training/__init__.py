@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Run", "RunConfig", "load_config", "open_run", "parse_config", "resume_run", "start_run"]
 
-__getattr__, __dir__ = lazy_exports({
+__getattr__, __dir__ = lazy_exports(__name__, {
     "RunConfig": "infovae.training.config",
     "load_config": "infovae.training.config",
     "parse_config": "infovae.training.config",

@@ -419,12 +419,19 @@ class NumPyroBackend(Backend):
             best = jax.tree.map(_on_device, state["best"])
             leaves = [_on_device(a) for a in state["opt_state"]]
             treedef = jax.tree.structure(self.opt_state)
-            expected = [(a.shape, a.dtype) for a in jax.tree.leaves(self.opt_state)]
-            if jax.tree.structure(params) != jax.tree.structure(self.params) or [(a.shape, a.dtype) for a in leaves] != expected:
-                raise ValueError("its arrays have other shapes")
+            if jax.tree.structure(params) != jax.tree.structure(self.params):
+                raise ValueError("its weights have other names")
             for mine, theirs in zip(jax.tree.leaves(self.params), jax.tree.leaves(params)):
                 if mine.shape != theirs.shape:
                     raise ValueError(f"a weight of shape {theirs.shape} where this run has {mine.shape}")
+                if mine.dtype != theirs.dtype:
+                    # Taken as they are, they would be trained by another program than this run's.
+                    raise ValueError(
+                        f"weights of {theirs.dtype} where this run's are {mine.dtype}: JAX's 64-bit mode "
+                        "(JAX_ENABLE_X64) must be as it was when the checkpoint was written"
+                    )
+            if [(a.shape, a.dtype) for a in leaves] != [(a.shape, a.dtype) for a in jax.tree.leaves(self.opt_state)]:
+                raise ValueError("its optimiser state has other shapes")
             keys, step_count = _on_device(state["keys"]), _on_device(state["step_count"], np.int32)
             if keys.shape != self.keys.shape or step_count.shape != self.step_count.shape:
                 raise ValueError("it holds another number of trials")

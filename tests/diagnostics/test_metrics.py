@@ -238,3 +238,28 @@ def test_coverage_refuses_generated_classes_the_tables_do_not_have(y_generated):
     with pytest.raises(UserInputError, match="y_generated"):
         metrics.label_posterior_coverage_tv(tables, np.array([0.5, 0.5]), np.array(y_generated))
     assert metrics.label_posterior_coverage_tv(tables, np.array([0.5, 0.5]), np.array([[0], [1.0]])) == 0.0
+
+
+@pytest.mark.parametrize("mix", [None, [0.5, 0.3, 0.2, 0.0]])
+@pytest.mark.parametrize("context_shift", [0.0, 0.6])
+def test_bayes_accuracy_from_the_tables_is_the_generators_own_to_the_bit(mix, context_shift):
+    generator = StrategyGenerator(mix=mix, context_shift=context_shift, seed=3)
+    x, y, _ = generator.sample(400, rng=0)
+    expected = generator.expected_bayes_accuracy(x, y)
+    tables, log_prior = generator.label_log_prob_tables(x), generator.label_log_prior(x)
+    assert metrics.expected_bayes_accuracy(tables, generator.label_mix, y, log_prior) == expected > 0.4
+    if context_shift == 0:  # the contexts say nothing: the mix is the same prior
+        assert metrics.expected_bayes_accuracy(tables, generator.label_mix, y) == pytest.approx(expected, rel=1e-12)
+    # Other targets than the examples' own: another number, so the tables' rows are read by y.
+    assert metrics.expected_bayes_accuracy(tables, generator.label_mix, y[::-1], log_prior) != expected
+
+
+def test_bayes_accuracy_of_labels_told_apart_or_not_at_all():
+    with np.errstate(divide="ignore"):
+        apart = np.log(np.array([[[1.0, 0.0]], [[0.0, 1.0]]]))[None].repeat(4, axis=0)  # [n=4, L=2, F=1, C=2]
+    alike = np.log(np.full((4, 2, 1, 2), 0.5))
+    y = np.array([[0], [1], [1], [0]])
+    assert metrics.expected_bayes_accuracy(apart, np.array([0.5, 0.5]), y) == 1.0
+    assert metrics.expected_bayes_accuracy(alike, np.array([0.7, 0.3]), y) == pytest.approx(0.7, abs=1e-15)
+    with pytest.raises(UserInputError, match="y must hold classes"):
+        metrics.expected_bayes_accuracy(alike, np.array([0.7, 0.3]), np.array([[0], [2], [0], [0]]))

@@ -1,10 +1,13 @@
 """The NumPyro backend's arrays are its own: it copies what it is given (the training data, the initial
-weights) onto the device, so that the caller's later changes to those arrays change nothing in a run."""
+weights) onto the device, so that the caller's later changes to those arrays change nothing in a run,
+and it takes from a checkpoint only weights of its own shapes and dtypes."""
 
 import dataclasses
 
 import numpy as np
 import pytest
+
+from infovae.errors import CheckpointError
 
 pytest.importorskip("jax")
 pytest.importorskip("numpyro")
@@ -43,3 +46,18 @@ def test_the_training_data_is_copied_onto_the_device():
     y[:] = 0
     np.testing.assert_array_equal(np.asarray(model.train_x), before[0])
     np.testing.assert_array_equal(np.asarray(model.train_y), before[1])
+
+
+def test_a_checkpoint_with_weights_of_another_dtype_is_refused_by_name():
+    import jax
+
+    config = parse_config(RAW)
+    model = build_backend([config], load_splits(config.data, config.likelihood))
+    state = model.state_dict()
+    model.load_state_dict(state)  # its own checkpoint is taken
+    # float16 stays float16 on the device whatever JAX's 64-bit mode; float64 is made float32 without it.
+    other = {**state, "params": jax.tree.map(lambda a: a.astype(np.float16), state["params"])}
+    with pytest.raises(CheckpointError, match="weights of float16 where this run's are float32"):
+        model.load_state_dict(other)
+    for kept, saved in zip(jax.tree.leaves(model.params), jax.tree.leaves(state["params"])):
+        np.testing.assert_array_equal(np.asarray(kept), saved)  # nothing of the refused one was taken

@@ -39,7 +39,7 @@ __all__ = [
     "random_feature_mmd",
 ]
 
-__getattr__ = lazy_exports({"InfoVAE_ELBO": "infovae.numpyro.objectives.infovae_elbo"})[0]
+__getattr__ = lazy_exports(__name__, {"InfoVAE_ELBO": "infovae.numpyro.objectives.infovae_elbo"})[0]
 
 
 def __dir__():
