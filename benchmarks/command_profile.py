@@ -4,6 +4,7 @@ construction, compilation, training, evaluation, writing, and the rest.
     python benchmarks/command_profile.py                 # --help, schema, 100-step runs on each backend
     python benchmarks/command_profile.py --long          # and 3000-step runs (minutes on two CPU cores)
     python benchmarks/command_profile.py --markdown docs/performance-table.md
+    python benchmarks/command_profile.py --long --device cuda   # on a GPU: the Pyro runs on cuda too
 
 Each command runs as ``infovae ...`` in a fresh interpreter under ``python -X importtime``, with the
 training loop's functions wrapped by timers (nothing in the library changes): ``load_splits`` is
@@ -61,10 +62,13 @@ def timed(name, fn):
 
 def on_jax_event(event, duration, **kwargs):
     # Tracing, lowering, and XLA's compilation, whose event includes reading a program back from the
-    # persistent cache (JAX's cache_retrieval_time_sec event times that read again, inside it).
+    # persistent cache (JAX's cache_retrieval_time_sec event times that read again, inside it). Marked
+    # when it ends, with its length: the imports it made (JAX imports some of its own modules on the
+    # first lowering) are told apart by the parser.
     if event.startswith("/jax/core/compile/"):
         phase = stack[-1] if stack else "other"
         compile_time[phase] = compile_time.get(phase, 0.0) + duration
+        mark(f"compiled {phase} {duration!r}")
 
 if "--" in sys.argv:
     from infovae.training import loop_group, loop_runs, run_folder
@@ -98,8 +102,20 @@ def _parse(stderr, spawned, finished):
     """The profile of one command from its stderr (``-X importtime`` lines and the driver's marks)."""
     started, result, window = None, None, []
     imports = {"before start": 0.0, "outside phases": 0.0}
-    per_package, in_phase = {}, {}
+    per_package, in_phase, in_compilation = {}, {}, {}
+    # The imports since the driver's last mark, and that mark's time. Those made during a compilation
+    # event (JAX imports some of its modules, and SciPy's LAPACK, on a first lowering) are counted as
+    # imports, not twice: all of them but what fits between the mark and the event's start.
+    since_mark, last_mark = 0.0, None
     for line in stderr.splitlines():
+        if line.startswith("##"):
+            fields = line.split()
+            if fields[0] == "##compiled" and last_mark is not None:
+                phase, duration, end = fields[1], float(fields[2]), float(fields[3])
+                before = max(0.0, end - duration - last_mark)
+                in_compilation[phase] = in_compilation.get(phase, 0.0) + min(duration, max(0.0, since_mark - before))
+            # ##start holds the wall clock and ##result none; the other marks hold perf_counter's time.
+            since_mark, last_mark = 0.0, (None if fields[0] in ("##start", "##result") else float(fields[-1]))
         if line.startswith("##start "):
             started = float(line.split()[1])
         elif line.startswith("##begin "):
@@ -114,6 +130,7 @@ def _parse(stderr, spawned, finished):
             root = module.split(".")[0]
             key = root if root in PACKAGES else "other"
             per_package[key] = per_package.get(key, 0.0) + seconds
+            since_mark += seconds
             if started is None:
                 imports["before start"] += seconds
             elif window:
@@ -124,7 +141,7 @@ def _parse(stderr, spawned, finished):
         raise RuntimeError("the command did not finish:\n" + stderr[-2000:])
     total = finished - spawned
     row = {"code": result["code"], "total": total, "interpreter start": started - spawned - imports["before start"]}
-    compiled = result["compile"]
+    compiled = {phase: seconds - in_compilation.get(phase, 0.0) for phase, seconds in result["compile"].items()}
     row["compilation"] = sum(compiled.values())
     for phase in PHASES:
         if phase == "compilation":
@@ -144,7 +161,7 @@ def profile(argv, env, cwd, phases):
     return _parse(done.stderr, spawned, finished)
 
 
-def _commands(folder, long, default):
+def _commands(folder, long, default, device):
     commands = [("infovae --help", ["--help"], False), ("infovae schema", ["schema"], False)]
     runs = [(f"{steps} steps (digits)", {**CONFIG, "train": {**CONFIG["train"], "steps": steps}}) for steps in (100, 3000)]
     # Every setting at its default: what a new user's first run pays for its evaluations.
@@ -153,7 +170,10 @@ def _commands(folder, long, default):
         for backend in ("pyro", "numpyro"):
             # The default eval_every: what a user's run pays for its evaluations.
             path = folder / f"{backend}-{len(commands)}.yaml"
-            path.write_text(json.dumps({**base, "backend": backend}))  # JSON is YAML
+            config = {**base, "backend": backend}
+            if backend == "pyro":  # JAX picks its own device
+                config["train"] = {**base.get("train", {}), "device": device}
+            path.write_text(json.dumps(config))  # JSON is YAML
             argv = ["train", path, "--out", folder / f"run-{backend}-{len(commands)}", "--no-progress"]
             commands.append((f"train, {backend}, {what}", argv, True))
     return commands
@@ -176,6 +196,7 @@ def main():
     parser.add_argument("--default", action="store_true", help="also profile runs of the default config (2000 steps, strategies)")
     parser.add_argument("--cold", action="store_true", help="an empty JAX compilation cache for the NumPyro runs")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each command; the median of each column is shown")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="the Pyro backend's torch device")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -185,7 +206,7 @@ def main():
         if args.cold:
             env["INFOVAE_JAX_CACHE"] = str(folder / "jax-cache")
         rows = {}
-        for name, argv, phases in _commands(folder, args.long, args.default):
+        for name, argv, phases in _commands(folder, args.long, args.default, args.device):
             runs = []
             for repeat in range(args.repeats):
                 if phases:  # a fresh run folder each time

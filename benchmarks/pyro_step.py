@@ -4,6 +4,7 @@
     python benchmarks/pyro_step.py --steps 3000 --config examples/mnist/infovae_mmd.yaml
     python benchmarks/pyro_step.py --profile                         # where a Pyro step's time goes
     python benchmarks/pyro_step.py --backends pyro pyro-eager numpyro   # also the Pyro step unrecorded
+    python benchmarks/pyro_step.py --steps 3000 --device cuda        # on a GPU (JAX picks its own device)
 
 Each backend runs in a fresh process (so that neither one's threads nor its memory slow the other),
 through the backend's own ``train_steps`` as the training loop calls it, on the minibatches the loop
@@ -30,13 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "examples" / "mnist" / "standard_vae.yaml"
 
 
-def _measure(config_path, backend, steps, block, profile):
+def _measure(config_path, backend, steps, block, profile, device):
     """Runs in the child process: prints one JSON line of timings."""
     from infovae.data.registry import load_splits
     from infovae.training.config import load_config
     from infovae.training.loop import build_backend
 
-    config = load_config(config_path, {"backend": backend.removesuffix("-eager"), "train.steps": steps})
+    overrides = {"backend": backend.removesuffix("-eager"), "train.steps": steps}
+    if backend != "numpyro":  # JAX picks its own device
+        overrides["train.device"] = device
+    config = load_config(config_path, overrides)
     splits = load_splits(config.data, config.likelihood)
     model = build_backend([config], splits)
     if backend == "pyro-eager":
@@ -64,10 +68,11 @@ def _measure(config_path, backend, steps, block, profile):
     print(json.dumps({"backend": backend, "first_chunk": first, "steps": chunk + block * len(blocks), "blocks": blocks}))
 
 
-def run_child(config, backend, steps, block, profile, env=None):
+def run_child(config, backend, steps, block, profile, env=None, device="cpu"):
     """One backend's timings, measured in a fresh process (``env``: its environment, default this
     one's)."""
-    return child.run_child(__file__, [backend, "--config", config, "--steps", steps, "--block", block], profile, env)
+    arguments = [backend, "--config", config, "--steps", steps, "--block", block, "--device", device]
+    return child.run_child(__file__, arguments, profile, env)
 
 
 def main():
@@ -78,15 +83,19 @@ def main():
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds of the two backends")
     parser.add_argument("--backends", nargs="+", default=["pyro", "numpyro"], choices=["pyro", "pyro-eager", "numpyro"])
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one block of each backend")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="the Pyro backend's torch device")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return _measure(args.config, args.child, args.steps, args.block, args.profile)
+        return _measure(args.config, args.child, args.steps, args.block, args.profile, args.device)
     rounds = []
     for _ in range(args.rounds):
-        rounds.append({b: run_child(args.config, b, args.steps, args.block, args.profile) for b in args.backends})
-    print(f"config: {args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config}, {args.steps} steps")
+        rounds.append({
+            b: run_child(args.config, b, args.steps, args.block, args.profile, device=args.device) for b in args.backends
+        })  # fmt: skip
+    where = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
+    print(f"config: {where}, {args.steps} steps, Pyro on {args.device}")
     print("| round | backend | first chunk (s) | mean s/step | median block s/step |")
     print("|---|---|---|---|---|")
     for i, result in enumerate(rounds):
@@ -98,7 +107,8 @@ def main():
             ratios = [statistics.fmean(r[pyro]["blocks"]) / statistics.fmean(r["numpyro"]["blocks"]) for r in rounds]
             print(f"{pyro} / numpyro mean step, per round: " + ", ".join(f"{x:.2f}" for x in ratios))
     if args.json:
-        args.json.write_text(json.dumps({"config": str(args.config), "steps": args.steps, "rounds": rounds}, indent=1))
+        figures = {"config": str(args.config), "steps": args.steps, "device": args.device, "rounds": rounds}
+        args.json.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":
