@@ -1,8 +1,9 @@
-"""What this machine holds: its memory, for the size checks that refuse inputs it could not hold."""
+"""What this machine holds: its memory, for the size checks that refuse inputs it could not hold, and
+the device JAX computes on."""
 
 import os
 
-__all__ = ["available_memory", "physical_memory"]
+__all__ = ["available_memory", "jax_device", "physical_memory"]
 
 
 def physical_memory() -> int | None:
@@ -24,3 +25,15 @@ def available_memory() -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return physical_memory()
+
+
+def jax_device():
+    """The device JAX puts new arrays on and runs programs on: the one the user chose
+    (``jax.default_device(...)`` or the ``jax_default_device`` setting, a device or a platform's name),
+    else JAX's first. Imports JAX."""
+    import jax
+
+    chosen = jax.config.jax_default_device
+    if chosen is None:
+        return jax.devices()[0]
+    return jax.devices(chosen)[0] if isinstance(chosen, str) else chosen

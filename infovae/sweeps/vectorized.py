@@ -52,6 +52,7 @@ from infovae.core.architecture import CVAEConfig
 from infovae.data.registry import load_splits
 from infovae.errors import CheckpointError, RunInterrupted, UserInputError
 from infovae.files import FolderLock, remove_temporary_files
+from infovae.machine import jax_device
 from infovae.sweeps.executors import OnDone, run_processes
 from infovae.sweeps.groups import GROUPS, join_states, state_step, write_members
 from infovae.sweeps.trial import RUN, finished_summary, one_line, record_outcome, stop_with_sweep, trial_config
@@ -92,9 +93,7 @@ def trial_bytes(arch: CVAEConfig, config: RunConfig) -> int:
 
 def default_trials_per_program(arch: CVAEConfig, config: RunConfig) -> int:
     """The default chunk size (module docstring)."""
-    import jax
-
-    device = jax.devices()[0]
+    device = jax_device()
     if device.platform == "cpu":
         return CPU_TRIALS_PER_PROGRAM
     limit = (device.memory_stats() or {}).get("bytes_limit")

@@ -33,6 +33,7 @@ from infovae.core.objective import assemble_loss
 from infovae.diagnostics import jax_metrics, metrics
 from infovae.diagnostics.evaluate import held_out_set, reports_marginal
 from infovae.errors import CheckpointError
+from infovae.machine import jax_device
 from infovae.numpyro.weights import state_dicts_to_numpyro
 from infovae.training.backends import Backend, Hyper, learning_rate, scheduled_weights
 from infovae.training.stored_programs import StoredProgram, code_digest
@@ -133,7 +134,7 @@ class NumPyroBackend(Backend):
                 initial[config.train.seed] = state_dicts_to_numpyro(
                     *cvae_initial_weights(arch, config.train.seed), dtype=np.float32, on_device=False
                 )
-        params = jax.device_put(_stack([initial[c.train.seed] for c in self.configs]), jax.devices()[0])
+        params = jax.device_put(_stack([initial[c.train.seed] for c in self.configs]), jax_device())
         self._set_state(
             params,
             params,
@@ -442,8 +443,9 @@ class NumPyroBackend(Backend):
     def _set_state(self, params, best, opt_state, keys, step_count):
         # Committed to the device, as the training program's outputs are: JAX compiles a program again
         # for inputs placed otherwise, so uncommitted first inputs cost every run a second compilation
-        # (or a second executable read from the cache) of its largest program.
-        state = jax.device_put((params, best, opt_state, keys, step_count), jax.devices()[0])
+        # (or a second executable read from the cache) of its largest program. The device the data went
+        # to (_on_device): the user's choice of default device, where there is one.
+        state = jax.device_put((params, best, opt_state, keys, step_count), jax_device())
         self.params, self.best, self.opt_state, self.keys, self.step_count = state
 
     def trial_state(self, index):

@@ -61,3 +61,39 @@ def test_a_checkpoint_with_weights_of_another_dtype_is_refused_by_name():
         model.load_state_dict(other)
     for kept, saved in zip(jax.tree.leaves(model.params), jax.tree.leaves(state["params"])):
         np.testing.assert_array_equal(np.asarray(kept), saved)  # nothing of the refused one was taken
+
+
+PINNED = """
+import json, sys
+import jax
+import numpy as np
+from infovae.data.registry import load_splits
+from infovae.training.config import parse_config
+from infovae.training.loop import build_backend
+
+chosen = jax.devices()[1]
+config = parse_config(json.loads(sys.argv[1]))
+with jax.default_device(chosen):
+    model = build_backend([config], load_splits(config.data, config.likelihood))
+    state_before = [a.devices() for a in jax.tree.leaves((model.params, model.opt_state, model.keys, model.train_x))]
+    model.train_steps(np.arange(2 * 32).reshape(1, 2, 32) % 240, np.ones(1, bool))
+    state_after = [a.devices() for a in jax.tree.leaves((model.params, model.opt_state, model.keys))]
+print(json.dumps([str(d) for ds in state_before + state_after for d in ds] + [str(chosen)]))
+"""
+
+
+def test_a_run_stays_on_the_device_the_user_chose():
+    """``jax.default_device``: the data, the weights, Adam's state and the keys all go there, and the
+    training program runs there (two CPU devices stand in for two GPUs)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    env["PYTHONPATH"] = str(Path(__file__).parents[2])
+    done = subprocess.run([sys.executable, "-c", PINNED, json.dumps(RAW)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    *placed, chosen = json.loads(done.stdout.splitlines()[-1])
+    assert chosen == "cpu:1" and set(placed) == {chosen}
