@@ -41,6 +41,9 @@ PHASES = ("data", "construction", "compilation", "training", "evaluation", "writ
 # Packages whose import time is shown apart; the others are summed.
 PACKAGES = ("torch", "pyro", "jax", "jaxlib", "numpyro", "flax", "optax", "sklearn", "scipy", "numpy", "pydantic", "infovae")
 
+# The driver's marks on stderr (a library's own lines may begin with "##" too).
+MARKS = ("##start ", "##begin ", "##end ", "##compiled ", "##done ", "##result ")
+
 DRIVER = r"""
 import json, sys, time
 sys.stderr.write(f"##start {time.time()!r}\n"); sys.stderr.flush()
@@ -108,7 +111,7 @@ def _parse(stderr, spawned, finished):
     # imports, not twice: all of them but what fits between the mark and the event's start.
     since_mark, last_mark = 0.0, None
     for line in stderr.splitlines():
-        if line.startswith("##"):
+        if line.startswith(MARKS):
             fields = line.split()
             if fields[0] == "##compiled" and last_mark is not None:
                 phase, duration, end = fields[1], float(fields[2]), float(fields[3])
@@ -217,7 +220,7 @@ def main():
             row = {c: statistics.median(r[c] for r in runs) for c in COLUMNS}
             row["imports by package"] = runs[len(runs) // 2]["imports by package"]
             rows[name] = row
-            print(f"{name}: {row['total']:.2f} s", file=sys.stderr)
+            print(markdown({name: row}).splitlines()[-1], file=sys.stderr)  # kept if a later command is cut off
     table = markdown(rows)
     print(table)
     if args.markdown:

@@ -75,6 +75,11 @@ def run_child(config, backend, steps, block, profile, env=None, device="cpu"):
     return child.run_child(__file__, arguments, profile, env)
 
 
+def _row(index, backend, r):
+    mean, median = statistics.fmean(r["blocks"]), statistics.median(r["blocks"])
+    return f"| {index + 1} | {backend} | {r['first_chunk']:.2f} | {mean:.4f} | {median:.4f} |"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
@@ -90,18 +95,18 @@ def main():
     if args.child:
         return _measure(args.config, args.child, args.steps, args.block, args.profile, args.device)
     rounds = []
-    for _ in range(args.rounds):
-        rounds.append({
-            b: run_child(args.config, b, args.steps, args.block, args.profile, device=args.device) for b in args.backends
-        })  # fmt: skip
+    for i in range(args.rounds):
+        rounds.append({})
+        for backend in args.backends:
+            r = rounds[-1][backend] = run_child(args.config, backend, args.steps, args.block, args.profile, device=args.device)
+            print(_row(i, backend, r), file=sys.stderr)  # kept if a later run is cut off
     where = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
     print(f"config: {where}, {args.steps} steps, Pyro on {args.device}")
     print("| round | backend | first chunk (s) | mean s/step | median block s/step |")
     print("|---|---|---|---|---|")
     for i, result in enumerate(rounds):
         for backend, r in result.items():
-            mean, median = statistics.fmean(r["blocks"]), statistics.median(r["blocks"])
-            print(f"| {i + 1} | {backend} | {r['first_chunk']:.2f} | {mean:.4f} | {median:.4f} |")
+            print(_row(i, backend, r))
     for pyro in ("pyro", "pyro-eager"):
         if {pyro, "numpyro"} <= set(args.backends):
             ratios = [statistics.fmean(r[pyro]["blocks"]) / statistics.fmean(r["numpyro"]["blocks"]) for r in rounds]

@@ -130,9 +130,9 @@ def measure_single_run(steps, smoke):
 
 
 def _device():
-    import jax
+    from infovae.machine import jax_device
 
-    device = jax.devices()[0]
+    device = jax_device()
     return f"{device.platform}: {getattr(device, 'device_kind', '')} ({os.cpu_count()} cores)"
 
 

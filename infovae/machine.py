@@ -28,12 +28,12 @@ def available_memory() -> int | None:
 
 
 def jax_device():
-    """The device JAX puts new arrays on and runs programs on: the one the user chose
+    """The device JAX puts new arrays on and runs programs on, as JAX chooses it: the one the user chose
     (``jax.default_device(...)`` or the ``jax_default_device`` setting, a device or a platform's name),
-    else JAX's first. Imports JAX."""
+    else this process's first. Imports JAX."""
     import jax
 
     chosen = jax.config.jax_default_device
     if chosen is None:
-        return jax.devices()[0]
-    return jax.devices(chosen)[0] if isinstance(chosen, str) else chosen
+        return jax.local_devices()[0]
+    return jax.local_devices(backend=chosen)[0] if isinstance(chosen, str) else chosen

@@ -121,7 +121,7 @@ def held_out_set(held_out, fit, generator, config, context_probe=_host_context_p
     log_prior = generator.label_log_prior(held.x) if hasattr(generator, "label_log_prior") else None
     tables = generator.label_log_prob_tables(held.x)
     # From the tables, which the coverage keeps anyway: the generator's expected_bayes_accuracy would
-    # compute them again (about 50 ms of the default config's 2000 examples).
+    # compute them again (25 - 60 ms at the default config's 2000 examples, by the host's speed).
     bayes = metrics.expected_bayes_accuracy(tables, generator.label_mix, held.y, log_prior)
     return HeldOutSet(held, fit, probe_x, bayes, tables, log_prior)
 

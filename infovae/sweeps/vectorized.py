@@ -143,9 +143,7 @@ def run_vectorized(
     **_other_options: Any,
 ) -> None:
     """Train the trials in ``trial_dirs`` chunk by chunk (module docstring)."""
-    import jax
-
-    on_cpu = jax.default_backend() == "cpu"
+    on_cpu = jax_device().platform == "cpu"
     groups: dict[tuple[str, int], list[tuple[Path, RunConfig]]] = {}
     for trial_dir in trial_dirs:
         summary = finished_summary(trial_dir)

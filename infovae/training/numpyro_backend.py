@@ -414,25 +414,28 @@ class NumPyroBackend(Backend):
             "step_count": self.step_count,
         })  # fmt: skip
 
+    def _check_weights(self, weights):
+        """Weights read from a checkpoint (NumPy arrays) against this run's: the same names, shapes and
+        dtypes, checked before they go to the device, which would make float64 float32 without JAX's
+        64-bit mode. Weights of another dtype would be trained by another program than this run's."""
+        if jax.tree.structure(weights) != jax.tree.structure(self.params):
+            raise ValueError("its weights have other names")
+        for mine, theirs in zip(jax.tree.leaves(self.params), map(np.asarray, jax.tree.leaves(weights))):
+            if mine.shape != theirs.shape:
+                raise ValueError(f"a weight of shape {theirs.shape} where this run has {mine.shape}")
+            if mine.dtype != theirs.dtype:
+                raise ValueError(f"weights of {theirs.dtype} where this run's are {mine.dtype}")
+
     def load_state_dict(self, state):
         try:
+            self._check_weights(state["params"])
+            self._check_weights(state["best"])
             params = jax.tree.map(_on_device, state["params"])
             best = jax.tree.map(_on_device, state["best"])
             leaves = [_on_device(a) for a in state["opt_state"]]
             treedef = jax.tree.structure(self.opt_state)
-            if jax.tree.structure(params) != jax.tree.structure(self.params):
-                raise ValueError("its weights have other names")
-            for mine, theirs in zip(jax.tree.leaves(self.params), jax.tree.leaves(params)):
-                if mine.shape != theirs.shape:
-                    raise ValueError(f"a weight of shape {theirs.shape} where this run has {mine.shape}")
-                if mine.dtype != theirs.dtype:
-                    # Taken as they are, they would be trained by another program than this run's.
-                    raise ValueError(
-                        f"weights of {theirs.dtype} where this run's are {mine.dtype}: JAX's 64-bit mode "
-                        "(JAX_ENABLE_X64) must be as it was when the checkpoint was written"
-                    )
             if [(a.shape, a.dtype) for a in leaves] != [(a.shape, a.dtype) for a in jax.tree.leaves(self.opt_state)]:
-                raise ValueError("its optimiser state has other shapes")
+                raise ValueError("its optimiser state has other shapes or dtypes")
             keys, step_count = _on_device(state["keys"]), _on_device(state["step_count"], np.int32)
             if keys.shape != self.keys.shape or step_count.shape != self.step_count.shape:
                 raise ValueError("it holds another number of trials")

@@ -29,6 +29,7 @@ from jax import export
 
 from infovae.errors import RunDirError
 from infovae.files import atomic_write_bytes
+from infovae.machine import jax_device
 from infovae.training.backends import Hyper
 
 __all__ = ["SOURCE_FINGERPRINT", "StoredProgram", "code_digest"]
@@ -82,13 +83,22 @@ def code_digest(fn):
         return None
 
 
-def _signature(args, static):
+def _platform():
+    """The platform the programs run on, as :mod:`jax.export` names it: the default device's
+    (:func:`~infovae.machine.jax_device`), which is not the default backend's where the user chose a
+    CPU device on a GPU machine."""
+    platform = jax_device().platform
+    # The default backend's "gpu" is exported as "cuda" or "rocm".
+    return export.default_export_platform() if platform == jax.default_backend() else platform
+
+
+def _signature(args, static, platform):
     """The call as the program sees it: the platform, JAX's settings, the arguments' tree, shapes and
     dtypes, the static arguments."""
     leaves, treedef = jax.tree.flatten(args)
     avals = [(tuple(leaf.shape), str(leaf.dtype), bool(getattr(leaf, "weak_type", False))) for leaf in leaves]
     flags = [(name, str(getattr(jax.config, name))) for name in TRACING_FLAGS]
-    return repr((jax.default_backend(), flags, str(treedef), avals, sorted(static.items())))
+    return repr((platform, flags, str(treedef), avals, sorted(static.items())))
 
 
 class StoredProgram:
@@ -111,10 +121,11 @@ class StoredProgram:
             raise TypeError(f"{self.name}: keyword arguments must be static arguments; got {unknown} (pass arrays positionally)")
         if self.folder is None:
             return self.jitted(*args, **static)
-        signature = _signature(args, static)
+        platform = _platform()
+        signature = _signature(args, static, platform)
         call = self._calls.get(signature)
         if call is None:
-            exported = self._exported(signature, args, static)
+            exported = self._exported(signature, platform, args, static)
             call = self._calls[signature] = partial(self.jitted, **static) if exported is None else jax.jit(exported.call)
         return call(*args)
 
@@ -122,7 +133,7 @@ class StoredProgram:
         key = hashlib.sha256("\0".join((SOURCE_FINGERPRINT, self.name, self.closure, signature)).encode()).hexdigest()
         return self.folder / f"{self.name}-{key[:40]}{SUFFIX}"
 
-    def _exported(self, signature, args, static):
+    def _exported(self, signature, platform, args, static):
         _register_named_tuples()
         path = self.path(signature)
         try:
@@ -130,7 +141,7 @@ class StoredProgram:
         except Exception:  # noqa: BLE001 - none stored yet, or from another JAX, or cut short: traced below
             pass
         try:
-            exported = export.export(self.jitted)(*args, **static)
+            exported = export.export(self.jitted, platforms=[platform])(*args, **static)
             data = exported.serialize()
         except Exception:  # noqa: BLE001 - a program jax.export refuses, or no flatbuffers: plain jit
             return None

@@ -55,12 +55,13 @@ def test_a_checkpoint_with_weights_of_another_dtype_is_refused_by_name():
     model = build_backend([config], load_splits(config.data, config.likelihood))
     state = model.state_dict()
     model.load_state_dict(state)  # its own checkpoint is taken
-    # float16 stays float16 on the device whatever JAX's 64-bit mode; float64 is made float32 without it.
-    other = {**state, "params": jax.tree.map(lambda a: a.astype(np.float16), state["params"])}
-    with pytest.raises(CheckpointError, match="weights of float16 where this run's are float32"):
-        model.load_state_dict(other)
-    for kept, saved in zip(jax.tree.leaves(model.params), jax.tree.leaves(state["params"])):
-        np.testing.assert_array_equal(np.asarray(kept), saved)  # nothing of the refused one was taken
+    # float64 too, which the device would make float32 without JAX's 64-bit mode; the selected weights too.
+    for part, dtype in (("params", np.float16), ("params", np.float64), ("best", np.float64)):
+        other = {**state, part: jax.tree.map(lambda a: a.astype(dtype), state[part])}
+        with pytest.raises(CheckpointError, match=f"weights of {np.dtype(dtype).name} where this run's are float32"):
+            model.load_state_dict(other)
+    for kept, saved in zip(jax.tree.leaves((model.params, model.best)), jax.tree.leaves((state["params"], state["best"]))):
+        np.testing.assert_array_equal(np.asarray(kept), saved)  # nothing of the refused ones was taken
 
 
 PINNED = """
@@ -92,7 +93,7 @@ def test_a_run_stays_on_the_device_the_user_chose():
     from pathlib import Path
 
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
-    env["PYTHONPATH"] = str(Path(__file__).parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, "-c", PINNED, json.dumps(RAW)], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     *placed, chosen = json.loads(done.stdout.splitlines()[-1])

@@ -146,3 +146,14 @@ def test_a_keyword_that_is_not_a_static_argument_is_refused(tmp_path):
     program = StoredProgram(lambda x, y: x * y, "f", "closure", tmp_path)
     with pytest.raises(TypeError, match=r"keyword arguments must be static arguments; got \['y'\]"):
         program(jnp.ones(2), y=jnp.ones(2))
+
+
+def test_programs_are_exported_for_the_platform_of_the_default_device(monkeypatch):
+    """A user who pins runs to the CPU of a GPU machine (``jax.default_device``) gets the CPU's programs,
+    not the default backend's (which could not run on the CPU's arrays)."""
+    from infovae.training import stored_programs
+
+    assert stored_programs._platform() == jax.export.default_export_platform()  # no choice: the default backend's
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")  # as on a GPU machine
+    with jax.default_device(jax.devices("cpu")[0]):
+        assert stored_programs._platform() == "cpu"
