@@ -135,3 +135,25 @@ def test_a_lazy_package_names_what_it_does_not_have_as_a_module_does(package):
         module.no_such_name  # noqa: B018
     assert raised.value.name == "no_such_name"
     assert not hasattr(module, "no_such_name")
+
+
+def test_a_numpyro_that_is_there_but_fails_to_import_is_named_in_one_line(tmp_path):
+    """A broken install passes the backend's look for the library and fails when a program is first
+    traced: one line that names it and how to reinstall, exit code 2, no traceback."""
+    pytest.importorskip("jax")
+    broken = tmp_path / "site" / "numpyro"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('cannot import name jax_core from jax')\n")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**DIGITS, "backend": "numpyro"}))
+    done = subprocess.run(
+        [sys.executable, "-m", "infovae", "train", tmp_path / "tiny.yaml", "--out", tmp_path / "run", "--no-progress"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        # An empty compilation cache, so that the programs are traced.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(ROOT)]),
+             "INFOVAE_JAX_CACHE": str(tmp_path / "cache"), "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "cache")},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "infovae: error: the numpyro backend's libraries fail to import (cannot import name jax_core from jax): "
+        "pip install --force-reinstall 'infovae[numpyro]'"
+    )

@@ -15,6 +15,7 @@ backends can be compared run for run; a trial in a group gets the same numbers a
 alone, up to float32 rounding of the batched arithmetic.
 """
 
+import importlib
 import importlib.util
 import math
 import os
@@ -32,7 +33,7 @@ from infovae.core.marginals import MARGINALS
 from infovae.core.objective import assemble_loss
 from infovae.diagnostics import jax_metrics, metrics
 from infovae.diagnostics.evaluate import held_out_set, reports_marginal
-from infovae.errors import CheckpointError
+from infovae.errors import CheckpointError, UserInputError
 from infovae.machine import jax_device
 from infovae.numpyro.weights import state_dicts_to_numpyro
 from infovae.training.backends import Backend, Hyper, learning_rate, scheduled_weights
@@ -51,6 +52,20 @@ def _require(*names):
 
 
 _require("numpyro", "flax")
+
+
+def _traced_part(module, name):
+    """``name`` from ``module``, which imports NumPyro and flax: imported when a program is first traced.
+    _require found both libraries; one that is there but fails to import (a broken install, another
+    library's incompatible version) is named here in one line, not in a traceback."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserInputError(
+            f"the numpyro backend's libraries fail to import ({reason}): pip install --force-reinstall 'infovae[numpyro]'"
+        ) from None
+
 
 # Trials evaluated together: an evaluation holds, per trial, the decoder at every latent value (or
 # importance draw) for every held-out example.
@@ -149,25 +164,20 @@ class NumPyroBackend(Backend):
 
     @cached_property
     def model(self):
-        from infovae.numpyro.models import CVAEModel
-
-        return CVAEModel(self.arch)
+        return _traced_part("infovae.numpyro.models", "CVAEModel")(self.arch)
 
     @cached_property
     def guide(self):
-        from infovae.numpyro.guides import CVAEGuide
-
-        return CVAEGuide(self.arch)
+        return _traced_part("infovae.numpyro.guides", "CVAEGuide")(self.arch)
 
     @cached_property
     def elbo(self):
-        from infovae.numpyro.objectives import InfoVAE_ELBO
-
+        elbo_class = _traced_part("infovae.numpyro.objectives", "InfoVAE_ELBO")
         # The group's trials share the marginal's kind; the ELBO computes every term some trial weighs,
         # and each trial's own weights enter as values (self.hyper).
         weighs = lambda name: float(any(getattr(c.objective, name) > 0 for c in self.configs))  # noqa: E731
         kwargs = self.configs[0].objective.elbo_kwargs()
-        return InfoVAE_ELBO(**{**kwargs, "marginal_weight": weighs("marginal_weight"), "jsd_weight": weighs("jsd_weight")})
+        return elbo_class(**{**kwargs, "marginal_weight": weighs("marginal_weight"), "jsd_weight": weighs("jsd_weight")})
 
     def _closure(self):
         """What the compiled programs read besides their arguments, as text (the key of a stored program):
