@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from infovae.errors import RunInterrupted, TrainingDiverged, UserInputError
+from infovae.errors import RunInterrupted, TrainingDiverged, UserInputError, first_line
 from infovae.files import short_repr
 
 __all__ = ["cli", "main"]
@@ -206,7 +206,7 @@ def main(argv=None):
     try:
         code = cli.main(args=argv, prog_name="infovae", standalone_mode=False)
     except UserInputError as error:
-        _fail(str(error).splitlines()[0] if str(error) else type(error).__name__, 2)
+        _fail(first_line(error), 2)
     except TrainingDiverged as error:
         _fail(str(error), 1)
     except (RunInterrupted, KeyboardInterrupt, click.Abort) as error:

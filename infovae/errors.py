@@ -19,6 +19,7 @@ __all__ = [
     "TrainingDiverged",
     "UnsupportedModelError",
     "UserInputError",
+    "first_line",
 ]
 
 
@@ -56,3 +57,9 @@ class TrainingDiverged(InfoVAEError, RuntimeError):
 
 class RunInterrupted(InfoVAEError, KeyboardInterrupt):
     """Training stopped on request (Ctrl-C, SIGTERM); a checkpoint of the current step was written."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (its type's name when it has none): what a one-line report
+    of another library's error quotes."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

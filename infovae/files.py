@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from infovae.errors import ConfigError, RunDirError
+from infovae.errors import ConfigError, RunDirError, first_line
 
 __all__ = [
     "LOCK",
@@ -116,8 +116,7 @@ def load_yaml(path, what="config file"):
     except RecursionError:  # PyYAML parses nesting recursively: "[[[[..." a few thousand deep
         raise ConfigError(f"{path}: nested too deeply to be a {what}") from None
     except ValueError as error:  # a value PyYAML cannot build, e.g. an integer of more than 4300 digits
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"{path}: holds a value that cannot be read ({first})") from None
+        raise ConfigError(f"{path}: holds a value that cannot be read ({first_line(error)})") from None
     if count_values(raw, MAX_YAML_VALUES) > MAX_YAML_VALUES:
         raise ConfigError(f"{path}: expands to more than {MAX_YAML_VALUES} values (aliases?); a {what} is far smaller")
     return raw

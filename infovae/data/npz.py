@@ -20,7 +20,7 @@ from infovae.core.architecture import LIKELIHOODS
 from infovae.data.base import Dataset
 from infovae.data.images import ImageLayout
 from infovae.data.registry import DataKind, DataSection, register_data
-from infovae.errors import DataError
+from infovae.errors import DataError, first_line
 from infovae.machine import physical_memory
 
 __all__ = ["MAX_CLASSES", "MAX_NPZ_BYTES", "MIN_EXAMPLES", "NpzData", "load_npz", "max_data_bytes"]
@@ -168,7 +168,7 @@ def _check_sizes(path):
 def _numpy_reason(error):
     """NumPy's reason for refusing a file, on one line; where it is pickled data, NumPy's advice to load
     it unsafely is not passed on."""
-    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    first = first_line(error)
     if "pickle" in first or "Object arrays" in first:
         return "it holds pickled data, which can run code when loaded; it is never loaded"
     return first

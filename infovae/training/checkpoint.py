@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from infovae.errors import CheckpointError
+from infovae.errors import CheckpointError, first_line
 from infovae.files import FolderLock, atomic_write_bytes
 
 __all__ = ["CHECKPOINT", "FORMAT", "LEGACY_CHECKPOINT", "convert_legacy_checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -113,7 +113,7 @@ def load_checkpoint(path: str | Path) -> Any:
             arrays = {name: archive[name] for name in archive.files if name != _META}
         return _unflatten(meta["tree"], arrays, "")
     except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, TypeError, OverflowError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        first = first_line(error)
         if isinstance(error, ValueError) and ("pickle" in first or "Object arrays" in first):
             # NumPy's own message goes on to suggest loading it unsafely: not advice to pass on.
             first = "it holds pickled data (a pickle, or an object array), which can run code when loaded; it is never loaded"

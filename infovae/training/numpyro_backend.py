@@ -33,7 +33,7 @@ from infovae.core.marginals import MARGINALS
 from infovae.core.objective import assemble_loss
 from infovae.diagnostics import jax_metrics, metrics
 from infovae.diagnostics.evaluate import held_out_set, reports_marginal
-from infovae.errors import CheckpointError, UserInputError
+from infovae.errors import CheckpointError, UserInputError, first_line
 from infovae.machine import jax_device
 from infovae.numpyro.weights import state_dicts_to_numpyro
 from infovae.training.backends import Backend, Hyper, learning_rate, scheduled_weights
@@ -61,9 +61,9 @@ def _traced_part(module, name):
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserInputError(
-            f"the numpyro backend's libraries fail to import ({reason}): pip install --force-reinstall 'infovae[numpyro]'"
+            f"the numpyro backend's libraries fail to import ({first_line(error)}): "
+            "pip install --force-reinstall 'infovae[numpyro]'"
         ) from None
 
 

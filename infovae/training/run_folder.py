@@ -24,7 +24,7 @@ import yaml
 
 from infovae.data.base import DataSplits
 from infovae.diagnostics.quantities import QUANTITIES, upgrade_record
-from infovae.errors import ConfigError, RunDirError
+from infovae.errors import ConfigError, RunDirError, first_line
 from infovae.files import (
     LOCK,
     FolderLock,
@@ -113,8 +113,7 @@ class RunFolder:
         try:
             return parse_config(load_yaml(self.config_path, "run config"))
         except ConfigError as error:
-            first = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise RunDirError(f"{self.config_path} is not a valid run config: {first}") from None
+            raise RunDirError(f"{self.config_path} is not a valid run config: {first_line(error)}") from None
 
     def read_splits(self) -> dict[str, np.ndarray]:
         try:
