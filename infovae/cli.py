@@ -122,7 +122,7 @@ def _pair(item):
     try:
         return key, _parse_value(value)
     except ValueError as error:  # YAML that PyYAML reads but cannot build: an integer of 5000 digits, say
-        raise UserInputError(f"override {short_repr(item)}: the value cannot be read ({str(error).splitlines()[0]})") from None
+        raise UserInputError(f"override {short_repr(item)}: the value cannot be read ({first_line(error)})") from None
 
 
 @cli.command()

@@ -20,6 +20,7 @@ __all__ = [
     "UnsupportedModelError",
     "UserInputError",
     "first_line",
+    "typed_first_line",
 ]
 
 
@@ -60,6 +61,13 @@ class RunInterrupted(InfoVAEError, KeyboardInterrupt):
 
 
 def first_line(error: BaseException) -> str:
-    """The first line of ``error``'s message (its type's name when it has none): what a one-line report
-    of another library's error quotes."""
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    """The first line of ``error``'s message that is not blank, stripped (its type's name when it has
+    none): what a one-line report of another library's error quotes."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+def typed_first_line(error: BaseException) -> str:
+    """``Type: first line`` of ``error`` (:func:`first_line`), or its type's name alone when it has no
+    message: a report that must say what kind of error it was (an outcome, a failed import)."""
+    name = type(error).__name__
+    return f"{name}: {first_line(error)}" if str(error).strip() else name

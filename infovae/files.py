@@ -204,7 +204,7 @@ def _loads(text, where):
     except RecursionError:
         raise RunDirError(f"{where} is nested too deeply; the file is damaged") from None
     except ValueError as error:  # not JSON, or a number of thousands of digits
-        raise RunDirError(f"{where} is not JSON ({str(error).splitlines()[0]}); the file is damaged") from None
+        raise RunDirError(f"{where} is not JSON ({first_line(error)}); the file is damaged") from None
 
 
 def read_json(path):

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from infovae.errors import UserInputError
+from infovae.errors import UserInputError, typed_first_line
 
 __all__ = ["LazyCode", "Named", "Registry", "RegistryError", "import_target", "lazy_exports"]
 
@@ -94,11 +94,6 @@ class LazyCode(NamedTuple):
             hint = f": pip install 'infovae[{self.extra}]'" if self.extra else ""
             missing = error.name or "a library that is not installed"
             raise UserInputError(f"the {self.name} {kind} needs {missing}{hint}") from None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 class Registry(Mapping[str, T]):
@@ -210,7 +205,7 @@ class Registry(Mapping[str, T]):
                 )
             self.register(entry)
         except Exception as error:  # a third-party module may fail to import any way it likes
-            message = f"{where} cannot be registered: {_first_line(error)}"
+            message = f"{where} cannot be registered: {typed_first_line(error)}"
             self._failed.setdefault(point.name, message)
             if strict:
                 raise RegistryError(message) from error

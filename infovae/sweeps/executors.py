@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from infovae.errors import UserInputError
+from infovae.errors import UserInputError, typed_first_line
 from infovae.files import inside
 from infovae.registry import LazyCode, Registry
 from infovae.sweeps.trial import PARENT_ENV, Outcome, finished_summary, read_outcome, record_outcome, run_trial
@@ -179,8 +179,7 @@ def run_ray(trial_dirs: Sequence[Path], on_done: OnDone, address: str | None = N
                 _unpack(ray.get(ready[0]), trial_dir)
                 outcome = settle(trial_dir, "no outcome", False)
             except Exception as error:  # the task's worker died, or sent back a name outside its folder
-                first = str(error).splitlines()[0] if str(error) else ""
-                outcome = record_outcome(trial_dir, "failed", f"the trial's task failed: {type(error).__name__}: {first}")
+                outcome = record_outcome(trial_dir, "failed", f"the trial's task failed: {typed_first_line(error)}")
             on_done(trial_dir, outcome)
     except KeyboardInterrupt:
         for ref, trial_dir in pending.items():

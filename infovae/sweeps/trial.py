@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from infovae.errors import RunDirError, RunInterrupted, TrainingDiverged, UserInputError
+from infovae.errors import RunDirError, RunInterrupted, TrainingDiverged, UserInputError, typed_first_line
 from infovae.files import read_json, write_json
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "PARENT_ENV",
     "RUN",
     "TRIAL",
-    "one_line",
     "read_outcome",
     "record_outcome",
     "run_trial",
@@ -82,11 +81,6 @@ def trial_config(trial_dir: str | Path) -> dict[str, Any]:
     return spec["config"]
 
 
-def one_line(error: BaseException) -> str:
-    """``Type: message``, its first line, for an outcome."""
-    return f"{type(error).__name__}: {error}".splitlines()[0][:500]
-
-
 def finished_summary(trial_dir: str | Path) -> dict[str, Any] | None:
     """The summary of a trial whose run finished, whatever its outcome file says (or ``None``)."""
     from infovae.training.run_folder import RunFolder
@@ -122,10 +116,10 @@ def run_trial(trial_dir: str | Path) -> Outcome:
     except KeyboardInterrupt:  # stopped outside the training loop (starting up, or writing its summary)
         return record_outcome(trial_dir, "interrupted", "stopped before training began or after it ended")
     except (UserInputError, TrainingDiverged) as error:
-        return record_outcome(trial_dir, "failed", one_line(error))
+        return record_outcome(trial_dir, "failed", typed_first_line(error))
     except Exception as error:  # a crash inside one trial is that trial's failure, with its traceback kept
         (trial_dir / "traceback.txt").write_text(traceback.format_exc())
-        return record_outcome(trial_dir, "failed", one_line(error))
+        return record_outcome(trial_dir, "failed", typed_first_line(error))
 
 
 def stop_with_sweep() -> None:

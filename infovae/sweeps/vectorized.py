@@ -50,12 +50,12 @@ from typing import Any
 
 from infovae.core.architecture import CVAEConfig
 from infovae.data.registry import load_splits
-from infovae.errors import CheckpointError, RunInterrupted, UserInputError
+from infovae.errors import CheckpointError, RunInterrupted, UserInputError, typed_first_line
 from infovae.files import FolderLock, remove_temporary_files
 from infovae.machine import jax_device
 from infovae.sweeps.executors import OnDone, run_processes
 from infovae.sweeps.groups import GROUPS, join_states, state_step, write_members
-from infovae.sweeps.trial import RUN, finished_summary, one_line, record_outcome, stop_with_sweep, trial_config
+from infovae.sweeps.trial import RUN, finished_summary, record_outcome, stop_with_sweep, trial_config
 from infovae.training.backends import shape_key
 from infovae.training.checkpoint import CHECKPOINT, load_checkpoint
 from infovae.training.config import RunConfig, apply_overrides, architecture, fit_batch_size, parse_config
@@ -154,7 +154,7 @@ def run_vectorized(
             config = _trial_config(trial_dir)
             step = _resume_step(Path(trial_dir))
         except UserInputError as error:
-            on_done(trial_dir, record_outcome(trial_dir, "failed", one_line(error)))
+            on_done(trial_dir, record_outcome(trial_dir, "failed", typed_first_line(error)))
             continue
         # Trials resume together only from one step: those checkpointed at another are a group of their own.
         groups.setdefault((shape_key(config, split_terms=on_cpu), step), []).append((Path(trial_dir), config))
@@ -170,7 +170,7 @@ def run_vectorized(
             size = trials_per_program or default_trials_per_program(architecture(members[0][1], splits.train), members[0][1])
         except UserInputError as error:
             for trial_dir, _ in members:
-                on_done(trial_dir, record_outcome(trial_dir, "failed", one_line(error)))
+                on_done(trial_dir, record_outcome(trial_dir, "failed", typed_first_line(error)))
             continue
         for start in range(0, len(members), size):
             chunk = members[start : start + size]
@@ -222,7 +222,7 @@ def _run_chunk(chunk, splits, group_dir, progress):
             try:
                 states.append(_take(trial_dir, config, splits, locks))
             except UserInputError as error:
-                yield trial_dir, record_outcome(trial_dir, "failed", one_line(error))
+                yield trial_dir, record_outcome(trial_dir, "failed", typed_first_line(error))
                 continue
             ready.append((trial_dir, config))
         if not ready:
@@ -232,7 +232,7 @@ def _run_chunk(chunk, splits, group_dir, progress):
             state = None if all(s is None for s in states) else join_states(states)
         except UserInputError as error:
             for trial_dir, _ in ready:
-                yield trial_dir, record_outcome(trial_dir, "failed", one_line(error))
+                yield trial_dir, record_outcome(trial_dir, "failed", typed_first_line(error))
             return
         trials = [TrialProgress(config, RunFolder(trial_dir / RUN), len(splits.train)) for trial_dir, config in ready]
         write_members(group_dir, [trial_dir.name for trial_dir, _ in ready])

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from infovae.errors import CheckpointError, first_line
+from infovae.errors import CheckpointError, first_line, typed_first_line
 from infovae.files import FolderLock, atomic_write_bytes
 
 __all__ = ["CHECKPOINT", "FORMAT", "LEGACY_CHECKPOINT", "convert_legacy_checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -147,13 +147,9 @@ def convert_legacy_checkpoint(folder: str | Path) -> Path:
             with open(legacy, "rb") as f:
                 state = pickle.load(f)  # noqa: S301  (the user vouched for this file)
         except Exception as error:  # a damaged file: unpickling raises whatever its bytes lead to
-            first = str(error).splitlines()[0] if str(error) else ""
-            raise CheckpointError(f"{legacy} cannot be unpickled ({type(error).__name__}: {first})") from None
+            raise CheckpointError(f"{legacy} cannot be unpickled ({typed_first_line(error)})") from None
         try:
             save_checkpoint(folder / CHECKPOINT, state)
         except (TypeError, ValueError, RecursionError) as error:
-            first = str(error).splitlines()[0] if str(error) else ""
-            raise CheckpointError(
-                f"{legacy} holds something a checkpoint cannot store ({type(error).__name__}: {first})"
-            ) from None
+            raise CheckpointError(f"{legacy} holds something a checkpoint cannot store ({typed_first_line(error)})") from None
     return folder / CHECKPOINT

@@ -16,7 +16,7 @@ from infovae.core.marginals import MARGINALS
 from infovae.data.base import DataSplits
 from infovae.data.registry import load_splits
 from infovae.diagnostics.evaluate import reports_marginal
-from infovae.errors import RunDirError, TrainingDiverged, UserInputError
+from infovae.errors import RunDirError, TrainingDiverged, UserInputError, first_line
 from infovae.files import remove_temporary_files
 from infovae.training.backends import Backend, backend_class
 from infovae.training.checkpoint import load_checkpoint
@@ -110,17 +110,13 @@ def start_run(
                 raise
             if created:
                 shutil.rmtree(folder.path, ignore_errors=True)
-            raise UserInputError(f"the model does not fit in this machine's memory: {_first_line(error)}") from None
+            raise UserInputError(f"the model does not fit in this machine's memory: {first_line(error)[:300]}") from None
 
 
 def _out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is an allocation that failed (NumPy's, torch's or XLA's)."""
     text = str(error).lower()
     return isinstance(error, MemoryError) or any(s in text for s in ("allocate", "out of memory", "resource_exhausted"))
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0][:300]
 
 
 def _run_one(backend, config, folder, splits, state, progress, callbacks):

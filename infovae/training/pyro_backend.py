@@ -20,7 +20,7 @@ from infovae.core.initial_weights import cvae_initial_weights
 from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.core.objective import assemble_loss
 from infovae.diagnostics.evaluate import evaluate, held_out_set
-from infovae.errors import CheckpointError, UserInputError
+from infovae.errors import CheckpointError, UserInputError, first_line
 from infovae.guides import CVAEGuide
 from infovae.models import CVAEModel
 from infovae.objectives import InfoVAE_ELBO
@@ -392,7 +392,7 @@ class PyroBackend(Backend):
                 "numpy": tuple(rng["numpy"]),
             })  # fmt: skip
         except (KeyError, RuntimeError, TypeError, ValueError) as error:
-            raise CheckpointError(f"the checkpoint does not fit this run's model ({str(error).splitlines()[0]})") from None
+            raise CheckpointError(f"the checkpoint does not fit this run's model ({first_line(error)})") from None
 
     def trial_state(self, index):
         return self.state_dict()
