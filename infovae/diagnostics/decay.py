@@ -20,15 +20,25 @@ variance of the residuals estimated from their partial sums (the Bartlett kernel
 the late part's length: Kiefer & Vogelsang 2002), referred to its distribution under AR(1) noise,
 simulated. The AR(1) coefficient is the residuals' lag-1 autocorrelation corrected for the line fitted
 to them (its expectation under AR(1) noise computed exactly for this design and inverted), and the
-reference uses it one standard error higher, ``phi + sqrt((1 - phi^2) / n)``, so that an uncertain
-autocorrelation makes the test conservative rather than liberal. Measured calibration (flat curves, a
-one-sided test at 5%): 4–6% rejections for independent noise and AR(1) noise of coefficient 0.5 at
-30–200 evaluations, 6–7% at coefficient 0.8 and 30–60 evaluations; the 95% interval covers the true
-decay 93–97% of the time (90% at coefficient 0.8 and 30 evaluations). Power against a fall of 3 noise
-standard deviations over the late half: 80% at 30 evaluations and 99% from 60 on (independent noise);
-with AR(1) noise of coefficient 0.5, which carries a third as much information per evaluation, 50% at
-30 evaluations, 70% at 60, 94% at 120 and 99% at 200
-(``tests/diagnostics/test_decay.py``).
+reference uses it ``2 + 8 / n`` of its standard errors higher (``n`` evaluations in the late part),
+``phi + (2 + 8 / n) sqrt((1 - phi^2) / n)``, at most 0.95 (:func:`reference_autocorrelation`), so that an
+uncertain autocorrelation makes the test conservative rather than liberal. On a short curve the estimate
+is biased low and very uncertain, so the reference is then nearly always a strongly autocorrelated one:
+with one standard error (the earlier rule), 6 to 8 late evaluations with AR(1) noise of coefficient 0.5
+to 0.8 were called decayed 6.7-9.3% of the time and covered 87-92%.
+
+Measured calibration (``benchmarks/decay_calibration.py``: flat curves, one-sided at 5%, 6000 curves a
+cell, Monte-Carlo standard error 0.3 points): with AR(1) noise of coefficient 0 to 0.8 and 6 to 200
+evaluations in the late part, 0.5-5.1% are called decayed and the 95% interval covers the true decay
+94.8-99.7% of the time (5% and 95% within that error; conservative below about 30 late evaluations, where
+the autocorrelation is poorly known; 2.9-5.1% and 94.8-97.1% from 60 on); with negative autocorrelation
+(-0.3), 0.2-5.3%. The price is power
+on short curves. Against a fall of 2.5 noise standard deviations over the late part, with independent
+noise: 12% at 6 late evaluations, 18% at 8, 23% at 10, 46% at 15, 92% at 30 and all from 60 on; against
+3 standard deviations, 16%, 24%, 31%, 55%, 97% and all; with AR(1) noise of coefficient 0.5, which carries
+less information per evaluation, 3 standard deviations are found 25-27% of the time at 6 to 15 late
+evaluations, 52% at 30, 89% at 60 and 99.5% at 120 (3000 curves a cell). A curve with fewer than :data:`MIN_LATE_EVALUATIONS`
+late evaluations is not tested (:class:`~infovae.errors.UserInputError`, which the reports quote).
 """
 
 import math
@@ -38,14 +48,22 @@ import numpy as np
 
 from infovae.errors import UserInputError
 
-__all__ = ["LATE", "MIN_LATE_EVALUATIONS", "REFERENCE_DRAWS", "decay_test"]
+__all__ = ["LATE", "MIN_LATE_EVALUATIONS", "REFERENCE_DRAWS", "decay_test", "reference_autocorrelation"]
 
 # The late part: the evaluations in the last half of the step range.
 LATE = 0.5
 # Fewer evaluations than this in the late part give neither a slope nor an autocorrelation worth testing.
 MIN_LATE_EVALUATIONS = 6
+# The reference distribution uses the autocorrelation this many of its standard errors above its estimate,
+# ``UPPER_SE + UPPER_SE_SHORT / n`` at ``n`` late evaluations: the estimate from a short curve is biased
+# low and very uncertain, so a short curve is referred to a strongly autocorrelated reference. Chosen by
+# simulation as about the smallest allowance (in steps of 0.25 standard errors) that keeps flat curves of
+# AR(1) coefficient 0 to 0.8 at or below the nominal rate with 95% coverage at 6 to 200 late evaluations
+# (it needs 3 at 6 to 8 evaluations, 2.5 at 12, 2 from 20 on); ``benchmarks/decay_calibration.py``
+# measures the result.
+UPPER_SE, UPPER_SE_SHORT = 2.0, 8.0
 # Draws of the simulated reference distribution of t (p-values resolve 1 / (REFERENCE_DRAWS + 1)).
-REFERENCE_DRAWS = 4000
+REFERENCE_DRAWS = 10000
 # The reference is simulated for autocorrelations on this grid (the estimate is rounded to it).
 AUTOCORRELATION_GRID = np.round(np.arange(-0.5, 0.9501, 0.025), 4)
 _REFERENCE_SEED = 20260521
@@ -137,6 +155,15 @@ def _cached_reference(design, phi):
     return _simulate_reference(design, phi, np.random.default_rng(_REFERENCE_SEED))
 
 
+def reference_autocorrelation(autocorrelation, n):
+    """The AR(1) coefficient of the reference distribution for a late part of ``n`` evaluations whose
+    noise's autocorrelation is estimated at ``autocorrelation``: ``UPPER_SE + UPPER_SE_SHORT / n`` of its
+    standard errors, ``sqrt((1 - phi^2) / n)``, higher, on :data:`AUTOCORRELATION_GRID` (at most its
+    top, 0.95)."""
+    upper = autocorrelation + (UPPER_SE + UPPER_SE_SHORT / n) * math.sqrt(max(1.0 - autocorrelation**2, 0.0) / n)
+    return float(AUTOCORRELATION_GRID[np.abs(AUTOCORRELATION_GRID - upper).argmin()])
+
+
 def decay_test(values, steps=None, rng=None, late=LATE):
     """The decay of one validation curve over the late part of training, its 95% interval and a
     one-sided p-value against no decay, with the curve's own (autocorrelated) noise; see the module's
@@ -165,8 +192,7 @@ def decay_test(values, steps=None, rng=None, late=LATE):
     out = {"decay": decay, "n": n, "start_step": float(x[0]), "end_step": float(x[-1]), "noise_sd": noise_sd}
     if np.ptp(y) == 0:  # a constant late part (a collapsed probe, say): exactly no decay
         return {**out, "decay": 0.0, "low": 0.0, "high": 0.0, "p_value": 1.0, "autocorrelation": 0.0}
-    upper = autocorrelation + math.sqrt(max(1.0 - autocorrelation**2, 0.0) / n)
-    phi = float(AUTOCORRELATION_GRID[np.abs(AUTOCORRELATION_GRID - upper).argmin()])
+    phi = reference_autocorrelation(autocorrelation, n)
     if rng is None:
         reference = _cached_reference(design, phi)
     else:

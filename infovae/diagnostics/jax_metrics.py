@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import entr, gammaln, logsumexp, rel_entr
 
+from infovae.diagnostics.metrics import check_prior_rows
 from infovae.diagnostics.two_sample import FEATURES, PERMUTATIONS
 
 __all__ = [
@@ -132,9 +133,10 @@ def discrete_elbo_surgery(q_probs, p_probs):
     ``marginal_kl = KL(qbar || pbar)`` (``0 log 0 = 0``; a value that q gives mass and p none makes a KL
     infinite). Population mismatch is :func:`marginal_fit`'s.
 
-    :param q_probs: ``[n, K]`` posteriors; ``p_probs``: ``[n, K]`` priors.
+    :param q_probs: ``[n, K]`` posteriors; ``p_probs``: ``[n, K]`` priors, or ``[1, K]``: one shared.
     :returns: ``{"mean_kl", "mi", "marginal_kl"}``, scalars.
     """
+    check_prior_rows(q_probs.shape[0], p_probs.shape[0])  # shapes are static under jit
     q_mean, p_mean = q_probs.mean(0), p_probs.mean(0)
     mi = rel_entr(q_probs, q_mean).sum(-1).mean()
     marginal_kl = rel_entr(q_mean, p_mean).sum()
@@ -175,9 +177,13 @@ def gaussian_elbo_surgery(key, q_loc, q_scale, p_loc, p_scale):
     which grows as the posteriors narrow even where the population's aggregate matches the prior
     (:func:`marginal_fit` measures that). Time and memory are O(n^2 d).
 
-    :param q_loc: ``[n, d]``; ``q_scale``, ``p_loc``, ``p_scale`` likewise.
+    :param q_loc: ``[n, d]``; ``q_scale`` likewise; ``p_loc``, ``p_scale``: ``[n, d]``, or ``[1, d]``: one
+        prior shared by all.
     :returns: ``{"mean_kl", "mi", "marginal_kl"}``, scalars, with ``mean_kl = mi + marginal_kl``.
     """
+    check_prior_rows(q_loc.shape[0], p_loc.shape[0])  # shapes are static under jit
+    # A shared prior as n identical components: its mixture is itself, whatever n.
+    p_loc, p_scale = jnp.broadcast_to(p_loc, q_loc.shape), jnp.broadcast_to(p_scale, q_loc.shape)
     z = sample_gaussian(key, q_loc, q_scale)
     log_n = math.log(z.shape[0])
     log_q_cross = _pairwise_gaussian_log_density(z, q_loc, q_scale)

@@ -18,6 +18,7 @@ __all__ = [
     "adjusted_mutual_information",
     "context_probe_accuracy",
     "discrete_recon_z_gain",
+    "check_prior_rows",
     "elbo_surgery",
     "expected_bayes_accuracy",
     "is_discrete",
@@ -213,6 +214,16 @@ def _gaussian_log_density(z, loc, scale):
     return out
 
 
+def check_prior_rows(num_posteriors, num_priors):
+    """The ELBO surgery's priors: one per posterior, or one shared by all (another number would be
+    averaged as a mixture of other components, silently)."""
+    if num_priors not in (1, num_posteriors):
+        raise UserInputError(
+            f"elbo_surgery: {num_posteriors} posteriors need one prior or {num_posteriors} priors, one per "
+            f"example; got {num_priors}"
+        )
+
+
 def elbo_surgery(q, p, rng):
     """Split ``mean_i KL(q(z|x_i,y_i) || p(z))`` into ``mi + marginal_kl`` (Hoffman & Johnson 2016).
 
@@ -224,8 +235,11 @@ def elbo_surgery(q, p, rng):
     mismatch: it grows as the posteriors narrow even where their population mixture is the prior
     (:func:`infovae.diagnostics.two_sample.marginal_fit` measures that).
 
+    :param q: the posteriors, one per example (``[n, K]`` probabilities or ``[n, d]`` locations and scales).
+    :param p: the priors, one per example, or one shared by all (``[1, K]``, ``[1, d]``).
     :returns: ``{"mean_kl", "mi", "marginal_kl"}``, with ``mean_kl == mi + marginal_kl``.
     """
+    check_prior_rows(len(q.probs if is_discrete(q) else q.loc), len(p.probs if is_discrete(p) else p.loc))
     if is_discrete(q):
         qs, ps = q.probs, p.probs
         q_mean, p_mean = qs.mean(0), ps.mean(0)
@@ -235,12 +249,12 @@ def elbo_surgery(q, p, rng):
         from scipy.special import logsumexp
 
         z = sample_latents(q, rng)
-        n = len(z)
         log_q_cross = _gaussian_log_density(z, q.loc, q.scale)
-        log_p_cross = _gaussian_log_density(z, p.loc, p.scale)
+        # A shared prior as n identical components: its mixture is itself, whatever n.
+        log_p_cross = _gaussian_log_density(z, *np.broadcast_arrays(p.loc, p.scale, q.loc)[:2])
         log_q_own = np.diagonal(log_q_cross)
-        log_q_agg = logsumexp(log_q_cross, axis=1) - np.log(n)
-        log_p_agg = logsumexp(log_p_cross, axis=1) - np.log(n)
+        log_q_agg = logsumexp(log_q_cross, axis=1) - np.log(len(z))
+        log_p_agg = logsumexp(log_p_cross, axis=1) - np.log(len(z))
         mi = float(np.mean(log_q_own - log_q_agg))
         marginal_kl = float(np.mean(log_q_agg - log_p_agg))
     return {"mean_kl": mi + marginal_kl, "mi": mi, "marginal_kl": marginal_kl}

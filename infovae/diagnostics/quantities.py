@@ -62,9 +62,10 @@ QUANTITIES = {
         ),
         Quantity(
             "marginal_mmd",
-            "squared MMD between one draw per evaluation example of q(z|x,y) and of p(z|x): the population's aggregate "
-            "posterior against its prior (Gaussian kernel of width the draws' spread, or the latent's value counts); "
-            "unbiased, 0 on average where they match, so small negative values are noise",
+            "squared MMD between one draw of q(z|x,y) per example of one half of the evaluation examples and one of "
+            "p(z|x) per example of the other half: the population's aggregate posterior against its prior (Gaussian "
+            "kernel of width the draws' spread, or the latent's value counts); unbiased, 0 on average where they "
+            "match, so small negative values are noise",
             "lower",
         ),
         Quantity(

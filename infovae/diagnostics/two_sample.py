@@ -2,8 +2,8 @@ r"""Does the aggregate posterior match the prior? A two-sample test between draw
 JAX twin is :func:`infovae.diagnostics.jax_metrics.marginal_fit`).
 
 One draw ``z_i ~ q(z | x_i, y_i)`` per example of an i.i.d. sample of the data is a draw from the
-population's aggregate posterior ``q(z) = E_{x,y} q(z | x, y)``, and one draw ``z'_i ~ p(z | x_i)`` per
-example a draw from the aggregate prior ``p(z) = E_x p(z | x)``. Comparing the two samples measures how
+population's aggregate posterior ``q(z) = E_{x,y} q(z | x, y)``, and one draw ``z'_j ~ p(z | x_j)`` per
+example of another such sample a draw from the aggregate prior ``p(z) = E_x p(z | x)``. Comparing the two samples measures how
 far ``q(z)`` is from ``p(z)`` without confusing mismatch with posterior width: posteriors that narrow
 while their mixture still matches the prior leave the test where it was, where the KL between the
 n-component mixtures over the examples (``marginal_kl`` of the ELBO surgery) grows without bound.
@@ -21,9 +21,11 @@ features ``sqrt(2/D) cos(a W + c)``, ``W ~ N(0, I / h^2)``, ``c ~ U(0, 2 pi)`` (
 random kernel of the same expectation); for integer codes it is ``k(a, b) = [a = b]``, so that the
 statistic is the squared distance between the two samples' frequency vectors, less its noise. The
 p-value is that of a permutation test with :data:`PERMUTATIONS` random relabellings of the pooled draws:
-exact under exchangeability, so uniform when the two samples come from one distribution. When the
-prior depends on x, the draws ``z_i`` and ``z'_i`` of one example are positively dependent, which only
-makes the test conservative. Measured (``tests/diagnostics/test_two_sample.py``, 1000 draws of
+exact under exchangeability, so uniform when the two samples come from one distribution and are
+independent. They must come from different examples when the prior depends on x: the draws ``z_i`` and
+``z'_i`` of one example are then positively dependent, which biases the statistic below zero and takes
+most of the test's power (an evaluation draws them from two disjoint halves of its examples:
+:func:`infovae.diagnostics.evaluate.matching_halves`). Measured (``tests/diagnostics/test_two_sample.py``, 1000 draws of
 dimension 8): a population aggregate exactly N(0, I) made of posteriors of scale 0.3, 0.1 or 0.03 is
 called mismatched at the nominal rate, a mean shift of 0.5 in one dimension is found every time and a
 variance of 2 in one dimension about 98% of the time.
@@ -100,7 +102,8 @@ def marginal_fit(posterior_draws, prior_draws, rng=None, permutations=PERMUTATIO
 
     :param posterior_draws: one draw of ``q(z | x_i, y_i)`` per example: ``[n, d]`` floats, or ``[n]``
         integer codes of a discrete latent.
-    :param prior_draws: one draw of ``p(z | x_i)`` per example, of the same kind (``[m, d]`` or ``[m]``).
+    :param prior_draws: one draw of ``p(z | x_j)`` per example, of the same kind (``[m, d]`` or ``[m]``),
+        of other examples than the posterior's where the prior depends on x (see the module).
     :param rng: a :class:`numpy.random.Generator` or seed for the random features and relabellings.
     :param permutations: relabellings of the permutation test.
     :returns: ``{"statistic", "p_value"}``: the unbiased squared MMD (0 on average when the aggregates

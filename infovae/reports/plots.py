@@ -142,9 +142,11 @@ def plot_elbo_surgery(records, test=None, selected_step=None):
     return fig
 
 
-def plot_probe(records, num_labels=None, num_examples=None, test=None, selected_step=None):
+def plot_probe(records, chance=None, num_examples=None, test=None, selected_step=None):
     """Accuracy of the sampled-z probe and NMI over training (validation), against the Bayes ceiling and
-    chance, with chance's noise band (two binomial standard errors at ``num_examples``).
+    ``chance`` (the most frequent label's share among the validation examples evaluated:
+    :func:`~infovae.reports.verdicts.chance_accuracy`), with chance's noise band (two binomial standard
+    errors at ``num_examples``).
 
     :param test: ``{"probe_accuracy", "nmi"}`` of the test split, or ``None``.
     """
@@ -161,9 +163,8 @@ def plot_probe(records, num_labels=None, num_examples=None, test=None, selected_
         ax.axhline(
             float(np.mean(ceiling)), color="k", ls="--", label=f"Bayes ceiling, validation ({float(np.mean(ceiling)):.3f})"
         )
-    if num_labels:
-        chance = 1.0 / num_labels
-        ax.axhline(chance, color="grey", ls=":", label=f"chance (1/{num_labels})")
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", label=f"chance: most frequent label's share ({chance:.3f})")
         if num_examples:
             se = np.sqrt(chance * (1 - chance) / num_examples)
             ax.axhspan(
@@ -755,7 +756,8 @@ def plot_probe_panels(panels, chance=None, ceiling=None, panel_title="", num_exa
     """Probe curves as small multiples.
 
     :param panels: ``[(title, [(label, steps, runs [seeds, steps]), ...]), ...]``: at most six lines a panel.
-    :param chance: chance accuracy (``1 / number of labels``), drawn with its noise band when
+    :param chance: chance accuracy (the most frequent label's share among the examples evaluated:
+        :func:`~infovae.reports.verdicts.chance_accuracy`), drawn with its noise band when
         ``num_examples`` is given.
     :param ceiling: the Bayes ceiling.
     """

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from infovae.core.latents import CategoricalLatent
+from infovae.data.base import evaluation_subset
 from infovae.diagnostics.coverage import coverage_bounds
 from infovae.diagnostics.metrics import latent_codes
 from infovae.diagnostics.quantities import QUANTITIES
@@ -72,6 +73,13 @@ def _num_labels(splits):
     return max(splits.train.num_labels, splits.val.num_labels, splits.test.num_labels)
 
 
+def _evaluated_labels(run, split):
+    """The labels of the examples of ``split`` an evaluation used (its probe was scored on), selected as
+    the evaluation selects them (:func:`~infovae.data.base.evaluation_subset`, which
+    :func:`~infovae.diagnostics.evaluate.held_out_set` calls), or ``None`` without labels."""
+    return evaluation_subset(getattr(run.splits, split), run.config.train.eval_examples, run.config.data.seed).labels
+
+
 def _evaluated(run, split):
     """How many examples of ``split`` an evaluation used."""
     return min(len(getattr(run.splits, split)), run.config.train.eval_examples)
@@ -123,7 +131,8 @@ def run_figures(run, seed=0, tree=None):
     }
     num_labels = _num_labels(splits)
     if test.labels is not None:
-        figures["probe"] = plots.plot_probe(records, num_labels, _evaluated(run, "val"), summary if summary else None, selected)
+        chance = verdicts.chance_accuracy(_evaluated_labels(run, "val"))
+        figures["probe"] = plots.plot_probe(records, chance, _evaluated(run, "val"), summary if summary else None, selected)
     q, p = run.backend.posterior(test.x, test.y), run.backend.prior(test.x)
     figures["latent_usage"] = plots.plot_latent_usage(q, p)
     if test.labels is not None:
@@ -274,7 +283,6 @@ def write_run_report(run_dir, seed=0, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAM
     write_datatree(tree, folder / "inference.nc")
     s, c = run.summary or {}, run.config
     latent = c.model.latent
-    num_labels = _num_labels(run.splits)
     training = [
         verdicts.selection_sentence(s, c.train),
         verdicts.monitor_verdict(run.records, c.train.monitor),
@@ -283,7 +291,9 @@ def write_run_report(run_dir, seed=0, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAM
     ceiling = s.get("bayes_accuracy")
     latent_lines = [
         verdicts.collapse_warning(s, latent),
-        verdicts.chance_verdict(s.get("probe_accuracy"), num_labels, _evaluated(run, "test"), ceiling)
+        verdicts.chance_verdict(
+            s.get("probe_accuracy"), verdicts.chance_accuracy(_evaluated_labels(run, "test")), _evaluated(run, "test"), ceiling
+        )
         if run.splits.test.labels is not None
         else "The data has no labels, so there is no probe, NMI or contingency table.",
         verdicts.probe_decay_verdict(run.records, _evaluated(run, "val")),

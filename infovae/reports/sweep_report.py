@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infovae.data.base import evaluation_subset
 from infovae.diagnostics.coverage import tv_noise_bias_bound
 from infovae.diagnostics.decay import decay_test
 from infovae.diagnostics.quantities import QUANTITIES
@@ -21,6 +22,7 @@ from infovae.reports.verdicts import (
     COLLAPSE_MI,
     COVERAGE_THRESHOLD,
     SIGNIFICANCE,
+    chance_accuracy,
     coverage_phrase,
     decay_phrase,
     probe_vs_chance,
@@ -119,9 +121,12 @@ class _Sweep:
         return out
 
     def labels(self, name=None):
-        """Number of labels, and the numbers of validation and test examples an evaluation used, from
-        the first finished trial's run (of the setting ``name``, where given: a sweep may vary them);
-        read once per ``name`` (a run's splits are its data, loaded or generated again)."""
+        """What the probes of the first finished trial's run (of the setting ``name``, where given: a sweep
+        may vary them) were scored on: ``num_labels`` (the largest label id + 1), and per split
+        (``val``, ``test``) the number of examples an evaluation used and ``chance``, the most frequent
+        label's share among them (:func:`~infovae.reports.verdicts.chance_accuracy`: what a probe that
+        learned nothing scores at best), each ``None`` where unknown; read once per ``name`` (a run's
+        splits are its data, loaded or generated again)."""
         if name not in self._labels:
             self._labels[name] = self._read_labels(name)
         return self._labels[name]
@@ -135,10 +140,13 @@ class _Sweep:
                 splits = run.splits
             except Exception:  # a damaged trial: no chance line, not a failed report
                 continue
-            num = max(splits.train.num_labels, splits.val.num_labels, splits.test.num_labels)
-            limit = run.config.train.eval_examples
-            return num, min(len(splits.val), limit), min(len(splits.test), limit)
-        return 0, None, None
+            out = {"num_labels": max(splits.train.num_labels, splits.val.num_labels, splits.test.num_labels)}
+            for split in ("val", "test"):
+                # The examples an evaluation scored the probe on, selected as the evaluation selects them.
+                held = evaluation_subset(getattr(splits, split), run.config.train.eval_examples, run.config.data.seed)
+                out[f"num_{split}"], out[f"{split}_chance"] = len(held), chance_accuracy(held.labels)
+            return out
+        return {"num_labels": 0, "num_val": None, "num_test": None, "val_chance": None, "test_chance": None}
 
 
 def _aligned(runs):
@@ -178,14 +186,14 @@ def _probe_figure(s):
                 label = _setting_name(rest) if rest else _setting_name({panel_key: key}) if panel_key else name
                 lines.append((label, steps, values))
             panels.append((title + (f" ({c + 1}/{len(chunks)})" if len(chunks) > 1 else ""), lines))
-    num_labels, num_val, _ = s.labels()
+    labels = s.labels()
     ceiling = [r.get("bayes_accuracy") for r in s.rows if r.get("bayes_accuracy") is not None]
     return plots.plot_probe_panels(
         panels,
-        chance=1.0 / num_labels if num_labels else None,
+        chance=labels["val_chance"],
         ceiling=float(np.mean(ceiling)) if ceiling else None,
         panel_title=f"one panel per {AXIS_LABELS.get(panel_key, panel_key)}" if panel_key else "",
-        num_examples=num_val,
+        num_examples=labels["num_val"],
     )
 
 
@@ -210,11 +218,11 @@ def _forest_figure(s):
         return None
     per_seed = {m: [_per_seed(s, m).get(n, []) for n in names] for m in metrics}
     reference = {}
-    num_labels, _, _ = s.labels()
+    chance = s.labels()["test_chance"]
     ceiling = [r.get("bayes_accuracy") for r in s.rows if r.get("bayes_accuracy") is not None]
     probe_refs = []
-    if num_labels:
-        probe_refs.append((1.0 / num_labels, f"chance (1/{num_labels})", ":"))
+    if chance is not None:
+        probe_refs.append((chance, f"chance: most frequent label's share ({chance:.3f})", ":"))
     if ceiling:
         probe_refs.append((float(np.mean(ceiling)), "Bayes ceiling", "--"))
     reference["probe_accuracy"] = probe_refs
@@ -395,10 +403,11 @@ def _setting_sentences(s):
     lines = []
     for e in s.table:
         name = s.name(e)
-        num_labels, _, num_test = s.labels(name)
-        chance = 1.0 / num_labels if num_labels else None
+        labels = s.labels(name)
+        num_labels, num_test, chance = labels["num_labels"], labels["num_test"], labels["test_chance"]
         parts = []
-        # Above chance against the binomial noise of the test examples; at chance only within a margin.
+        # Above chance (the most frequent label's share among the test examples evaluated) against the
+        # binomial noise of those examples; at chance only within a margin.
         probe = probe_vs_chance(_per_seed(s, "probe_accuracy").get(name, []), num_test, chance) if chance else None
         if probe is not None:
             parts.append(f"test probe {probe['text']}")

@@ -5,6 +5,9 @@ sweep's accuracies over seeds.
 Each function returns a sentence (markdown) or ``None`` where it has nothing to say;
 :func:`probe_vs_chance` returns its numbers with the phrase. A claim of *no* effect is made only as
 equivalence within a stated margin (the interval excludes more); otherwise the answer is "not resolved".
+Trends over training (still improving, overfitting, a decaying probe) are read from the late part's
+least-squares line with the curve's own autocorrelated noise
+(:func:`~infovae.diagnostics.decay.decay_test`), never from a comparison of two noisy evaluations.
 """
 
 import math
@@ -22,12 +25,12 @@ __all__ = [
     "COLLAPSE_MI",
     "COVERAGE_THRESHOLD",
     "DECAY_THRESHOLD",
-    "LAST_EVALUATIONS",
     "MIN_SEEDS",
-    "OVERFIT_WINDOW",
+    "MONITOR_MARGIN",
     "PERPLEXITY_COLLAPSE",
     "SIGNIFICANCE",
     "binomial_se",
+    "chance_accuracy",
     "chance_verdict",
     "collapse_warning",
     "coverage_phrase",
@@ -39,12 +42,15 @@ __all__ = [
     "selection_sentence",
 ]
 
-# A monitored quantity whose best value is among the last this many evaluations is still improving.
-LAST_EVALUATIONS = 2
+# "Stopped improving" is claimed only when the interval of the monitored quantity's improvement over the
+# second half of training excludes this fraction of its improvement over the whole run (from the first
+# evaluation to the end of the second half's least-squares line), or more.
+MONITOR_MARGIN = 0.05
 # A decay this large or larger matters (accuracy points): "no decay" is claimed only when the decay's
 # interval excludes it.
 DECAY_THRESHOLD = 0.05
-# "At chance" is claimed only when the accuracy's interval ends within this of chance (accuracy points).
+# "At chance" is claimed only when the accuracy's interval lies within this of chance on both sides
+# (accuracy points).
 CHANCE_MARGIN = 0.02
 # Tests (a probe above chance, a curve that decays) are one-sided at this level; intervals are 95%.
 SIGNIFICANCE = 0.05
@@ -55,8 +61,6 @@ COVERAGE_THRESHOLD = 0.1
 # Latent collapse: information below this many nats, or a perplexity this close to one.
 COLLAPSE_MI = 0.01
 PERPLEXITY_COLLAPSE = 1.1
-# Overfitting: over this many last evaluations, validation reconstruction fell while training rose.
-OVERFIT_WINDOW = 3
 
 
 def binomial_se(p, n):
@@ -68,32 +72,89 @@ def _values(records, key):
     return [(r["step"], r[key]) for r in records if r.get(key) is not None]
 
 
+def _trend(steps, values):
+    """:func:`~infovae.diagnostics.decay.decay_test` of ``values`` (in the orientation where a fall is
+    what is asked about) at ``steps``, or the reason it cannot be run (a string)."""
+    try:
+        return decay_test(np.asarray(values, dtype=float), np.asarray(steps, dtype=float))
+    except UserInputError as error:  # too few evaluations in the late part, say
+        return str(error)
+
+
+def _span(result):
+    return f"steps {result['start_step']:.0f}–{result['end_step']:.0f}, {result['n']} evaluations"
+
+
 def monitor_verdict(records, monitor="loss"):
-    """Whether the monitored validation quantity is still improving: its best value is among the last
-    :data:`LAST_EVALUATIONS` evaluations."""
+    """Whether the monitored validation quantity is still improving, from the trend of the second half
+    of training (:func:`~infovae.diagnostics.decay.decay_test`: the improvement of the late part's
+    least-squares line, with an interval and a one-sided p-value from the curve's own autocorrelated
+    noise).
+
+    *Still improving*: the improvement is shown (p below :data:`SIGNIFICANCE`); a flat, noisy curve is
+    called so at most at that rate. *Stopped improving*: the 95% interval excludes an improvement of
+    :data:`MONITOR_MARGIN` of the run's improvement (from the first evaluation to the end of the late
+    part's line) or more. *Not resolved* otherwise, and *not tested* where the second half holds too
+    few evaluations (:data:`~infovae.diagnostics.decay.MIN_LATE_EVALUATIONS`).
+    """
     series = _values(records, monitor)
     if len(series) < 2:
         return None
     better = QUANTITIES[monitor].better if monitor in QUANTITIES else "lower"
-    pick = min if better == "lower" else max
-    best_step, best = pick(series, key=lambda s: s[1])
-    position = [s for s, _ in series].index(best_step)
-    from_end = len(series) - 1 - position
-    if from_end < LAST_EVALUATIONS:
-        which = "the last evaluation" if from_end == 0 else f"the evaluation {from_end} before the last"
-        return (
-            f"**Still improving**: the best validation `{monitor}` ({best:.4g}) is at step {best_step}, {which} "
-            f"(of {len(series)}); training longer may change the numbers below."
-        )
-    return (
-        f"Validation `{monitor}` was best ({best:.4g}) at step {best_step}, {from_end} evaluations before the last "
-        f"({series[-1][1]:.4g} at step {series[-1][0]}): it has stopped improving."
+    sign = 1.0 if better == "lower" else -1.0  # oriented so that a fall of sign * value is an improvement
+    steps = np.array([s for s, _ in series], dtype=float)
+    values = np.array([v for _, v in series], dtype=float)
+    result = _trend(steps, sign * values)
+    if isinstance(result, str):
+        return f"Whether validation `{monitor}` is still improving is not tested ({result})."
+    gain, low, high, p = result["decay"], result["low"], result["high"], result["p_value"]
+    late = steps >= result["start_step"]
+    slope, intercept = np.polyfit(steps[late], sign * values[late], 1)
+    run_gain = sign * values[0] - (slope * steps[-1] + intercept)
+    margin = MONITOR_MARGIN * max(run_gain, 0.0)
+    numbers = (
+        f"over the second half of training ({_span(result)}) the least-squares line of validation `{monitor}` improved "
+        f"by {gain:.4g} "
+        f"(95% interval {low:.4g} to {high:.4g}; one-sided p = {p:.2g} against no improvement, from the curve's own "
+        f"noise: sd {result['noise_sd']:.3g}, lag-1 autocorrelation {result['autocorrelation']:.2f})"
     )
+    reference = (
+        f"{MONITOR_MARGIN:.0%} of its improvement over the run, {run_gain:.4g} from the first evaluation to the line's end"
+    )
+    if p < SIGNIFICANCE:
+        return f"**Still improving**: {numbers}; training longer may change the numbers below."
+    if high < margin:
+        excluded = f"an improvement of {margin:.4g} or more ({reference})" if margin > 0 else "any improvement"
+        return f"Validation `{monitor}` has **stopped improving**: {numbers}, which excludes {excluded}."
+    return (
+        f"Whether validation `{monitor}` is still improving is **not resolved**: {numbers}; neither an improvement "
+        f"nor its absence (less than {margin:.4g}: {reference}) is shown."
+    )
+
+
+def chance_accuracy(labels):
+    """Chance for a probe of ``labels``: what a probe that learned nothing scores at best, the share of
+    the most frequent label among the examples it is scored on (``1 / K`` only for ``K`` equally frequent
+    labels; label ids need not be ``0..K-1``). ``None`` without labels.
+
+    A probe whose predictions do not depend on the label scores ``sum_k P(predict k) share_k`` on
+    average, at most this; always predicting the most frequent label scores exactly this, without noise.
+    Pass the labels of the examples the probe was scored on: for a run's evaluations,
+    :func:`~infovae.data.base.evaluation_subset` of the split with ``train.eval_examples`` and
+    ``data.seed``, as :func:`~infovae.diagnostics.evaluate.held_out_set` selects them.
+    """
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return None
+    _, counts = np.unique(labels, return_counts=True)
+    return float(counts.max() / labels.size)
 
 
 def probe_vs_chance(accuracies, n_examples, chance, margin=CHANCE_MARGIN):
     """Whether probe accuracies, one per seed, each measured on the same ``n_examples`` examples, are
-    above ``chance``, at chance, or neither shown.
+    above ``chance`` (:func:`chance_accuracy`), at chance, below it, or neither shown.
 
     *Above chance*: the mean over seeds exceeds what chance gives on ``n_examples`` examples, at
     :data:`SIGNIFICANCE` (one-sided): ``P(Binomial(n, chance) >= n * mean)``. That is the noise of the
@@ -101,12 +162,16 @@ def probe_vs_chance(accuracies, n_examples, chance, margin=CHANCE_MARGIN):
     every seed a binomial accuracy about chance, on the examples the seeds share), so a second seed
     cannot turn a clear single seed into "at chance". *At chance*: the 95% interval of the mean
     (:func:`~infovae.diagnostics.intervals.seed_binomial_interval`: the seeds' spread and the examples'
-    binomial noise) ends within ``margin`` of chance. *Not resolved* otherwise, with fewer than
-    :data:`MIN_SEEDS` seeds named as the reason where the interval is wide.
+    binomial noise) lies within ``margin`` of chance on both sides. *Below chance*: the interval lies
+    below chance, and not within the margin: worse than always predicting the most frequent label,
+    which is not "no information" (with equally frequent labels a probe that ignores z cannot score
+    below chance on average, so it is systematically wrong; with unequal shares it may also be
+    favouring the rarer labels). *Not resolved* otherwise, with fewer than :data:`MIN_SEEDS` seeds named
+    as the reason where the interval is wide.
 
     :returns: ``None`` without an accuracy, else a dict: ``mean``, ``low``, ``high``, ``p_value``,
-        ``seeds``, ``verdict`` (``"above chance"``, ``"at chance"`` or ``"not resolved"``) and ``text``
-        (a markdown phrase that says so with its numbers).
+        ``seeds``, ``verdict`` (``"above chance"``, ``"at chance"``, ``"below chance"`` or
+        ``"not resolved"``) and ``text`` (a markdown phrase that says so with its numbers).
     """
     values = [a for a in accuracies if a is not None and np.isfinite(a)]
     if not values or not n_examples:
@@ -121,14 +186,21 @@ def probe_vs_chance(accuracies, n_examples, chance, margin=CHANCE_MARGIN):
     )
     if p_value < SIGNIFICANCE:
         verdict, text = "above chance", f"**above chance** ({numbers}; chance {chance:.3f}, p = {p_value:.2g})"
-    elif high <= chance + margin:
-        verdict, text = "at chance", f"**at chance** ({numbers}: the interval ends within {margin} of chance {chance:.3f})"
+    elif chance - margin <= low and high <= chance + margin:
+        verdict = "at chance"
+        text = f"**at chance** ({numbers}: the interval lies within ±{margin} of chance {chance:.3f})"
+    elif high < chance:
+        verdict = "below chance"
+        text = (
+            f"**below chance** ({numbers}: the interval lies below chance {chance:.3f}, the most frequent label's "
+            "share): worse than a probe that learned nothing, which is not 'no information'"
+        )
     else:
         verdict = "not resolved"
         reason = f"; {seeds} seed{'s are' if seeds != 1 else ' is'} too few to conclude" if seeds < MIN_SEEDS else ""
         text = (
             f"**not resolved** ({numbers}): not shown above chance {chance:.3f} (p = {p_value:.2g}) nor within "
-            f"{margin} of it{reason}"
+            f"±{margin} of it{reason}"
         )
     return {"mean": mean, "low": low, "high": high, "p_value": p_value, "seeds": seeds, "verdict": verdict, "text": text}
 
@@ -145,24 +217,36 @@ def coverage_phrase(low, high, numbers):
     return f"whether the prior covers the strategies is **not resolved** ({numbers})"
 
 
-def chance_verdict(accuracy, num_labels, num_examples, ceiling=None, split="test"):
-    """Whether one run's probe accuracy on ``num_examples`` examples is above chance, ``1 / num_labels``,
-    at chance, or neither shown (:func:`probe_vs_chance` with one seed: the binomial noise alone)."""
-    if accuracy is None or not num_labels or not num_examples:
+def chance_verdict(accuracy, chance, num_examples, ceiling=None, split="test"):
+    """Whether one run's probe accuracy on ``num_examples`` examples is above ``chance`` (the most
+    frequent label's share among them: :func:`chance_accuracy`), at chance, below it, or neither shown
+    (:func:`probe_vs_chance` with one seed: the binomial noise alone)."""
+    if isinstance(chance, (int, np.integer)) and not isinstance(chance, bool) and chance > 1:
+        raise TypeError(
+            f"chance_verdict takes chance as an accuracy (the most frequent label's share: chance_accuracy(labels)), "
+            f"not a number of labels ({chance})"
+        )
+    if accuracy is None or chance is None or not num_examples:
         return None
-    chance = 1.0 / num_labels
     result = probe_vs_chance([accuracy], num_examples, chance)
-    numbers = f"95% interval {result['low']:.3f}–{result['high']:.3f} at n = {num_examples}; chance {chance:.3f}"
+    numbers = (
+        f"95% interval {result['low']:.3f}–{result['high']:.3f} at n = {num_examples}; chance {chance:.3f}, "
+        "the most frequent label's share"
+    )
     bound = f"; the Bayes ceiling is {ceiling:.3f}" if ceiling is not None else ""
     verdict = {
         "above chance": f"is **above chance** ({numbers}, p = {result['p_value']:.2g}{bound}).",
         "at chance": (
-            f"is **at chance** ({numbers}: the interval ends within {CHANCE_MARGIN} of it{bound}). "
+            f"is **at chance** ({numbers}: the interval lies within ±{CHANCE_MARGIN} of it{bound}). "
             "z carries no label information that this probe can detect."
+        ),
+        "below chance": (
+            f"is **below chance** ({numbers}: the interval lies below it{bound}): worse than a probe that learned "
+            "nothing, which is not 'no information' (the probe is systematically wrong, or favours the rarer labels)."
         ),
         "not resolved": (
             f"is **not resolved** ({numbers}, p = {result['p_value']:.2g}{bound}): not shown above chance, nor within "
-            f"{CHANCE_MARGIN} of it."
+            f"±{CHANCE_MARGIN} of it."
         ),
     }[result["verdict"]]
     return f"The {split} probe accuracy {accuracy:.3f} {verdict}"
@@ -226,18 +310,25 @@ def collapse_warning(summary, latent):
 
 
 def overfitting_warning(records):
-    """A warning when, over the last :data:`OVERFIT_WINDOW` evaluations, validation reconstruction fell
-    while the training reconstruction (running mean) rose."""
-    window = [r for r in records if r.get("recon") is not None and r.get("train_recon") is not None][-OVERFIT_WINDOW:]
-    if len(window) < OVERFIT_WINDOW:
+    """A warning when, over the second half of training, the validation reconstruction fell while the
+    training reconstruction (running mean) rose, each shown beyond its own noise: both trends of
+    :func:`~infovae.diagnostics.decay.decay_test` (the late part's least-squares line, with the curve's
+    autocorrelated noise) significant at :data:`SIGNIFICANCE`, one-sided. Flat curves draw the warning
+    at most at that rate; ``None`` where the curves are too short to test."""
+    rows = [r for r in records if r.get("recon") is not None and r.get("train_recon") is not None]
+    if not rows:
         return None
-    val = np.array([r["recon"] for r in window])
-    train = np.array([r["train_recon"] for r in window])
-    if val[-1] < val[0] and train[-1] > train[0]:
+    steps = [r["step"] for r in rows]
+    val = _trend(steps, [r["recon"] for r in rows])
+    train = _trend(steps, [-r["train_recon"] for r in rows])
+    if isinstance(val, str) or isinstance(train, str):
+        return None
+    if val["p_value"] < SIGNIFICANCE and train["p_value"] < SIGNIFICANCE:
         return (
-            f"⚠ **Overfitting**: over the last {OVERFIT_WINDOW} evaluations (steps {window[0]['step']}–{window[-1]['step']}) "
-            f"the validation reconstruction fell from {val[0]:.4g} to {val[-1]:.4g} nats while the training "
-            f"reconstruction rose from {train[0]:.4g} to {train[-1]:.4g}."
+            f"⚠ **Overfitting**: over the second half of training ({_span(val)}) the validation reconstruction's "
+            f"least-squares line fell by {val['decay']:.4g} nats (95% interval {val['low']:.4g} to {val['high']:.4g}, "
+            f"p = {val['p_value']:.2g}) while the training reconstruction's (running mean) rose by {train['decay']:.4g} "
+            f"(95% interval {train['low']:.4g} to {train['high']:.4g}, p = {train['p_value']:.2g})."
         )
     return None
 

@@ -281,8 +281,10 @@ class NumPyroBackend(Backend):
         held, fitting = data.held, data.fit
         arrays = {"x": self._x(held.x), "y": self._y(held.y), "fit_x": self._x(fitting.x), "fit_y": self._y(fitting.y)}
         # The two-sample test's relabellings, drawn once for the run: any drawn apart from the latents serve.
+        first, second = data.matching_halves
+        arrays.update(matching_first=_on_device(first, np.int32), matching_second=_on_device(second, np.int32))
         relabelling_key = jax.random.PRNGKey(self.configs[0].data.seed)
-        arrays["relabellings"] = self._relabellings(relabelling_key, num_first=len(held), num_second=len(held))
+        arrays["relabellings"] = self._relabellings(relabelling_key, num_first=len(first), num_second=len(second))
         extra = {"num_labels": None, "bayes_accuracy": data.bayes_accuracy, "probe_x_accuracy": data.probe_x_accuracy}
         if held.labels is not None and fitting.labels is not None:
             arrays.update(labels=_on_device(held.labels, np.int32), fit_labels=_on_device(fitting.labels, np.int32))
@@ -358,7 +360,11 @@ class NumPyroBackend(Backend):
             )
             num_values = None
         out.update(mi=surgery["mi"], marginal_kl=surgery["marginal_kl"])
-        matching = jax_metrics.marginal_fit(keys["matching"], *draws, num_values, membership=data["relabellings"])
+        # The posterior's draws of one half of the examples against the prior's of the other (held_out_set).
+        posterior_draws, prior_draws = draws[0][data["matching_first"]], draws[1][data["matching_second"]]
+        matching = jax_metrics.marginal_fit(
+            keys["matching"], posterior_draws, prior_draws, num_values, membership=data["relabellings"]
+        )
         out.update(marginal_mmd=matching["statistic"], marginal_mmd_p=matching["p_value"])
         if num_labels is not None:
             q_fit = self.guide.posterior(params, data["fit_x"], data["fit_y"])

@@ -14,6 +14,7 @@ from infovae.core.latents import CategoricalLatent, GaussianLatent
 from infovae.data.strategies import StrategyGenerator
 from infovae.diagnostics import jax_metrics as jm
 from infovae.diagnostics import metrics, two_sample
+from infovae.errors import UserInputError
 
 
 @pytest.fixture
@@ -94,6 +95,22 @@ def test_gaussian_elbo_surgery_matches_metrics_on_the_same_draw(x64, spread):
     for name in ("mean_kl", "mi", "marginal_kl"):
         assert float(got[name]) == pytest.approx(expected[name], rel=1e-10)
     assert 0.5 < float(got["mi"]) <= np.log(n) + 1e-9
+
+
+def test_elbo_surgery_takes_one_shared_prior_as_metrics_does(x64):
+    rng = np.random.default_rng(4)
+    n = 50
+    q_probs, q_loc, q_scale = rng.dirichlet(np.ones(3), size=n), rng.normal(0, 0.8, (n, 2)), np.full((n, 2), 0.6)
+    p_probs = np.array([[0.2, 0.3, 0.5]])
+    shared = jm.discrete_elbo_surgery(jnp.asarray(q_probs), jnp.asarray(p_probs))
+    repeated = jm.discrete_elbo_surgery(jnp.asarray(q_probs), jnp.asarray(np.tile(p_probs, (n, 1))))
+    assert all(float(shared[k]) == pytest.approx(float(repeated[k]), rel=1e-12) for k in shared)
+    key = jax.random.key(0)
+    shared = jm.gaussian_elbo_surgery(key, jnp.asarray(q_loc), jnp.asarray(q_scale), jnp.zeros((1, 2)), jnp.ones((1, 2)))
+    repeated = jm.gaussian_elbo_surgery(key, jnp.asarray(q_loc), jnp.asarray(q_scale), jnp.zeros((n, 2)), jnp.ones((n, 2)))
+    assert all(float(shared[k]) == pytest.approx(float(repeated[k]), rel=1e-12) for k in shared)
+    with pytest.raises(UserInputError, match="50 posteriors need one prior or 50 priors"):
+        jm.gaussian_elbo_surgery(key, jnp.asarray(q_loc), jnp.asarray(q_scale), jnp.zeros((3, 2)), jnp.ones((3, 2)))
 
 
 @pytest.mark.parametrize("offset", [0.0, 1000.0])

@@ -56,6 +56,24 @@ def test_gaussian_elbo_surgery():
     assert out["mean_kl"] == pytest.approx(out["mi"] + out["marginal_kl"], rel=1e-12)
 
 
+@pytest.mark.parametrize("latent", ["discrete", "gaussian"])
+def test_elbo_surgery_takes_one_shared_prior_as_that_prior_for_every_example(latent):
+    """A prior passed once ([1, ...]) is the same distribution as it repeated per example: the same split
+    up to rounding (before, a shared Gaussian prior moved marginal_kl by log n); another count is refused."""
+    rng = np.random.default_rng(5)
+    n = 200
+    if latent == "discrete":
+        q, shared = CategoricalLatent(rng.dirichlet(np.ones(4), size=n)), np.array([[0.1, 0.2, 0.3, 0.4]])
+        one, repeated, three = (CategoricalLatent(np.tile(shared, (k, 1))) for k in (1, n, 3))
+    else:
+        q = GaussianLatent(rng.normal(0, 0.8, (n, 3)), np.full((n, 3), 0.6))
+        one, repeated, three = (GaussianLatent(np.zeros((k, 3)), np.ones((k, 3))) for k in (1, n, 3))
+    expected = metrics.elbo_surgery(q, repeated, np.random.default_rng(1))
+    assert metrics.elbo_surgery(q, one, np.random.default_rng(1)) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(UserInputError, match="200 posteriors need one prior or 200 priors, one per example; got 3"):
+        metrics.elbo_surgery(q, three, np.random.default_rng(1))
+
+
 def test_sample_latents():
     rng = np.random.default_rng(3)
     probs = np.array([[1.0, 0.0, 0.0], [0.0, 0.25, 0.75]])

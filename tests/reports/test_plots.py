@@ -42,13 +42,13 @@ def test_elbo_surgery_keeps_a_small_mismatch_visible():
 
 def test_probe_legend_does_not_cover_the_chance_line():
     records = [{"step": s, "probe_accuracy": a, "bayes_accuracy": 0.8, "nmi": 0.2} for s, a in ((10, 0.3), (20, 0.35))]
-    fig = plots.plot_probe(records, num_labels=3, num_examples=60)
+    fig = plots.plot_probe(records, chance=0.4, num_examples=60)
     fig.canvas.draw()
     ax = fig.axes[0]
     legend = ax.get_legend().get_window_extent()
     plot_area = ax.get_window_extent()
     assert legend.y1 <= plot_area.y0  # below the axes, not over the lines
-    assert any("chance" in t.get_text() for t in ax.get_legend().get_texts())
+    assert any("chance" in t.get_text() and "0.400" in t.get_text() for t in ax.get_legend().get_texts())
 
 
 def test_heatmap_colour_direction_follows_better():

@@ -62,7 +62,7 @@ def test_run_report_has_every_promised_figure_with_a_caption(runs, name):
     if name == "nolabels":
         assert "The data has no labels" in text
     else:
-        assert re.search(r"The test probe accuracy [0-9.]+ is \*\*(at chance|above chance|not resolved)\*\*", text)
+        assert re.search(r"The test probe accuracy [0-9.]+ is \*\*(at chance|above chance|below chance|not resolved)\*\*", text)
         # Twenty steps give too few evaluations for the decay test, which must say so rather than guess.
         assert re.search(r"Validation probe accuracy(: not tested for decay| \(sampled z\) over the second half)", text)
     if name in ("strategies", "gaussian", "numpyro"):
