@@ -21,6 +21,13 @@ carry its scale ``size / subsample_size``, and the batch-level terms are multipl
 
 .. math:: \text{loss} / N = -(\overline{\text{recon}} - \beta\,\overline{\text{KL}} - \gamma D + \delta\,\overline{\text{JSD}}).
 
+Handlers' scales and masks act as in ``Trace_ELBO``: each site's log-probability carries its own (a scale
+or mask on the latent in the guide only weighs ``log q``, in the model only ``log p``). The batch-level
+terms (``mi``, ``D``, the JSD) carry the scale that handlers put on every site alike
+(``poutine.scale(model, s)``, ``poutine.scale(guide, s)``), so that the loss is then ``s`` times the plain
+one and the identity above holds for the scaled terms; where the sites' scales differ there is no such
+scale, and a weighted batch-level term is refused.
+
 How each term is computed:
 
 - Discrete latent (``Categorical``/``OneHotCategorical``): summed out exactly. The model is replayed with
@@ -33,8 +40,10 @@ How each term is computed:
   factor, as the *sum of per-factor JSDs* for a factorised event (the joint JSD is intractable), and by
   Monte Carlo for a reparameterisable continuous decoder. For a continuous latent the decoders at
   ``jsd_samples`` latent draws from the prior (or posterior) are compared with uniform weights, a
-  Monte-Carlo estimate. A model whose decoder cannot take the draws stacked on a leading dim is
-  replayed once per draw instead.
+  Monte-Carlo estimate. The draws are replayed stacked on a leading dim where every decoder's batch
+  shape then shows that dim left of the plates, and once per draw otherwise (a decoder written for one
+  draw, or one that ignores the latent); where ``jsd_samples`` is the batch size the shapes cannot tell,
+  and the draws are replayed one by one.
 - ``mi``: the mutual information between example and latent on the minibatch, exact for a discrete
   latent, the minibatch estimate :math:`\log q(z_i|x_i) - \log \frac1B\sum_j q(z_i|x_j)` otherwise.
 
@@ -57,6 +66,7 @@ A backend supplies three things: ``_ops``, an :class:`ArrayOps` of its array fun
 """
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -198,6 +208,20 @@ class TracePass(ABC):
         """Extra keyword arguments a random divergence needs for ``stream`` (a key, in JAX)."""
 
 
+def _same_weight(a, b) -> bool:
+    """Whether two sites' scales are the same one: the same object, or equal numbers (a plate's scale
+    may be a number or, where its size is read from a tensor under ``torch.jit.trace``, a 0-d tensor; a
+    per-example scale is never the same as another)."""
+    if a is b:
+        return True
+    if a is None or b is None:
+        return False
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError, RuntimeError):  # a per-example tensor, or a value JAX is tracing
+        return False
+
+
 class InfoVAEObjective:
     """The InfoVAE objective for a conditional model/guide pair (the math: the module docstring), as
     both backends' ``InfoVAE_ELBO`` construct it; a backend's subclass of its own ``ELBO`` mixes it in
@@ -335,12 +359,16 @@ class InfoVAEObjective:
             )
         return tp.draw(fn, sample_shape, stream, index)
 
-    def _pass_terms(self, tp: TracePass, wanted: frozenset) -> dict:
+    def _pass_terms(self, tp: TracePass, wanted: frozenset, optional: bool = False) -> dict:
         """Per-example ``recon`` and ``kl`` and the ``wanted`` optional terms of one pass; with several
-        local latents also ``kl[site]`` (and ``mi[site]``, ``marginal_kl[site]`` when ``mi`` is wanted)."""
+        local latents also ``kl[site]`` (and ``mi[site]``, ``marginal_kl[site]`` when ``mi`` is wanted).
+        With ``optional``, an optional term the pair does not support is left out, with a warning,
+        rather than raising (:meth:`_reported`)."""
         ops, traces, roles, N = self._ops, self._traces, tp.roles, tp.num_data
-        log_q = {n: tp.joint(ops, traces.log_prob(tp.guide[n].fn, tp.guide[n].value), n) for n in roles.local}
-        log_p = {n: tp.joint(ops, traces.log_prob(tp.model[n].fn, tp.model[n].value), n) for n in roles.local}
+        raw_q = {n: traces.log_prob(tp.guide[n].fn, tp.guide[n].value) for n in roles.local}
+        raw_p = {n: traces.log_prob(tp.model[n].fn, tp.model[n].value) for n in roles.local}
+        log_q = {n: tp.joint(ops, raw_q[n], n) for n in roles.local}
+        log_p = {n: tp.joint(ops, raw_p[n], n) for n in roles.local}
         # q of each configuration of the discrete latents, [J, B] (their product: each is q given the ones before).
         q = ops.exp(sum(log_q[n] for n in roles.discrete)) if roles.discrete else None
 
@@ -349,32 +377,112 @@ class InfoVAEObjective:
             even where a log-probability there is -inf."""
             return values.sum(0) if q is None else (q * ops.where(q > 0, values, 0.0)).sum(0)
 
+        def weighed(site, values):
+            """A site's log-probabilities with its own scale and mask, as ``[J, B]``."""
+            return tp.joint(ops, scale_and_mask(ops, values, site.scale, site.mask), site.name)
+
         recon = 0.0
         for name in roles.observed:
             site = tp.model[name]
             log_lik = tp.joint(ops, scale_and_mask(ops, traces.log_prob(site.fn, site.value), mask=site.mask), name)
             recon = recon + scale_and_mask(ops, expect(log_lik), site.scale).sum()
-        kls = {
-            n: scale_and_mask(ops, expect(log_q[n] - log_p[n]), tp.model[n].scale, tp.model[n].mask).sum() / N
-            for n in roles.local
-        }
+
+        def site_kl(n):
+            """``KL`` of latent ``n`` summed over the minibatch: log q with the guide site's scale and mask,
+            log p with the model site's, as Trace_ELBO weighs each site (a handler may scale or mask the
+            latent on one side only). Where both sides carry the same (the plate's scale alone, say),
+            the difference is weighed once, after the expectation, as the backends' numbers always were."""
+            guide, model = tp.guide[n], tp.model[n]
+            if _same_weight(guide.scale, model.scale) and guide.mask is model.mask:
+                return scale_and_mask(ops, expect(log_q[n] - log_p[n]), model.scale, model.mask).sum()
+            return expect(weighed(guide, raw_q[n]) - weighed(model, raw_p[n])).sum()
+
+        kls = {n: site_kl(n) / N for n in roles.local}
         terms = {"recon": recon / N, "kl": sum(kls.values())}
         if roles.global_:
             terms["global_kl"] = self._global_kl(tp)
         several = len(roles.local) > 1
         if several:
             terms.update({f"kl[{n}]": kl for n, kl in kls.items()})
-        if "mi" in wanted:
-            terms["mi"] = self._mutual_information(tp, log_q, q, expect, roles.local)
+        scale = self._pair_scale(tp)
+
+        def batch_term(name, compute):
+            """A term of the whole minibatch, ``compute()``, before the pair's scale; ``None`` where it is
+            left out."""
+            try:
+                if scale is None:
+                    raise UnsupportedModelError(
+                        f"the {name!r} term is a statistic of the whole minibatch, so it takes a scale that a handler "
+                        f"puts on every site alike (poutine.scale around both model and guide), but the sites' scales "
+                        f"differ ({self._describe_scales(tp)}): scale every site alike (use beta to weigh the KL), or "
+                        "set the term's weight to 0"
+                    )
+                return compute()
+            except UnsupportedModelError as error:
+                if not optional:
+                    raise
+                warnings.warn(f"loss_terms leaves out the term {name!r}: {error}", stacklevel=2)
+                return None
+
+        def scaled(value):
+            return value if scale == 1.0 else value * scale
+
+        mi = batch_term("mi", lambda: self._mutual_information(tp, log_q, q, expect, roles.local)) if "mi" in wanted else None
+        if mi is not None:
+            terms["mi"] = scaled(mi)
             if several:
                 for n in roles.local:
-                    terms[f"mi[{n}]"] = self._site_mutual_information(tp, log_q, q, expect, n)
+                    terms[f"mi[{n}]"] = scaled(self._site_mutual_information(tp, log_q, q, expect, n))
                     terms[f"marginal_kl[{n}]"] = kls[n] - terms[f"mi[{n}]"]
         if "marginal" in wanted:
-            terms["marginal"] = self._marginal_term(tp, log_p, q, terms)
+            # ELBO surgery's marginal KL (mean KL - MI), both before the pair's scale.
+            surgery = None if mi is None else (terms["kl"] if scale == 1.0 else terms["kl"] / scale) - mi
+            marginal = batch_term("marginal", lambda: self._marginal_term(tp, log_p, q, surgery))
+            if marginal is not None:
+                terms["marginal"] = scaled(marginal)
         if "jsd" in wanted:
-            terms["jsd"] = self._jsd_term(tp, log_p, q)
+            jsd = batch_term("jsd", lambda: self._jsd_term(tp, log_p, q))
+            if jsd is not None:
+                terms["jsd"] = scaled(jsd)
         return terms
+
+    def _reported(self, tp: TracePass, terms: dict) -> dict:
+        """A pass's ``terms`` (those the loss weighs, :meth:`_pass_terms`) with the others that
+        ``loss_terms`` reports added: computed after every pass's weighted terms, so that the loss's
+        random draws are the ones ``loss`` makes, and left out (with a warning) where the pair does not
+        support them, as the loss does not need them."""
+        extra = self.wanted_terms(True) - self.wanted_terms(False)
+        return {**self._pass_terms(tp, extra, optional=True), **terms}
+
+    @staticmethod
+    def _handler_scales(tp: TracePass) -> dict:
+        """Each site's scale without the data plate's own ``size / subsample_size`` (the scale handlers
+        put on it), by ``"model"``/``"guide"`` and name; ``None`` where it is not one number."""
+        out = {}
+        for side, sites in (("guide", tp.guide), ("model", tp.model)):
+            for site in sites.values():
+                plate = site.num_data / site.plate_size if site.plates else 1.0
+                try:
+                    out[side, site.name] = float(1.0 if site.scale is None else site.scale) / plate
+                except Exception:  # noqa: BLE001  (a per-example tensor, or a traced value)
+                    out[side, site.name] = None
+        return out
+
+    def _pair_scale(self, tp: TracePass):
+        """The scale that handlers put on every site of the pair alike (``poutine.scale(model, s)`` and
+        ``poutine.scale(guide, s)``: the loss is then ``s`` times the plain one, as ``Trace_ELBO``'s), or
+        ``None`` where the sites' scales differ."""
+        scales = list(self._handler_scales(tp).values())
+        first = scales[0]
+        if first is None or any(s is None or not math.isclose(s, first, rel_tol=1e-9) for s in scales):
+            return None
+        return 1.0 if math.isclose(first, 1.0, rel_tol=1e-12) else first
+
+    def _describe_scales(self, tp: TracePass) -> str:
+        return ", ".join(
+            f"{side} site {name!r}: {'per example' if s is None else f'{s:g}'}"
+            for (side, name), s in self._handler_scales(tp).items()
+        )
 
     def _global_kl(self, tp: TracePass):
         """``log q - log p`` summed over the global latents (outside the data plate): their ordinary
@@ -441,8 +549,10 @@ class InfoVAEObjective:
 
     # -- the marginal divergence ----------------------------------------------------------------
 
-    def _marginal_term(self, tp: TracePass, log_p, q, terms):
-        """``D(q(z) || p(z))``: on the joint aggregate posterior, or summed over ``marginal_sites``."""
+    def _marginal_term(self, tp: TracePass, log_p, q, surgery):
+        """``D(q(z) || p(z))``: on the joint aggregate posterior, or summed over ``marginal_sites``;
+        ``surgery`` (ELBO surgery's marginal KL, or ``None`` where the MI is not computed) for latents
+        of several kinds."""
         roles = tp.roles
         if self.marginal_sites is not None:
             return sum(self._site_marginal(tp, log_p, q, name, marginal) for name, marginal in self.marginal_sites.items())
@@ -452,9 +562,9 @@ class InfoVAEObjective:
             # The discrete latents jointly: one categorical over the J configurations.
             p = self._ops.exp(sum(log_p[n] for n in roles.discrete))
             return self._divergence(tp, self.marginal or "kl", "", probs=(q.T, p.T))
-        if self.marginal is None and "mi" in terms:
+        if self.marginal is None and surgery is not None:
             # Natural term for latents of several kinds: ELBO surgery's marginal KL (mean KL - MI).
-            return terms["kl"] - terms["mi"]
+            return surgery
         raise UnsupportedModelError(
             f"the joint marginal divergence of several latent sites {list(roles.local)} with continuous ones among "
             "them is not supported: pass marginal_sites={site: divergence} to add one divergence per site"
@@ -572,21 +682,40 @@ class InfoVAEObjective:
         """Each observed site's decoder at each of S draws of latent ``name``: one distribution stacking
         them on a leading dim, or, for a model whose decoder takes one draw at a time, a list of S."""
         S = draws.shape[0]
-        stacked = draws.reshape((S,) + (1,) * (self.max_plate_nesting - len(source.batch_shape)) + tuple(draws.shape[1:]))
-        try:
-            return {obs: site.fn for obs, site in tp.replay_obs({name: stacked}).items()}
-        except UnsupportedModelError:
-            raise
-        except Exception:  # noqa: BLE001  (a user's decoder may refuse stacked draws any way it likes)
-            # A decoder written for one draw (it does not broadcast a leading dim): replay once per draw;
-            # a real error in the decoder raises again here.
-            each = [tp.replay_obs({name: draws[s]}) for s in range(S)]
-            return {obs: [sites[obs].fn for sites in each] for obs in tp.roles.observed}
+        # A decoder written for one draw may still run on the stacked draws without an error (one that
+        # loops over the examples stacks its B results on the left), so the stacked replay is taken only
+        # where every decoder has the draws' dim left of the plates; where S is the batch size the shapes
+        # cannot tell the two apart. A decoder that ignores the latent is replayed per draw too: its shape
+        # cannot show that it was evaluated per draw.
+        if S != tp.batch_size:
+            stacked = draws.reshape((S,) + (1,) * (self.max_plate_nesting - len(source.batch_shape)) + tuple(draws.shape[1:]))
+            try:
+                decoders = {obs: site.fn for obs, site in tp.replay_obs({name: stacked}).items()}
+            except UnsupportedModelError:
+                raise
+            except Exception:  # noqa: BLE001  (a user's decoder may refuse stacked draws any way it likes)
+                decoders = {}
+            if decoders and all(self._per_draw(tp, fn.batch_shape, S) for fn in decoders.values()):
+                return decoders
+        # Replayed once per draw; a real error in the decoder raises here.
+        each = [tp.replay_obs({name: draws[s]}) for s in range(S)]
+        return {obs: [sites[obs].fn for sites in each] for obs in tp.roles.observed}
 
-    def _factor_log_probs(self, tp: TracePass, obs_name, fn, stacked: bool):
-        """Class log-probabilities ``[K, B, F, C]`` (``[B, F, C]`` for one decoder of a list) over the F
-        factors of a categorical/Bernoulli observation, or ``None`` for a reparameterisable continuous
-        one (its JSD is a Monte-Carlo estimate)."""
+    @staticmethod
+    def _per_draw(tp: TracePass, batch_shape, num_draws) -> bool:
+        """Whether a decoder's ``batch_shape`` is ``[S, *plates]``: the draws' dim, then the plates'."""
+        shape, plates = tuple(batch_shape), tp.plate_shape
+        return (
+            len(shape) == len(plates) + 1
+            and shape[0] == num_draws
+            and all(size in (1, plate) for size, plate in zip(shape[1:], plates))
+        )
+
+    def _factor_log_probs(self, tp: TracePass, obs_name, fn, lead):
+        """Class log-probabilities ``[K, B, F, C]`` (``[B, F, C]`` for one decoder of a list, ``lead``
+        ``None``) over the F factors of a categorical/Bernoulli observation, the K decoders on the dims
+        ``lead`` left of the plates, or ``None`` for a reparameterisable continuous one (its JSD is a
+        Monte-Carlo estimate)."""
         if self._traces.unwrap(fn)[1]:
             raise UnsupportedModelError(f"the JSD term does not support a masked observation site {obs_name!r}")
         log_probs = self._traces.class_log_probs(fn)
@@ -599,24 +728,37 @@ class InfoVAEObjective:
                 f"{self._traces.describe(fn)}"
             )
         B = tp.batch_size
-        if not stacked:
+        if lead is None:
             return log_probs.reshape((B, -1, log_probs.shape[-1]))
-        # Every configuration's decoder, also where the decoder ignores some of the enumerated latents.
+        # Every decoder, also where the decoder ignores some of the latents.
         tail = tuple(log_probs.shape[len(fn.batch_shape) :])
-        lead = tp.enum_shape if tp.enum_shape else tuple(log_probs.shape[:1])
-        full = self._ops.broadcast_to(log_probs, lead + tp.plate_shape + tail)
+        full = self._ops.broadcast_to(log_probs, self._decoders_shape(tp, obs_name, fn, lead) + tail)
         return full.reshape((math.prod(lead), B, -1, log_probs.shape[-1]))
+
+    @staticmethod
+    def _decoders_shape(tp: TracePass, obs_name, fn, lead) -> tuple:
+        """``lead + plates``: the batch shape of K decoders stacked on the dims ``lead``, checked to be
+        one that ``fn``'s batch shape broadcasts to."""
+        shape, full = tuple(fn.batch_shape), tuple(lead) + tp.plate_shape
+        if len(shape) > len(full) or any(s not in (1, f) for s, f in zip(reversed(shape), reversed(full))):
+            raise UnsupportedModelError(
+                f"site {obs_name!r} has batch shape {shape}; the data plate of size {tp.batch_size} must be its only "
+                f"batch dim (left of it: only the latents' dims {tuple(lead)}): declare other dims with .to_event()"
+            )
+        return full
 
     def _decoder_jsd(self, tp: TracePass, obs_name, decoders, weights, batch_size):
         """Per-example JSD ``[B]`` between K decoder distributions of observed site ``obs_name``: one
-        distribution stacking them on its leading dim, or a list of them."""
+        distribution stacking them on its leading dim(s) (the enumerated latents', or the S draws'), or
+        a list of them."""
         ops = self._ops
         K = weights.shape[0]
+        lead = tp.enum_shape if tp.enum_shape else (K,)
         each = decoders if isinstance(decoders, list) else None
         if each is None:
-            log_probs = self._factor_log_probs(tp, obs_name, decoders, True)
+            log_probs = self._factor_log_probs(tp, obs_name, decoders, lead)
         else:
-            parts = [self._factor_log_probs(tp, obs_name, fn, False) for fn in each]
+            parts = [self._factor_log_probs(tp, obs_name, fn, None) for fn in each]
             log_probs = None if parts[0] is None else ops.stack(parts)
         if log_probs is not None:
             return ops.divergences.jensen_shannon(ops.exp(log_probs), weights, log_probs=log_probs).sum(-1)
@@ -628,6 +770,10 @@ class InfoVAEObjective:
         # A continuous decoder: one draw of each, scored by all (cross[k, j] = log p_j(y_k)).
         dim = tp.plate_dim
         if each is None:
+            # Each of the K decoders draws its own value, also where the decoder ignores the latent.
+            full = self._decoders_shape(tp, obs_name, decoders, lead)
+            if tuple(decoders.batch_shape) != full:
+                decoders = decoders.expand(full)
             draws = self._rsample(tp, decoders, (), "the JSD term", "decoder", obs_name)
             cross = decoders.log_prob(draws.reshape(draws.shape[:1] + (1,) + tuple(draws.shape[1:])))
             cross = flat_batch(cross, obs_name, (K, K), batch_size, dim)

@@ -16,7 +16,6 @@ import torch
 from pyro.infer.elbo import ELBO
 from pyro.util import warn_if_nan
 
-from infovae.core.arguments import TERMS
 from infovae.core.objective import ArrayOps, InfoVAEObjective, TracePass
 from infovae.objectives import _traces, divergences
 
@@ -112,8 +111,19 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
         data, ``marginal`` is D(q(z) || p(z)), ``jsd`` the mean JSD and ``mi`` the mutual information
         between example and latent on the minibatch (exact for a discrete latent, a minibatch estimate
         for a continuous one), so that ``loss / N == -(recon - beta*kl - marginal_weight*marginal +
-        jsd_weight*jsd)``. Terms with weight zero are computed too; when ``marginal`` is ``None`` the
-        ``marginal`` term is the natural one for the latent (``"kl"`` discrete, ``"moment"`` continuous).
+        jsd_weight*jsd) + global_kl / N``, ``global_kl`` (a total, ``log q - log p`` of the latents
+        outside the data plate) present only where the model has such latents. Terms with weight zero
+        are computed too, after the loss's (so that ``loss`` is the one :meth:`loss` gives from the same
+        random state); one that the pair does not support (the JSD of a Poisson or masked observation)
+        is left out, with a warning that says why. When ``marginal`` is ``None`` the ``marginal`` term
+        is the natural one for the latent (``"kl"`` discrete, ``"moment"`` continuous).
+
+        A scale that handlers put on every site alike (``poutine.scale(model, s)`` and
+        ``poutine.scale(guide, s)``, say ``s = 1/N``) multiplies every term and the loss by ``s``, as it
+        does ``Trace_ELBO``'s loss. Where the sites' scales differ (a scale on the latent only), ``recon``
+        and ``kl`` take each site's, as ``Trace_ELBO`` does; ``mi``, ``marginal`` and ``jsd``, statistics
+        of the whole minibatch, then have no scale to take: they are left out here, and the loss refuses
+        a non-zero weight on them.
 
         With several local latent sites, also per site (ELBO surgery): ``kl[site]`` (the terms of the
         KL chain rule, summing to ``kl``), ``mi[site]`` (exact for a discrete site; for a continuous one
@@ -122,7 +132,7 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
         """
         with torch.no_grad():
             terms = self._terms(model, guide, args, kwargs, every_term=True)
-        return {name: float(value) for name, value in terms.items() if name in TERMS or "[" in name}
+        return {name: float(value) for name, value in terms.items()}
 
     # -- the computation ----------------------------------------------------------------------
 
@@ -130,13 +140,15 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
         raise NotImplementedError("InfoVAE_ELBO reads its own passes (_PyroPass), not Pyro's trace pairs")
 
     def _terms(self, model, guide, args, kwargs, every_term):
-        wanted = self.wanted_terms(every_term)
+        weighted = self.wanted_terms(False)
         first = _PyroPass(self, model, guide, args, kwargs)
         self._check_kind(first)
-        if first.exact:
-            terms = self._pass_terms(first, wanted)
-        else:
-            passes = [first] + [_PyroPass(self, model, guide, args, kwargs) for _ in range(self.num_particles - 1)]
-            particles = [self._pass_terms(p, wanted) for p in passes]
-            terms = {k: sum(p[k] for p in particles) / self.num_particles for k in particles[0]}
+        passes = [first]
+        if not first.exact:
+            passes += [_PyroPass(self, model, guide, args, kwargs) for _ in range(self.num_particles - 1)]
+        particles = [self._pass_terms(p, weighted) for p in passes]
+        if every_term:
+            # The reported terms' draws after all of the loss's: the loss is then the one loss() makes.
+            particles = [self._reported(p, terms) for p, terms in zip(passes, particles)]
+        terms = particles[0] if len(particles) == 1 else {k: sum(p[k] for p in particles) / len(particles) for k in particles[0]}
         return self._finish(terms, first.num_data)

@@ -22,8 +22,9 @@ tracing) and ``loss_terms`` returns 0-d arrays rather than floats. Randomness co
 - the objective's own draws (prior draws for the MMD, latent draws for the JSD, decoder draws for a
   Monte-Carlo JSD, random features) come from a further split of the model key.
 
-A ``handlers.mask`` on the model's latent site masks the per-example KL and one on the observed site
-the per-example reconstruction, as a ``poutine.mask`` does on the Pyro side.
+A ``handlers.mask`` or ``handlers.scale`` on a latent site acts on that side's log-probability (the
+model's ``log p``, the guide's ``log q``) and one on the observed site on the reconstruction, as
+``poutine.mask`` / ``poutine.scale`` do on the Pyro side (and as ``Trace_ELBO`` weighs each site).
 """
 
 import jax
@@ -32,7 +33,6 @@ from jax.scipy.special import logsumexp
 from numpyro import handlers
 from numpyro.infer.elbo import ELBO
 
-from infovae.core.arguments import TERMS
 from infovae.core.objective import ArrayOps, InfoVAEObjective, TracePass
 from infovae.numpyro.objectives import _traces, divergences
 
@@ -103,23 +103,28 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
         """Every term of the objective, as the Pyro twin's :meth:`~infovae.objectives.InfoVAE_ELBO.loss_terms`
         computes them, as 0-d arrays without gradient."""
         terms = self._terms(rng_key, param_map, model, guide, args, kwargs, every_term=True)
-        return {name: jax.lax.stop_gradient(value) for name, value in terms.items() if name in TERMS or "[" in name}
+        return {name: jax.lax.stop_gradient(value) for name, value in terms.items()}
 
     # -- the computation ----------------------------------------------------------------------
 
     def _terms(self, rng_key, param_map, model, guide, args, kwargs, every_term):
-        wanted = self.wanted_terms(every_term)
+        weighted = self.wanted_terms(False)
         n = self.num_particles
         particle_keys = jax.random.split(rng_key, n) if n > 1 else [rng_key]
+
+        def pass_terms(tp):
+            terms = self._pass_terms(tp, weighted)
+            return self._reported(tp, terms) if every_term else terms
+
         first = _NumPyroPass(self, particle_keys[0], param_map, model, guide, args, kwargs)
         self._check_kind(first)
         if first.exact or n == 1:
-            terms = self._pass_terms(first, wanted)
+            terms = pass_terms(first)
         else:
             # Every particle again, vectorised; under jit the first pass above, which told the
             # latent's kind, is then dead code that XLA drops.
             def particle(key):
-                return self._pass_terms(_NumPyroPass(self, key, param_map, model, guide, args, kwargs), wanted)
+                return pass_terms(_NumPyroPass(self, key, param_map, model, guide, args, kwargs))
 
             each = jax.vmap(particle)(particle_keys) if self.vectorize_particles else jax.lax.map(particle, particle_keys)
             terms = jax.tree.map(lambda values: values.mean(0), each)
