@@ -10,6 +10,7 @@ import stat
 import uuid
 import warnings
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -23,7 +24,9 @@ __all__ = [
     "MAX_YAML_BYTES",
     "MAX_YAML_DEPTH",
     "MAX_YAML_VALUES",
+    "DuplicateKeyError",
     "FolderLock",
+    "UniqueKeyLoader",
     "append_jsonl",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -31,9 +34,11 @@ __all__ = [
     "count_values",
     "inside",
     "load_yaml",
+    "npz_refusal",
     "read_json",
     "read_jsonl",
     "remove_temporary_files",
+    "safe_load",
     "short_repr",
     "write_json",
 ]
@@ -84,6 +89,64 @@ def bracket_depth(text):
     return deepest
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A YAML mapping that names one key twice (plain PyYAML keeps the last silently)."""
+
+    def __init__(self, key, first, node):
+        self.key = key
+        super().__init__(None, None, f"duplicate key {short_repr(key)} (first at line {first.line + 1})", node.start_mark)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a mapping naming one key twice is a :class:`DuplicateKeyError`
+    (merge keys, ``<<: *base``, may still be overridden, as YAML defines)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: the safe loader refuses it with its own message
+                    continue
+                if first is not key_node.start_mark:
+                    raise DuplicateKeyError(key, first, key_node)
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_load(text):
+    """``yaml.safe_load``, refusing duplicate keys (:class:`UniqueKeyLoader`)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+ZIP_MAGIC, NPY_MAGIC, PICKLE_MAGIC = b"PK\x03\x04", b"\x93NUMPY", b"\x80"
+
+
+def npz_refusal(path, error):
+    """Why ``np.load(path, allow_pickle=False)`` refused ``path``, on one line.
+
+    NumPy says a file "contains pickled data" for any file that is neither a zip (.npz) nor a .npy, so
+    the file's first bytes decide whether pickles are to blame. Where they are, NumPy's advice to load
+    the file unsafely is not passed on.
+    """
+    first = first_line(error)
+    if "pickle" not in first and "Object arrays" not in first:
+        return first
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(NPY_MAGIC))
+    except OSError:
+        head = ZIP_MAGIC  # it cannot be read again: keep NumPy's reason
+    if head.startswith(PICKLE_MAGIC):
+        return "it is not an .npz (zip) file but a pickle, which can run code when loaded; it is never loaded"
+    if not head.startswith((ZIP_MAGIC, NPY_MAGIC)):
+        return "it is not an .npz (zip) file"
+    return "it holds pickled data (an object array), which can run code when loaded; it is never loaded"
+
+
 def load_yaml(path, what="config file"):
     """Read a YAML file with PyYAML's safe loader, within :data:`MAX_YAML_BYTES` and
     :data:`MAX_YAML_VALUES`; any problem is a :class:`~infovae.errors.ConfigError` naming the file."""
@@ -108,7 +171,7 @@ def load_yaml(path, what="config file"):
     if bracket_depth(text) > MAX_YAML_DEPTH:
         raise ConfigError(f"{path}: nested too deeply to be a {what} (brackets more than {MAX_YAML_DEPTH} deep)")
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -74,7 +74,6 @@ def check_elbo_args(
     )
     if marginal is not None and marginal not in MARGINALS:
         raise UserInputError(f"marginal must be one of {(None,) + tuple(MARGINALS)}, got {marginal!r}")
-    _warn_unused_options(marginal, kernel=kernel, kernel_scales=kernel_scales, bandwidth=bandwidth, mmd_features=mmd_features)
     marginal_sites = check_marginal_sites(marginal_sites, marginal)
     if marginal is None and marginal_sites is None and args["marginal_weight"] > 0:
         raise UserInputError(f"marginal_weight={marginal_weight} needs a marginal divergence: {_marginal_choices()}")
@@ -98,6 +97,8 @@ def check_elbo_args(
         mmd_features=None if mmd_features is None else check_count("mmd_features", mmd_features, 1),
         marginal_sites=marginal_sites,
     )
+    # Only once every argument is valid: a value refused below must not first be warned about as ignored.
+    _warn_unused_options(marginal, kernel=kernel, kernel_scales=kernel_scales, bandwidth=bandwidth, mmd_features=mmd_features)
     return args
 
 

@@ -20,7 +20,8 @@ from infovae.core.architecture import LIKELIHOODS
 from infovae.data.base import Dataset
 from infovae.data.images import ImageLayout
 from infovae.data.registry import DataKind, DataSection, register_data
-from infovae.errors import DataError, first_line
+from infovae.errors import DataError
+from infovae.files import npz_refusal
 from infovae.machine import physical_memory
 
 __all__ = ["MAX_CLASSES", "MAX_NPZ_BYTES", "MIN_EXAMPLES", "NpzData", "load_npz", "max_data_bytes"]
@@ -165,15 +166,6 @@ def _check_sizes(path):
         _fail(path, f"holds arrays of {total:,} bytes once loaded; at most {limit:,} are supported here")
 
 
-def _numpy_reason(error):
-    """NumPy's reason for refusing a file, on one line; where it is pickled data, NumPy's advice to load
-    it unsafely is not passed on."""
-    first = first_line(error)
-    if "pickle" in first or "Object arrays" in first:
-        return "it holds pickled data, which can run code when loaded; it is never loaded"
-    return first
-
-
 def _read(path):
     """``x``, ``y``, ``labels`` and ``x_mask`` (``None`` where absent) from the archive, each checked to be numeric."""
     if not path.is_file():
@@ -183,7 +175,9 @@ def _read(path):
         loaded = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         # np.load raises ValueError for a file that is neither .npy nor .npz.
-        _fail(path, f"not a readable .npz file ({_numpy_reason(error)})")
+        reason = npz_refusal(path, error)
+        not_zip = reason.startswith("it is not an .npz")
+        _fail(path, reason.removeprefix("it ") if not_zip else f"not a readable .npz file ({reason})")
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         _fail(path, "holds a single .npy array, not an .npz archive of y and optionally x, labels and x_mask")
     with loaded:
@@ -192,7 +186,7 @@ def _read(path):
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
             # ValueError: an object array, which would need pickle (refused: it can run code). NumPy's own
             # message goes on to suggest loading it unsafely: not advice to pass on.
-            _fail(path, f"has an array that cannot be read ({_numpy_reason(error)})")
+            _fail(path, f"has an array that cannot be read ({npz_refusal(path, error)})")
         except MemoryError:
             _fail(path, "has an array too large to load")
     if "y" not in arrays:

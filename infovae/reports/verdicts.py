@@ -152,6 +152,16 @@ def chance_accuracy(labels):
     return float(counts.max() / labels.size)
 
 
+def _is_number(value):
+    """Whether ``value`` is a real number (a bool is not one)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_accuracy(value):
+    """Whether ``value`` is a real number in [0, 1]."""
+    return _is_number(value) and 0 <= value <= 1
+
+
 def probe_vs_chance(accuracies, n_examples, chance, margin=CHANCE_MARGIN):
     """Whether probe accuracies, one per seed, each measured on the same ``n_examples`` examples, are
     above ``chance`` (:func:`chance_accuracy`), at chance, below it, or neither shown.
@@ -169,11 +179,13 @@ def probe_vs_chance(accuracies, n_examples, chance, margin=CHANCE_MARGIN):
     favouring the rarer labels). *Not resolved* otherwise, with fewer than :data:`MIN_SEEDS` seeds named
     as the reason where the interval is wide.
 
+    Values that are not accuracies (``None``, not finite, or outside [0, 1]) are left out.
+
     :returns: ``None`` without an accuracy, else a dict: ``mean``, ``low``, ``high``, ``p_value``,
         ``seeds``, ``verdict`` (``"above chance"``, ``"at chance"``, ``"below chance"`` or
         ``"not resolved"``) and ``text`` (a markdown phrase that says so with its numbers).
     """
-    values = [a for a in accuracies if a is not None and np.isfinite(a)]
+    values = [a for a in accuracies if _is_accuracy(a)]
     if not values or not n_examples:
         return None
     mean, low, high = seed_binomial_interval(values, n_examples)
@@ -228,7 +240,19 @@ def chance_verdict(accuracy, chance, num_examples, ceiling=None, split="test"):
         )
     if accuracy is None or chance is None or not num_examples:
         return None
+    if not _is_accuracy(accuracy):
+        # A summary.json written by hand, or by a run whose evaluation went wrong, may hold NaN,
+        # Infinity, a number outside [0, 1] or not a number at all: say so rather than test it.
+        if not _is_number(accuracy):
+            what = f"{accuracy!r} is not a number"
+        elif not np.isfinite(accuracy):
+            what = f"{float(accuracy)} is not finite"
+        else:
+            what = f"{float(accuracy):g} is outside [0, 1], so it is not an accuracy"
+        return f"The {split} probe accuracy {what}: no verdict on chance."
     result = probe_vs_chance([accuracy], num_examples, chance)
+    if result is None:
+        return None
     numbers = (
         f"95% interval {result['low']:.3f}–{result['high']:.3f} at n = {num_examples}; chance {chance:.3f}, "
         "the most frequent label's share"

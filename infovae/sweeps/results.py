@@ -81,11 +81,12 @@ def _missing(value):
 
 
 def aggregate(spec: SweepSpec, table: pd.DataFrame) -> pd.DataFrame:
-    """Per setting of the swept keys: ``runs``, ``failed``, and ``<metric>_mean``, ``<metric>_std``
-    (sample standard deviation, 0 for one seed) and ``<metric>_n`` over the trials that finished."""
+    """Per setting of the swept keys: ``runs``, ``finished`` (status ``ok``), ``failed``, and
+    ``<metric>_mean``, ``<metric>_std`` (sample standard deviation, 0 for one seed) and ``<metric>_n``
+    over the trials that finished."""
     keys = list(spec.swept_keys)
     if table.empty:
-        return pd.DataFrame(columns=keys + ["runs", "failed"])
+        return pd.DataFrame(columns=keys + ["runs", "finished", "failed"])
     table = table.copy()
     setting = table[keys].astype(object).where(table[keys].notna(), None).map(str) if keys else pd.DataFrame(index=table.index)
     table["_setting"] = setting.agg("|".join, axis=1) if keys else ""
@@ -93,7 +94,7 @@ def aggregate(spec: SweepSpec, table: pd.DataFrame) -> pd.DataFrame:
     for _, members in table.groupby("_setting", sort=False):
         ok = members[members["status"] == "ok"]
         entry = {key: members[key].iloc[0] for key in keys}
-        entry.update(runs=len(members), failed=int((members["status"] == "failed").sum()))
+        entry.update(runs=len(members), finished=len(ok), failed=int((members["status"] == "failed").sum()))
         for metric in METRICS:
             values = pd.to_numeric(ok[metric], errors="coerce").dropna() if metric in ok else pd.Series(dtype=float)
             values = values[np.isfinite(values)]
@@ -117,8 +118,8 @@ def markdown_table(spec: SweepSpec, table: pd.DataFrame, metrics: Sequence[str] 
     header = [k.split(".")[-1] for k in spec.swept_keys] + ["runs"] + shown
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, e in table.iterrows():
-        ok = e["runs"] - e["failed"]
-        cells = [_cell(e[k]) for k in spec.swept_keys] + [f"{ok}/{e['runs']}"]
+        # Only trials that finished count: an interrupted (or otherwise unfinished) trial did not.
+        cells = [_cell(e[k]) for k in spec.swept_keys] + [f"{e['finished']}/{e['runs']}"]
         for m in shown:
             mean, sd, n = e[f"{m}_mean"], e[f"{m}_std"], e[f"{m}_n"]
             cells.append("–" if _missing(mean) else f"{mean:.3f} ± {sd:.3f}" if n > 1 else f"{mean:.3f}")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from infovae.errors import CheckpointError, first_line, typed_first_line
-from infovae.files import FolderLock, atomic_write_bytes
+from infovae.files import FolderLock, atomic_write_bytes, npz_refusal, short_repr
 
 __all__ = ["CHECKPOINT", "FORMAT", "LEGACY_CHECKPOINT", "convert_legacy_checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -113,15 +113,33 @@ def load_checkpoint(path: str | Path) -> Any:
             arrays = {name: archive[name] for name in archive.files if name != _META}
         return _unflatten(meta["tree"], arrays, "")
     except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, TypeError, OverflowError) as error:
-        first = first_line(error)
-        if isinstance(error, ValueError) and ("pickle" in first or "Object arrays" in first):
-            # NumPy's own message goes on to suggest loading it unsafely: not advice to pass on.
-            first = "it holds pickled data (a pickle, or an object array), which can run code when loaded; it is never loaded"
+        # NumPy blames pickles for any file that is not a zip or .npy, and suggests loading it unsafely.
+        first = npz_refusal(path, error) if isinstance(error, ValueError) else first_line(error)
         raise CheckpointError(f"checkpoint {path} cannot be read: {first}") from None
     except RecursionError:  # a structure nested thousands deep: no checkpoint of this library
         raise CheckpointError(f"checkpoint {path} cannot be read: its structure is nested too deeply") from None
     except MemoryError:  # an array header that claims more memory than there is
         raise CheckpointError(f"checkpoint {path} cannot be read: it claims an array too large for memory") from None
+
+
+# What every pickled checkpoint of infovae 0.1 holds, and resume reads (beside the sampler's or trials' state).
+LEGACY_KEYS = ("step", "seconds", "backend_name", "backend")
+
+
+def _legacy_structure_problem(state: Any) -> str | None:
+    """Why an unpickled object is not an infovae 0.1 checkpoint (a dict of :data:`LEGACY_KEYS`, with a
+    backend's name and a whole step), or ``None`` when it has that structure."""
+    if not isinstance(state, dict):
+        return f"it holds {type(state).__name__}, not a dict"
+    missing = [key for key in LEGACY_KEYS if key not in state]
+    if missing:
+        return f"it has no {', '.join(map(repr, missing))}"
+    if not isinstance(state["backend_name"], str):
+        return f"its backend_name is {type(state['backend_name']).__name__}, not a name"
+    step = state["step"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return f"its step is {short_repr(step)}, not a count of steps"
+    return None
 
 
 def convert_legacy_checkpoint(folder: str | Path) -> Path:
@@ -148,6 +166,9 @@ def convert_legacy_checkpoint(folder: str | Path) -> Path:
                 state = pickle.load(f)  # noqa: S301  (the user vouched for this file)
         except Exception as error:  # a damaged file: unpickling raises whatever its bytes lead to
             raise CheckpointError(f"{legacy} cannot be unpickled ({typed_first_line(error)})") from None
+        problem = _legacy_structure_problem(state)
+        if problem:
+            raise CheckpointError(f"{legacy} is not an infovae 0.1 checkpoint ({problem}); nothing was converted")
         try:
             save_checkpoint(folder / CHECKPOINT, state)
         except (TypeError, ValueError, RecursionError) as error:

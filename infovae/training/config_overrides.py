@@ -8,7 +8,16 @@ from typing import Any
 import yaml
 
 from infovae.errors import ConfigError
-from infovae.files import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_VALUES, bracket_depth, count_values, short_repr
+from infovae.files import (
+    MAX_YAML_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_VALUES,
+    DuplicateKeyError,
+    bracket_depth,
+    count_values,
+    safe_load,
+    short_repr,
+)
 
 __all__ = ["Overrides", "apply_overrides", "override_items", "parse_value"]
 
@@ -22,7 +31,9 @@ def parse_value(text: str) -> Any:
     if len(text) > MAX_YAML_BYTES or bracket_depth(text) > MAX_YAML_DEPTH:
         raise ConfigError(f"override value {short_repr(text)} is larger or nested deeper than a config file may be")
     try:
-        value = yaml.safe_load(text)
+        value = safe_load(text)
+    except DuplicateKeyError as error:
+        raise ConfigError(f"override value {short_repr(text)} names the key {short_repr(error.key)} twice") from None
     except yaml.YAMLError:
         return text
     except RecursionError:

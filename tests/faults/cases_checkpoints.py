@@ -56,6 +56,27 @@ def _(w):
     return ["convert-checkpoint", run, "--trust"]
 
 
+def _legacy_holding(state):
+    """A run folder whose only checkpoint is ``checkpoint.pkl`` pickling ``state`` (trusted, but not a checkpoint)."""
+
+    def prepare(w):
+        run = w.run()
+        (run / "checkpoint.npz").unlink()
+        (run / "checkpoint.pkl").write_bytes(pickle.dumps(state))
+        return ["convert-checkpoint", run, "--trust"]
+
+    return prepare
+
+
+for _name, _state, _fragment in [
+    ("none", None, "holds NoneType, not a dict"),
+    ("foreign-dict", {"a": 1}, "it has no 'step', 'seconds', 'backend_name', 'backend'"),
+    ("backend-name-not-text", {"step": 1, "seconds": 0.0, "backend_name": 3, "backend": {}}, "backend_name is int"),
+    ("step-negative", {"step": -1, "seconds": 0.0, "backend_name": "pyro", "backend": {}}, "step is -1"),
+]:
+    bad_input(f"convert-checkpoint-pickle-of-{_name}", _fragment)(_legacy_holding(_state))
+
+
 # -- damaged or foreign run folders ----------------------------------------------------------------------
 
 
@@ -104,6 +125,10 @@ bad_input("resume-checkpoint-other-version", "format version")(
             npz_bytes(json.dumps({"format": "infovae-checkpoint", "version": 99, "tree": None}))
         )
     )
+)
+# NumPy calls any file that is neither a zip nor a .npy "pickled data": the first bytes say which it is.
+bad_input("resume-checkpoint-text-not-zip", "is not an .npz (zip) file", absent="pickle")(
+    _damaged(_write("checkpoint.npz", "garbage\n"))
 )
 bad_input("resume-checkpoint-truncated", "cannot be read")(
     _damaged(lambda w, run: (run / "checkpoint.npz").write_bytes((run / "checkpoint.npz").read_bytes()[:300]))

@@ -73,6 +73,16 @@ def _(w):
     return ["train", w.text("c.yaml", f"model: !!python/object/apply:os.system ['touch {w.marker}']\n"), "--out", w.out]
 
 
+@bad_input("config-duplicate-key", "line 3, column 1: duplicate key 'data' (first at line 1)")
+def _(w):
+    return ["train", w.text("c.yaml", "data: {kind: digits}\ntrain: {steps: 5}\ndata: {kind: strategies}\n"), "--out", w.out]
+
+
+@bad_input("override-duplicate-key", "names the key 'kind' twice")
+def _(w):
+    return ["train", w.config(), "data={kind: digits, kind: strategies}", "--out", w.out]
+
+
 @bad_input("override-integer-of-5000-digits", "cannot be read")
 def _(w):
     return ["train", w.config(), "train.steps=" + "9" * 5000, "--out", w.out]
@@ -110,6 +120,12 @@ def _(w):
 @bad_input("override-kernel-scale-beyond-float32", "float32")
 def _(w):
     return ["train", w.config(), "objective.kernel_scales=[1e39]", "objective.marginal=mmd", "--out", w.out]
+
+
+# marginal: kl ignores kernel_scales, but a value refused outright is not first warned about as ignored.
+@bad_input("override-kernel-scale-negative-while-ignored", "kernel scales must be")
+def _(w):
+    return ["train", w.config(), "objective.kernel_scales=[-1]", "--out", w.out]
 
 
 @bad_input("override-lr-below-float32", "float32")
@@ -180,7 +196,12 @@ def _(w):
     return ["train", w.npz_config(x=w.evil_object_array(), y=np.zeros((1, 1))), "--out", w.out]
 
 
-@bad_input("npz-file-is-a-pickle", "not a readable .npz file", absent="unsafe")
+@bad_input("npz-file-is-text", "is not an .npz (zip) file", absent="pickle")
+def _(w):
+    return ["train", w.npz_config(file=b"hello\n"), "--out", w.out]
+
+
+@bad_input("npz-file-is-a-pickle", "is not an .npz (zip) file but a pickle", absent="unsafe")
 def _(w):
     return ["train", w.npz_config(file=w.evil_pickle()), "--out", w.out]
 

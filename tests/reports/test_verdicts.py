@@ -1,5 +1,6 @@
 """The report's sentences claim what the numbers show and no more."""
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -71,6 +72,24 @@ def test_one_run_is_above_chance_at_chance_or_not_resolved_by_its_binomial_noise
     # A number of labels where chance belongs is refused, not read as an accuracy.
     with pytest.raises(TypeError, match="chance_accuracy"):
         verdicts.chance_verdict(0.4, 3, 60)
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "words"),
+    [
+        (float("nan"), "not finite"),
+        (float("inf"), "not finite"),
+        (1.5, "not an accuracy"),
+        (-0.2, "not an accuracy"),
+        ("0.5", "not a number"),
+    ],
+)
+def test_a_probe_accuracy_that_is_not_an_accuracy_gets_no_verdict_and_no_warning(accuracy, words):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = verdicts.chance_verdict(accuracy, 1 / 3, 60)
+        assert verdicts.probe_vs_chance([accuracy], 60, 1 / 3) is None
+    assert words in text and "chance" in text and "**" not in text
 
 
 def probe_on_independent_z(rng, labels_fit, labels_eval, values=8):

@@ -79,6 +79,21 @@ def test_a_results_table_shows_the_value_a_trial_left_to_its_base(tmp_path):
     assert trial_table(replace(spec, base={}), outcomes, tmp_path / "trials")["objective.beta"].isna().tolist() == [True, False]
 
 
+def test_the_runs_column_counts_only_finished_trials(tmp_path):
+    from infovae.sweeps.results import aggregate, markdown_table, trial_table
+
+    spec = load_sweep(write(tmp_path, {"base": BASE, "grid": {"objective.beta": [1.0]}, "seeds": [0, 1, 2]}))
+    statuses = ["ok", "interrupted", "failed"]
+    outcomes = {
+        trial.name: {"status": status, "error": "", "summary": {"probe_accuracy": 0.5} if status == "ok" else {}}
+        for trial, status in zip(spec.trials, statuses, strict=True)
+    }
+    settings = aggregate(spec, trial_table(spec, outcomes))
+    assert settings[["runs", "finished", "failed"]].values.tolist() == [[3, 1, 1]]
+    row = markdown_table(spec, settings).splitlines()[2]
+    assert "| 1/3 |" in row, row
+
+
 def test_a_sweep_read_back_keeps_its_files_column_order(tmp_path):
     from infovae.sweeps.sweep import _prepare
 

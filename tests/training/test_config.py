@@ -111,6 +111,30 @@ def _empty_section(tmp_path):
     return path
 
 
+def test_a_key_named_twice_is_refused_with_its_lines(tmp_path):
+    from infovae.files import load_yaml
+    from infovae.training.config_overrides import parse_value
+
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("data: {kind: digits}\ntrain: {steps: 5}\ndata: {kind: strategies}\n")
+    where = r"twice.yaml: not valid YAML at line 3, column 1: duplicate key 'data' \(first at line 1\)"
+    with pytest.raises(ConfigError, match=where):
+        load_config(twice)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("train:\n  steps: 5\n  steps: 6\n")
+    with pytest.raises(ConfigError, match=r"line 3, column 3: duplicate key 'steps' \(first at line 2\)"):
+        load_yaml(nested)
+    # A merge key may still be overridden, as YAML defines it.
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("base: &b {steps: 5, lr: 0.1}\ntrain: {<<: *b, steps: 6}\n")
+    assert load_yaml(merged)["train"] == {"steps": 6, "lr": 0.1}
+    # Override values are read as YAML the same way: mappings and lists still parse, a repeated key is named.
+    assert parse_value("{kind: digits, seed: 3}") == {"kind": "digits", "seed": 3}
+    assert parse_value("[1, 2]") == [1, 2] and parse_value("5") == 5 and parse_value("a: b: c") == "a: b: c"
+    with pytest.raises(ConfigError, match="names the key 'kind' twice"):
+        parse_value("{kind: digits, kind: npz}")
+
+
 def test_file_errors(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")

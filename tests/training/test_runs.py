@@ -182,6 +182,19 @@ def test_a_corrupt_checkpoint_is_reported(tmp_path, capsys):
     assert code == 2 and "cannot be read" in err and err.count("\n") == 1
 
 
+def test_a_trusted_pickle_with_a_checkpoints_structure_is_converted(tmp_path):
+    import pickle
+
+    from infovae.training.checkpoint import convert_legacy_checkpoint
+
+    # infovae 0.1 pickled what the loop checkpointed: the step, the time, the backend's name and state.
+    state = {"step": 4, "seconds": 0.5, "backend_name": "pyro", "backend": {"w": np.arange(3.0)}, "sampler": {"position": 2}}
+    (tmp_path / "checkpoint.pkl").write_bytes(pickle.dumps(state))
+    converted = load_checkpoint(convert_legacy_checkpoint(tmp_path))
+    assert converted["step"] == 4 and converted["backend_name"] == "pyro" and converted["sampler"] == {"position": 2}
+    assert converted["backend"]["w"].tolist() == [0.0, 1.0, 2.0]
+
+
 def _npz(tmp_path, **arrays):
     path = tmp_path / "data.npz"
     np.savez(path, **arrays)
