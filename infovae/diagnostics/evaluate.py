@@ -19,6 +19,7 @@ _MATCHING_STREAM = 3
 __all__ = [
     "HeldOutSet",
     "evaluate",
+    "evaluated_examples",
     "held_out_set",
     "log_marginal_likelihood",
     "matching_halves",
@@ -119,6 +120,13 @@ def _host_context_probe(fit, held):
     return metrics.context_probe_accuracy(fit.x, fit.labels, held.x, held.labels)
 
 
+def evaluated_examples(data, config) -> Dataset:
+    """The examples of ``data`` that an evaluation of a run of ``config`` scores (or fits its probes on):
+    at most ``train.eval_examples`` of them, drawn at random (stratified by label) from ``data.seed``
+    (:func:`~infovae.data.base.evaluation_subset`). Reports read chance from the same examples."""
+    return evaluation_subset(data, config.train.eval_examples, config.data.seed)
+
+
 def held_out_set(held_out, fit, generator, config, context_probe=_host_context_probe) -> HeldOutSet:
     """The :class:`HeldOutSet` of ``held_out``: at most ``train.eval_examples`` of its examples, and as
     many of ``fit``'s for the probes, both drawn at random (stratified by label) from the data's seed
@@ -132,9 +140,8 @@ def held_out_set(held_out, fit, generator, config, context_probe=_host_context_p
         scikit-learn's (:func:`~infovae.diagnostics.metrics.context_probe_accuracy`); a backend whose
         probe from x and z is another passes its own, so that the two probes compare like with like.
     """
-    examples, seed = config.train.eval_examples, config.data.seed
-    held, fit = evaluation_subset(held_out, examples, seed), evaluation_subset(fit, examples, seed)
-    halves = matching_halves(len(held), seed)
+    held, fit = evaluated_examples(held_out, config), evaluated_examples(fit, config)
+    halves = matching_halves(len(held), config.data.seed)
     probe_x = None
     if held.labels is not None and fit.labels is not None and 0 < held.x.shape[1] <= metrics.CONTEXT_PROBE_FEATURES:
         probe_x = context_probe(fit, held)

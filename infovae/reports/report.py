@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from infovae.core.latents import CategoricalLatent
-from infovae.data.base import evaluation_subset
 from infovae.diagnostics.coverage import coverage_bounds
+from infovae.diagnostics.evaluate import evaluated_examples
 from infovae.diagnostics.metrics import latent_codes
 from infovae.diagnostics.quantities import QUANTITIES
 from infovae.errors import RunDirError, UserInputError
@@ -75,9 +75,9 @@ def _num_labels(splits):
 
 def _evaluated_labels(run, split):
     """The labels of the examples of ``split`` an evaluation used (its probe was scored on), selected as
-    the evaluation selects them (:func:`~infovae.data.base.evaluation_subset`, which
-    :func:`~infovae.diagnostics.evaluate.held_out_set` calls), or ``None`` without labels."""
-    return evaluation_subset(getattr(run.splits, split), run.config.train.eval_examples, run.config.data.seed).labels
+    the evaluation selects them (:func:`~infovae.diagnostics.evaluate.evaluated_examples`), or ``None``
+    without labels."""
+    return evaluated_examples(getattr(run.splits, split), run.config).labels
 
 
 def _evaluated(run, split):

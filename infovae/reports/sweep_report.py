@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from infovae.data.base import evaluation_subset
 from infovae.diagnostics.coverage import tv_noise_bias_bound
 from infovae.diagnostics.decay import decay_test
+from infovae.diagnostics.evaluate import evaluated_examples
 from infovae.diagnostics.quantities import QUANTITIES
 from infovae.errors import UserInputError
 from infovae.reports import images, plots
@@ -143,7 +143,7 @@ class _Sweep:
             out = {"num_labels": max(splits.train.num_labels, splits.val.num_labels, splits.test.num_labels)}
             for split in ("val", "test"):
                 # The examples an evaluation scored the probe on, selected as the evaluation selects them.
-                held = evaluation_subset(getattr(splits, split), run.config.train.eval_examples, run.config.data.seed)
+                held = evaluated_examples(getattr(splits, split), run.config)
                 out[f"num_{split}"], out[f"{split}_chance"] = len(held), chance_accuracy(held.labels)
             return out
         return {"num_labels": 0, "num_val": None, "num_test": None, "val_chance": None, "test_chance": None}

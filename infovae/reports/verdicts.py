@@ -140,8 +140,8 @@ def chance_accuracy(labels):
     A probe whose predictions do not depend on the label scores ``sum_k P(predict k) share_k`` on
     average, at most this; always predicting the most frequent label scores exactly this, without noise.
     Pass the labels of the examples the probe was scored on: for a run's evaluations,
-    :func:`~infovae.data.base.evaluation_subset` of the split with ``train.eval_examples`` and
-    ``data.seed``, as :func:`~infovae.diagnostics.evaluate.held_out_set` selects them.
+    :func:`~infovae.diagnostics.evaluate.evaluated_examples` of the split, as
+    :func:`~infovae.diagnostics.evaluate.held_out_set` selects them.
     """
     if labels is None:
         return None
@@ -251,8 +251,6 @@ def chance_verdict(accuracy, chance, num_examples, ceiling=None, split="test"):
             what = f"{float(accuracy):g} is outside [0, 1], so it is not an accuracy"
         return f"The {split} probe accuracy {what}: no verdict on chance."
     result = probe_vs_chance([accuracy], num_examples, chance)
-    if result is None:
-        return None
     numbers = (
         f"95% interval {result['low']:.3f}–{result['high']:.3f} at n = {num_examples}; chance {chance:.3f}, "
         "the most frequent label's share"
