@@ -40,6 +40,7 @@ __all__ = [
     "remove_temporary_files",
     "safe_load",
     "short_repr",
+    "write_document",
     "write_json",
 ]
 
@@ -211,6 +212,19 @@ def atomic_write_bytes(path, data):
 
 def atomic_write_text(path, text):
     atomic_write_bytes(path, text.encode())
+
+
+def write_document(path, text):
+    """Write a document for people (a report's markdown) atomically as UTF-8, the bytes of a folder's
+    name that are not UTF-8 shown as ``\\xNN`` escapes: Python keeps such bytes as lone surrogates
+    (``os.fsdecode``), which no UTF-8 file can hold, and a report names its folder. (Files read back
+    by the library keep :func:`atomic_write_text`'s strict encoding: an escaped name would read back as
+    another name.)"""
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte (from a JSON escape, say)
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    atomic_write_text(path, text)
 
 
 def write_json(path, obj):

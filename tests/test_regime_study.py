@@ -195,3 +195,32 @@ def test_the_write_up_and_readme_block_are_rebuilt_from_the_committed_results():
     readme = (ROOT / "README.md").read_text()
     block = run.readme_block(results, f)
     assert block in readme and readme.count(run.README_BEGIN) == 1
+
+
+class _Decays:
+    """Results whose only numbers are each setting's late-part decays over ten seeds: ``mean`` plus a
+    fixed spread of standard deviation ``sd``, so that each setting's t-test has the p-value chosen."""
+
+    def __init__(self, means, sd=0.01):
+        z = np.random.default_rng(0).standard_normal(10)
+        self.spread, self.means = sd * (z - z.mean()) / z.std(ddof=1), means
+
+    def values(self, arm, setting, metric):
+        assert metric == "decay"
+        mean = self.means.get((arm, run.label(setting)), 0.0)
+        return dict(enumerate(mean + self.spread))
+
+
+def test_still_moving_is_holm_corrected_across_every_setting_tested():
+    tested = sum(len(run.settings_of(arm)) for arm in run.ARMS)
+    se = 0.01 / math.sqrt(10)
+    # One setting clearly rising; one whose t-test alone gives p = 0.01, which Holm's factor of about
+    # the number of settings tested takes above 0.05.
+    clear, borderline = ("control", run.label(run.STANDARD)), ("discrete", run.label(run.EARLIER))
+    means = {clear: -10 * se, borderline: stats.t.isf(0.005, 9) * se}
+    text = run.convergence(_Decays(means))
+    assert study.paired(_Decays(means).values("discrete", run.EARLIER, "decay"), None, 0.02).p == pytest.approx(0.01)
+    lines = {line.split(":")[0].removeprefix("- "): line for line in text.splitlines()}
+    assert f"still moving: {clear[1]} (rising by" in lines["control"] and "Holm p = " in lines["control"]
+    assert "still moving" not in lines["discrete"] and lines["discrete"].startswith("- discrete: 6 of 6 settings")
+    assert sum(int(line.split(" of ")[0].rsplit(" ", 1)[-1]) for line in lines.values()) == tested - 1

@@ -177,8 +177,10 @@ def decay_test(values, steps=None, rng=None, late=LATE):
     :returns: a dict of floats: ``decay`` (the fall of the late part's least-squares line, in the values'
         units; unbiased, negative where the curve rises), ``low`` and ``high`` (its 95% interval),
         ``p_value`` (one-sided: small when the curve decays), ``n`` (evaluations in the late part),
-        ``start_step`` and ``end_step`` (its span), ``noise_sd`` (the residuals' standard deviation about
-        the line) and ``autocorrelation`` (the noise's lag-1 autocorrelation, corrected for the fit).
+        ``start_step`` and ``end_step`` (its span), ``line_end`` (the line's value at ``end_step``, where
+        the curve has got to without the last evaluation's noise), ``noise_sd`` (the residuals' standard
+        deviation about the line) and ``autocorrelation`` (the noise's lag-1 autocorrelation, corrected
+        for the fit).
     :raises UserInputError: for a curve that is not 1-D and finite, or with fewer than
         :data:`MIN_LATE_EVALUATIONS` evaluations in its late part.
     """
@@ -189,9 +191,17 @@ def decay_test(values, steps=None, rng=None, late=LATE):
     autocorrelation = float(np.interp(lag1, _expected_autocorrelation(design), AUTOCORRELATION_GRID))
     span = x[-1] - x[0]
     decay = -b * span
-    out = {"decay": decay, "n": n, "start_step": float(x[0]), "end_step": float(x[-1]), "noise_sd": noise_sd}
+    line_end = float(y.mean() + b * (x[-1] - x.mean()))
+    out = {
+        "decay": decay,
+        "n": n,
+        "start_step": float(x[0]),
+        "end_step": float(x[-1]),
+        "line_end": line_end,
+        "noise_sd": noise_sd,
+    }
     if np.ptp(y) == 0:  # a constant late part (a collapsed probe, say): exactly no decay
-        return {**out, "decay": 0.0, "low": 0.0, "high": 0.0, "p_value": 1.0, "autocorrelation": 0.0}
+        return {**out, "decay": 0.0, "line_end": float(y[-1]), "low": 0.0, "high": 0.0, "p_value": 1.0, "autocorrelation": 0.0}
     phi = reference_autocorrelation(autocorrelation, n)
     if rng is None:
         reference = _cached_reference(design, phi)

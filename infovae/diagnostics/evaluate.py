@@ -198,7 +198,7 @@ def evaluate(model, data, generator, config, seed):
             out["probe_xz_accuracy"] = metrics.context_probe_accuracy(
                 fit.x, fit.labels, x, held.labels, z_fit, z_held, num_values
             )
-        codes = metrics.latent_codes(q, max(fit.num_labels, held.num_labels), seed)
+        codes = metrics.latent_codes(q, metrics.label_count(fit.labels, held.labels), seed)
         out["nmi"] = metrics.normalised_mutual_information(held.labels, codes)
         out["ami"] = metrics.adjusted_mutual_information(held.labels, codes)
     out["coverage_tv"], out["bayes_accuracy"] = None, data.bayes_accuracy

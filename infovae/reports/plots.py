@@ -267,10 +267,11 @@ def plot_kl_split(
 
 def plot_contingency(codes, labels, num_codes, label_name="label", code_name="latent code", split="test"):
     """Heatmap of P(code | label): which latent codes each label uses, every non-empty cell annotated
-    with its fraction and count."""
-    num_labels = int(labels.max()) + 1
+    with its fraction and count; a row per label present (label ids need not be ``0..K-1``)."""
+    ids, row = np.unique(labels, return_inverse=True)
+    num_labels = len(ids)
     counts = np.zeros((num_labels, num_codes), dtype=int)
-    np.add.at(counts, (labels, codes), 1)
+    np.add.at(counts, (row, codes), 1)
     rows = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 2.8 + 0.8 * num_codes), max(3.4, 1.6 + 0.55 * num_labels)), layout="constrained")
     image = ax.imshow(rows, cmap="viridis", vmin=0, vmax=1, aspect="auto")
@@ -281,7 +282,7 @@ def plot_contingency(codes, labels, num_codes, label_name="label", code_name="la
         text = f"{v:.2f}" if v >= 0.005 else "<.01"
         ax.text(j, i, f"{text}\n({count})", ha="center", va="center", fontsize=8, color="w" if v < 0.6 else "k")
     ax.set_xticks(range(num_codes))
-    ax.set_yticks(range(num_labels), [f"{i} (n={n})" for i, n in enumerate(counts.sum(1))])
+    ax.set_yticks(range(num_labels), [f"{i} (n={n})" for i, n in zip(ids, counts.sum(1))])
     ax.set_xlabel(code_name)
     ax.set_ylabel(f"true {label_name}")
     ax.set_title(

@@ -15,9 +15,10 @@ import numpy as np
 from infovae.core.latents import CategoricalLatent
 from infovae.diagnostics.coverage import coverage_bounds
 from infovae.diagnostics.evaluate import evaluated_examples
-from infovae.diagnostics.metrics import latent_codes
+from infovae.diagnostics.metrics import label_count, latent_codes
 from infovae.diagnostics.quantities import QUANTITIES
 from infovae.errors import RunDirError, UserInputError
+from infovae.files import write_document
 from infovae.machine import available_memory
 from infovae.reports import plots, verdicts
 from infovae.reports.arviz import DEFAULT_DRAWS, DEFAULT_EXAMPLES, run_datatree, write_datatree
@@ -67,10 +68,6 @@ RUN_CAPTIONS = {
     "reconstruction (z ~ q(z|x,y), which has seen y) against the observed y: pooled over factors (left, "
     "94% intervals over draws) and per factor (right, the diagonal is a perfect match).",
 }
-
-
-def _num_labels(splits):
-    return max(splits.train.num_labels, splits.val.num_labels, splits.test.num_labels)
 
 
 def _evaluated_labels(run, split):
@@ -129,7 +126,6 @@ def run_figures(run, seed=0, tree=None):
         "loss_terms": plots.plot_loss_terms(records, selected, bool(summary.get("stopped_early")), weights=_weights(run.config)),
         "elbo_surgery": plots.plot_elbo_surgery(records, summary if summary else None, selected),
     }
-    num_labels = _num_labels(splits)
     if test.labels is not None:
         chance = verdicts.chance_accuracy(_evaluated_labels(run, "val"))
         figures["probe"] = plots.plot_probe(records, chance, _evaluated(run, "val"), summary if summary else None, selected)
@@ -137,6 +133,7 @@ def run_figures(run, seed=0, tree=None):
     figures["latent_usage"] = plots.plot_latent_usage(q, p)
     if test.labels is not None:
         discrete = isinstance(q, CategoricalLatent)
+        num_labels = label_count(splits.train.labels, splits.val.labels, splits.test.labels)
         num_codes = q.probs.shape[1] if discrete else max(num_labels, 2)
         codes = latent_codes(q, num_labels, seed)
         code_name = "latent code (most probable z)" if discrete else "latent code (k-means cluster)"
@@ -311,6 +308,9 @@ def write_run_report(run_dir, seed=0, draws=DEFAULT_DRAWS, examples=DEFAULT_EXAM
         if latent == "discrete"
         else "the aggregate posterior of each latent dimension"
     )
+    # A Python literal of the path whatever its name holds: repr writes a byte that is not UTF-8 as its
+    # surrogate's escape, which the string in the reader's Python opens as that byte again.
+    tree_path = repr(str(Path(run_dir) / REPORT_DIR / "inference.nc"))
     text = f"""{_run_header(run_dir, run)}
 
 ## Training
@@ -352,7 +352,7 @@ values); PSIS-LOO does not apply to an amortised model, so `az.loo(tree)` fails 
 import arviz as az
 from infovae.reports.arviz import compare_heldout, pooled_predictive, read_datatree
 
-tree = read_datatree("{Path(run_dir) / REPORT_DIR / "inference.nc"}")
+tree = read_datatree({tree_path})
 az.summary(tree, kind="stats")   # {summarised}
 az.plot_dist(tree)                # the aggregate posterior q(z)
 {_ppc_call(c.likelihood)}
@@ -360,7 +360,7 @@ compare_heldout({{"this run": tree, "other run": read_datatree("OTHER_RUN/report
 ```
 """
     path = Path(run_dir) / REPORT
-    path.write_text(re.sub(r"\n{3,}", "\n\n", text))
+    write_document(path, re.sub(r"\n{3,}", "\n\n", text))
     return path
 
 

@@ -17,6 +17,7 @@ from infovae.diagnostics.decay import decay_test
 from infovae.diagnostics.evaluate import evaluated_examples
 from infovae.diagnostics.quantities import QUANTITIES
 from infovae.errors import UserInputError
+from infovae.files import write_document
 from infovae.reports import images, plots
 from infovae.reports.verdicts import (
     COLLAPSE_MI,
@@ -122,11 +123,12 @@ class _Sweep:
 
     def labels(self, name=None):
         """What the probes of the first finished trial's run (of the setting ``name``, where given: a sweep
-        may vary them) were scored on: ``num_labels`` (the largest label id + 1), and per split
-        (``val``, ``test``) the number of examples an evaluation used and ``chance``, the most frequent
-        label's share among them (:func:`~infovae.reports.verdicts.chance_accuracy`: what a probe that
-        learned nothing scores at best), each ``None`` where unknown; read once per ``name`` (a run's
-        splits are its data, loaded or generated again)."""
+        may vary them) were scored on: ``num_labels`` (the labels of the data's generator, which the
+        coverage TV is over; 0 without one), and per split (``val``, ``test``) the number of examples an
+        evaluation used and ``chance``, the most frequent label's share among them
+        (:func:`~infovae.reports.verdicts.chance_accuracy`: what a probe that learned nothing scores at
+        best), each ``None`` where unknown; read once per ``name`` (a run's splits are its data, loaded or
+        generated again)."""
         if name not in self._labels:
             self._labels[name] = self._read_labels(name)
         return self._labels[name]
@@ -140,7 +142,9 @@ class _Sweep:
                 splits = run.splits
             except Exception:  # a damaged trial: no chance line, not a failed report
                 continue
-            out = {"num_labels": max(splits.train.num_labels, splits.val.num_labels, splits.test.num_labels)}
+            # The coverage TV's bias bound counts the labels of the generator's mix, as the data's label
+            # ids (sparse, or missing one) may not.
+            out = {"num_labels": 0 if splits.generator is None else len(splits.generator.label_mix)}
             for split in ("val", "test"):
                 # The examples an evaluation scored the probe on, selected as the evaluation selects them.
                 held = evaluated_examples(getattr(splits, split), run.config)
@@ -485,5 +489,5 @@ def write_sweep_report(sweep_dir):
         "has a report of its own: `infovae report trials/NAME/run`.\n"
     )
     path = sweep_dir / REPORT
-    path.write_text(text)
+    write_document(path, text)
     return path

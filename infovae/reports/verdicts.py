@@ -108,9 +108,7 @@ def monitor_verdict(records, monitor="loss"):
     if isinstance(result, str):
         return f"Whether validation `{monitor}` is still improving is not tested ({result})."
     gain, low, high, p = result["decay"], result["low"], result["high"], result["p_value"]
-    late = steps >= result["start_step"]
-    slope, intercept = np.polyfit(steps[late], sign * values[late], 1)
-    run_gain = sign * values[0] - (slope * steps[-1] + intercept)
+    run_gain = sign * values[0] - result["line_end"]
     margin = MONITOR_MARGIN * max(run_gain, 0.0)
     numbers = (
         f"over the second half of training ({_span(result)}) the least-squares line of validation `{monitor}` improved "

@@ -133,7 +133,9 @@ class NumPyroBackend(Backend):
         self._hyper = Hyper(*(_on_device(values, np.float32) for values in self.hyper))
         closure = self._closure()
         self._train = StoredProgram(self._train_impl, "train", closure, programs)
-        self._evaluate = StoredProgram(self._evaluate_impl, "evaluate", closure, programs, static_argnames=("num_labels",))
+        self._evaluate = StoredProgram(
+            self._evaluate_impl, "evaluate", closure, programs, static_argnames=("num_labels", "num_clusters")
+        )
         # Programs that read nothing but their arguments: stored too, so that a warm run traces none of them.
         self._adam_init = StoredProgram(jax.vmap(optax.scale_by_adam().init), "adam_init", "", programs)
         self._where = StoredProgram(_where, "where", "", programs)
@@ -285,10 +287,17 @@ class NumPyroBackend(Backend):
         arrays.update(matching_first=_on_device(first, np.int32), matching_second=_on_device(second, np.int32))
         relabelling_key = jax.random.PRNGKey(self.configs[0].data.seed)
         arrays["relabellings"] = self._relabellings(relabelling_key, num_first=len(first), num_second=len(second))
-        extra = {"num_labels": None, "bayes_accuracy": data.bayes_accuracy, "probe_x_accuracy": data.probe_x_accuracy}
+        extra = {
+            "num_labels": None,
+            "num_clusters": None,
+            "bayes_accuracy": data.bayes_accuracy,
+            "probe_x_accuracy": data.probe_x_accuracy,
+        }
         if held.labels is not None and fitting.labels is not None:
             arrays.update(labels=_on_device(held.labels, np.int32), fit_labels=_on_device(fitting.labels, np.int32))
             extra["num_labels"] = _num_classes(fitting, held)
+            # The k-means clusters count the labels present (ids may be sparse), as the host's latent_codes.
+            extra["num_clusters"] = max(metrics.label_count(fitting.labels, held.labels), 2)
         if generator is not None:
             arrays.update(tables=_on_device(data.label_tables, np.float32), mix=_on_device(generator.label_mix, np.float32))
             if data.label_log_prior is not None:  # x informative about the label: p(l | x) replaces the mix
@@ -301,7 +310,7 @@ class NumPyroBackend(Backend):
         probe = self._context_probe(self._x(fit.x), fit_labels, self._x(held.x), labels, num_classes=_num_classes(fit, held))
         return float(probe)
 
-    def _evaluate_trial(self, params, key, hyper, data, num_labels):
+    def _evaluate_trial(self, params, key, hyper, data, num_labels, num_clusters):
         """Every quantity for one trial (its weights ``params``), on the device."""
         c = self.configs[0]
         x, y = data["x"], data["y"]
@@ -381,7 +390,7 @@ class NumPyroBackend(Backend):
             if self.arch.latent == "discrete":
                 codes, num_codes = jnp.argmax(q.probs, -1), self.arch.latent_size
             else:
-                codes, num_codes = jax_metrics.kmeans_codes(keys["codes"], q.base_dist.loc, num_labels), num_labels
+                codes, num_codes = jax_metrics.kmeans_codes(keys["codes"], q.base_dist.loc, num_clusters), num_clusters
             out["nmi"] = jax_metrics.normalised_mutual_information(data["labels"], codes, num_labels, num_codes)
             out["ami"] = jax_metrics.adjusted_mutual_information(data["labels"], codes, num_labels, num_codes)
         if "tables" in data:
@@ -399,9 +408,9 @@ class NumPyroBackend(Backend):
             return jax_metrics.one_hot_features(jax_metrics.sample_categorical(key, q.probs), self.arch.latent_size)
         return jax_metrics.sample_gaussian(key, q.base_dist.loc, q.base_dist.scale)
 
-    def _evaluate_impl(self, params, keys, hyper, data, num_labels):
+    def _evaluate_impl(self, params, keys, hyper, data, num_labels, num_clusters):
         def trial(args):
-            return self._evaluate_trial(*args, data, num_labels)
+            return self._evaluate_trial(*args, data, num_labels, num_clusters)
 
         return jax.lax.map(trial, (params, keys, hyper), batch_size=min(EVAL_BLOCK, self.num_trials))
 
@@ -409,7 +418,7 @@ class NumPyroBackend(Backend):
         data, extra = self.once_per_data(lambda: self._eval_set(held_out, fit, generator), held_out, fit, generator)
         keys = jax.device_put(_stack([jax.random.PRNGKey(int(s)) for s in seeds]))
         params = self.params if selected is False else self._where(_on_device(selected), self.best, self.params)
-        out = self._evaluate(params, keys, self._hyper, data, num_labels=extra["num_labels"])
+        out = self._evaluate(params, keys, self._hyper, data, num_labels=extra["num_labels"], num_clusters=extra["num_clusters"])
         record = {name: np.asarray(values, dtype=np.float64).tolist() for name, values in out.items()}
         if "active_units" in record:
             record["active_units"] = [int(v) for v in record["active_units"]]

@@ -108,6 +108,16 @@ def test_the_estimate_is_the_fall_of_the_late_part_s_least_squares_line():
     assert decay_test(values, steps, rng=1)["p_value"] == pytest.approx(out["p_value"], abs=0.03)
 
 
+def test_the_line_s_end_is_the_late_part_s_least_squares_line_at_the_last_step():
+    rng = np.random.default_rng(2)
+    steps = np.cumsum(rng.integers(50, 150, size=41))  # uneven spacing
+    values = 2.0 - 0.001 * steps / 100 + 0.05 * rng.standard_normal(41)
+    late = steps >= steps[-1] - 0.5 * (steps[-1] - steps[0])
+    expected = np.polyval(np.polyfit(steps[late], values[late], 1), steps[-1])
+    assert decay_test(values, steps)["line_end"] == pytest.approx(expected, rel=1e-12)
+    assert decay_test(np.full(20, 0.25))["line_end"] == 0.25  # a constant late part: exactly its value
+
+
 def test_a_noiseless_line_is_its_own_answer():
     falling = decay_test(np.linspace(0.5, 0.3, 20))
     # The late part holds evaluations 10..19 of a fall of 0.2 over 19 intervals.

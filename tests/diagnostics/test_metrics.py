@@ -191,6 +191,28 @@ def test_a_latent_that_carries_the_label_beyond_x_raises_the_probe_from_x():
         metrics.context_probe_accuracy(x[fit], labels[fit], x[held], labels[held], z[fit], None)
 
 
+def test_a_latent_of_pure_noise_costs_the_probe_from_x_and_z_a_little_accuracy_on_average():
+    """The bias context_probe_accuracy's docstring states: z's weights fitted to noise from finite
+    examples lower the held-out accuracy of the probe from (x, z), so the difference is below 0 on
+    average where z adds nothing (20 noise dimensions at 200 examples make it large enough to see)."""
+    rng = np.random.default_rng(11)
+    differences = []
+    for _ in range(15):
+        labels, x = _context_and_labels(rng, 400, 0.5)
+        fit, held = slice(0, 200), slice(200, None)
+        alone = metrics.context_probe_accuracy(x[fit], labels[fit], x[held], labels[held])
+        z = rng.normal(size=(len(x), 20))
+        differences.append(metrics.context_probe_accuracy(x[fit], labels[fit], x[held], labels[held], z[fit], z[held]) - alone)
+    mean, se = np.mean(differences), np.std(differences, ddof=1) / np.sqrt(len(differences))
+    assert mean + 3 * se < 0
+
+
+def test_the_number_of_labels_counts_distinct_ids_not_the_largest_id():
+    assert metrics.label_count(np.array([3, 8, 8]), None, np.array([3])) == 2
+    assert metrics.label_count(np.array([0, 1, 2]), np.array([2, 1])) == 3
+    assert metrics.label_count(None, None) == 0
+
+
 def test_recon_z_gain_is_zero_for_a_decoder_that_ignores_z_and_positive_for_one_that_reads_it():
     rng = np.random.default_rng(7)
     q, p = rng.dirichlet(np.ones(5), size=40), rng.dirichlet(np.ones(5), size=40)

@@ -1,6 +1,7 @@
 """Files the library reads and writes: a torn last line, litter left by a kill, names that leave their
 folder, a batch larger than the data, one writer per folder."""
 
+import os
 import warnings
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 import yaml
 
 from infovae.errors import RunDirError, UserInputError
-from infovae.files import FolderLock
+from infovae.files import FolderLock, write_document
 
 from .matrix import TINY, copy_run, snapshot
 
@@ -136,3 +137,12 @@ def test_a_model_larger_than_the_memory_available_is_refused_before_anything_is_
     assert done.value.code == 2 and len(lines) == 1, lines
     assert "258,035,848 parameters" in lines[0] and "GiB to train" in lines[0] and "1.0 GiB available" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_document_keeps_what_utf8_holds_and_escapes_what_it_cannot(tmp_path):
+    # The bytes of a name that are not UTF-8, as os.fsdecode keeps them: each shown as the byte.
+    write_document(tmp_path / "a.md", "é " + os.fsdecode(b"\xff\xfe"))
+    assert (tmp_path / "a.md").read_bytes().decode("utf-8") == "é \\xff\\xfe"
+    # A lone surrogate that stands for no byte: shown as itself.
+    write_document(tmp_path / "b.md", "é \ud800")
+    assert (tmp_path / "b.md").read_bytes().decode("utf-8") == "é \\ud800"

@@ -101,3 +101,11 @@ def test_ppc_has_a_legend_and_a_linear_scale(likelihood):
     labels = [t.get_text() for t in left.get_legend().get_texts()]
     assert "observed" in labels and any("predictive" in t for t in labels) and any("reconstruction" in t for t in labels)
     assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes[:2])
+
+
+def test_contingency_has_a_row_per_label_present_named_by_its_id():
+    labels = np.array([3] * 5 + [8] * 7)  # ids as an npz file may store them
+    codes = np.array([0] * 5 + [1] * 7)
+    fig = plots.plot_contingency(codes, labels, 2, "strategy")
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["3 (n=5)", "8 (n=7)"]
+    assert len(texts(fig)) == 2 and all("1.00" in t for t in texts(fig))

@@ -1,15 +1,20 @@
 """Reports of tiny runs and a tiny sweep: every promised figure, listed with a caption, and sentences
 that label their numbers."""
 
+import ast
 import json
+import os
 import re
+import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import infovae
-from infovae.reports import sweep_report
+from infovae.diagnostics.metrics import latent_codes
+from infovae.reports import report, sweep_report
 from infovae.reports.arviz import read_datatree
 from infovae.reports.report import RUN_CAPTIONS, write_report
 from infovae.training.runs import open_run
@@ -135,6 +140,12 @@ def test_sweep_report(tmp_path, monkeypatch):
     assert "δ=" not in text and "lr=" not in text
     assert "## What happened to the latent" in text
     assert text.count("- **β=") == 5 and "(2 seeds)" in text and "validation probe not tested for decay" in text
+    # The coverage's bias bound counts the generator's labels (3 strategies).
+    assert sweep_report._Sweep(tmp_path / "out").labels()["num_labels"] == 3
+    # In a folder whose name is not UTF-8: the name shown escaped.
+    moved = tmp_path / os.fsdecode(b"sweep-\xff")
+    shutil.copytree(tmp_path / "out", moved)
+    assert write_report(moved)["report"].read_bytes().decode("utf-8").startswith("# Sweep report: sweep-\\xff\n")
 
 
 def test_sweep_decay_sentence_tests_the_mean_curve_and_never_calls_a_flat_one_decayed():
@@ -178,3 +189,37 @@ def test_a_sweeps_coverage_verdict_rests_on_the_interval_over_seeds_less_the_bia
     from infovae.reports.sweep_report import _coverage_sentence
 
     assert _coverage_sentence(values, labels, examples).startswith(verdict)
+
+
+def test_a_run_report_in_a_folder_whose_name_is_not_utf8(runs, tmp_path):
+    """A byte that is not UTF-8 in the folder's name (Python keeps it as a lone surrogate) is shown
+    escaped in the report, and the ArviZ example's path is a Python literal that opens the folder."""
+    folder = tmp_path / os.fsdecode(b"run-\xff")
+    shutil.copytree(runs / "strategies", folder)
+    out = write_report(folder, draws=5, examples=10)
+    text = out["report"].read_bytes().decode("utf-8")  # valid UTF-8
+    assert text.startswith(f"# Run report: `{tmp_path}/run-\\xff`")
+    literal = re.search(r"tree = read_datatree\((.*)\)", text).group(1)
+    assert Path(ast.literal_eval(literal)) == folder / "report" / "inference.nc" and out["inference"].exists()
+
+
+def test_a_gaussian_latent_with_sparse_label_ids_is_clustered_into_one_code_per_label(tmp_path, monkeypatch):
+    """Labels stored as 3 and 8: the contingency's k-means codes number the labels (2), not the largest
+    id + 1, and its rows are the two labels."""
+    rng = np.random.default_rng(0)
+    labels = rng.choice([3, 8], 300)
+    x = rng.normal(size=(300, 3)).astype("float32")
+    y = (rng.normal(size=(300, 5)) + (labels == 8)[:, None]).astype("float32")
+    np.savez(tmp_path / "sparse.npz", x=x, y=y, labels=labels)
+    config = {
+        "data": {"kind": "npz", "path": str(tmp_path / "sparse.npz")},
+        "model": {"latent": "gaussian", "latent_size": 2, "hidden": 16, "likelihood": "gaussian"},
+        "train": {"steps": 10, "batch_size": 32, "eval_every": 5, "eval_examples": 80},
+    }
+    infovae.train(config, out=tmp_path / "run", progress=False)
+    clusters = []
+    monkeypatch.setattr(report, "latent_codes", lambda q, n, seed=0: clusters.append(n) or latent_codes(q, n, seed))
+    figures = report.run_figures(open_run(tmp_path / "run"))
+    assert clusters == [2]
+    rows = [t.get_text().split(" ")[0] for t in figures["contingency"].axes[0].get_yticklabels()]
+    assert rows == ["3", "8"] and len(figures["contingency"].axes[0].get_xticks()) == 2

@@ -59,6 +59,20 @@ def test_still_improving_and_stopped_improving_are_shown_by_the_trend():
     assert verdicts.monitor_verdict(records(loss=[5.0]), "loss") is None
 
 
+@pytest.mark.parametrize("monitor, sign", [("loss", 1.0), ("probe_accuracy", -1.0)])
+def test_the_run_s_improvement_ends_at_the_late_part_s_least_squares_line(monitor, sign):
+    """From the first evaluation to the late part's line at the last step (the line decay_test fitted),
+    in the direction where the quantity improves; against a fit of its own."""
+    rng = np.random.default_rng(4)
+    t = np.arange(40)
+    values = 1.0 + sign * 0.5 * np.exp(-t / 5) + 0.01 * rng.standard_normal(40)
+    text = verdicts.monitor_verdict(records(**{monitor: values}), monitor)
+    steps = (t + 1) * 10.0
+    late = steps >= steps[-1] - 0.5 * (steps[-1] - steps[0])
+    line_end = np.polyval(np.polyfit(steps[late], values[late], 1), steps[-1])
+    assert f"{sign * (values[0] - line_end):.4g} from the first evaluation to the line's end" in text
+
+
 def test_one_run_is_above_chance_at_chance_or_not_resolved_by_its_binomial_noise():
     # 3 labels, 60 examples: 0.40 is neither shown above chance (1/3) nor within 0.02 of it.
     third = verdicts.chance_accuracy(np.arange(60) % 3)
