@@ -92,7 +92,10 @@ def train(
 
 def resume(run_dir: str | Path, progress: bool | None = None, callbacks: Iterable[Any] = (), **overrides: Any) -> Run:
     """Continue the run in ``run_dir`` from its last checkpoint; ``train__steps=N`` (or
-    ``**{"train.steps": N}``) extends a finished run to N steps. Returns the :class:`Run`."""
+    ``**{"train.steps": N}``) extends a finished run to N steps. Returns the :class:`Run`.
+
+    A trial of a sweep is the run folder ``SWEEP/trials/NAME/run``; one of an interrupted vectorised
+    sweep resumes from its group's checkpoint, which is first split into its trials' own."""
     from infovae.training.loop import resume_run
     from infovae.training.runs import open_run as _open
 
@@ -100,8 +103,22 @@ def resume(run_dir: str | Path, progress: bool | None = None, callbacks: Iterabl
     if keys - {"train.steps"}:
         raise UserInputError(f"a resumed run keeps its config; only train.steps may change (to extend it), got {sorted(keys)}")
     steps = overrides.get("train.steps", overrides.get("train__steps"))
+    _split_trial_group(run_dir)
     resume_run(run_dir, steps=steps, progress=progress, callbacks=_callbacks(callbacks))
     return _open(run_dir)
+
+
+def _split_trial_group(run_dir: str | Path) -> None:
+    """A trial of an interrupted vectorised sweep has its checkpoint in its group's folder: split the
+    sweep's groups into their trials' own checkpoints (as re-running the sweep would, under the sweep's
+    lock), so that the trial resumes from the group's step."""
+    from infovae.files import FolderLock
+    from infovae.sweeps.groups import dissolve_groups, grouped_trial_sweep
+
+    sweep_dir = grouped_trial_sweep(run_dir)
+    if sweep_dir is not None:
+        with FolderLock(sweep_dir, "sweep folder"):
+            dissolve_groups(sweep_dir)
 
 
 def sweep(

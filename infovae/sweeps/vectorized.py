@@ -199,8 +199,9 @@ def run_vectorized(
 
 
 def _take(trial_dir, config, splits, locks):
-    """Lock the trial's run folder (held until the chunk ends) and return its own checkpoint, or ``None``
-    after making the folder anew (what it holds is the library's, or the trial is refused)."""
+    """Lock the trial's run folder (held until the chunk ends) and return its own checkpoint, if it trained
+    on this very data, or ``None`` after making the folder anew (what it holds is the library's, or the
+    trial is refused)."""
     folder = RunFolder(trial_dir / RUN)
     folder.create()
     locks.append(folder.lock().acquire())
@@ -209,6 +210,8 @@ def _take(trial_dir, config, splits, locks):
     if state is None:
         folder.clear_unstarted()
         folder.write_start(config, splits)
+    else:
+        folder.check_data(splits, config.data)
     return state
 
 

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from infovae.core.marginals import MARGINALS
 from infovae.data.base import DataSplits
 from infovae.data.registry import load_splits
@@ -58,11 +56,10 @@ def build_backend(configs: Sequence[RunConfig], splits: DataSplits) -> Backend:
 
 
 def load_run_splits(config: RunConfig, folder: RunFolder) -> DataSplits:
-    """The data of a run, split as its ``splits.npz`` records (a changed data set is refused)."""
+    """The data of a run, split as its ``splits.npz`` records; data whose split or content changed since
+    the run began is refused (:meth:`~infovae.training.run_folder.RunFolder.check_data`)."""
     splits = load_splits(config.data, config.likelihood)
-    saved = folder.read_splits()
-    if any(not np.array_equal(saved[k], v) for k, v in splits.indices.items()):
-        raise RunDirError(f"the data no longer splits as recorded in {folder.splits_path}; it has changed since the run began")
+    folder.check_data(splits, config.data)
     return splits
 
 
@@ -81,7 +78,8 @@ def start_run(
     """Train ``config`` into the new run folder ``out_dir`` and return the summary.
 
     Everything that can be checked (config, data, model size, the folder) is checked before the folder
-    is created or written, so that bad input leaves nothing behind.
+    is created or written, so that bad input leaves nothing behind; bad input found only at the first step
+    removes what this start made, unless it trained something.
     """
     folder = RunFolder(out_dir)
     if not folder.is_empty():
@@ -98,19 +96,35 @@ def start_run(
         try:
             folder.write_start(config, splits)
         except BaseException:
-            if created:
-                shutil.rmtree(folder.path, ignore_errors=True)
+            _remove_unstarted(folder, created)
             raise
         try:
             return _run_one(backend, config, folder, splits, None, progress, callbacks)
+        except UserInputError:
+            # Bad input found at the first step (a library that fails to import when a program is first
+            # traced, say): the same --out must work once it is fixed.
+            _remove_unstarted(folder, created)
+            raise
         except (MemoryError, RuntimeError) as error:
             # Memory runs out at the first step (the optimiser's state, a step's activations), after the
-            # folder was made: a run without a checkpoint is removed and the size named on one line.
-            if not _out_of_memory(error) or folder.has_checkpoint():
+            # folder was made: a run that trained nothing is removed and the size named on one line.
+            if not _out_of_memory(error) or not _remove_unstarted(folder, created):
                 raise
-            if created:
-                shutil.rmtree(folder.path, ignore_errors=True)
             raise UserInputError(f"the model does not fit in this machine's memory: {first_line(error)[:300]}") from None
+
+
+def _remove_unstarted(folder: RunFolder, created: bool) -> bool:
+    """Remove what a start that failed wrote, unless it trained something (a checkpoint, an evaluation):
+    the folder if the start made it, else only the run's files in it. Returns whether it did."""
+    if folder.has_checkpoint() or folder.has_records():
+        return False
+    if created:
+        shutil.rmtree(folder.path, ignore_errors=True)
+    else:
+        remove_temporary_files(folder.path)
+        for path in (folder.config_path, folder.splits_path, folder.metrics_path):
+            path.unlink(missing_ok=True)
+    return True
 
 
 def _out_of_memory(error: BaseException) -> bool:
@@ -144,6 +158,14 @@ def resume_run(
         elif summary is not None:
             raise RunDirError(
                 f"the run in {folder.path} has finished already (it has a summary.json); pass train.steps=N to extend it"
+            )
+        if not folder.has_checkpoint() and folder.has_records():
+            # Training from step 0 would write over the evaluations. A trial of a vectorised sweep keeps its
+            # checkpoint in its group's folder until the sweep, or infovae.resume, splits it into the trials'.
+            raise RunDirError(
+                f"{folder.path} has evaluations but no checkpoint of its own to resume from; a trial of a vectorised "
+                "sweep resumes from its group's checkpoint (SWEEP_DIR/groups/) with infovae.resume, infovae train "
+                "--resume or the sweep run again, any other run only from the start: move the folder away first"
             )
         splits = load_run_splits(config, folder)
         backend = build_backend([config], splits)

@@ -175,6 +175,10 @@ bad_input(
     "resume-metrics-line-without-step",
     "metrics.jsonl",
 )(_damaged(_write("metrics.jsonl", '{"loss": 1.0}\n')))
+# Training from step 0 would write over the evaluations (a vectorised sweep's trial keeps its checkpoint in its group's folder).
+bad_input("resume-evaluations-without-a-checkpoint", "has evaluations but no checkpoint of its own")(
+    _damaged(lambda w, run: (run / "checkpoint.npz").unlink())
+)
 bad_input("resume-finished-run", "has finished already")(lambda w: ["train", "--resume", w.run(finished=True)])
 bad_input("resume-not-a-run", "holds no run to resume")(lambda w: ["train", "--resume", w.folder("empty")])
 bad_input("resume-a-file", "is a file")(lambda w: ["train", "--resume", w.watch(w.text("file", "a file"))])

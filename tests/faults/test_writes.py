@@ -77,3 +77,28 @@ def test_memory_running_out_at_the_first_step_is_one_line_and_leaves_no_folder(t
     with pytest.raises(UserInputError, match="does not fit in this machine's memory"):
         loop_runs.start_run(parse_config(TINY), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_bad_input_found_at_the_first_step_leaves_no_folder_and_the_same_out_then_works(tmp_path, monkeypatch, existed):
+    """(NumPyro's libraries found but failing to import when a program is first traced) A start that fails on
+    bad input after making the run folder removes what it made, and only that: the same ``--out`` works next."""
+    import infovae
+    from infovae.errors import UserInputError
+    from infovae.training.pyro_backend import PyroBackend
+
+    def broken_library(self, indices, active):
+        raise UserInputError("the numpyro backend's libraries fail to import (No module named 'jax')")
+
+    out = tmp_path / "run"
+    if existed:
+        out.mkdir()
+    monkeypatch.setattr(PyroBackend, "train_steps", broken_library)
+    with pytest.raises(UserInputError, match="fail to import"):
+        infovae.train(TINY, out=out, progress=False)
+    if existed:  # the folder stays, as empty as it was (the lock file aside)
+        assert {p.name for p in out.iterdir()} <= {".lock"}
+    else:
+        assert not out.exists()
+    monkeypatch.undo()
+    assert infovae.train(TINY, out=out, progress=False).summary["steps"] == TINY["train"]["steps"]

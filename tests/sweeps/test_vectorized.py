@@ -1,8 +1,6 @@
 """The vectorised executor: trials as one compiled program, with the numbers each trial gets alone."""
 
 import json
-import threading
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -17,7 +15,6 @@ from infovae.sweeps import open_sweep, run_sweep  # noqa: E402
 from infovae.training import loop_group  # noqa: E402
 from infovae.training.config import parse_config  # noqa: E402
 from infovae.training.loop import MinibatchSampler, build_backend  # noqa: E402
-from infovae.training.numpyro_backend import NumPyroBackend  # noqa: E402
 
 BASE = {
     "data": {"kind": "strategies", "num_examples": 240, "horizon": 4, "num_strategies": 3},
@@ -160,27 +157,11 @@ def test_a_group_shares_its_time_by_the_steps_each_trial_trained():
     np.testing.assert_allclose(loop_group._time_shares(trials, 15.0), [6.0, 6.0, 3.0])
 
 
-def test_an_interrupted_vectorised_sweep_resumes_exactly(tmp_path, monkeypatch):
+def test_an_interrupted_vectorised_sweep_resumes_exactly(tmp_path, monkeypatch, request):
     whole = _summaries(_sweep(tmp_path, "whole"))
 
     # Ask the loop to stop after its second chunk, as Ctrl-C would.
-    asked = threading.Event()
-
-    @contextmanager
-    def stop_requests():
-        yield asked
-
-    real = NumPyroBackend.train_steps
-    calls = {"n": 0}
-
-    def counting(self, indices, active):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            asked.set()
-        return real(self, indices, active)
-
-    monkeypatch.setattr(loop_group, "stop_requests", stop_requests)
-    monkeypatch.setattr(NumPyroBackend, "train_steps", counting)
+    request.getfixturevalue("stop_after_second_chunk")
     with pytest.raises(RunInterrupted):
         _sweep(tmp_path, "stopped", workers=1)  # in this process, where the patches act
     interrupted = open_sweep(tmp_path / "stopped")
