@@ -61,9 +61,11 @@ def cli(ctx):
 class _Path(click.Path):
     """A path the operating system can look up. A name it refuses outright (too long, a loop of
     links, a folder it may not search) is a usage error on one line, not a traceback later; a path
-    that does not exist yet is fine."""
+    that does not exist yet is fine. An empty one is refused: it would name the current folder."""
 
     def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value:
+            self.fail("an empty path (write . for the current folder)", param, ctx)
         path = super().convert(value, param, ctx)
         try:
             os.stat(path)

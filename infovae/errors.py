@@ -11,6 +11,7 @@ Each is also a :class:`ValueError`, as Python's own convention for bad arguments
 
 __all__ = [
     "CheckpointError",
+    "CombinationError",
     "ConfigError",
     "DataError",
     "InfoVAEError",
@@ -34,6 +35,12 @@ class UserInputError(InfoVAEError, ValueError):
 
 class ConfigError(UserInputError):
     """A run config or sweep file that cannot be used; the message names the key."""
+
+
+class CombinationError(ConfigError):
+    """A run config whose keys are each valid but do not fit together (``objective.marginal: mmd`` with a
+    discrete latent): a sweep records a trial with such a config as failed, where it refuses one with an
+    unknown key or a bad value before any trial runs."""
 
 
 class DataError(UserInputError):

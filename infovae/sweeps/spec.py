@@ -30,6 +30,7 @@ import itertools
 import json
 import math
 import re
+import warnings
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -39,9 +40,9 @@ from typing import Any, NoReturn
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from infovae.errors import ConfigError
+from infovae.errors import CombinationError, ConfigError
 from infovae.files import load_yaml, short_repr
-from infovae.training.config import apply_overrides, check_key
+from infovae.training.config import apply_overrides, check_key, parse_config
 
 __all__ = ["MAX_TRIALS", "SweepFile", "SweepSpec", "SweepTrial", "load_sweep", "unique_names"]
 
@@ -279,8 +280,9 @@ def load_sweep(
 ) -> SweepSpec:
     """Read and check a sweep: a file's path, or a mapping (relative paths then resolve against
     ``base_dir``, default the working folder). ``overrides`` are dotted keys set on every trial, added
-    to the sweep's ``set``. The trials' configs are validated when they run (an invalid combination is
-    a failed trial, not a failed sweep)."""
+    to the sweep's ``set``. Every trial's config is validated here: an unknown key or a bad value is
+    refused before any trial folder is made; keys that do not fit together are not (an invalid
+    combination is a failed trial, not a failed sweep)."""
     if isinstance(source, Mapping):
         # A mapping has no file: messages name it "sweep", and relative paths resolve against base_dir.
         raw, path = dict(source), Path(base_dir or ".") / "sweep"
@@ -311,8 +313,33 @@ def load_sweep(
     both = sorted(set(swept) & set(shared))
     if both:
         _fail(path, f"{both} are both swept and set for every trial")
+    _check_configs(path, base, trials)
     recorded = None if isinstance(source, Mapping) else path
     return SweepSpec(base=base, trials=trials, swept_keys=swept, path=recorded, shared=shared, seed_keys=sweep.seed_keys)
+
+
+def _check_configs(path, base, trials):
+    """Refuse the sweep if a trial's config has an unknown key or a bad value (set on every trial, in
+    the base or swept), which no run of the trial could get past. Keys that do not fit together are the
+    trial's failure when it runs, as are the data and the model's size, which need the data read."""
+    with warnings.catch_warnings():
+        # A trial warns when it runs (an option its divergence ignores); here it would warn once per trial.
+        warnings.simplefilter("ignore")
+        for trial in trials:
+            try:
+                parse_config(trial.raw_config(base))
+            except CombinationError:
+                continue
+            except ConfigError as error:
+                _fail(path, f"the trial {_setting(trial)}: {error}")
+
+
+def _setting(trial):
+    """The trial's overrides and seed as a user writes them, each value cut to 40 characters:
+    ``objective.beta=0.5, seed 0``."""
+    values = {key: _short(value) for key, value in trial.overrides.items()}
+    cut = {key: text if len(text) <= 40 else text[:37] + "..." for key, text in values.items()}
+    return ", ".join([*(f"{key}={text}" for key, text in cut.items()), f"seed {trial.seed}"])
 
 
 def _read_base(path, base):

@@ -13,17 +13,19 @@ from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
-from infovae.errors import ConfigError
+from infovae.errors import CombinationError, ConfigError
 from infovae.files import load_yaml, short_repr
 from infovae.training.config_limits import MAX_ACTIVATIONS, MAX_PARAMETERS, architecture, fit_batch_size
 from infovae.training.config_overrides import Overrides, apply_overrides, override_items, parse_value
-from infovae.training.config_sections import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
+from infovae.training.config_sections import COMBINATION, ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
 from infovae.training.config_text import describe_schema, suggest_key
 
 __all__ = [
     "MAX_ACTIVATIONS",
     "MAX_PARAMETERS",
+    "CombinationError",
     "ConfigError",
     "ModelConfig",
     "ObjectiveConfig",
@@ -44,8 +46,8 @@ __all__ = [
 _parse_value = parse_value
 
 
-def _format(error: ValidationError, raw: Mapping[str, Any]) -> str:
-    first = error.errors()[0]
+def _format(first: ErrorDetails, raw: Mapping[str, Any]) -> str:
+    """One validation error of ``raw`` (an item of ``ValidationError.errors()``) as the one line a user sees."""
     where = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-"))
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
@@ -85,7 +87,11 @@ def check_key(key: str) -> None:
 
 
 def parse_config(raw: Mapping[str, Any] | None, base_dir: str | Path | None = None) -> RunConfig:
-    """Validate a config mapping. Relative data paths are resolved against ``base_dir``."""
+    """Validate a config mapping. Relative data paths are resolved against ``base_dir``.
+
+    :raises ConfigError: naming the key: an unknown key or a bad value; :class:`CombinationError` where
+        the keys are each valid but do not fit together.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -93,7 +99,12 @@ def parse_config(raw: Mapping[str, Any] | None, base_dir: str | Path | None = No
     try:
         config = RunConfig.model_validate(dict(raw))
     except ValidationError as error:
-        raise ConfigError(_format(error, raw)) from None
+        errors = error.errors()
+        # A key's own problem is named first: keys that do not fit together may do so because of it.
+        own = [e for e in errors if e["type"] != COMBINATION]
+        if own:
+            raise ConfigError(_format(own[0], raw)) from None
+        raise CombinationError(_format(errors[0], raw)) from None
     if base_dir is not None:
         config = config.model_copy(update={"data": config.data.resolve_paths(Path(base_dir))})
     return config

@@ -6,12 +6,24 @@ config is parsed, so that what a plug-in registers is accepted; the objective's 
 by the same functions as ``InfoVAE_ELBO``'s (:mod:`infovae.core.arguments`).
 """
 
+import functools
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
-from pydantic_core import core_schema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from infovae.core.architecture import DECODER_SCALES, LIKELIHOODS, NETWORKS
 from infovae.core.arguments import (
@@ -20,6 +32,7 @@ from infovae.core.arguments import (
     KERNELS,
     check_bandwidth,
     check_elbo_args,
+    check_kernel,
     check_latent_kind,
 )
 from infovae.core.marginals import MARGINALS
@@ -30,11 +43,104 @@ from infovae.files import short_repr
 from infovae.registry import Registry
 from infovae.training.backends import BACKENDS
 
-__all__ = ["EarlyStopping", "ModelConfig", "ObjectiveConfig", "Registered", "RunConfig", "TrainConfig", "Warmup"]
+__all__ = [
+    "COMBINATION",
+    "EarlyStopping",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "Registered",
+    "RunConfig",
+    "TrainConfig",
+    "Warmup",
+]
+
+# The type of a validation error of keys that are each valid but do not fit together (``objective.marginal:
+# mmd`` with a discrete latent), as the checks that compare keys raise it (:func:`_combination`).
+COMBINATION = "combination"
+
+
+def _combination(message: str) -> PydanticCustomError:
+    """The validation error of keys that do not fit together (:data:`COMBINATION`), saying ``message``."""
+    return PydanticCustomError(COMBINATION, "{reason}", {"reason": message})
+
+
+def _union_parts(annotation: Any) -> tuple[Any, ...]:
+    """The types a field's annotation allows, through unions and ``Annotated``."""
+    if typing.get_origin(annotation) is Annotated:
+        return _union_parts(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return tuple(part for arg in typing.get_args(annotation) for part in _union_parts(arg))
+    return (annotation,)
+
+
+def _item_annotations(parts: tuple[Any, ...], length: int) -> list[tuple[Any, ...]]:
+    """For each of ``length`` items of a list given to a field that allows ``parts``, the annotations of
+    the tuples and lists among them at that position (``tuple[float, ...]``: float at every one)."""
+    sequences = [[a for a in typing.get_args(p) if a is not Ellipsis] for p in parts if typing.get_origin(p) in (tuple, list)]
+    return [tuple(args[min(i, len(args) - 1)] for args in sequences if args) for i in range(length)]
+
+
+def _kinds(parts: tuple[Any, ...]) -> frozenset[Any]:
+    """The types of the values that the types ``parts`` allow: a Literal's values stand for their own."""
+    return frozenset({type(v) for p in parts if typing.get_origin(p) is Literal for v in typing.get_args(p)} | set(parts))
+
+
+def _wrong_kind(parts: tuple[Any, ...], kinds: frozenset[Any], value: Any) -> str | None:
+    """Why ``value`` is refused for a field that allows the types ``parts`` (of values of the types
+    ``kinds``): a boolean where a number is expected, or a number where a boolean is, also as an item
+    of a list; ``None`` if neither."""
+    if isinstance(value, (list, tuple)):
+        for item, annotations in zip(value, _item_annotations(parts, len(value))):
+            item_parts = tuple(p for a in annotations for p in _union_parts(a))
+            why = _wrong_kind(item_parts, _kinds(item_parts), item)
+            if why is not None:
+                return why
+        return None
+    numbers = int in kinds or float in kinds
+    if isinstance(value, bool) and numbers and bool not in kinds:
+        return f"must be a number, got {value} (YAML reads true/false, yes/no and on/off as booleans)"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and bool in kinds and not numbers:
+        return f"must be true or false, got {value}"
+    return None
+
+
+@functools.cache
+def _field_types(section: type[BaseModel], name: str) -> tuple[tuple[Any, ...], frozenset[Any]] | None:
+    """The types ``section``'s field ``name`` allows (:func:`_union_parts`) and those of its values
+    (:func:`_kinds`), or ``None`` for no such field; kept, as every config of a sweep is checked when it
+    is expanded."""
+    field = section.model_fields.get(name)
+    if field is None:
+        return None
+    parts = _union_parts(field.annotation)
+    return parts, _kinds(parts)
+
+
+def _check_kinds(section: type[BaseModel], values: Any) -> None:
+    """Refuse, naming the key, a boolean given for a number or a number for a boolean in the mapping
+    ``values`` of ``section``'s fields: pydantic's lax mode would convert them (``train.steps: true``
+    would train 1 step, ``objective.beta: yes`` be 1.0), where any other value of the wrong type is
+    refused. Nested sections check their own keys."""
+    if not isinstance(values, Mapping):
+        return  # not a section: the field's own validation says so
+    for name, value in values.items():
+        allowed = _field_types(section, name) if isinstance(name, str) else None
+        why = None if allowed is None else _wrong_kind(*allowed, value)
+        if why is not None:
+            error = InitErrorDetails(
+                type=PydanticCustomError("number_or_boolean", "{reason}", {"reason": why}), loc=(name,), input=value
+            )
+            raise ValidationError.from_exception_data(section.__name__, [error])
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_and_booleans(cls, values):
+        _check_kinds(cls, values)
+        return values
 
 
 @dataclass(frozen=True)
@@ -81,6 +187,17 @@ def _literal(values):
     return Literal[tuple(values)]
 
 
+def _number_from_text(value):
+    """``value``, or the float that its text writes: YAML 1.1 reads ``1e-3`` (no dot) as text, which
+    the float fields read as a number, and so must a field whose other values are text."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
 class ModelConfig(_Section):
     latent: Literal["discrete", "gaussian"] = Field(
         "discrete", description="A router over latent_size values, or a Gaussian vector."
@@ -103,12 +220,18 @@ class ModelConfig(_Section):
     )
     min_scale: Float32 = Field(1e-3, gt=0, allow_inf_nan=False, description="Floor on a learned or amortized decoder scale.")
 
-    @field_validator("decoder_scale")
+    @field_validator("decoder_scale", mode="wrap")
     @classmethod
-    def _positive_scale(cls, value):
-        if not isinstance(value, str) and not (value > 0 and value < float("inf")):
+    def _positive_scale(cls, value, handler):
+        # One message for the union: pydantic's would name its members as parts of the key
+        # (model.decoder_scale.literal['learned','amortized']).
+        try:
+            scale = handler(value)
+        except ValidationError:
+            scale = None
+        if scale is None or (not isinstance(scale, str) and not (scale > 0 and scale < float("inf"))):
             raise ValueError(f"must be one of {DECODER_SCALES} or a positive number")
-        return value
+        return scale
 
 
 class ObjectiveConfig(_Section):
@@ -139,7 +262,14 @@ class ObjectiveConfig(_Section):
     @field_validator("bandwidth", mode="before")
     @classmethod
     def _bandwidth(cls, value):
-        return check_bandwidth(value)
+        return check_bandwidth(_number_from_text(value))
+
+    @field_validator("kernel_scales")
+    @classmethod
+    def _positive_scales(cls, value):
+        # Checked on their own as well as with the other keys below, so that a bad scale is a bad value
+        # of this key (which a sweep refuses up front), not a combination.
+        return check_kernel(KERNELS[0], value, None)
 
     def elbo_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of either backend's ``InfoVAE_ELBO``."""
@@ -150,7 +280,10 @@ class ObjectiveConfig(_Section):
         # The constructor's own checks (scales, bandwidth, a weight without a divergence), so the
         # rules live in one place.
         kwargs = self.elbo_kwargs()
-        check_elbo_args(**kwargs, latent_site="z", obs_site="y", max_plate_nesting=1)
+        try:
+            check_elbo_args(**kwargs, latent_site="z", obs_site="y", max_plate_nesting=1)
+        except UserInputError as error:  # each key is valid (its field says so): they do not fit together
+            raise _combination(str(error)) from None
         return self
 
 
@@ -223,7 +356,9 @@ class RunConfig(_Section):
                 raise ValueError(f"a data section needs a kind ({', '.join(DATA_KINDS)})")
             if not isinstance(kind, str) or kind not in DATA_KINDS:
                 raise ValueError(f"unknown data kind {short_repr(kind)} (expected {', '.join(DATA_KINDS)})")
-            return DATA_KINDS[kind].section.model_validate(dict(value))
+            section = DATA_KINDS[kind].section
+            _check_kinds(section, value)  # the data sections are not _Sections: their kinds are checked here
+            return section.model_validate(dict(value))
         return value
 
     @model_validator(mode="after")
@@ -232,14 +367,16 @@ class RunConfig(_Section):
         try:
             check_latent_kind(self.objective.marginal, self.objective.jsd_mixture, kind, f"model.latent is {self.model.latent}")
         except UserInputError as error:  # its message starts with the objective's key
-            raise ValueError(f"objective.{error}") from None
+            raise _combination(f"objective.{error}") from None
         own = DATA_KINDS[self.data.kind].likelihood
         if own and self.model.likelihood not in (None, own):
-            raise ValueError(f"data kind {self.data.kind} needs model.likelihood: {own}, got {self.model.likelihood}")
+            raise _combination(f"data kind {self.data.kind} needs model.likelihood: {own}, got {self.model.likelihood}")
         if own is None and self.model.likelihood is None:
-            raise ValueError(f"data kind {self.data.kind} needs model.likelihood ({', '.join(LIKELIHOODS)})")
+            raise _combination(f"data kind {self.data.kind} needs model.likelihood ({', '.join(LIKELIHOODS)})")
         if self.model.network == "conv" and self.likelihood == "categorical":
-            raise ValueError("model.network: conv draws pixels: it needs model.likelihood bernoulli or gaussian, not categorical")
+            raise _combination(
+                "model.network: conv draws pixels: it needs model.likelihood bernoulli or gaussian, not categorical"
+            )
         return self
 
     @property

@@ -133,6 +133,28 @@ def _(w):
     return ["train", w.config(), "train.lr=1e-60", "--out", w.out]
 
 
+# YAML reads true, yes and on as booleans: a number key refuses them (pydantic's lax mode took true for 1).
+for _key, _value in [
+    ("train.steps", "true"),
+    ("objective.beta", "yes"),
+    ("data.seed", "on"),
+    ("objective.kernel_scales", "[1, false]"),
+]:
+    bad_input(f"override-{_key}-{_value}", f"{_key}: must be a number")(
+        lambda w, k=_key, v=_value: ["train", w.config(), f"{k}={v}", "--out", w.out]
+    )
+
+
+@bad_input("config-steps-true", "train.steps: must be a number, got True")
+def _(w):
+    return ["train", w.text("c.yaml", "train: {steps: true}\n"), "--out", w.out]
+
+
+@bad_input("config-greyscale-1", "data.greyscale: must be true or false, got 1")
+def _(w):
+    return ["train", w.text("c.yaml", "data: {kind: digits, greyscale: 1}\n"), "--out", w.out]
+
+
 # -- sizes and data ------------------------------------------------------------------------------------
 
 
@@ -254,3 +276,9 @@ def _(w):
 @bad_input("out-in-use", "is in use by another process")
 def _(w):
     return ["train", w.config(), "--out", w.hold_lock(w.out)]
+
+
+# An empty --out named the current folder.
+@bad_input("out-empty", "Invalid value for '--out': an empty path")
+def _(w):
+    return ["train", w.config(), "--out", ""]

@@ -96,6 +96,44 @@ def _(w):
     return ["sweep", w.sweep_file(grid={"train.steps.x": [1, 2]}), "--out", w.out]
 
 
+# A trial config that no trial could run: refused when the sweep is expanded, before any trial folder,
+# not recorded as a failure of every trial.
+@bad_input("sweep-override-key-misspelt", "train.stepz: unknown key (did you mean train.steps?)")
+def _(w):
+    return ["sweep", w.sweep_file(), "train.stepz=5", "--out", w.out]
+
+
+@bad_input("sweep-set-key-misspelt", "train.stepz: unknown key (did you mean train.steps?)")
+def _(w):
+    return ["sweep", w.sweep_file(set={"train.stepz": 5}), "--out", w.out]
+
+
+@bad_input("sweep-grid-key-misspelt", "the trial objective.betta=1, seed 0: objective.betta: unknown key")
+def _(w):
+    return ["sweep", w.sweep_file(grid={"objective.betta": [1.0, 0.5]}), "--out", w.out]
+
+
+@bad_input("sweep-grid-value-boolean", "the trial train.steps=True, seed 0: train.steps: must be a number")
+def _(w):
+    return ["sweep", w.sweep_file(grid={"train.steps": [4, True]}), "--out", w.out]
+
+
+@bad_input("sweep-override-value-boolean", "objective.beta: must be a number")
+def _(w):
+    return ["sweep", w.sweep_file(grid={"objective.jsd_weight": [0.0, 0.5]}), "objective.beta=yes", "--out", w.out]
+
+
+@bad_input("sweep-out-empty", "Invalid value for '--out': an empty path")
+def _(w):
+    return ["sweep", w.sweep_file(), "--out", ""]
+
+
+@bad_input("sweep-rerun-with-a-misspelt-key", "train.stepz: unknown key")
+def _(w):
+    sweep = w.sweep_dir(w.sweep_file())
+    return ["sweep", w.dir / "s.yaml", "train.stepz=5", "--out", sweep]
+
+
 @bad_input("sweep-trial-folder-links-out-of-the-sweep", "is a link out of the sweep folder")
 def _(w):
     sweep = w.sweep_dir(w.sweep_file())
