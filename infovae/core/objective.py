@@ -60,6 +60,29 @@ JSDs (over factors: the sum of per-factor JSDs, as for one site). ``mi`` is the 
 :math:`I(\text{example}; z_1..z_S)`. Sites outside every plate (global latents) add ``log q - log p``
 once, unweighted (``global_kl``).
 
+ELBO surgery per site (``loss_terms``), each part named for what it is and the parts summing to the
+totals. With :math:`\bar q(\cdot) = \frac1B \sum_j q(\cdot|x_j)` the minibatch's aggregate posterior and
+the sites in the guide's order:
+
+.. math::
+
+    \mathrm{kl}[s] &= \mathbb E_i \mathbb E_q[\log q(z_s|z_{<s},x_i) - \log p(z_s|\mathrm{pa}(z_s))],
+        \qquad \textstyle\sum_s \mathrm{kl}[s] = \mathrm{kl}, \\
+    \mathrm{mi}[s] &= I(\text{example}; z_s \mid z_{<s})
+        = \mathbb E_i \mathbb E_q[\log q(z_s|z_{<s},x_i) - \log \bar q(z_s|z_{<s})],
+        \qquad \textstyle\sum_s \mathrm{mi}[s] = \mathrm{mi} \text{ (chain rule)}, \\
+    \mathrm{marginal\_kl}[s] &= \mathrm{kl}[s] - \mathrm{mi}[s]
+        = \mathbb E_{\bar q(z_{<s})} \mathrm{KL}(\bar q(z_s|z_{<s}) \,\|\, p(z_s|z_{<s}))
+        \text{ where the prior of } z_s \text{ depends on } z_{<s} \text{ alone}.
+
+So ``marginal_kl[s] >= 0`` there (a second site that copies the first has ``mi``, ``kl`` and
+``marginal_kl`` 0), and a site independent of the others in the aggregate has its single-site numbers.
+Exact over the enumerated configurations; over sampled latents, the minibatch estimates of ``mi``, whose
+cross terms :math:`q(z_s|z_{<s},x_j)` take example j's own draws of the continuous latents before
+:math:`z_s` (exact where a continuous latent's posterior depends on the discrete latents only). Like
+``mi``, the per-site terms are those of the minibatch's examples: of the whole data set, the minibatch
+aggregate makes them biased estimates (``mi`` at most :math:`\log B`).
+
 A backend supplies three things: ``_ops``, an :class:`ArrayOps` of its array functions and its
 ``divergences`` module; ``_traces``, its module that reads distributions (``unwrap``, ``describe``,
 ``log_prob``, ``class_log_probs``); and a :class:`TracePass` per pass through guide and model.
@@ -153,6 +176,9 @@ class TracePass(ABC):
     #: The enumerated configurations' dims (the last discrete latent's leftmost), and the plates' dims.
     enum_shape: tuple[int, ...]
     plate_shape: tuple[int, ...]
+    #: Whether the guide's plate drew its minibatch at random (``subsample_size`` below the size, no
+    #: indices given): then each pass has a minibatch of its own.
+    random_subsample: bool
 
     def _trace(self, elbo, model, guide, args, kwargs):
         """Trace ``guide`` (its local discrete latents set to all their values) and replay ``model``
@@ -162,12 +188,12 @@ class TracePass(ABC):
             # Guessed once, as Pyro's ELBOs do, from a pass with the guide's own draws that leaves the
             # random stream as it was.
             with traces.keep_random_state():
-                plain = traces.trace_guide(guide, args, kwargs)
+                plain, _ = traces.trace_guide(guide, args, kwargs)
                 guide_roles(traces.sites(plain), elbo.latent_site, traces.is_discrete, traces.describe)
                 model_sites = traces.sites(traces.replay_with(model, plain, {}, args, kwargs))
-            elbo.max_plate_nesting = plate_nesting(traces.sites(plain), model_sites)
+            elbo.max_plate_nesting = elbo._guessed_nesting = plate_nesting(traces.sites(plain), model_sites)
         nesting = elbo.max_plate_nesting
-        guide_trace = traces.trace_guide(guide, args, kwargs, nesting)
+        guide_trace, self.random_subsample = traces.trace_guide(guide, args, kwargs, nesting)
         self.guide = traces.sites(guide_trace)
         roles = guide_roles(self.guide, elbo.latent_site, traces.is_discrete, traces.describe)
         self.model = traces.sites(traces.replay_with(model, guide_trace, {}, args, kwargs))
@@ -175,9 +201,14 @@ class TracePass(ABC):
         first = self.guide[roles.local[0]]
         self.num_data, self.batch_size, self.plate_dim = first.num_data, first.plate_size, first.plate_dim
         if nesting + self.plate_dim < 0:
+            if nesting == elbo._guessed_nesting:
+                # Guessed once per instance, as Pyro's ELBOs guess it: a later pair may nest deeper.
+                way_out = "it was guessed from the first model/guide pair this InfoVAE_ELBO ran: use a new InfoVAE_ELBO, or"
+            else:
+                way_out = "leave it out to have it guessed, or"
             raise UnsupportedModelError(
-                f"max_plate_nesting={nesting} but site {first.name!r} is in a plate at dim={self.plate_dim}: pass "
-                f"max_plate_nesting >= {-self.plate_dim}, or leave it out to have it guessed"
+                f"max_plate_nesting={nesting} but site {first.name!r} is in a plate at dim={self.plate_dim}: {way_out} "
+                f"pass max_plate_nesting >= {-self.plate_dim}"
             )
         self.enum_shape = tuple(self.guide[name].value.shape[0] for name in reversed(roles.discrete))
         self.plate_shape = tuple(self.batch_size if i == nesting + self.plate_dim else 1 for i in range(nesting))
@@ -186,8 +217,15 @@ class TracePass(ABC):
 
     @property
     def exact(self) -> bool:
-        """Whether one pass is exact: every latent summed out, nothing sampled."""
+        """Whether every latent is summed out, none sampled (the minibatch may still be: :attr:`deterministic`)."""
         return not self.roles.continuous and not self.roles.global_
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether every pass gives the same terms: exact, on a minibatch not drawn at random. Otherwise
+        the loss averages ``num_particles`` passes, each with draws (and a minibatch) of its own, as
+        ``Trace_ELBO`` and ``TraceEnum_ELBO`` average their particles."""
+        return self.exact and not self.random_subsample
 
     def joint(self, ops: "ArrayOps", values, site_name: str):
         """Per-example values ``[*enum, *plates]`` as ``[J, B]`` (:func:`~infovae.core.sites.joint_batch`)."""
@@ -240,7 +278,8 @@ class InfoVAEObjective:
     :param kernel_scales: MMD kernel scales.
     :param bandwidth: ``None`` (base width ``2 d``), ``"median"`` or a positive number.
     :param str jsd_mixture: JSD mixture weights, ``"prior"``, ``"posterior"`` or ``"uniform"``.
-    :param int num_particles: latent draws per step (continuous latent; a discrete one is exact).
+    :param int num_particles: passes per step, averaged (each draws its continuous latents and, from a
+        plate with ``subsample_size``, its minibatch); one pass where neither is drawn (exact).
     :param int max_plate_nesting: how many batch dims the plates take; the enumeration dim goes left of
         them. ``None``: guessed from the first pass (as Pyro's ELBOs guess it).
     :param int jsd_samples: latent draws compared by the JSD term for a continuous latent.
@@ -291,6 +330,8 @@ class InfoVAEObjective:
             jsd_mixture, num_particles, max_plate_nesting, jsd_samples, mmd_features, marginal_sites,
         )  # fmt: skip
         self.mmd_block_size = check_block_size(mmd_block_size)
+        # max_plate_nesting as guessed from the first pass (None: not guessed), to say so in errors.
+        self._guessed_nesting: int | None = None
         num_particles, max_plate_nesting = args.pop("num_particles"), args.pop("max_plate_nesting")
         for name, value in args.items():
             setattr(self, name, value)
@@ -359,11 +400,12 @@ class InfoVAEObjective:
             )
         return tp.draw(fn, sample_shape, stream, index)
 
-    def _pass_terms(self, tp: TracePass, wanted: frozenset, optional: bool = False) -> dict:
+    def _pass_terms(self, tp: TracePass, wanted: frozenset, optional: bool = False, known: dict | None = None) -> dict:
         """Per-example ``recon`` and ``kl`` and the ``wanted`` optional terms of one pass; with several
         local latents also ``kl[site]`` (and ``mi[site]``, ``marginal_kl[site]`` when ``mi`` is wanted).
         With ``optional``, an optional term the pair does not support is left out, with a warning,
-        rather than raising (:meth:`_reported`)."""
+        rather than raising; ``known``: the pass's terms computed before, whose ``recon`` and ``kl``
+        are taken rather than computed again (both: :meth:`_reported`)."""
         ops, traces, roles, N = self._ops, self._traces, tp.roles, tp.num_data
         raw_q = {n: traces.log_prob(tp.guide[n].fn, tp.guide[n].value) for n in roles.local}
         raw_p = {n: traces.log_prob(tp.model[n].fn, tp.model[n].value) for n in roles.local}
@@ -381,6 +423,10 @@ class InfoVAEObjective:
             """A site's log-probabilities with its own scale and mask, as ``[J, B]``."""
             return tp.joint(ops, scale_and_mask(ops, values, site.scale, site.mask), site.name)
 
+        several = len(roles.local) > 1
+        if known is not None:
+            kls = {n: known[f"kl[{n}]"] for n in roles.local} if several else {roles.local[0]: known["kl"]}
+            return self._batch_terms(tp, log_q, log_p, q, expect, kls, dict(known), wanted, optional)
         recon = 0.0
         for name in roles.observed:
             site = tp.model[name]
@@ -401,9 +447,15 @@ class InfoVAEObjective:
         terms = {"recon": recon / N, "kl": sum(kls.values())}
         if roles.global_:
             terms["global_kl"] = self._global_kl(tp)
-        several = len(roles.local) > 1
         if several:
             terms.update({f"kl[{n}]": kl for n, kl in kls.items()})
+        return self._batch_terms(tp, log_q, log_p, q, expect, kls, terms, wanted, optional)
+
+    def _batch_terms(self, tp: TracePass, log_q, log_p, q, expect, kls, terms, wanted, optional) -> dict:
+        """``terms`` (``recon``, ``kl``, ...) with the ``wanted`` terms of the whole minibatch added, from
+        the pass's per-example log-probabilities ``[J, B]`` and the per-site ``kls``
+        (:meth:`_pass_terms`)."""
+        roles, several = tp.roles, len(tp.roles.local) > 1
         scale = self._pair_scale(tp)
 
         def batch_term(name, compute):
@@ -431,8 +483,8 @@ class InfoVAEObjective:
         if mi is not None:
             terms["mi"] = scaled(mi)
             if several:
-                for n in roles.local:
-                    terms[f"mi[{n}]"] = scaled(self._site_mutual_information(tp, log_q, q, expect, n))
+                for n, site_mi in self._site_mutual_information(tp, log_q, expect).items():
+                    terms[f"mi[{n}]"] = scaled(site_mi)
                     terms[f"marginal_kl[{n}]"] = kls[n] - terms[f"mi[{n}]"]
         if "marginal" in wanted:
             # ELBO surgery's marginal KL (mean KL - MI), both before the pair's scale.
@@ -452,7 +504,7 @@ class InfoVAEObjective:
         random draws are the ones ``loss`` makes, and left out (with a warning) where the pair does not
         support them, as the loss does not need them."""
         extra = self.wanted_terms(True) - self.wanted_terms(False)
-        return {**self._pass_terms(tp, extra, optional=True), **terms}
+        return self._pass_terms(tp, extra, optional=True, known=terms)
 
     @staticmethod
     def _handler_scales(tp: TracePass) -> dict:
@@ -492,13 +544,26 @@ class InfoVAEObjective:
             guide, model = tp.guide[name], tp.model[name]
             log_q = scale_and_mask(ops, self._traces.log_prob(guide.fn, guide.value), guide.scale, guide.mask)
             log_p = scale_and_mask(ops, self._traces.log_prob(model.fn, model.value), model.scale, model.mask)
-            if len(log_q.shape) > self.max_plate_nesting or len(log_p.shape) > self.max_plate_nesting:
-                raise UnsupportedModelError(
-                    f"global latent site {name!r} depends on an enumerated discrete latent; sample it before the "
-                    "discrete latents in the guide, or inside the data plate"
-                )
+            shape = max(tuple(log_q.shape), tuple(log_p.shape), key=len)
+            if len(shape) > self.max_plate_nesting:
+                raise UnsupportedModelError(self._global_dims_message(tp, name, shape))
             total = total + log_q.sum() - log_p.sum()
         return total
+
+    def _global_dims_message(self, tp: TracePass, name, shape) -> str:
+        """Why global latent ``name``'s log-probabilities of ``shape`` have dims left of the plates':
+        the enumerated discrete latents' (the guide draws it after them, from them), or batch dims that
+        the latent never declared as its event."""
+        lead, enum = shape[: len(shape) - self.max_plate_nesting], tp.enum_shape
+        if enum and len(lead) <= len(enum) and all(s in (1, e) for s, e in zip(reversed(lead), reversed(enum))):
+            return (
+                f"global latent site {name!r} depends on the enumerated discrete latent(s) {list(tp.roles.discrete)}; "
+                "sample it before them in the guide, or inside the data plate"
+            )
+        return (
+            f"global latent site {name!r} gives log-probabilities of shape {shape}, more batch dims than the plates "
+            f"take (max_plate_nesting={self.max_plate_nesting}): declare the latent's dims with .to_event()"
+        )
 
     def _cross_log_q(self, tp: TracePass, log_q, name):
         """``[B_i, J, B_j]``: log q of example i's value of latent ``name`` under example j's posterior
@@ -527,25 +592,22 @@ class InfoVAEObjective:
         own = sum(log_q[n] for n in names)  # [J, B]
         return expect(own - aggregate.swapaxes(0, 1)).mean()
 
-    def _site_mutual_information(self, tp: TracePass, log_q, q, expect, name):
-        """I(example; ``name``) for a discrete latent (exact, on its marginal over the others), and for a
-        continuous one I(example; ``name`` | the discrete latents): its aggregate posterior given a
-        configuration weighs each example by that configuration's q."""
+    def _site_mutual_information(self, tp: TracePass, log_q, expect) -> dict:
+        r"""Per local latent :math:`z_s`, in the guide's order, the chain rule's term of the joint MI on
+        the minibatch (the module docstring: ELBO surgery per site):
+
+        .. math:: I(\text{example}; z_s \mid z_{<s}) = \mathbb E_i \mathbb E_{q(z|x_i)}\Big[\log q(z_s|z_{<s},x_i)
+            - \log \frac{\sum_j q(z_{\le s}|x_j)}{\sum_j q(z_{<s}|x_j)}\Big],
+
+        which sum to :meth:`_mutual_information`'s joint MI (the aggregates telescope)."""
         ops, B = self._ops, tp.batch_size
-        if name in tp.roles.discrete:
-            axis = len(tp.enum_shape) - 1 - tp.roles.discrete.index(name)
-            probs = q.reshape(tp.enum_shape + (B,))
-            others = tuple(i for i in range(len(tp.enum_shape)) if i != axis)
-            marginal = probs.sum(others) if others else probs  # [K, B]
-            return ops.divergences.categorical_kl(marginal.T, marginal.mean(1)).mean()
-        cross = self._cross_log_q(tp, log_q, name)
-        if q is None:
-            aggregate = ops.logsumexp(cross, 2) - math.log(B)
-        else:
-            # log sum_j q(c|x_j) q(v|x_j,c) - log sum_j q(c|x_j)
-            weights = ops.logsumexp(ops.log(q), 1)[None]  # [1, J]
-            aggregate = ops.logsumexp(cross + ops.log(q)[None], 2) - weights
-        return expect(log_q[name] - aggregate.swapaxes(0, 1)).mean()
+        out, cross, before = {}, 0.0, math.log(B)  # before: log sum_j q(z_<s|x_j), log B for s = 1
+        for name in tp.roles.local:
+            cross = cross + self._cross_log_q(tp, log_q, name)  # [B_i, J, B_j]: log q(z_<=s of i | x_j)
+            upto = ops.logsumexp(cross, 2)  # [B_i, J]
+            out[name] = expect(log_q[name] - (upto - before).swapaxes(0, 1)).mean()
+            before = upto
+        return out
 
     # -- the marginal divergence ----------------------------------------------------------------
 

@@ -48,6 +48,8 @@ class Site:
     :param plate_dim: the batch dim of that plate (``-1`` unless the plate was given ``dim=``).
     :param num_data: the plate's full size N (its ``size``; the subsample size for a plate without one).
     :param nesting: how many batch dims its plates take (``-dim`` of the leftmost), 0 outside plates.
+    :param auxiliary: a guide's site marked ``infer={"is_auxiliary": True}``: a variable of the guide
+        alone, which the model does not have.
     :param fn: the distribution, without the masks a handler put on its batch (those are ``mask``).
     :param value: the sampled or observed value.
     :param scale: the handlers' scale (a plate's ``size / subsample_size``), or ``None``.
@@ -65,6 +67,7 @@ class Site:
     plate_dim: int = -1
     num_data: Any = None
     nesting: int = 0
+    auxiliary: bool = False
 
     @property
     def plate(self) -> str:
@@ -114,6 +117,18 @@ def guide_roles(guide: Mapping[str, Site], latent_site, is_discrete, describe) -
     observed = [s.name for s in guide.values() if s.observed]
     if observed:
         raise UnsupportedModelError(f"the guide observes site(s) {observed}; a guide must not observe data. {SUPPORTED}.")
+    auxiliary = [s.name for s in guide.values() if s.auxiliary]
+    if auxiliary:
+        # Trace_ELBO needs log q only at the guide's own draw, which an auxiliary variable's change of
+        # variables gives (a Delta's log_density); the MI needs q(z|x_j) at other examples' draws, which
+        # the guide then defines only as an integral over the auxiliary variable.
+        raise UnsupportedModelError(
+            f"the guide has auxiliary site(s) {auxiliary} (infer={{'is_auxiliary': True}}, as autoguides such as "
+            "Pyro's AutoNormal and AutoDiagonalNormal make), which InfoVAE_ELBO does not support: it reads each "
+            "latent's posterior q(z|x) at the latent's own site (its density at other examples' draws for the mutual "
+            "information), which a guide variable the model lacks leaves implicit. Use a guide that samples the "
+            "model's latent sites themselves (written by hand, or AutoDelta; in NumPyro also AutoNormal)"
+        )
     latents = _names(latent_site)
     if latents is None:
         latents = tuple(guide)

@@ -52,6 +52,7 @@ def sites(trace):
             plate_dim=plates[-1].dim if plates else -1,
             num_data=full,
             nesting=max([-frame.dim for frame in plates], default=0),
+            auxiliary=bool(node["infer"].get("is_auxiliary", False)),
         )
     return out
 
@@ -96,15 +97,24 @@ def replay_with(model, guide_trace, values, args, kwargs):
 
 class _EnumerateLocal(Messenger):
     """Sets every unobserved discrete site inside a vectorised plate to all its values, each on a
-    dim of its own left of the plates (``dims_right``: how many dims are right of the first), as
-    Pyro's parallel enumeration does, and without a draw."""
+    dim of its own left of the plates (``dims_right``: how many dims are right of the first; ``None``:
+    none is set), as Pyro's parallel enumeration does, and without a draw. Notes whether a plate
+    draws its subsample at random (``random_subsample``)."""
 
     def __init__(self, dims_right):
         super().__init__()
         self.dims_right = dims_right
+        self.random_subsample = False
 
     def _pyro_sample(self, msg):
-        if msg["is_observed"] or msg["value"] is not None or not is_discrete(msg["fn"]):
+        if site_is_subsample(msg):
+            # Handlers inside this one have set the indices by now where they are given (subsample=,
+            # a condition); a plate keeping every index (subsample_size >= size) draws nothing.
+            fn = msg["fn"]
+            drawn = msg["value"] is None and fn.subsample_size is not None and fn.subsample_size < fn.size
+            self.random_subsample = self.random_subsample or drawn
+            return
+        if self.dims_right is None or msg["is_observed"] or msg["value"] is not None or not is_discrete(msg["fn"]):
             return
         if not any(frame.vectorized for frame in msg["cond_indep_stack"]):
             return
@@ -114,10 +124,11 @@ class _EnumerateLocal(Messenger):
 
 def trace_guide(guide, args, kwargs, dims_right=None):
     """The guide's trace, its local discrete latents enumerated left of ``dims_right`` dims (``None``:
-    drawn, as the guide draws them)."""
-    if dims_right is not None:
-        guide = _EnumerateLocal(dims_right)(guide)
-    return poutine.trace(guide).get_trace(*args, **kwargs)
+    drawn, as the guide draws them), and whether a plate drew its minibatch at random
+    (``pyro.plate(name, size, subsample_size=b)``, ``b < size``, without ``subsample=``)."""
+    messenger = _EnumerateLocal(dims_right)
+    trace = poutine.trace(messenger(guide)).get_trace(*args, **kwargs)
+    return trace, messenger.random_subsample
 
 
 def keep_random_state():

@@ -58,7 +58,8 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
     Particles: ``num_particles`` passes, one after another, whose terms are averaged, with or without
     ``vectorize_particles`` (accepted, so that code written for Pyro's ELBOs runs, but the passes
     are not batched into one: the marginal divergence and the JSD are statistics of one pass's
-    minibatch). A model whose latents are all discrete is exact in one pass."""
+    minibatch). A model whose latents are all discrete is exact in one pass, unless its plate draws
+    the minibatch at random (``subsample_size``): then each pass has its own, as in Pyro's ELBOs."""
 
     _ops = OPS
     _traces = _traces
@@ -125,10 +126,12 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
         of the whole minibatch, then have no scale to take: they are left out here, and the loss refuses
         a non-zero weight on them.
 
-        With several local latent sites, also per site (ELBO surgery): ``kl[site]`` (the terms of the
-        KL chain rule, summing to ``kl``), ``mi[site]`` (exact for a discrete site; for a continuous one
-        the minibatch estimate of its MI conditional on the discrete sites) and ``marginal_kl[site] =
-        kl[site] - mi[site]``.
+        With several local latent sites, also per site (ELBO surgery, the sites in the guide's order;
+        the math in :mod:`infovae.core.objective`): ``kl[site]`` (the terms of the KL chain rule, summing
+        to ``kl``), ``mi[site]`` (the MI between example and the site given the sites before it, summing
+        to ``mi``: exact over discrete sites, a minibatch estimate over continuous ones) and
+        ``marginal_kl[site] = kl[site] - mi[site]`` (the KL between the aggregate posterior and the
+        prior of the site given the sites before it, where its prior depends on those alone).
         """
         with torch.no_grad():
             terms = self._terms(model, guide, args, kwargs, every_term=True)
@@ -144,7 +147,7 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
         first = _PyroPass(self, model, guide, args, kwargs)
         self._check_kind(first)
         passes = [first]
-        if not first.exact:
+        if not first.deterministic:
             passes += [_PyroPass(self, model, guide, args, kwargs) for _ in range(self.num_particles - 1)]
         particles = [self._pass_terms(p, weighted) for p in passes]
         if every_term:

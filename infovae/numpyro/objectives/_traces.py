@@ -69,6 +69,7 @@ def sites(trace):
             # The full size N: the first argument of the plate's own site.
             num_data=trace[plates[-1].name]["args"][0] if plates else None,
             nesting=max([-frame.dim for frame in plates], default=0),
+            auxiliary=bool(node.get("infer", {}).get("is_auxiliary", False)),
         )
     return out
 
@@ -115,14 +116,23 @@ def replay_with(model, guide_trace, values, args, kwargs):
 
 class _EnumerateLocal(Messenger):
     """Sets every unobserved discrete site inside a plate to all its values, each on a dim of its own
-    left of the plates (``dims_right``: how many dims are right of the first), without a draw. It
-    wraps the seeded guide, so a discrete site still takes its key from the seed as a draw would."""
+    left of the plates (``dims_right``: how many dims are right of the first; ``None``: none is set),
+    without a draw. It wraps the seeded guide, so a discrete site still takes its key from the seed as
+    a draw would. Notes whether a plate draws its subsample at random (``random_subsample``)."""
 
     def __init__(self, fn, dims_right):
         self.dims_right = dims_right
+        self.random_subsample = False
         super().__init__(fn)
 
     def process_message(self, msg):
+        if msg["type"] == "plate":
+            # A plate's indices are set from the start where it keeps every index, and by now by a
+            # handler inside this one where they are given (handlers.substitute); else they are drawn.
+            self.random_subsample = self.random_subsample or msg["value"] is None
+            return
+        if self.dims_right is None:
+            return
         if msg["type"] != "sample" or msg["is_observed"] or msg["value"] is not None or not msg["cond_indep_stack"]:
             return
         if is_discrete(msg["fn"]):
@@ -132,10 +142,11 @@ class _EnumerateLocal(Messenger):
 
 def trace_guide(guide, args, kwargs, dims_right=None):
     """The guide's trace, its local discrete latents enumerated left of ``dims_right`` dims (``None``:
-    drawn, as the guide draws them)."""
-    if dims_right is not None:
-        guide = _EnumerateLocal(guide, dims_right)
-    return handlers.trace(guide).get_trace(*args, **kwargs)
+    drawn, as the guide draws them), and whether a plate drew its minibatch at random
+    (``numpyro.plate(name, size, subsample_size=b)``, ``b < size``, its indices not substituted)."""
+    messenger = _EnumerateLocal(guide, dims_right)
+    trace = handlers.trace(messenger).get_trace(*args, **kwargs)
+    return trace, messenger.random_subsample
 
 
 def keep_random_state():

@@ -118,7 +118,7 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
 
         first = _NumPyroPass(self, particle_keys[0], param_map, model, guide, args, kwargs)
         self._check_kind(first)
-        if first.exact or n == 1:
+        if first.deterministic or n == 1:
             terms = pass_terms(first)
         else:
             # Every particle again, vectorised; under jit the first pass above, which told the
