@@ -102,7 +102,9 @@ def test_trials_that_differ_only_in_their_seeds_share_programs():
             (model.train_x, model.train_y),
         )  # fmt: skip
         data, extra = model._eval_set(splits.val, splits.train, splits.generator)
-        evaluate = model._evaluate.jitted.lower(model.params, model.keys, model._hyper, data, num_labels=extra["num_labels"])
+        evaluate = model._evaluate.jitted.lower(
+            model.params, model.keys, model._hyper, data, num_labels=extra["num_labels"], num_clusters=extra["num_clusters"]
+        )
         texts.append((model._closure(), train.as_text(), evaluate.as_text()))
     assert texts[0] == texts[1]
 
