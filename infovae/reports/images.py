@@ -41,11 +41,12 @@ def layout_of(data):
 
 def chosen_examples(data, count=COLUMNS):
     """Rows of ``data`` to draw: the first example of each label in label order (then the next of each, ...),
-    or the first ``count`` where there are no labels; with their column labels."""
+    or the first ``count`` where there are no labels; with their column labels. Only the label ids that occur
+    are looked at: they need not be ``0..K-1`` (an npz file's may be 3 and 8)."""
     if data.labels is None:
         index = np.arange(min(count, len(data)))
         return index, [f"#{i}" for i in index]
-    by_label = [np.flatnonzero(data.labels == label) for label in range(data.num_labels)]
+    by_label = [np.flatnonzero(data.labels == label) for label in np.unique(data.labels)]
     index = [rows[r] for r in range(max(map(len, by_label))) for rows in by_label if r < len(rows)][:count]
     name = data.info.get("label_name", "label")
     return np.array(index), [f"{name} {data.labels[i]}" for i in index]

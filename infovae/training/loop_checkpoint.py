@@ -43,9 +43,11 @@ def restore_group(state: dict[str, Any], backend: Backend, trials: Sequence[Tria
             raise CheckpointError(f"the checkpoint's step is {step!r}, outside 0 - {longest} (train.steps)")
         if not seconds >= 0:
             raise CheckpointError(f"the checkpoint's training time is {seconds!r} seconds")
-        backend.load_state_dict(state["backend"])
+        # The trials before the weights: a config edited since the checkpoint (model.hidden, say) is then
+        # refused naming the key, not by the shapes of the weights it changed.
         for trial, trial_state in zip(trials, state["trials"]):
             trial.load_state_dict(trial_state)
+        backend.load_state_dict(state["backend"])
         return step, seconds
     except (KeyError, TypeError, ValueError, OverflowError) as error:
         if isinstance(error, CheckpointError):

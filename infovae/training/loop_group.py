@@ -4,7 +4,11 @@ for every backend (a single run is a group of one).
 Per chunk of steps the loop draws each trial's minibatches (its own data order), hands them to the
 backend and checks every term; per evaluation it writes each trial's ``metrics.jsonl`` line, keeps the
 weights of the best evaluation of ``train.monitor`` (``train.select: best``), counts evaluations
-without improvement (``train.early_stopping``) and writes the checkpoint. A trial whose loss turns
+without improvement (``train.early_stopping``) and writes the checkpoint. The evaluation at the end of a
+run whose ``train.steps`` is not a multiple of ``train.eval_every`` is the run's alone: it may select the
+last weights, but it is not kept as the best, counts no patience and restarts no running means, and a run
+extended past it drops it, so that an extended run evaluates and selects as one trained to its steps in
+one go. A trial whose loss turns
 non-finite stops there and is reported as failed, naming the term and the step; the others go on.
 Ctrl-C or SIGTERM stops the loop after the current chunk, with a checkpoint of that step, so that a
 resumed run continues exactly.
@@ -40,10 +44,9 @@ def _first_bad(terms):
 def _summary(config, record, trial, backend, seconds, group_size):
     """``seconds``: the trial's share of its group's training time (:func:`_time_shares`)."""
     summary = {summary_name(k): v for k, v in record.items()}
-    select_best = config.train.select == "best"
     summary.update(
         steps=trial.last_step,
-        selected_step=trial.best_step if select_best else trial.last_step,
+        selected_step=trial.best_step if _selects_best(config, trial) else trial.last_step,
         stopped_early=trial.status == "stopped",
         backend=backend.name,
         train_seconds=round(seconds, 3),
@@ -51,6 +54,11 @@ def _summary(config, record, trial, backend, seconds, group_size):
         trials_sharing_time=group_size,
     )
     return summary
+
+
+def _selects_best(config, trial):
+    """Whether a finished trial's selected weights are its kept best ones rather than its last."""
+    return config.train.select == "best" and not trial.end_is_best
 
 
 def _time_shares(trials, seconds):
@@ -91,7 +99,7 @@ def train_group(
     train = trials[0].config.train
     step, seconds = (0, 0.0) if state is None else restore_group(state, backend, trials)
     for trial in trials:
-        trial.folder.keep_metrics_up_to(step)
+        trial.folder.keep_metrics_up_to(_kept_evaluations(step, train))
     total = train.steps * len(trials)
     bar = tqdm(
         total=total,
@@ -149,33 +157,56 @@ def train_group(
     return _finish(backend, trials, splits, seconds, callbacks)
 
 
+def _kept_evaluations(step, train):
+    """The last step whose evaluation a run continuing from ``step`` keeps in ``metrics.jsonl``: all up to
+    ``step``, but that of a shorter run's end off the ``eval_every`` grid when the run is extended past it
+    (a run trained to ``train.steps`` in one go has none there; an interrupted run has none off the grid)."""
+    return step if step == train.steps else step - step % train.eval_every
+
+
 def _evaluate(backend, trials, splits, step, callbacks):
     """Evaluate the group on the validation split; per running trial, write its metrics line and
-    update its best weights and patience."""
+    update its best weights and patience, or, at the run's end off the ``eval_every`` grid, only
+    whether the last weights beat the best (module docstring)."""
     seeds = [eval_seed(t.config, step) for t in trials]
     metrics = backend.evaluate(splits.val, splits.train, splits.generator, seeds)
+    on_grid = step % trials[0].config.train.eval_every == 0
     improved = np.zeros(len(trials), bool)
     records = []
     for i, trial in enumerate(trials):
         if trial.status != "running":
             continue
-        record = {"step": step, **trial.take_means(), **{name: values[i] for name, values in metrics.items()}}
+        # Off the grid the running means go on: an extended run's next evaluation averages the same steps.
+        means = trial.take_means() if on_grid else trial.means()
+        record = {"step": step, **means, **{name: values[i] for name, values in metrics.items()}}
         record["unix_seconds"] = round(time.time(), 3)  # when the evaluation ended (wall clock, UTC)
         append_jsonl(trial.folder.metrics_path, record)
         records.append(record)
         for callback in callbacks:
             callback.on_evaluation(trial.folder.path, step, record)
-        config = trial.config.train
-        value = record.get(config.monitor)
-        if value is not None and math.isfinite(value) and config.monitor_sign * value < trial.best_score:
-            trial.best_score, trial.best_step, trial.stale = config.monitor_sign * value, step, 0
-            improved[i] = True
-        else:
-            trial.stale += 1
-            if config.early_stopping is not None and trial.stale >= config.early_stopping.patience:
-                trial.status = "stopped"
+        beats_best = _beats_best(trial, record)
+        trial.end_is_best = beats_best and not on_grid
+        if on_grid:
+            improved[i] = beats_best
+            _update_best_and_patience(trial, step, record, beats_best)
     backend.keep_best(improved)
     return records
+
+
+def _beats_best(trial, record):
+    value = record.get(trial.config.train.monitor)
+    return value is not None and math.isfinite(value) and trial.config.train.monitor_sign * value < trial.best_score
+
+
+def _update_best_and_patience(trial, step, record, beats_best):
+    """Keep an evaluation on the grid that ``beats_best`` as the best, or count it towards early stopping."""
+    train = trial.config.train
+    if beats_best:
+        trial.best_score, trial.best_step, trial.stale = train.monitor_sign * record[train.monitor], step, 0
+    else:
+        trial.stale += 1
+        if train.early_stopping is not None and trial.stale >= train.early_stopping.patience:
+            trial.status = "stopped"
 
 
 def _finish(backend, trials, splits, seconds, callbacks):
@@ -185,7 +216,7 @@ def _finish(backend, trials, splits, seconds, callbacks):
     if not finished.any():
         return outcomes
     seeds = [eval_seed(t.config, t.last_step) for t in trials]
-    selected = np.array([t.config.train.select == "best" for t in trials])
+    selected = np.array([_selects_best(t.config, t) for t in trials])
     metrics = backend.evaluate(splits.test, splits.train, splits.generator, seeds, selected=selected)
     shares = _time_shares(trials, seconds)
     for i, trial in enumerate(trials):

@@ -25,11 +25,15 @@ class TrialProgress:
     error: str = ""
     sums: dict[str, float] = field(default_factory=dict)
     count: int = 0
-    # The best evaluation of train.monitor so far, signed so that lower is better.
+    # The best evaluation of train.monitor so far, signed so that lower is better: evaluations every
+    # train.eval_every steps only, the candidates of every run of these steps, however long.
     best_score: float = math.inf
     best_step: int = 0
     stale: int = 0
     last_step: int = 0
+    # Whether the evaluation at the run's end, off the eval_every grid, beat the best: then the last
+    # weights are the selected ones. A longer run never evaluates that step, so an extended run forgets it.
+    end_is_best: bool = False
 
     def __post_init__(self):
         self.sampler = MinibatchSampler(self.num_train, self.config.train.batch_size, self.config.train.seed)
@@ -39,9 +43,13 @@ class TrialProgress:
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.count += 1
 
+    def means(self) -> dict[str, float]:
+        """The running means of the terms since the last :meth:`take_means` (``train_<term>``)."""
+        return {f"train_{k}": v / max(self.count, 1) for k, v in self.sums.items()}
+
     def take_means(self) -> dict[str, float]:
         """The running means of the terms since the last call (``train_<term>``), and a fresh start."""
-        means = {f"train_{k}": v / max(self.count, 1) for k, v in self.sums.items()}
+        means = self.means()
         self.sums, self.count = {}, 0
         return means
 
@@ -49,7 +57,7 @@ class TrialProgress:
         return {
             "status": self.status, "error": self.error, "sums": dict(self.sums), "count": self.count,
             "best_score": self.best_score, "best_step": self.best_step, "stale": self.stale, "last_step": self.last_step,
-            "sampler": self.sampler.state_dict(), "config": _resumable(self.config),
+            "end_is_best": self.end_is_best, "sampler": self.sampler.state_dict(), "config": _resumable(self.config),
         }  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -68,8 +76,13 @@ class TrialProgress:
                 f"{self.folder.config_path}: {changed} differs from the config the checkpoint was trained with; "
                 "restore it, or start a new run"
             )
+        # Checkpoints written before the end's evaluation was kept apart have no end_is_best.
+        end_is_best = state.get("end_is_best", False)
+        if not isinstance(end_is_best, bool):
+            raise ValueError(f"a trial's end_is_best is {end_is_best!r}, not true or false")
         for name in ("status", "error", "count", "best_step", "stale", "last_step"):
             setattr(self, name, state[name])
+        self.end_is_best = end_is_best
         self.sums, self.best_score = {str(k): float(v) for k, v in dict(state["sums"]).items()}, float(state["best_score"])
         self.sampler.load_state_dict(state["sampler"])
 

@@ -68,7 +68,8 @@ def restore_backend(config: RunConfig, splits: DataSplits, folder: RunFolder) ->
     backend = build_backend([config], splits)
     trial = TrialProgress(config, folder, len(splits.train))
     restore_group(load_checkpoint(folder.checkpoint_path), backend, [trial])
-    backend.use_selected()
+    if not trial.end_is_best:  # else the last weights, which the backend holds, are the selected ones
+        backend.use_selected()
     return backend
 
 
@@ -171,6 +172,8 @@ def resume_run(
         backend = build_backend([config], splits)
         state = load_checkpoint(folder.checkpoint_path) if folder.has_checkpoint() else None
         if steps is not None:
+            if state is not None:  # a checkpoint the run cannot continue from is refused before the folder changes
+                restore_group(state, backend, [TrialProgress(config, folder, len(splits.train))])
             folder.write_start(config, splits)
             folder.summary_path.unlink(missing_ok=True)
         return _run_one(backend, config, folder, splits, state, progress, callbacks)

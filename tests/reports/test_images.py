@@ -157,3 +157,16 @@ def test_completion_npz_with_an_x_mask_gets_completions(tmp_path):
     run = open_run(infovae.train(config, out=tmp_path / "run", progress=False).dir)
     figures = images.image_figures(run, run.splits.test)
     assert set(figures) == {"reconstructions", "completions", "samples", "latent_values"}
+
+
+def test_chosen_examples_take_the_label_ids_that_occur_named_by_their_ids():
+    from infovae.data.base import Dataset
+
+    labels = np.array([8, 8, 3, 8, 3, 3, 8])
+    data = Dataset(
+        x=np.zeros((7, 0)), y=np.zeros((7, 4)), labels=labels, likelihood="bernoulli", num_classes=2, name="t", info={}
+    )
+    index, names = images.chosen_examples(data, 5)
+    # The first of each id in id order (3, then 8), then the next of each: no column for an id that does not occur.
+    assert index.tolist() == [2, 0, 4, 1, 5]
+    assert names == ["label 3", "label 8", "label 3", "label 8", "label 3"]

@@ -136,6 +136,37 @@ def test_extending_a_finished_run_equals_training_to_the_new_length_in_one_go(tm
         resume_run(tmp_path / "extended", steps=10, progress=False)
 
 
+def without_timings(summary):
+    return {k: v for k, v in summary.items() if "seconds" not in k}
+
+
+@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+def test_extending_a_run_that_ended_off_the_evaluation_grid_evaluates_and_selects_as_one_go(tmp_path, backend):
+    if backend == "numpyro":
+        pytest.importorskip("numpyro")
+    raw = {**with_train(eval_every=20), "backend": backend}
+    whole = start_run(parse_config(with_train(raw, steps=40)), tmp_path / "whole", progress=False)
+    short = start_run(parse_config(with_train(raw, steps=10)), tmp_path / "extended", progress=False)
+    # The shorter run's end is its own candidate: the validation loss is lowest there (these seeds),
+    # lower than at step 20, which the run of 40 steps selects.
+    assert short["selected_step"] == 10 and whole["selected_step"] == 20
+    extended = resume_run(tmp_path / "extended", steps=40, progress=False)
+    assert records(tmp_path / "extended") == records(tmp_path / "whole")
+    assert [r["step"] for r in records(tmp_path / "extended")] == [20, 40]
+    assert without_timings(extended) == without_timings(whole)
+
+
+def test_a_run_whose_end_off_the_grid_is_best_reports_its_last_weights(tmp_path):
+    from infovae.training.runs import open_run
+
+    short = start_run(parse_config(with_train(steps=10, eval_every=20)), tmp_path / "run", progress=False)
+    assert short["selected_step"] == 10
+    last = load_checkpoint(tmp_path / "run" / "checkpoint.npz")["backend"]["weights"]["model"]
+    held = open_run(tmp_path / "run").backend.model.state_dict()
+    for name, value in last.items():
+        np.testing.assert_array_equal(held[name].numpy(), value, err_msg=name)
+
+
 @pytest.mark.parametrize("backend", ["pyro", "numpyro"])
 def test_an_npz_without_x_trains_an_unconditional_vae(tmp_path, backend):
     if backend == "numpyro":

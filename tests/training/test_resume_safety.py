@@ -3,9 +3,10 @@ trained over from step 0, and data whose content changed since the run began is 
 
 import numpy as np
 import pytest
+import yaml
 
 import infovae
-from infovae.errors import RunDirError
+from infovae.errors import CheckpointError, RunDirError
 from infovae.training.config import parse_config
 from infovae.training.loop import resume_run, start_run
 from infovae.training.runs import open_run
@@ -94,3 +95,21 @@ def test_a_run_folder_without_a_data_digest_resumes_by_its_split_alone(tmp_path)
         indices = {k: saved[k] for k in ("train", "val", "test")}
     np.savez(run / "splits.npz", **indices)
     assert resume_run(run, steps=6, progress=False)["steps"] == 6
+
+
+@pytest.mark.parametrize("key, value", [("hidden", 12), ("latent_size", 5), ("prior", "learned")])
+def test_a_model_key_edited_by_hand_is_refused_naming_it_before_anything_is_written(tmp_path, key, value):
+    start_run(parse_config(TINY), tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    raw = yaml.safe_load((run / "config.yaml").read_text())
+    raw["model"][key] = value  # the weights' shapes change with it
+    (run / "config.yaml").write_text(yaml.safe_dump(raw))
+    before = _files(run)
+    named = f"model.{key} differs from the config the checkpoint was trained with"
+    for use in (lambda: resume_run(run, steps=6, progress=False), lambda: open_run(run).backend):
+        with pytest.raises(CheckpointError, match=named):
+            use()
+        assert _files(run) == before
+    (run / "summary.json").unlink()
+    with pytest.raises(CheckpointError, match=named):
+        resume_run(run, progress=False)
