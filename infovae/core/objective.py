@@ -54,7 +54,11 @@ left of the plates (so later guide sites may depend on them), and every expectat
 exactly over their joint configurations :math:`c` with weights :math:`q(c|x_i)`, the continuous latents
 sampled once per configuration; at ``beta=1`` that is ``TraceEnum_ELBO``'s loss. The per-example KL is
 :math:`\sum_s \mathbb E_q[\log q(z_s|\cdot) - \log p(z_s|\cdot)]`, the chain rule's split of the joint KL,
-all parts weighed by the one ``beta``; ``recon`` sums the observed sites; the JSD compares the decoders
+all parts weighed by the one ``beta``; ``recon`` sums the observed sites' log-likelihoods; the model's
+factor sites (``pyro.factor``, ``numpyro.factor``: in the data plate, part of :math:`\log p(y, z|x)` but
+neither an observation's likelihood nor a latent's prior) are the term ``factor``, their per-example mean
+like ``recon``'s and, as in ``Trace_ELBO``, in the loss unweighted by ``beta``
+(:math:`\text{loss} = -N(\overline{\text{recon}} + \overline{\text{factor}} - \dots)`); the JSD compares the decoders
 at the configurations (continuous latents at their draws) and is the sum over observed sites of their
 JSDs (over factors: the sum of per-factor JSDs, as for one site). ``mi`` is the joint
 :math:`I(\text{example}; z_1..z_S)`. Sites outside every plate (global latents) add ``log q - log p``
@@ -105,7 +109,16 @@ from infovae.core.arguments import (
     weights_from_alpha_lambda,
 )
 from infovae.core.marginals import MARGINALS, backend_of
-from infovae.core.sites import Roles, Site, find_roles, flat_batch, guide_roles, joint_batch, plate_nesting
+from infovae.core.sites import (
+    Roles,
+    Site,
+    check_plate_sizes,
+    find_roles,
+    flat_batch,
+    guide_roles,
+    joint_batch,
+    plate_nesting,
+)
 from infovae.errors import UnsupportedModelError
 
 # mmd_block_size="auto": blocks of this many examples, above twice as many.
@@ -140,11 +153,13 @@ def scale_and_mask(ops: ArrayOps, values, scale=None, mask=None):
 
 
 def assemble_loss(terms: Mapping, num_data, beta, marginal_weight, jsd_weight):
-    """``-N (recon - beta kl - marginal_weight D + jsd_weight jsd) + global_kl`` from per-example terms
-    (``global_kl``: the global latents' ``log q - log p``, a total); a term absent from ``terms``
-    counts as zero. Works on floats and on either backend's arrays (the weights
+    """``-N (recon + factor - beta kl - marginal_weight D + jsd_weight jsd) + global_kl`` from
+    per-example terms (``global_kl``: the global latents' ``log q - log p``, a total); a term absent
+    from ``terms`` counts as zero. Works on floats and on either backend's arrays (the weights
     may be traced values, as in a vectorised sweep)."""
     loss = -(terms["recon"] - beta * terms["kl"]) * num_data
+    if "factor" in terms:
+        loss = loss - terms["factor"] * num_data
     if "global_kl" in terms:
         loss = loss + terms["global_kl"]
     if "marginal" in terms:
@@ -198,6 +213,7 @@ class TracePass(ABC):
         roles = guide_roles(self.guide, elbo.latent_site, traces.is_discrete, traces.describe)
         self.model = traces.sites(traces.replay_with(model, guide_trace, {}, args, kwargs))
         self.roles = roles = find_roles(roles, self.model, elbo.obs_site)
+        check_plate_sizes(roles, self.guide, self.model)
         first = self.guide[roles.local[0]]
         self.num_data, self.batch_size, self.plate_dim = first.num_data, first.plate_size, first.plate_dim
         if nesting + self.plate_dim < 0:
@@ -427,11 +443,16 @@ class InfoVAEObjective:
         if known is not None:
             kls = {n: known[f"kl[{n}]"] for n in roles.local} if several else {roles.local[0]: known["kl"]}
             return self._batch_terms(tp, log_q, log_p, q, expect, kls, dict(known), wanted, optional)
-        recon = 0.0
-        for name in roles.observed:
-            site = tp.model[name]
-            log_lik = tp.joint(ops, scale_and_mask(ops, traces.log_prob(site.fn, site.value), mask=site.mask), name)
-            recon = recon + scale_and_mask(ops, expect(log_lik), site.scale).sum()
+
+        def expected_sum(names):
+            """``E_q`` of the model sites' log-probabilities, summed over the sites and the minibatch,
+            each with its own mask and scale."""
+            total = 0.0
+            for name in names:
+                site = tp.model[name]
+                values = tp.joint(ops, scale_and_mask(ops, traces.log_prob(site.fn, site.value), mask=site.mask), name)
+                total = total + scale_and_mask(ops, expect(values), site.scale).sum()
+            return total
 
         def site_kl(n):
             """``KL`` of latent ``n`` summed over the minibatch: log q with the guide site's scale and mask,
@@ -444,7 +465,9 @@ class InfoVAEObjective:
             return expect(weighed(guide, raw_q[n]) - weighed(model, raw_p[n])).sum()
 
         kls = {n: site_kl(n) / N for n in roles.local}
-        terms = {"recon": recon / N, "kl": sum(kls.values())}
+        terms = {"recon": expected_sum(roles.observed) / N, "kl": sum(kls.values())}
+        if roles.factors:
+            terms["factor"] = expected_sum(roles.factors) / N
         if roles.global_:
             terms["global_kl"] = self._global_kl(tp)
         if several:
@@ -545,7 +568,10 @@ class InfoVAEObjective:
             log_q = scale_and_mask(ops, self._traces.log_prob(guide.fn, guide.value), guide.scale, guide.mask)
             log_p = scale_and_mask(ops, self._traces.log_prob(model.fn, model.value), model.scale, model.mask)
             shape = max(tuple(log_q.shape), tuple(log_p.shape), key=len)
-            if len(shape) > self.max_plate_nesting:
+            # Outside every plate a site has no batch dims; Pyro's ELBOs refuse any under validation
+            # (check_site_shape), where dims beyond the plates' are refused always.
+            undeclared = any(size != 1 for size in (*log_q.shape, *log_p.shape))
+            if len(shape) > self.max_plate_nesting or (undeclared and self._traces.validation_enabled()):
                 raise UnsupportedModelError(self._global_dims_message(tp, name, shape))
             total = total + log_q.sum() - log_p.sum()
         return total
@@ -555,14 +581,20 @@ class InfoVAEObjective:
         the enumerated discrete latents' (the guide draws it after them, from them), or batch dims that
         the latent never declared as its event."""
         lead, enum = shape[: len(shape) - self.max_plate_nesting], tp.enum_shape
-        if enum and len(lead) <= len(enum) and all(s in (1, e) for s, e in zip(reversed(lead), reversed(enum))):
+        if lead and enum and len(lead) <= len(enum) and all(s in (1, e) for s, e in zip(reversed(lead), reversed(enum))):
             return (
                 f"global latent site {name!r} depends on the enumerated discrete latent(s) {list(tp.roles.discrete)}; "
                 "sample it before them in the guide, or inside the data plate"
             )
+        if lead:
+            return (
+                f"global latent site {name!r} gives log-probabilities of shape {shape}, more batch dims than the "
+                f"plates take (max_plate_nesting={self.max_plate_nesting}): declare the latent's dims with .to_event()"
+            )
         return (
-            f"global latent site {name!r} gives log-probabilities of shape {shape}, more batch dims than the plates "
-            f"take (max_plate_nesting={self.max_plate_nesting}): declare the latent's dims with .to_event()"
+            f"global latent site {name!r} gives log-probabilities of shape {shape}, but a site outside every plate "
+            "has no batch dims (Pyro's ELBOs refuse them too, under validation): declare the latent's dims with "
+            ".to_event()"
         )
 
     def _cross_log_q(self, tp: TracePass, log_q, name):
@@ -716,6 +748,11 @@ class InfoVAEObjective:
         compared are their joint configurations, any continuous latents at the guide's draw for each
         (M2: the decoders at each label, with the style drawn given that label)."""
         ops, roles, B = self._ops, tp.roles, tp.batch_size
+        if not roles.observed:
+            raise UnsupportedModelError(
+                f"the JSD term compares the decoders of observed sites; the model has none, only the factor site(s) "
+                f"{list(roles.factors)}: set jsd_weight=0"
+            )
         if not roles.discrete:
             if len(roles.local) > 1:
                 raise UnsupportedModelError(

@@ -11,6 +11,7 @@ so that an unsupported model never yields silently wrong numbers.
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 from infovae.errors import UnsupportedModelError
@@ -22,6 +23,7 @@ __all__ = [
     "enumerated_support",
     "find_roles",
     "flat_batch",
+    "check_plate_sizes",
     "guide_roles",
     "joint_batch",
     "plate_nesting",
@@ -30,7 +32,7 @@ __all__ = [
 
 SUPPORTED = (
     "InfoVAE_ELBO supports latent sites sampled by the guide, inside one data plate (local) or outside "
-    "every plate (global), and observed sites in the model's data plate; a local latent is a "
+    "every plate (global), and observed and factor sites in the model's data plate; a local latent is a "
     "Categorical/OneHotCategorical (summed out exactly, jointly with the others) or a reparameterised "
     "continuous distribution with one event dim (sampled)"
 )
@@ -50,6 +52,8 @@ class Site:
     :param nesting: how many batch dims its plates take (``-dim`` of the leftmost), 0 outside plates.
     :param auxiliary: a guide's site marked ``infer={"is_auxiliary": True}``: a variable of the guide
         alone, which the model does not have.
+    :param factor: an observed ``Unit`` site, as ``pyro.factor`` / ``numpyro.factor`` make: a term
+        added to the model's log-density, not the likelihood of data.
     :param fn: the distribution, without the masks a handler put on its batch (those are ``mask``).
     :param value: the sampled or observed value.
     :param scale: the handlers' scale (a plate's ``size / subsample_size``), or ``None``.
@@ -68,6 +72,7 @@ class Site:
     num_data: Any = None
     nesting: int = 0
     auxiliary: bool = False
+    factor: bool = False
 
     @property
     def plate(self) -> str:
@@ -88,7 +93,8 @@ class Roles:
     :param local: the latent sites inside it, in the guide's order.
     :param discrete: those of them summed out by enumeration.
     :param global_: the latent sites outside every plate (ordinary ELBO terms).
-    :param observed: the model's observed sites (all inside the data plate).
+    :param observed: the model's observed sites (all inside the data plate), its factors excepted.
+    :param factors: the model's factor sites (``pyro.factor``; all inside the data plate).
     """
 
     plate: str
@@ -96,6 +102,7 @@ class Roles:
     discrete: tuple[str, ...]
     global_: tuple[str, ...]
     observed: tuple[str, ...]
+    factors: tuple[str, ...] = ()
 
     @property
     def continuous(self) -> tuple[str, ...]:
@@ -177,8 +184,9 @@ def guide_roles(guide: Mapping[str, Site], latent_site, is_discrete, describe) -
 
 def find_roles(roles: Roles, model: Mapping[str, Site], obs_site) -> Roles:
     """The guide's ``roles`` (:func:`guide_roles`) completed with the model's observed sites (all of
-    them, or the ``obs_site`` names), checked: the model samples nothing else, and its latents and
-    observed sites are in the guide's data plate."""
+    them, or the ``obs_site`` names) and its factor sites (all of them, named in ``obs_site`` or not:
+    they are part of the model's log-density), checked: the model samples nothing else, and its
+    latents, observed sites and factors are in the guide's data plate."""
     latents = roles.local + roles.global_
     for name in latents:
         if name not in model:
@@ -186,13 +194,15 @@ def find_roles(roles: Roles, model: Mapping[str, Site], obs_site) -> Roles:
                 f"the guide samples site {name!r}, which the model does not (it has {list(model)}): every site the guide "
                 "samples must be a latent of the model"
             )
+    factors = tuple(name for name, site in model.items() if site.factor)
     data = _names(obs_site)
     if data is None:
         data = tuple(name for name, site in model.items() if site.observed)
     for name in data:
         if name not in model:
             raise UnsupportedModelError(f"the model has no sample site named {name!r} (it has {list(model)}); pass obs_site=...")
-    others = [n for n in model if n not in latents and n not in data]
+    data = tuple(name for name in data if name not in factors)
+    others = [n for n in model if n not in latents and n not in data and n not in factors]
     if others:
         unobserved = [n for n in others if not model[n].observed]
         hint = f"; a latent must be sampled by the guide too (sample {unobserved} in the guide)" if unobserved else ""
@@ -203,17 +213,40 @@ def find_roles(roles: Roles, model: Mapping[str, Site], obs_site) -> Roles:
     for name in latents:
         if model[name].observed:
             raise UnsupportedModelError(f"site {name!r} is observed in the model but the guide samples it as a latent")
-    if not data:
+    if not data and not factors:
         raise UnsupportedModelError(f"the model observes no site: pass the data as obs=. {SUPPORTED}.")
     for name in data:
         if not model[name].observed:
             raise UnsupportedModelError(f"site {name!r} is not observed in the model: pass the data as obs=")
-    for name in (*roles.local, *data):
+    for name in (*roles.local, *data, *factors):
         if model[name].plate != roles.plate:
             raise UnsupportedModelError(
                 f"site {name!r} is in plate {model[name].plate!r} but the guide's latent is in plate {roles.plate!r}"
             )
-    return Roles(roles.plate, roles.local, roles.discrete, roles.global_, tuple(data))
+    return Roles(roles.plate, roles.local, roles.discrete, roles.global_, tuple(data), factors)
+
+
+def _sizes_differ(a, b) -> bool:
+    """Whether two plate sizes are numbers that differ (a size read from a tensor that is being traced
+    cannot be told, and passes)."""
+    return isinstance(a, Integral) and isinstance(b, Integral) and a != b
+
+
+def check_plate_sizes(roles: Roles, guide: Mapping[str, Site], model: Mapping[str, Site]):
+    """That the model's data plate has the guide's full size and subsample size. Each side's sites
+    carry their own plate's scale ``size / subsample_size``, so plates of different sizes would weigh
+    ``log p`` and ``log q`` differently (``Trace_ELBO`` takes them so, silently) and the terms' mean
+    over the data would divide by the one size or the other."""
+    first = guide[roles.local[0]]
+    for name in (*roles.local, *roles.observed, *roles.factors):
+        site = model[name]
+        if _sizes_differ(site.num_data, first.num_data) or _sizes_differ(site.plate_size, first.plate_size):
+            raise UnsupportedModelError(
+                f"plate {roles.plate!r} has size {site.num_data} (subsample size {site.plate_size}) at model site "
+                f"{name!r} but size {first.num_data} (subsample size {first.plate_size}) in the guide: its scale, size / "
+                "subsample size, would weigh the model's log p and the guide's log q differently; give the plate the "
+                "same size in model and guide"
+            )
 
 
 def joint_batch(ops, values, site_name: str, enum_shape: tuple, batch_size: int, plate_shape: tuple):

@@ -6,11 +6,12 @@ enumeration). The NumPyro twin is :mod:`infovae.numpyro.objectives._traces`.
 
 import torch
 from pyro import poutine
-from pyro.distributions import Bernoulli, Categorical, OneHotCategorical
+from pyro.distributions import Bernoulli, Categorical, OneHotCategorical, Unit
 from pyro.distributions.torch_distribution import (
     ExpandedDistribution,
     MaskedDistribution,
 )
+from pyro.infer.util import is_validation_enabled
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import Independent
@@ -29,6 +30,7 @@ __all__ = [
     "sites",
     "trace_guide",
     "unwrap",
+    "validation_enabled",
 ]
 
 
@@ -53,6 +55,7 @@ def sites(trace):
             num_data=full,
             nesting=max([-frame.dim for frame in plates], default=0),
             auxiliary=bool(node["infer"].get("is_auxiliary", False)),
+            factor=node["is_observed"] and isinstance(unwrap(node["fn"])[0], Unit),
         )
     return out
 
@@ -75,6 +78,12 @@ def unwrap(fn):
 def describe(fn):
     """The base distribution's family, for messages."""
     return type(unwrap(fn)[0]).__name__
+
+
+def validation_enabled() -> bool:
+    """Whether Pyro's inference checks are on (``pyro.enable_validation``, on by default): the site
+    shape checks of its ELBOs run only then, and so do this objective's that mirror them."""
+    return is_validation_enabled()
 
 
 def log_prob(fn, value):

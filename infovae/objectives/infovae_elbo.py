@@ -113,7 +113,10 @@ class InfoVAE_ELBO(InfoVAEObjective, ELBO):
         between example and latent on the minibatch (exact for a discrete latent, a minibatch estimate
         for a continuous one), so that ``loss / N == -(recon - beta*kl - marginal_weight*marginal +
         jsd_weight*jsd) + global_kl / N``, ``global_kl`` (a total, ``log q - log p`` of the latents
-        outside the data plate) present only where the model has such latents. Terms with weight zero
+        outside the data plate) present only where the model has such latents. ``recon`` is the
+        observed sites' log-likelihood; the model's factor sites (``pyro.factor``) are ``factor``, a
+        per-example mean like ``recon``, present only where the model has them and counted in the loss
+        as ``Trace_ELBO`` counts them, unweighted by ``beta`` (``- factor`` inside the bracket above). Terms with weight zero
         are computed too, after the loss's (so that ``loss`` is the one :meth:`loss` gives from the same
         random state); one that the pair does not support (the JSD of a Poisson or masked observation)
         is left out, with a warning that says why. When ``marginal`` is ``None`` the ``marginal`` term

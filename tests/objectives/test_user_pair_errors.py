@@ -97,3 +97,64 @@ def test_a_reused_instance_says_that_its_plate_nesting_was_guessed_from_another_
     assert InfoVAE_ELBO().loss(model, guide, y, dim=-2) > 0  # a new instance guesses again
     with pytest.raises(UnsupportedModelError, match="leave it out to have it guessed, or pass max_plate_nesting >= 2"):
         InfoVAE_ELBO(max_plate_nesting=1).loss(model, guide, y, dim=-2)
+
+
+def with_global(site_model, shape):
+    def wrapped(y, dim=-1):
+        pyro.sample("w", dist.Normal(torch.zeros(shape), 1.0))  # no .to_event()
+        site_model(y, dim)
+
+    return wrapped
+
+
+def test_a_global_latent_with_batch_dims_within_the_plate_nesting_is_refused_as_trace_elbo_refuses_it(float64):
+    y = data()
+    pair = with_global(model, (2,)), with_global(guide, (2,))
+    with pytest.raises(ValueError, match='at site "w", invalid log_prob shape'):
+        Trace_ELBO(max_plate_nesting=1).loss(*pair, y)
+    for elbo in (InfoVAE_ELBO(), InfoVAE_ELBO(max_plate_nesting=1)):
+        with pytest.raises(UnsupportedModelError) as error:
+            elbo.loss(*pair, y)
+        message = str(error.value)
+        assert "global latent site 'w' gives log-probabilities of shape (2,)" in message and ".to_event()" in message
+        assert "enumerated" not in message and "max_plate_nesting" not in message
+    # Without validation both sum the dims, as .to_event(1) would.
+    pyro.enable_validation(False)
+    pyro.set_rng_seed(4)
+    expected = Trace_ELBO(max_plate_nesting=1).loss(*pair, y)
+    pyro.set_rng_seed(4)
+    assert InfoVAE_ELBO(max_plate_nesting=1).loss(*pair, y) == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_global_latent_with_unit_dims_is_not_refused(float64):
+    y = data()
+    pair = with_global(model, (1,)), with_global(guide, (1,))
+    pyro.set_rng_seed(5)
+    expected = Trace_ELBO(max_plate_nesting=1).loss(*pair, y)
+    pyro.set_rng_seed(5)
+    assert InfoVAE_ELBO().loss(*pair, y) == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_model_plate_of_another_size_than_the_guides_is_refused_naming_both():
+    y = data()
+
+    def sized(site_model, size):
+        def wrapped(y):
+            with pyro.plate("data", size, subsample_size=N):
+                site_model(y)
+
+        return wrapped
+
+    def inner_model(y):
+        z = pyro.sample("z", dist.Normal(torch.zeros(N, D), 1.0).to_event(1))
+        pyro.sample("y", dist.Normal(z.sum(-1, keepdim=True).expand(N, 3), 1.0).to_event(1), obs=y)
+
+    def inner_guide(y):
+        pyro.sample("z", dist.Normal(torch.zeros(N, D), 1.0).to_event(1))
+
+    with pytest.raises(UnsupportedModelError) as error:
+        InfoVAE_ELBO().loss(sized(inner_model, 50), sized(inner_guide, 100), y)
+    message = str(error.value)
+    assert "plate 'data' has size 50 (subsample size 6) at model site 'z'" in message
+    assert "but size 100 (subsample size 6) in the guide" in message and "same size in model and guide" in message
+    assert InfoVAE_ELBO().loss(sized(inner_model, 100), sized(inner_guide, 100), y) > 0

@@ -20,10 +20,12 @@ from numpyro.distributions import (
     CategoricalLogits,
     CategoricalProbs,
 )
+from numpyro.distributions import distribution as distribution_module
 from numpyro.distributions.distribution import (
     ExpandedDistribution,
     Independent,
     MaskedDistribution,
+    Unit,
 )
 from numpyro.primitives import Messenger
 
@@ -40,6 +42,7 @@ __all__ = [
     "sites",
     "trace_guide",
     "unwrap",
+    "validation_enabled",
 ]
 
 CATEGORICAL = (CategoricalLogits, CategoricalProbs)
@@ -70,6 +73,7 @@ def sites(trace):
             num_data=trace[plates[-1].name]["args"][0] if plates else None,
             nesting=max([-frame.dim for frame in plates], default=0),
             auxiliary=bool(node.get("infer", {}).get("is_auxiliary", False)),
+            factor=node["is_observed"] and isinstance(unwrap(fn)[0], Unit),
         )
     return out
 
@@ -100,6 +104,13 @@ def describe(fn):
     """The base distribution's family, as the Pyro twin names it: NumPyro has a class per
     parameterisation (``CategoricalLogits``, ``BernoulliProbs``), torch one per family."""
     return type(unwrap(fn)[0]).__name__.removesuffix("Logits").removesuffix("Probs")
+
+
+def validation_enabled() -> bool:
+    """Whether NumPyro's validation is on (``numpyro.enable_validation``, on by default), read when the
+    objective is traced: the switch of the checks that mirror the site shape checks Pyro's ELBOs make
+    under its own validation. NumPyro keeps it in a module attribute and has no public getter."""
+    return distribution_module._VALIDATION_ENABLED
 
 
 def is_discrete(fn):
