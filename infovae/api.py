@@ -94,8 +94,10 @@ def resume(run_dir: str | Path, progress: bool | None = None, callbacks: Iterabl
     """Continue the run in ``run_dir`` from its last checkpoint; ``train__steps=N`` (or
     ``**{"train.steps": N}``) extends a finished run to N steps. Returns the :class:`Run`.
 
-    A trial of a sweep is the run folder ``SWEEP/trials/NAME/run``; one of an interrupted vectorised
-    sweep resumes from its group's checkpoint, which is first split into its trials' own."""
+    A trial of a sweep is the run folder ``SWEEP/trials/NAME/run``; it resumes as running the sweep again
+    would (from its group's checkpoint where a vectorised sweep left it there), and its outcome and the
+    sweep's results tables are recorded when it ends."""
+    from infovae.sweeps.sweep import resume_trial, trial_sweep
     from infovae.training.loop import resume_run
     from infovae.training.runs import open_run as _open
 
@@ -103,22 +105,15 @@ def resume(run_dir: str | Path, progress: bool | None = None, callbacks: Iterabl
     if keys - {"train.steps"}:
         raise UserInputError(f"a resumed run keeps its config; only train.steps may change (to extend it), got {sorted(keys)}")
     steps = overrides.get("train.steps", overrides.get("train__steps"))
-    _split_trial_group(run_dir)
-    resume_run(run_dir, steps=steps, progress=progress, callbacks=_callbacks(callbacks))
+
+    def resume_here() -> dict[str, Any]:
+        return resume_run(run_dir, steps=steps, progress=progress, callbacks=_callbacks(callbacks))
+
+    if trial_sweep(run_dir) is None:
+        resume_here()
+    else:
+        resume_trial(run_dir, resume_here)
     return _open(run_dir)
-
-
-def _split_trial_group(run_dir: str | Path) -> None:
-    """A trial of an interrupted vectorised sweep has its checkpoint in its group's folder: split the
-    sweep's groups into their trials' own checkpoints (as re-running the sweep would, under the sweep's
-    lock), so that the trial resumes from the group's step."""
-    from infovae.files import FolderLock
-    from infovae.sweeps.groups import dissolve_groups, grouped_trial_sweep
-
-    sweep_dir = grouped_trial_sweep(run_dir)
-    if sweep_dir is not None:
-        with FolderLock(sweep_dir, "sweep folder"):
-            dissolve_groups(sweep_dir)
 
 
 def sweep(

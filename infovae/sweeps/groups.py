@@ -29,7 +29,6 @@ __all__ = [
     "MEMBERS",
     "checkpoint_step",
     "dissolve_groups",
-    "grouped_trial_sweep",
     "join_states",
     "split_state",
     "state_step",
@@ -109,24 +108,6 @@ def _further_along(run_dir: Path, step: int) -> bool:
         return (run_dir / CHECKPOINT).exists() and checkpoint_step(run_dir / CHECKPOINT) >= step
     except CheckpointError:  # a damaged checkpoint of its own: the group's is the better one
         return False
-
-
-def grouped_trial_sweep(run_dir: str | Path) -> Path | None:
-    """The sweep folder of the trial whose run folder is ``run_dir`` (``SWEEP/trials/NAME/run``) if a group
-    of that sweep holds the trial (its checkpoint is the group's until :func:`dissolve_groups`), else ``None``."""
-    run_dir = Path(run_dir).absolute()
-    trial_dir = run_dir.parent
-    if run_dir.name != _RUN or trial_dir.parent.name != _TRIALS:
-        return None
-    sweep_dir = trial_dir.parent.parent
-    for members in (sweep_dir / GROUPS).glob(f"*/{MEMBERS}"):
-        try:
-            names = read_json(members)
-        except (FileNotFoundError, RunDirError):  # damaged: dissolve_groups names it, when the sweep runs
-            continue
-        if isinstance(names, list) and trial_dir.name in names:
-            return sweep_dir
-    return None
 
 
 def dissolve_groups(sweep_dir: str | Path) -> None:

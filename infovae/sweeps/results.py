@@ -14,8 +14,11 @@ from infovae.sweeps.spec import SweepSpec, SweepTrial
 from infovae.sweeps.trial import Outcome, trial_config
 from infovae.training.config import parse_config
 
-__all__ = ["TABLE_METRICS", "aggregate", "markdown_table", "swept_values", "trial_table", "write_results"]
+__all__ = ["PENDING", "TABLE_METRICS", "aggregate", "markdown_table", "swept_values", "trial_table", "write_results"]
 
+# The status of a trial without an outcome: not started yet, or queued when the sweep was stopped.
+PENDING = "pending"
+_NO_OUTCOME: Outcome = {"status": PENDING, "error": "", "summary": {}}
 # The summary numbers a sweep's tables carry, in this order.
 METRICS = SUMMARY_KEYS + ("seconds_per_step",)
 # Those the markdown table shows.
@@ -33,14 +36,12 @@ TABLE_METRICS = (
 
 
 def trial_table(spec: SweepSpec, outcomes: Mapping[str, Outcome], trials_dir: Path | None = None) -> pd.DataFrame:
-    """One row per trial with an outcome: its swept keys, seed, status, error, trial name and summary.
-    ``trials_dir``: the sweep's ``trials/`` folder, where each trial's recorded config gives the value of a
-    swept key that the trial leaves to the base (:func:`swept_values`)."""
+    """One row per trial: its swept keys, seed, status, error, trial name and summary; a trial without an
+    outcome is :data:`PENDING`. ``trials_dir``: the sweep's ``trials/`` folder, where each trial's recorded
+    config gives the value of a swept key that the trial leaves to the base (:func:`swept_values`)."""
     rows = []
     for trial in spec.trials:
-        outcome = outcomes.get(trial.name)
-        if outcome is None:
-            continue
+        outcome = outcomes.get(trial.name) or _NO_OUTCOME
         row = swept_values(spec, trial, None if trials_dir is None else Path(trials_dir) / trial.name)
         row.update(seed=trial.seed, status=outcome["status"], error=outcome["error"], trial=trial.name)
         row.update({k: v for k, v in outcome["summary"].items() if k != "backend"})
@@ -81,10 +82,12 @@ def _missing(value):
 
 
 def aggregate(spec: SweepSpec, table: pd.DataFrame) -> pd.DataFrame:
-    """Per setting of the swept keys: ``runs``, ``finished`` (status ``ok``), ``failed``, and
-    ``<metric>_mean``, ``<metric>_std`` (sample standard deviation, 0 for one seed) and ``<metric>_n``
-    over the trials that finished."""
+    """Per setting of the swept keys: ``runs`` (the trials that ran: :data:`PENDING` ones do not count),
+    ``finished`` (status ``ok``), ``failed``, and ``<metric>_mean``, ``<metric>_std`` (sample standard
+    deviation, 0 for one seed) and ``<metric>_n`` over the trials that finished."""
     keys = list(spec.swept_keys)
+    if not table.empty:
+        table = table[table["status"] != PENDING]
     if table.empty:
         return pd.DataFrame(columns=keys + ["runs", "finished", "failed"])
     table = table.copy()
@@ -134,7 +137,9 @@ def write_results(spec: SweepSpec, table: pd.DataFrame, out_dir: Path) -> str:
     settings.to_csv(out_dir / "results_by_setting.csv", index=False)
     text = markdown_table(spec, settings)
     unfinished = table[table["status"] != "ok"] if not table.empty else table
-    notes = "".join(f"\n- `{r['trial']}` {r['status']}: {r['error']}" for _, r in unfinished.iterrows())
+    notes = "".join(
+        f"\n- `{r['trial']}` {r['status']}" + (f": {r['error']}" if r["error"] else "") for _, r in unfinished.iterrows()
+    )
     shared = "".join(f"\n- `{k}` = {v!r}" for k, v in spec.shared.items())
     timing = _timing_note(table)
     (out_dir / "results.md").write_text(

@@ -9,7 +9,7 @@ interrupted ones from their checkpoints, and leaves the failed ones alone unless
 settings or seeds runs only the new trials.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +25,18 @@ from infovae.sweeps.groups import GROUPS, dissolve_groups
 from infovae.sweeps.progress import ProgressLines, wants_lines
 from infovae.sweeps.results import aggregate, markdown_table, trial_table, write_results
 from infovae.sweeps.spec import SweepSpec, SweepTrial, load_sweep, unique_names
-from infovae.sweeps.trial import OUTCOME, RUN, TRIAL, read_outcome, trial_config
+from infovae.sweeps.trial import (
+    OUTCOME,
+    RUN,
+    TRIAL,
+    read_outcome,
+    record_ending,
+    record_outcome,
+    sigterm_as_ctrl_c,
+    trial_config,
+)
 
-__all__ = ["SWEEP", "Sweep", "open_sweep", "run_sweep"]
+__all__ = ["SWEEP", "Sweep", "open_sweep", "resume_trial", "run_sweep", "trial_sweep"]
 
 SWEEP = "sweep.json"
 
@@ -38,7 +47,7 @@ class Sweep:
 
     :ivar dir: the sweep folder.
     :ivar spec: the sweep's trials as recorded there.
-    :ivar results: ``results.csv`` as a pandas DataFrame (one row per trial with an outcome).
+    :ivar results: ``results.csv`` as a pandas DataFrame (one row per trial; ``pending`` without an outcome).
     """
 
     dir: Path
@@ -57,8 +66,8 @@ class Sweep:
 
     @property
     def failed(self) -> pd.DataFrame:
-        """The trials that did not finish (failed or interrupted)."""
-        return self.results[self.results["status"] != "ok"] if len(self.results) else self.results
+        """The trials that ran and did not finish (failed or interrupted)."""
+        return self.results[self.results["status"].isin(("failed", "interrupted"))] if len(self.results) else self.results
 
     @property
     def wall_seconds(self) -> float:
@@ -100,6 +109,47 @@ def open_sweep(sweep_dir: str | Path) -> Sweep:
     spec = _recorded_spec(sweep_dir)
     outcomes = {t.name: read_outcome(sweep_dir / "trials" / t.name) for t in spec.trials}
     return Sweep(sweep_dir, spec, trial_table(spec, {k: v for k, v in outcomes.items() if v is not None}, sweep_dir / "trials"))
+
+
+def _write_tables(sweep_dir):
+    """Write the sweep folder's results tables from the outcomes recorded there; returns the sweep read back.
+    Written even when no trial has an outcome yet (Ctrl-C before the first ended), so that the tables
+    always describe the folder as it is."""
+    result = open_sweep(sweep_dir)
+    empty = pd.DataFrame(columns=[*result.spec.swept_keys, "seed", "status", "error", "trial"])
+    write_results(result.spec, result.results if len(result.results) else empty, sweep_dir)
+    return result
+
+
+def trial_sweep(run_dir: str | Path) -> Path | None:
+    """The sweep folder of the trial whose run folder is ``run_dir`` (``SWEEP/trials/NAME/run``, with
+    ``SWEEP/sweep.json`` recording the trial ``NAME``), or ``None`` for a run of no sweep."""
+    run_dir = Path(run_dir).absolute()
+    trial_dir = run_dir.parent
+    sweep_dir = trial_dir.parent.parent
+    if run_dir.name != RUN or trial_dir.parent.name != "trials" or not (sweep_dir / SWEEP).is_file():
+        return None
+    return sweep_dir if trial_dir.name in {t.name for t in _recorded_spec(sweep_dir).trials} else None
+
+
+def resume_trial(run_dir: str | Path, resume: Callable[[], dict[str, Any]]) -> None:
+    """Resume the sweep trial whose run folder is ``run_dir`` with ``resume()`` (which returns the run's
+    summary), as running the sweep again would: under the sweep folder's lock, from its group's checkpoint
+    where a vectorised sweep left it there, recording the trial's outcome and rewriting the sweep's tables.
+    A resume refused as bad input changed nothing, so the outcome recorded before stands."""
+    trial_dir = Path(run_dir).absolute().parent
+    sweep_dir = trial_dir.parent.parent
+    with FolderLock(sweep_dir, "sweep folder"):
+        dissolve_groups(sweep_dir)
+        try:
+            record_outcome(trial_dir, "ok", summary=resume())
+        except UserInputError:  # refused before training: the run and its recorded outcome are as they were
+            raise
+        except (Exception, KeyboardInterrupt) as error:
+            record_ending(trial_dir, error)
+            _write_tables(sweep_dir)
+            raise
+        _write_tables(sweep_dir)
 
 
 def _prepare(spec, out_dir):
@@ -213,7 +263,8 @@ def run_sweep(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # a part of the path is a file, no permission, a read-only or odd file system, a name too long
         raise RunDirError(f"cannot make the sweep folder {out_dir}: {error.strerror or error}") from None
-    with FolderLock(out_dir, "sweep folder"):
+    # SIGTERM stops the sweep as Ctrl-C does: the trials checkpoint, their outcomes and the tables are written.
+    with FolderLock(out_dir, "sweep folder"), sigterm_as_ctrl_c():
         _check_inside(spec, out_dir)
         _prepare(spec, out_dir)
         _clean_leftovers(spec, out_dir)
@@ -241,12 +292,7 @@ def run_sweep(
             interrupted = True
         finally:
             bar.close()
-        result = open_sweep(out_dir)
-        # Written even when no trial has an outcome yet (Ctrl-C before the first ended), so that the
-        # tables always describe the folder as it is.
-        empty = pd.DataFrame(columns=[*spec.swept_keys, "seed", "status", "error", "trial"])
-        table = result.results if len(result.results) else empty
-        write_results(spec, table, out_dir)
+        result = _write_tables(out_dir)
         if interrupted:
             waiting = len(spec.trials) - int((result.results["status"] == "ok").sum() if len(result.results) else 0)
             raise RunInterrupted(

@@ -10,8 +10,10 @@ A failure is an outcome too, so one trial never stops the others.
 import os
 import signal
 import sys
+import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,10 @@ __all__ = [
     "RUN",
     "TRIAL",
     "read_outcome",
+    "record_ending",
     "record_outcome",
     "run_trial",
+    "sigterm_as_ctrl_c",
     "stop_with_sweep",
     "trial_config",
 ]
@@ -111,15 +115,20 @@ def run_trial(trial_dir: str | Path) -> Outcome:
                     folder.clear_unstarted()
             summary = start_run(config, folder.path, progress=False)
         return record_outcome(trial_dir, "ok", summary=summary)
-    except RunInterrupted as error:
+    except (Exception, KeyboardInterrupt) as error:
+        return record_ending(trial_dir, error)
+
+
+def record_ending(trial_dir: str | Path, error: BaseException) -> Outcome:
+    """Record the outcome of a trial whose run ended with ``error`` and return it: ``interrupted`` for
+    Ctrl-C or SIGTERM, ``failed`` for anything else (with the traceback kept beside it for a crash)."""
+    if isinstance(error, RunInterrupted):
         return record_outcome(trial_dir, "interrupted", error)
-    except KeyboardInterrupt:  # stopped outside the training loop (starting up, or writing its summary)
+    if isinstance(error, KeyboardInterrupt):  # stopped outside the training loop (starting up, or writing its summary)
         return record_outcome(trial_dir, "interrupted", "stopped before training began or after it ended")
-    except (UserInputError, TrainingDiverged) as error:
-        return record_outcome(trial_dir, "failed", typed_first_line(error))
-    except Exception as error:  # a crash inside one trial is that trial's failure, with its traceback kept
-        (trial_dir / "traceback.txt").write_text(traceback.format_exc())
-        return record_outcome(trial_dir, "failed", typed_first_line(error))
+    if not isinstance(error, (UserInputError, TrainingDiverged)):  # a crash: the trial's failure, traceback kept
+        (Path(trial_dir) / "traceback.txt").write_text("".join(traceback.format_exception(error)))
+    return record_outcome(trial_dir, "failed", typed_first_line(error))
 
 
 def stop_with_sweep() -> None:
@@ -136,13 +145,28 @@ def stop_with_sweep() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """Inside, SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C does, so that whatever stops a process
+    politely (``kill``, a batch scheduler, a service manager) gets what Ctrl-C gets: checkpoints and
+    recorded outcomes. The training loop handles both itself while it runs. Only the main thread can
+    receive signals; elsewhere nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
-    # SIGTERM at any moment ends the trial with an outcome; the training loop handles it itself while it
-    # runs (a checkpoint first).
-    signal.signal(signal.SIGTERM, _interrupt)
-    stop_with_sweep()
-    run_trial(sys.argv[1])
+    # SIGTERM at any moment ends the trial with an outcome.
+    with sigterm_as_ctrl_c():
+        stop_with_sweep()
+        run_trial(sys.argv[1])

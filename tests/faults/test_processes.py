@@ -129,6 +129,16 @@ def test_a_sweep_rerun_never_unpickles_a_checkpoint(runs, tmp_path):
         assert (out / "trials" / name / "run" / "config.yaml").exists(), "a run folder with a checkpoint was deleted"
 
 
+def _stopped_and_queued(out):
+    """The results.csv rows of a sweep stopped with two trials running and one queued: the two interrupted
+    ones (by trial name) and the queued one's folder, which the table lists as pending and which never started."""
+    rows = {row["trial"]: row for row in _csv(out / "results.csv")}
+    assert sorted(r["status"] for r in rows.values()) == ["interrupted", "interrupted", "pending"], rows
+    (queued,) = (out / "trials" / name for name, r in rows.items() if r["status"] == "pending")
+    assert not (queued / "run").exists(), "a queued trial started after the sweep was stopped"
+    return {name: r for name, r in rows.items() if r["status"] == "interrupted"}, [queued]
+
+
 def _csv(path):
     import csv
 
@@ -199,10 +209,7 @@ def test_ctrl_c_stops_a_sweep_which_then_resumes_with_nothing_lost(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]  # Click ends the ^C echo with a blank line
     assert len(lines) == 1 and lines[0].startswith(ONE_LINE_ERROR + "sweep interrupted"), result.stderr
     assert _trial_processes(out) == []
-    rows = {row["trial"]: row for row in _csv(out / "results.csv")}
-    assert len(rows) == 2 and {r["status"] for r in rows.values()} == {"interrupted"}, rows
-    queued = [d for d in (out / "trials").iterdir() if d.name not in rows]
-    assert len(queued) == 1 and not (queued[0] / "run").exists(), "a queued trial started after Ctrl-C"
+    rows, queued = _stopped_and_queued(out)
 
     interrupted, failed = sorted(rows)
     inodes = {name: (out / "trials" / name / "run" / "config.yaml").stat().st_ino for name in rows}
@@ -226,6 +233,25 @@ def test_ctrl_c_stops_a_sweep_which_then_resumes_with_nothing_lost(tmp_path):
         steps = _steps(run)
         assert steps[: len(kept[name])] == kept[name] and steps == list(range(20, LONG_STEPS + 1, 20))
     assert _trial_processes(out) == []
+
+
+@pytest.mark.slow
+@linux_only
+def test_sigterm_stops_a_sweep_as_ctrl_c_does(tmp_path):
+    """(3) SIGTERM to the sweep's process alone (as ``kill`` or a batch scheduler sends it): what Ctrl-C
+    does: the running trials checkpoint and are recorded interrupted in the tables, and exit code 130."""
+    _, out, process = _interactive_sweep(tmp_path)
+    _wait_for(lambda: len(list(out.glob("trials/*/run/checkpoint.npz"))) >= 2, 300, "two trials to write a checkpoint")
+    process.send_signal(signal.SIGTERM)
+    result = _finish(process, timeout=120)
+    assert result.code == 130, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(ONE_LINE_ERROR + "sweep interrupted"), result.stderr
+    assert _trial_processes(out) == []
+    rows, _ = _stopped_and_queued(out)
+    assert all((out / "trials" / name / "run" / "checkpoint.npz").exists() for name in rows)
+    notes = (out / "results.md").read_text()
+    assert all(f"`{name}` interrupted" in notes for name in rows), notes
 
 
 @pytest.mark.slow
@@ -283,8 +309,7 @@ def test_ctrl_c_stops_a_vectorised_sweep_of_worker_processes_which_then_resumes(
     assert time.monotonic() - stopped < 30, "the sweep took too long to stop"
     assert result.code == 130 and "Traceback" not in result.stderr, result.stderr
     assert _trial_processes(out) == []
-    rows = {row["trial"]: row for row in _csv(out / "results.csv")}
-    assert len(rows) == 2 and {r["status"] for r in rows.values()} == {"interrupted"}, rows
+    rows, _ = _stopped_and_queued(out)
     kept = {name: _steps(out / "trials" / name / "run") for name in rows}
 
     result = _finish(_start(argv, tmp_path))

@@ -94,6 +94,32 @@ def test_the_runs_column_counts_only_finished_trials(tmp_path):
     assert "| 1/3 |" in row, row
 
 
+def test_a_trial_without_an_outcome_is_a_pending_row_that_counts_as_no_run(tmp_path):
+    """results.csv holds every trial of the sweep (SPEC §5): one never run, or queued when the sweep was
+    stopped, is ``pending``; it is no run in results_by_setting.csv, nor failed, and results.md names it."""
+    from infovae.sweeps.results import write_results
+    from infovae.sweeps.sweep import _prepare
+
+    spec = load_sweep(write(tmp_path, {"base": BASE, "grid": {"objective.beta": [1.0]}, "seeds": [0, 1, 2]}))
+    out = tmp_path / "out"
+    out.mkdir()
+    _prepare(spec, out)
+    ran, stopped, queued = (out / "trials" / trial.name for trial in spec.trials)
+    (ran / "outcome.json").write_text(json.dumps({"status": "ok", "error": "", "summary": {"probe_accuracy": 0.5}}))
+    (stopped / "outcome.json").write_text(json.dumps({"status": "interrupted", "error": "stopped", "summary": {}}))
+
+    sweep = open_sweep(out)
+    write_results(sweep.spec, sweep.results, out)
+    rows = {row["trial"]: row["status"] for row in read_csv(out / "results.csv")}
+    assert rows == {ran.name: "ok", stopped.name: "interrupted", queued.name: "pending"}
+    assert dict(zip(sweep.results["trial"], sweep.results["status"])) == rows
+    assert list(sweep.failed["trial"]) == [stopped.name]
+    assert sweep.by_setting[["runs", "finished", "failed"]].values.tolist() == [[2, 1, 0]]
+    (setting,) = read_csv(out / "results_by_setting.csv")
+    assert (setting["runs"], setting["finished"]) == ("2", "1")
+    assert f"- `{queued.name}` pending\n" in (out / "results.md").read_text()
+
+
 def test_a_sweep_read_back_keeps_its_files_column_order(tmp_path):
     from infovae.sweeps.sweep import _prepare
 

@@ -165,7 +165,7 @@ def test_an_interrupted_vectorised_sweep_resumes_exactly(tmp_path, monkeypatch, 
     with pytest.raises(RunInterrupted):
         _sweep(tmp_path, "stopped", workers=1)  # in this process, where the patches act
     interrupted = open_sweep(tmp_path / "stopped")
-    assert set(interrupted.results["status"]) == {"interrupted"}
+    assert set(interrupted.results["status"]) - {"pending"} == {"interrupted"}  # pending: queued, never started
     assert list((tmp_path / "stopped" / "groups").glob("*/checkpoint.npz"))
     monkeypatch.undo()
 

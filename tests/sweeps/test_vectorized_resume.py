@@ -1,6 +1,7 @@
-"""One trial of an interrupted vectorised sweep resumed on its own (``infovae train --resume TRIAL/run``):
-from its group's checkpoint, keeping the evaluations made before the interruption."""
+"""One trial of an interrupted sweep resumed on its own (``infovae train --resume TRIAL/run``): from its
+group's checkpoint, keeping the evaluations made before the interruption, and recorded in the sweep."""
 
+import csv
 import json
 
 import pytest
@@ -76,6 +77,67 @@ def test_a_trial_of_an_interrupted_vectorised_sweep_resumes_from_its_groups_step
     assert sum(trained) == 10  # the other trial only, from step 20
     assert (run_dir / "summary.json").read_text() == summary
     assert [json.loads(line)["step"] for line in (second / "run" / "metrics.jsonl").read_text().splitlines()] == [10, 20, 30]
+
+
+def _interrupted_trials(out, monkeypatch, request):
+    """The sweep's trials run one by one as the local executor runs each (``run_trial``), each stopped as
+    Ctrl-C stops it after a chunk of steps, and the tables written as the sweep writes them when stopped."""
+    from infovae.sweeps.results import write_results
+    from infovae.sweeps.spec import load_sweep
+    from infovae.sweeps.sweep import _prepare
+    from infovae.sweeps.trial import run_trial
+
+    request.getfixturevalue("stop_after_second_chunk")
+    spec = load_sweep(SWEEP)
+    out.mkdir()
+    _prepare(spec, out)
+    for trial in spec.trials:
+        assert run_trial(out / "trials" / trial.name)["status"] == "interrupted"
+    sweep = infovae.open_sweep(out)
+    write_results(sweep.spec, sweep.results, out)
+    monkeypatch.undo()
+
+
+def _statuses(path):
+    with open(path) as f:
+        return {row["trial"]: row["status"] for row in csv.DictReader(f)}
+
+
+def _assert_a_resumed_trial_is_recorded(out, executor):
+    """Resuming the first trial records it ok, with its summary, in its outcome and the sweep's tables; a
+    rerun of the sweep finishes the other and leaves the resumed one as it is."""
+    first, second = sorted(p.name for p in (out / "trials").iterdir())
+    assert _statuses(out / "results.csv") == {first: "interrupted", second: "interrupted"}
+    run = infovae.resume(out / "trials" / first / "run", progress=False)
+
+    assert json.loads((out / "trials" / first / "outcome.json").read_text())["summary"] == run.summary
+    rows = infovae.open_sweep(out).results.set_index("trial")
+    assert rows.loc[first, "status"] == "ok" and rows.loc[second, "status"] == "interrupted"
+    assert rows.loc[first, "steps"] == 30 and rows.loc[first, "test_loss"] == run.summary["test_loss"]
+    assert _statuses(out / "results.csv") == {first: "ok", second: "interrupted"}
+    with open(out / "results_by_setting.csv") as f:
+        assert sorted(row["finished"] for row in csv.DictReader(f)) == ["0", "1"]
+    text = (out / "results.md").read_text()
+    assert f"`{first}`" not in text and f"`{second}` interrupted" in text
+
+    summary = (out / "trials" / first / "run" / "summary.json").read_text()
+    sweep = run_sweep(SWEEP, out, executor=executor, progress=False, workers=1)
+    assert set(sweep.results["status"]) == {"ok"}
+    assert (out / "trials" / first / "run" / "summary.json").read_text() == summary, "the resumed trial trained again"
+
+
+@pytest.mark.slow
+def test_a_resumed_trial_of_an_interrupted_vectorised_sweep_is_recorded_in_the_sweep(tmp_path, monkeypatch, request):
+    out = tmp_path / "sweep"
+    _interrupted_sweep(out, monkeypatch, request)
+    _assert_a_resumed_trial_is_recorded(out, "vectorized")
+
+
+@pytest.mark.slow
+def test_a_resumed_trial_of_an_interrupted_local_sweep_is_recorded_in_the_sweep(tmp_path, monkeypatch, request):
+    out = tmp_path / "sweep"
+    _interrupted_trials(out, monkeypatch, request)
+    _assert_a_resumed_trial_is_recorded(out, "local")
 
 
 def test_a_rerun_refuses_a_trial_whose_data_changed_since_it_began(tmp_path):
