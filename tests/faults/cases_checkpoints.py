@@ -113,7 +113,7 @@ def _deep_tree(w, run):
     )
 
 
-bad_input("resume-checkpoint-other-shapes", "does not fit this run's model")(
+bad_input("resume-checkpoint-other-shapes", "model.hidden differs from the config the checkpoint was trained with")(
     _damaged(lambda w, run: shutil.copy(w._runs / "wide" / "checkpoint.npz", run / "checkpoint.npz"))
 )
 bad_input("resume-checkpoint-wrong-structure", "wrong structure")(
