@@ -109,10 +109,11 @@ def resume(run_dir: str | Path, progress: bool | None = None, callbacks: Iterabl
     def resume_here() -> dict[str, Any]:
         return resume_run(run_dir, steps=steps, progress=progress, callbacks=_callbacks(callbacks))
 
-    if trial_sweep(run_dir) is None:
+    sweep_dir = trial_sweep(run_dir)
+    if sweep_dir is None:
         resume_here()
     else:
-        resume_trial(run_dir, resume_here)
+        resume_trial(sweep_dir, run_dir, resume_here)
     return _open(run_dir)
 
 

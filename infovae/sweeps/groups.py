@@ -24,16 +24,7 @@ from infovae.errors import CheckpointError, RunDirError
 from infovae.files import FolderLock, read_json, remove_temporary_files, write_json
 from infovae.training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 
-__all__ = [
-    "GROUPS",
-    "MEMBERS",
-    "checkpoint_step",
-    "dissolve_groups",
-    "join_states",
-    "split_state",
-    "state_step",
-    "write_members",
-]
+__all__ = ["GROUPS", "MEMBERS", "checkpoint_step", "dissolve_groups", "join_states", "split_state", "state_step", "write_members"]
 
 GROUPS, MEMBERS = "groups", "members.json"
 _RUN, _TRIALS = "run", "trials"

@@ -132,13 +132,13 @@ def trial_sweep(run_dir: str | Path) -> Path | None:
     return sweep_dir if trial_dir.name in {t.name for t in _recorded_spec(sweep_dir).trials} else None
 
 
-def resume_trial(run_dir: str | Path, resume: Callable[[], dict[str, Any]]) -> None:
-    """Resume the sweep trial whose run folder is ``run_dir`` with ``resume()`` (which returns the run's
-    summary), as running the sweep again would: under the sweep folder's lock, from its group's checkpoint
-    where a vectorised sweep left it there, recording the trial's outcome and rewriting the sweep's tables.
-    A resume refused as bad input changed nothing, so the outcome recorded before stands."""
+def resume_trial(sweep_dir: Path, run_dir: str | Path, resume: Callable[[], dict[str, Any]]) -> None:
+    """Resume the trial of the sweep folder ``sweep_dir`` whose run folder is ``run_dir``
+    (:func:`trial_sweep`) with ``resume()`` (which returns the run's summary), as running the sweep again
+    would: under the sweep folder's lock, from its group's checkpoint where a vectorised sweep left it
+    there, recording the trial's outcome and rewriting the sweep's tables. A resume refused as bad input
+    changed nothing, so the outcome recorded before stands."""
     trial_dir = Path(run_dir).absolute().parent
-    sweep_dir = trial_dir.parent.parent
     with FolderLock(sweep_dir, "sweep folder"):
         dissolve_groups(sweep_dir)
         try:

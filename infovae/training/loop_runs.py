@@ -121,10 +121,8 @@ def _remove_unstarted(folder: RunFolder, created: bool) -> bool:
         return False
     if created:
         shutil.rmtree(folder.path, ignore_errors=True)
-    else:
-        remove_temporary_files(folder.path)
-        for path in (folder.config_path, folder.splits_path, folder.metrics_path):
-            path.unlink(missing_ok=True)
+    else:  # the folder was empty when the start began (start_run checks): only the run's own files are there
+        folder.clear_unstarted()
     return True
 
 
