@@ -5,11 +5,12 @@
 
 torch's OpenMP threads wait for work between parallel operations; ``import infovae`` makes them sleep
 at once (``OMP_WAIT_POLICY=PASSIVE``, spin count 0), and ``GOMP_SPINCOUNT=N`` lets them spin about N
-iterations first (libgomp counts about 100,000 a millisecond). Each case runs
-``benchmarks/pyro_step.py``'s Pyro backend in a fresh process (MNIST standard VAE), once with nothing
-else running ("quiet") and once beside one busy-looping process per core ("loaded"), the cases
-interleaved round by round so that a drift of the machine's speed spreads over all of them. The table
-gives each case's mean milliseconds per step in each round and their median.
+iterations first (libgomp counts about 100,000 a millisecond). Each spin count is a case of
+``benchmarks/pyro_step.py``'s Pyro backend (MNIST standard VAE) in a process of its own, the cases taking
+their blocks of steps in turns (so that a drift of the machine's speed is shared by all of them), once
+with nothing else running ("quiet") and once beside one busy-looping process per core ("loaded"), in
+fresh processes each round. The table gives each case's mean milliseconds per step in each round and
+their median.
 """
 
 import argparse
@@ -18,23 +19,22 @@ import statistics
 import subprocess
 import sys
 
-from pyro_step import DEFAULT_CONFIG, run_child  # beside this script, so on its path
+from pyro_step import DEFAULT_CONFIG, measure  # beside this script, so on its path
 
 
-def _mean_step_ms(count, steps, loaded):
-    env = dict(os.environ)
-    env.pop("OMP_WAIT_POLICY", None)  # as a user who set nothing: infovae sets PASSIVE
-    env.pop("GOMP_SPINCOUNT", None)
-    if count:
-        env["GOMP_SPINCOUNT"] = str(count)
+def _mean_step_ms(counts, steps, loaded):
+    """Each spin count's mean milliseconds per step, the counts' processes taking turns."""
+    os.environ.pop("OMP_WAIT_POLICY", None)  # as a user who set nothing: infovae sets PASSIVE
+    os.environ.pop("GOMP_SPINCOUNT", None)
+    cases = {count: f"pyro:GOMP_SPINCOUNT={count}" if count else "pyro" for count in counts}
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)] if loaded else []
     try:
-        result = run_child(DEFAULT_CONFIG, "pyro", steps, block=100, profile=False, env=env)
+        result = measure(DEFAULT_CONFIG, list(cases.values()), steps, block=100)
     finally:
         for process in busy:
             process.kill()
             process.wait()
-    return 1000 * statistics.fmean(result["blocks"])
+    return {count: 1000 * statistics.fmean(result[label]["blocks"]) for count, label in cases.items()}
 
 
 def main():
@@ -43,12 +43,13 @@ def main():
         "--counts", type=int, nargs="+", default=[0, 1000, 10000], help="GOMP_SPINCOUNT values (0: sleep at once)"
     )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=600, help="steps per run")
+    parser.add_argument("--steps", type=int, default=600, help="steps per case")
     args = parser.parse_args()
     results = {(count, loaded): [] for count in args.counts for loaded in (False, True)}
     for _ in range(args.rounds):
-        for count, loaded in results:
-            results[count, loaded].append(_mean_step_ms(count, args.steps, loaded))
+        for loaded in (False, True):
+            for count, ms in _mean_step_ms(args.counts, args.steps, loaded).items():
+                results[count, loaded].append(ms)
     print(f"mean ms per Pyro step, {args.steps} steps, {args.rounds} rounds; loaded: beside {os.cpu_count()} busy processes")
     print("| spin count | quiet, per round | quiet, median | loaded, per round | loaded, median |")
     print("|---|---|---|---|---|")

@@ -31,11 +31,9 @@ def mlp(inputs, outputs):
     )
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--compile", action="store_true", help="torch.compile the loss")
-    parser.add_argument("--steps", type=int, default=300)
-    args = parser.parse_args()
+def make_step(compiled=False):
+    """One optimisation step of the hand-written model on a fixed random minibatch (``compiled``:
+    ``torch.compile`` of the loss, compiled at the first call)."""
     torch.manual_seed(0)
     encoder, decoder = mlp(X + Y, 2 * LATENT), mlp(X + LATENT, Y)
     params = list(encoder.parameters()) + list(decoder.parameters())
@@ -51,12 +49,22 @@ def main():
         kl = (0.5 * (loc**2 + scale**2 - 1) - torch.log(scale)).sum(-1)
         return (kl - recon).mean()
 
-    fn = torch.compile(loss) if args.compile else loss
+    fn = torch.compile(loss) if compiled else loss
 
     def step():
         optimiser.zero_grad(set_to_none=True)
         fn(x, y).backward()
         optimiser.step()
+
+    return step
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the loss")
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args()
+    step = make_step(args.compile)
 
     start = time.perf_counter()
     step()

@@ -71,6 +71,41 @@ def test_benchmark_suite_runs_in_smoke_mode(tmp_path):
     assert (tmp_path / "again" / "benchmark.md").read_text() == (tmp_path / "benchmark.md").read_text()
 
 
+@pytest.mark.slow
+def test_step_benchmark_takes_turns_and_bounds_its_ratios(tmp_path):
+    """``benchmarks/pyro_step.py``: every case's process takes the same number of blocks (in turns), and
+    each ratio to the NumPyro step is the ratio of the means, inside its bootstrap interval."""
+    pytest.importorskip("numpyro")
+    out = tmp_path / "steps.json"
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "pyro_step.py"),
+        "--config",
+        str(ROOT / "examples" / "digits" / "standard_vae.yaml"),
+    ]
+    command += ["--steps", "40", "--block", "10", "--cases", "pyro", "torch", "numpyro", "--json", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    (result,) = figures["rounds"]
+    assert {len(r["blocks"]) for r in result.values()} == {3}  # (40 - the NumPyro chunk of 10) // 10
+    for ratio in figures["ratios"]:
+        blocks = result[ratio["case"]]["blocks"]
+        assert ratio["ratio"] == pytest.approx(sum(blocks) / sum(result["numpyro"]["blocks"]))
+        assert ratio["low"] <= ratio["ratio"] <= ratio["high"]
+    assert "| 1 | torch |" in done.stdout
+
+
+def test_paired_ratio_of_proportional_series_is_exact_and_its_interval_tracks_the_noise(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # pyro_step imports its neighbour, child
+    steps = load(ROOT / "benchmarks" / "pyro_step.py")
+    drifting = [1.0, 1.5, 2.0, 1.2, 0.8, 1.7]  # the machine's speed, shared by both cases in each turn
+    exact = steps.paired_ratio([2 * t for t in drifting], drifting)
+    assert exact == {"ratio": 2.0, "low": 2.0, "high": 2.0, "median_turn": 2.0}
+    noisy = steps.paired_ratio([2 * t * (1 + e) for t, e in zip(drifting, [0.1, -0.1, 0.05, -0.05, 0.1, -0.1])], drifting)
+    assert noisy["low"] < noisy["ratio"] < noisy["high"] and 1.8 < noisy["low"] and noisy["high"] < 2.2
+
+
 def test_benchmark_floors_compute_the_librarys_objective():
     """The hand-written steps the benchmark holds the library to compute the same loss (discrete latent:
     no sampling), so that their times are a floor for the same work."""
