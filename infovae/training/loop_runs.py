@@ -6,9 +6,12 @@ created or written, so that bad input leaves nothing behind.
 """
 
 import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from infovae.core.marginals import MARGINALS
 from infovae.data.base import DataSplits
@@ -16,7 +19,7 @@ from infovae.data.registry import load_splits
 from infovae.diagnostics.evaluate import reports_marginal
 from infovae.errors import RunDirError, TrainingDiverged, UserInputError, first_line
 from infovae.files import remove_temporary_files
-from infovae.training.backends import Backend, backend_class
+from infovae.training.backends import Backend, backend_class, learning_rate
 from infovae.training.checkpoint import load_checkpoint
 from infovae.training.config import RunConfig, apply_overrides, architecture, fit_batch_size, parse_config
 from infovae.training.loop_checkpoint import restore_group
@@ -186,4 +189,13 @@ def _extended(config, steps, summary, folder):
     if summary is not None and summary.get("stopped_early"):
         done = summary.get("steps")
         raise UserInputError(f"the run in {folder.path} stopped early at step {done} (train.early_stopping); it is not extended")
+    if config.train.lr_schedule == "cosine" and steps > config.train.steps:
+        # The schedule depends on train.steps: the steps already taken decayed towards 0 over the old length.
+        rate = learning_rate(np, config.train.steps, config.train.lr, 1.0, steps)
+        warnings.warn(
+            f"train.lr_schedule=cosine: the run's {config.train.steps} steps decayed the learning rate over "
+            f"{config.train.steps} steps; the extension goes on from step {config.train.steps} on the decay over "
+            f"{steps} (learning rate {rate:.3g}), so it does not equal a run of {steps} steps trained in one go",
+            stacklevel=2,
+        )
     return extended

@@ -136,6 +136,13 @@ def test_extending_a_finished_run_equals_training_to_the_new_length_in_one_go(tm
         resume_run(tmp_path / "extended", steps=10, progress=False)
 
 
+def test_extending_a_cosine_run_warns_that_it_restarts_the_decay(tmp_path):
+    start_run(parse_config(with_train(steps=20, lr_schedule="cosine")), tmp_path / "run", progress=False)
+    # The rate at step 20 of a decay over 40 steps: half the base rate of 0.01.
+    with pytest.warns(UserWarning, match=r"decay over 40 \(learning rate 0\.005\), so it does not equal"):
+        resume_run(tmp_path / "run", steps=40, progress=False)
+
+
 def without_timings(summary):
     return {k: v for k, v in summary.items() if "seconds" not in k}
 
