@@ -92,38 +92,43 @@ def start_run(
     splits = load_splits(config.data, config.likelihood)
     config = fit_batch_size(config, splits.train)
     backend = build_backend([config], splits)
-    created = not folder.path.exists()
-    folder.create()
+    made = folder.create()
     with folder.lock():
         if not folder.is_empty():
             raise RunDirError(f"run folder {folder.path} was filled by another process meanwhile; choose another --out")
         try:
             folder.write_start(config, splits)
         except BaseException:
-            _remove_unstarted(folder, created)
+            _remove_unstarted(folder, made)
             raise
         try:
             return _run_one(backend, config, folder, splits, None, progress, callbacks)
         except UserInputError:
             # Bad input found at the first step (a library that fails to import when a program is first
             # traced, say): the same --out must work once it is fixed.
-            _remove_unstarted(folder, created)
+            _remove_unstarted(folder, made)
             raise
         except (MemoryError, RuntimeError) as error:
             # Memory runs out at the first step (the optimiser's state, a step's activations), after the
             # folder was made: a run that trained nothing is removed and the size named on one line.
-            if not _out_of_memory(error) or not _remove_unstarted(folder, created):
+            if not _out_of_memory(error) or not _remove_unstarted(folder, made):
                 raise
             raise UserInputError(f"the model does not fit in this machine's memory: {first_line(error)[:300]}") from None
 
 
-def _remove_unstarted(folder: RunFolder, created: bool) -> bool:
+def _remove_unstarted(folder: RunFolder, made: list[Path]) -> bool:
     """Remove what a start that failed wrote, unless it trained something (a checkpoint, an evaluation):
-    the folder if the start made it, else only the run's files in it. Returns whether it did."""
+    the folder if the start made it (``made``: the folders it made, the run's first, then its parents),
+    with the parents it made that are still empty, else only the run's files in it. Returns whether it did."""
     if folder.has_checkpoint() or folder.has_records():
         return False
-    if created:
+    if made:
         shutil.rmtree(folder.path, ignore_errors=True)
+        for parent in made[1:]:
+            try:
+                parent.rmdir()  # only if empty: another run may have been put beside this one meanwhile
+            except OSError:
+                break
     else:  # the folder was empty when the start began (start_run checks): only the run's own files are there
         folder.clear_unstarted()
     return True

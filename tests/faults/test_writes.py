@@ -79,6 +79,28 @@ def test_memory_running_out_at_the_first_step_is_one_line_and_leaves_no_folder(t
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("sibling", [False, True])
+def test_a_failed_start_removes_the_parent_folders_it_made_while_they_are_empty(tmp_path, monkeypatch, sibling):
+    """``--out a/b/run`` where ``a`` did not exist: a start that fails leaves no ``a``; a parent that another
+    run's folder was put into meanwhile stays, with it."""
+    from infovae.errors import UserInputError
+    from infovae.training import loop_runs
+    from infovae.training.config import parse_config
+
+    def out_of_memory(*args, **kwargs):
+        if sibling:
+            (tmp_path / "a" / "other").mkdir()
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: 6 GB")
+
+    monkeypatch.setattr(loop_runs, "train_group", out_of_memory)
+    with pytest.raises(UserInputError, match="does not fit in this machine's memory"):
+        loop_runs.start_run(parse_config(TINY), tmp_path / "a" / "b" / "run", progress=False)
+    if sibling:
+        assert [p.name for p in (tmp_path / "a").iterdir()] == ["other"]
+    else:
+        assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("existed", [False, True])
 def test_bad_input_found_at_the_first_step_leaves_no_folder_and_the_same_out_then_works(tmp_path, monkeypatch, existed):
     """(NumPyro's libraries found but failing to import when a program is first traced) A start that fails on
