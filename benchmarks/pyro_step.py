@@ -16,17 +16,18 @@ objective's terms) is timed apart. The processes then take their steps **in turn
 others step: the machine's speed, which drifts on a shared host by a third within minutes, is then the
 same for the blocks of one turn, and the ratio of two cases is read from blocks taken side by side.
 
-The report gives each case's mean milliseconds per step over the run (what a user waits for) and its median
-block, then each case's ratio to the NumPyro step: the ratio of the two means over all turns, with a 95%
-interval from resampling the turns (a bootstrap of 2000 draws: the ratio's noise between turns, not a
-systematic difference between the processes), and the median of the turns' own ratios. ``--rounds``
-repeats the whole measurement in fresh processes. ``pyro-eager`` is the Pyro backend with its
-objective's terms computed in Python at every step (``TracedTerms.eager``) instead of replayed from
+The report gives each case's mean milliseconds per step over the run (what a user waits for) and its
+median block, then each case's ratio to the NumPyro step: the ratio of the two means over all turns,
+with a 95% interval from resampling the turns (a bootstrap of 2000 draws: the ratio's noise between
+turns, not a systematic difference between the processes), and the median of the turns' own ratios.
+``--rounds`` repeats the whole measurement in fresh processes. ``pyro-eager`` is the Pyro backend with
+its objective's terms computed in Python at every step (``TracedTerms.eager``) instead of replayed from
 their recording: the same numbers, the step before the recording. ``CASE:NAME=VALUE`` runs a case with
-an environment variable set (``:`` between several), ``pyro:GOMP_SPINCOUNT=1000`` say. ``torch`` is
-the MNIST standard VAE's step written by hand in plain PyTorch (``benchmarks/torch_floor.py``, whatever
-``--config`` says): the floor under the Pyro step; ``torch-compiled`` the same with ``torch.compile`` of
-its loss (compiled in its first chunk).
+an environment variable set (``:`` between several), ``pyro:GOMP_SPINCOUNT=1000`` say; the reference of
+the ratios is the case ``numpyro``, as it is named. ``torch`` is the MNIST standard VAE's step written
+by hand in plain PyTorch (``benchmarks/torch_floor.py``, whatever ``--config`` says): the floor under
+the Pyro step; ``torch-compiled`` the same with ``torch.compile`` of its loss (compiled in its first
+chunk).
 """
 
 import argparse
@@ -47,8 +48,10 @@ BACKENDS = ("pyro", "pyro-eager", "numpyro", "torch", "torch-compiled")
 
 
 def _measure(config_path, backend, block, profile, device):
-    """Runs in the child process: takes the first chunk, prints a JSON line, then takes one block of steps
-    for each line read from stdin and prints its seconds per step, until stdin closes."""
+    """Runs in the child process: takes the first chunk (and with ``profile`` one block more, under
+    cProfile, untimed), prints a JSON line, then takes one block of steps for each line read from stdin and
+    prints its seconds per step and when it started and ended (``time.monotonic``, one clock for all the
+    processes), until stdin closes."""
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever else writes to stdout goes to stderr, out of the replies' way
     if backend.startswith("torch"):
@@ -59,22 +62,20 @@ def _measure(config_path, backend, block, profile, device):
 
     start = time.perf_counter()
     take(chunk, chunk)
-    print(json.dumps({"first_chunk": time.perf_counter() - start, "chunk": chunk}), file=replies, flush=True)
-    for line in sys.stdin:
-        if profile:
-            import cProfile
-            import pstats
+    first = time.perf_counter() - start
+    if profile:
+        import cProfile
+        import pstats
 
-            profiler = cProfile.Profile()
-            profiler.enable()
-        start = time.perf_counter()
+        profiler = cProfile.Profile()
+        profiler.runcall(take, block, chunk)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    print(json.dumps({"first_chunk": first, "chunk": chunk}), file=replies, flush=True)
+    for line in sys.stdin:
+        began, start = time.monotonic(), time.perf_counter()
         take(int(line), chunk)
         seconds = (time.perf_counter() - start) / int(line)
-        if profile:
-            profiler.disable()
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
-            profile = False
-        print(json.dumps(seconds), file=replies, flush=True)
+        print(json.dumps({"seconds": seconds, "span": [began, time.monotonic()]}), file=replies, flush=True)
 
 
 def _backend_stepper(config_path, backend, device):
@@ -112,6 +113,8 @@ class _Case:
         backend, *assignments = label.split(":")
         if backend not in BACKENDS:
             raise SystemExit(f"case {label!r}: the backend must be one of {', '.join(BACKENDS)}")
+        if not all("=" in a[1:] for a in assignments):
+            raise SystemExit(f"case {label!r}: an environment variable is set as :NAME=VALUE")
         env = dict(os.environ, **dict(a.split("=", 1) for a in assignments))
         command = [sys.executable, __file__, "--child", backend, "--config", str(config), "--block", str(block)]
         command += ["--device", device] + (["--profile"] if profile else [])
@@ -123,19 +126,25 @@ class _Case:
 
     def _reply(self):
         line = self.process.stdout.readline()
-        if not line:
+        if not line:  # the process ended: its last words are on its stderr
             self.errors.seek(0)
             lines = self.errors.read().strip().splitlines()
             raise SystemExit(f"{self.label}: {lines[-1] if lines else self.process.wait()}")
         return json.loads(line)
 
     def block(self, steps):
-        self.process.stdin.write(f"{steps}\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(f"{steps}\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass  # it ended while it waited: _reply says why
         return self._reply()
 
     def close(self, show_errors):
-        self.process.stdin.close()
+        try:
+            self.process.stdin.close()
+        except BrokenPipeError:  # the unsent request of a process that had ended
+            pass
         self.process.wait()
         if show_errors:
             self.errors.seek(0)
@@ -145,16 +154,19 @@ class _Case:
 
 def measure(config, cases, steps, block, profile=False, device="cpu"):
     """Each case's first chunk (seconds) and seconds per step of each block, ``steps`` steps in all per
-    case, the blocks taken in turns: ``{case: {"first_chunk": s, "steps": n, "blocks": [s, ...]}}``."""
+    case, the blocks taken in turns: ``{case: {"first_chunk": s, "steps": n, "blocks": [s, ...], "spans":
+    [[start, end], ...]}}`` (``time.monotonic`` at each block's start and end)."""
+    if len(set(cases)) < len(cases):
+        raise SystemExit(f"a case is named twice in {' '.join(cases)}")
     started = []
     try:
         for label in cases:  # one after the other: each compiles or records alone
             started.append(_Case(label, config, block, profile, device))
         turns = max(1, (steps - max(case.first["chunk"] for case in started)) // block)
-        blocks = {case.label: [] for case in started}
+        replies = {case.label: [] for case in started}
         for turn in range(turns):
             for case in started if turn % 2 == 0 else started[::-1]:
-                blocks[case.label].append(case.block(block))
+                replies[case.label].append(case.block(block))
     finally:
         for case in started:
             case.close(show_errors=profile)
@@ -162,7 +174,8 @@ def measure(config, cases, steps, block, profile=False, device="cpu"):
         case.label: {
             "first_chunk": case.first["first_chunk"],
             "steps": case.first["chunk"] + block * turns,
-            "blocks": blocks[case.label],
+            "blocks": [r["seconds"] for r in replies[case.label]],
+            "spans": [r["span"] for r in replies[case.label]],
         }
         for case in started
     }

@@ -89,6 +89,11 @@ def test_step_benchmark_takes_turns_and_bounds_its_ratios(tmp_path):
     figures = json.loads(out.read_text())
     (result,) = figures["rounds"]
     assert {len(r["blocks"]) for r in result.values()} == {3}  # (40 - the NumPyro chunk of 10) // 10
+    # One block at a time, in turns: pyro torch numpyro, then numpyro torch pyro, then as the first.
+    spans = sorted((start, end, case) for case, r in result.items() for start, end in r["spans"])
+    assert all(end <= next_start for (_, end, _), (next_start, _, _) in zip(spans, spans[1:]))
+    order = ["pyro", "torch", "numpyro"]
+    assert [case for _, _, case in spans] == order + order[::-1] + order
     for ratio in figures["ratios"]:
         blocks = result[ratio["case"]]["blocks"]
         assert ratio["ratio"] == pytest.approx(sum(blocks) / sum(result["numpyro"]["blocks"]))

@@ -11,15 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from infovae.core.marginals import MARGINALS
 from infovae.data.base import DataSplits
 from infovae.data.registry import load_splits
 from infovae.diagnostics.evaluate import reports_marginal
 from infovae.errors import RunDirError, TrainingDiverged, UserInputError, first_line
 from infovae.files import remove_temporary_files
-from infovae.training.backends import Backend, backend_class, learning_rate
+from infovae.training.backends import Backend, backend_class
 from infovae.training.checkpoint import load_checkpoint
 from infovae.training.config import RunConfig, apply_overrides, architecture, fit_batch_size, parse_config
 from infovae.training.loop_checkpoint import restore_group
@@ -118,19 +116,21 @@ def start_run(
 
 def _remove_unstarted(folder: RunFolder, made: list[Path]) -> bool:
     """Remove what a start that failed wrote, unless it trained something (a checkpoint, an evaluation):
-    the folder if the start made it (``made``: the folders it made, the run's first, then its parents),
-    with the parents it made that are still empty, else only the run's files in it. Returns whether it did."""
+    the folder if the start made it, else only the run's files in it, and then the parents the start made
+    (``made``: the folders :meth:`RunFolder.create` made, the run's first) while they are empty. Returns
+    whether it did."""
     if folder.has_checkpoint() or folder.has_records():
         return False
-    if made:
+    own = bool(made) and made[0] == folder.path
+    if own:
         shutil.rmtree(folder.path, ignore_errors=True)
-        for parent in made[1:]:
-            try:
-                parent.rmdir()  # only if empty: another run may have been put beside this one meanwhile
-            except OSError:
-                break
     else:  # the folder was empty when the start began (start_run checks): only the run's own files are there
         folder.clear_unstarted()
+    for parent in made[1:] if own else made:
+        try:
+            parent.rmdir()  # only if empty: another run may have been put beside this one meanwhile
+        except OSError:
+            break
     return True
 
 
@@ -160,6 +160,7 @@ def resume_run(
         remove_temporary_files(folder.path)
         config = folder.read_config()
         summary = folder.read_summary()
+        length = config.train.steps  # before an extension
         if steps is not None and steps != config.train.steps:
             config = _extended(config, steps, summary, folder)
         elif summary is not None:
@@ -177,6 +178,13 @@ def resume_run(
         splits = load_run_splits(config, folder)
         backend = build_backend([config], splits)
         state = load_checkpoint(folder.checkpoint_path) if folder.has_checkpoint() else None
+        if state is not None and config.train.steps != length and config.train.lr_schedule == "cosine":
+            warnings.warn(
+                f"train.lr_schedule=cosine decays the learning rate to 0 over train.steps: the run's first "
+                f"{int(state['step'])} steps followed the decay over {length} steps, the rest follow the decay over "
+                f"{config.train.steps}, so the run does not equal one trained to {config.train.steps} steps in one go",
+                stacklevel=2,
+            )
         if steps is not None:
             if state is not None:  # a checkpoint the run cannot continue from is refused before the folder changes
                 restore_group(state, backend, [TrialProgress(config, folder, len(splits.train))])
@@ -194,13 +202,4 @@ def _extended(config, steps, summary, folder):
     if summary is not None and summary.get("stopped_early"):
         done = summary.get("steps")
         raise UserInputError(f"the run in {folder.path} stopped early at step {done} (train.early_stopping); it is not extended")
-    if config.train.lr_schedule == "cosine" and steps > config.train.steps:
-        # The schedule depends on train.steps: the steps already taken decayed towards 0 over the old length.
-        rate = learning_rate(np, config.train.steps, config.train.lr, 1.0, steps)
-        warnings.warn(
-            f"train.lr_schedule=cosine: the run's {config.train.steps} steps decayed the learning rate over "
-            f"{config.train.steps} steps; the extension goes on from step {config.train.steps} on the decay over "
-            f"{steps} (learning rate {rate:.3g}), so it does not equal a run of {steps} steps trained in one go",
-            stacklevel=2,
-        )
     return extended

@@ -113,20 +113,25 @@ class RunFolder:
 
     def create(self) -> list[Path]:
         """Make the folder (and its parents), refusing a path that is a file or cannot be written; returns
-        the folders it made, the run's own first, then its parents upwards."""
+        the folders this call made, the run's own first, then its parents upwards."""
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"{self.path} is a file, not a folder for a run")
-        made, missing = [], self.path
-        while not missing.exists() and missing != missing.parent:
-            made.append(missing)
-            missing = missing.parent
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise RunDirError(f"cannot make the folder {self.path}: a part of its path is a file") from None
-        except OSError as error:
-            raise RunDirError(f"cannot make the folder {self.path}: {error.strerror or error}") from None
-        return made
+        made = []
+        # Each part of the path as written (`..` included), from the top, so that only a folder whose
+        # mkdir succeeded here is counted as made, and nothing that existed or another process made.
+        for folder in [*reversed(self.path.parents), self.path]:
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                if not folder.is_dir():
+                    raise RunDirError(f"cannot make the folder {self.path}: a part of its path is a file") from None
+                continue
+            except NotADirectoryError:
+                raise RunDirError(f"cannot make the folder {self.path}: a part of its path is a file") from None
+            except OSError as error:
+                raise RunDirError(f"cannot make the folder {self.path}: {error.strerror or error}") from None
+            made.append(folder)
+        return made[::-1]
 
     def write_start(self, config: RunConfig, splits: DataSplits) -> None:
         """``config.yaml`` and ``splits.npz`` of a new run."""

@@ -101,6 +101,24 @@ def test_a_failed_start_removes_the_parent_folders_it_made_while_they_are_empty(
         assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failed_start_through_dot_dot_removes_only_what_it_made(tmp_path, monkeypatch):
+    """``--out a/../b/run`` where ``b/run`` existed, empty, and ``a`` did not: the start made ``a`` alone, and
+    a failure removes ``a`` and leaves ``b/run``."""
+    from infovae.errors import UserInputError
+    from infovae.training import loop_runs
+    from infovae.training.config import parse_config
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: 6 GB")
+
+    (tmp_path / "b" / "run").mkdir(parents=True)
+    monkeypatch.setattr(loop_runs, "train_group", out_of_memory)
+    with pytest.raises(UserInputError, match="does not fit in this machine's memory"):
+        loop_runs.start_run(parse_config(TINY), tmp_path / "a" / ".." / "b" / "run", progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]
+    assert {p.name for p in (tmp_path / "b" / "run").iterdir()} <= {".lock"}
+
+
 @pytest.mark.parametrize("existed", [False, True])
 def test_bad_input_found_at_the_first_step_leaves_no_folder_and_the_same_out_then_works(tmp_path, monkeypatch, existed):
     """(NumPyro's libraries found but failing to import when a program is first traced) A start that fails on

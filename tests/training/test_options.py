@@ -4,6 +4,7 @@ extending a finished run, the unconditional VAE, and their bad values."""
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from infovae.data.registry import load_splits
 from infovae.training.checkpoint import load_checkpoint
 from infovae.training.config import ConfigError, parse_config
 from infovae.training.loop import MinibatchSampler, build_backend, resume_run, start_run
+
+from .crash import start_and_crash
 
 TINY = {
     "data": {"kind": "strategies", "num_examples": 240, "horizon": 4, "num_strategies": 3},
@@ -122,7 +125,9 @@ def test_grad_clip_bounds_the_first_adam_moment():
 def test_extending_a_finished_run_equals_training_to_the_new_length_in_one_go(tmp_path):
     start_run(parse_config(with_train(steps=30)), tmp_path / "whole", progress=False)
     start_run(parse_config(with_train(steps=20)), tmp_path / "extended", progress=False)
-    summary = resume_run(tmp_path / "extended", steps=30, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a constant learning rate: nothing to warn of
+        summary = resume_run(tmp_path / "extended", steps=30, progress=False)
     whole = load_checkpoint(tmp_path / "whole" / "checkpoint.npz")["backend"]["weights"]
     extended = load_checkpoint(tmp_path / "extended" / "checkpoint.npz")["backend"]["weights"]
     for part in ("model", "guide"):
@@ -136,10 +141,17 @@ def test_extending_a_finished_run_equals_training_to_the_new_length_in_one_go(tm
         resume_run(tmp_path / "extended", steps=10, progress=False)
 
 
-def test_extending_a_cosine_run_warns_that_it_restarts_the_decay(tmp_path):
-    start_run(parse_config(with_train(steps=20, lr_schedule="cosine")), tmp_path / "run", progress=False)
-    # The rate at step 20 of a decay over 40 steps: half the base rate of 0.01.
-    with pytest.warns(UserWarning, match=r"decay over 40 \(learning rate 0\.005\), so it does not equal"):
+@pytest.mark.parametrize("finished", [True, False])
+def test_extending_a_cosine_run_warns_that_its_steps_so_far_decayed_over_the_old_length(tmp_path, monkeypatch, finished):
+    config = parse_config(with_train(steps=20, lr_schedule="cosine"))
+    if finished:
+        start_run(config, tmp_path / "run", progress=False)
+    else:  # a crash at step 15 leaves the checkpoint of step 10
+        start_and_crash(monkeypatch, lambda: start_run(config, tmp_path / "run", progress=False), step=15)
+    done = 20 if finished else 10
+    with pytest.warns(
+        UserWarning, match=rf"first {done} steps followed the decay over 20 steps, the rest follow the decay over 40"
+    ):
         resume_run(tmp_path / "run", steps=40, progress=False)
 
 

@@ -16,6 +16,8 @@ from infovae.training.config import parse_config
 from infovae.training.loop import resume_run, start_run
 from infovae.training.pyro_backend import PyroBackend
 
+from .crash import start_and_crash
+
 SUMMARY_KEYS = {
     "test_loss",
     "test_recon",
@@ -105,19 +107,7 @@ def test_resume_gives_the_same_weights_and_metrics_as_an_uninterrupted_run(tmp_p
     config = parse_config(TINY)
     start_run(config, tmp_path / "whole", progress=False)
 
-    real_step = PyroBackend._step
-    calls = {"n": 0}
-
-    def crashing_step(self, x, y):
-        calls["n"] += 1
-        if calls["n"] == 25:
-            raise KeyboardInterrupt
-        return real_step(self, x, y)
-
-    monkeypatch.setattr(PyroBackend, "_step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
-        start_run(config, tmp_path / "crashed", progress=False)
-    monkeypatch.setattr(PyroBackend, "_step", real_step)
+    start_and_crash(monkeypatch, lambda: start_run(config, tmp_path / "crashed", progress=False), step=25)
     assert load_checkpoint(tmp_path / "crashed" / "checkpoint.npz")["step"] == 20
     resume_run(tmp_path / "crashed", progress=False)
 
