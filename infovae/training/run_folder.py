@@ -120,6 +120,8 @@ class RunFolder:
         # Each part of the path as written (`..` included), from the top, so that only a folder whose
         # mkdir succeeded here is counted as made, and nothing that existed or another process made.
         for folder in [*reversed(self.path.parents), self.path]:
+            if folder.is_dir():  # not even tried: a read-only or foreign ancestor may refuse mkdir otherwise
+                continue
             try:
                 folder.mkdir()
             except FileExistsError:
