@@ -124,11 +124,9 @@ class RunFolder:
                 continue
             try:
                 folder.mkdir()
-            except FileExistsError:
-                if not folder.is_dir():
-                    raise RunDirError(f"cannot make the folder {self.path}: a part of its path is a file") from None
-                continue
-            except NotADirectoryError:
+            except (FileExistsError, NotADirectoryError):
+                if folder.is_dir():  # another process made it meanwhile
+                    continue
                 raise RunDirError(f"cannot make the folder {self.path}: a part of its path is a file") from None
             except OSError as error:
                 raise RunDirError(f"cannot make the folder {self.path}: {error.strerror or error}") from None
